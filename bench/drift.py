@@ -1,0 +1,450 @@
+"""Drift detection: monitor throughput, detector latency, false alarms, detection delay.
+
+Everything uses the sentiment champion and driftloop's own monitor code:
+
+- events/s: ``wrk`` POSTs CloudEvents request/response pairs (unique ``ce-id``
+  per pair, KServe logger headers) to a running monitor process on loopback;
+  baseline: the do-nothing CloudEvents sink at the same concurrency.
+- per window: ``ReferenceBundle.featurizer.transform`` + ``DetectorSet.run``
+  (what the monitor's engine does per window), per detector and in total.
+- false alarms: unshifted windows resampled from held-out in-domain texts
+  (rows neither trained on nor in the reference), alarms per 100k events.
+- detection delay: a stream switches at a random point inside a window from
+  in-domain texts to a mix with ``sentiment-tweets`` (small 20 %, medium 50 %,
+  large 100 % of events from the new domain); delay = events after onset until
+  the first window that flags drift.
+
+Baseline for the detection figures, run on the same windows: a plain
+``alibi_detect.cd.KSDrift`` on raw per-text numbers (log character count, word
+count, the model's positive-class probability), no projection, no MMD, no
+chi-square on predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bench.context import Context, SectionSkipped
+from bench.loadgen import run_wrk, wrk_available
+from bench.models import sentiment_model
+from bench.procs import free_port, running
+from bench.serving import cloudevents_sink, server_env
+
+SHIFTS = {"small": 0.2, "medium": 0.5, "large": 1.0}
+SHIFTED_DATASET = "sentiment-tweets"
+RAW_P_VAL = 0.05
+
+
+@dataclass
+class Pools:
+    reference: list[str]
+    clean: list[str]  # held-out in-domain rows for replay
+    shifted: list[str]
+
+
+def raw_features(model, texts: list[str]) -> np.ndarray:
+    """The baseline's features: what you can compute per text without driftloop's featuriser."""
+    proba = model.predict_proba(texts)[:, -1]
+    chars = np.log1p([len(t) for t in texts])
+    words = np.asarray([len(t.split()) for t in texts], dtype=float)
+    return np.column_stack([chars, words, proba]).astype(np.float32)
+
+
+class RawKSBaseline:
+    def __init__(self, model, reference: list[str]):
+        from alibi_detect.cd import KSDrift
+
+        self.model = model
+        self.detector = KSDrift(
+            raw_features(model, reference), p_val=RAW_P_VAL, correction="bonferroni"
+        )
+
+    def window(self, texts: list[str]) -> tuple[bool, float]:
+        started = time.perf_counter()
+        result = self.detector.predict(raw_features(self.model, texts))
+        return bool(result["data"]["is_drift"]), time.perf_counter() - started
+
+
+class DriftloopDetectors:
+    """One window through driftloop's featuriser and configured detectors."""
+
+    def __init__(self, model, reference: list[str], seed: int, config):
+        from driftloop.monitor.reference import build_reference
+
+        self.model = model
+        self.bundle = build_reference(model, reference, config=config, seed=seed)
+
+    def window(self, texts: list[str]) -> tuple[bool, float, dict[str, float]]:
+        started = time.perf_counter()
+        labels = [str(x) for x in self.model.predict(texts)]
+        features = self.bundle.featurizer.transform(texts, labels)
+        results = self.bundle.detectors.run(features)
+        elapsed = time.perf_counter() - started
+        return any(r.detected for r in results), elapsed, {r.name: r.seconds for r in results}
+
+
+def build_pools(model_fixture, seed: int) -> Pools:
+    from driftloop.datasets import load_dataset
+
+    val = model_fixture.extra["val_frame"]["text"].astype(str).tolist()
+    test = model_fixture.extra["test_frame"]["text"].astype(str).tolist()
+    rng = np.random.default_rng(seed)
+    test = [test[i] for i in rng.permutation(len(test))]
+    half = len(test) // 2
+    shifted = load_dataset(SHIFTED_DATASET)["text"].astype(str).tolist()
+    return Pools(reference=val + test[:half], clean=test[half:], shifted=shifted)
+
+
+def sample_window(
+    pools: Pools, rng: np.random.Generator, size: int, shifted_share: float, shifted_from: int = 0
+) -> list[str]:
+    """``size`` texts; from ``shifted_from`` on, new-domain texts with ``shifted_share``.
+
+    In-domain texts are drawn without replacement within a window (duplicates
+    would themselves look like drift to KS/MMD); windows overlap when the
+    held-out pool is smaller than a few windows.
+    """
+    clean = iter(rng.permutation(len(pools.clean)))
+    texts = []
+    for position in range(size):
+        if position >= shifted_from and rng.random() < shifted_share:
+            texts.append(pools.shifted[rng.integers(len(pools.shifted))])
+        else:
+            index = next(clean, None)
+            texts.append(
+                pools.clean[index if index is not None else rng.integers(len(pools.clean))]
+            )
+    return texts
+
+
+def measure_false_alarms(
+    ctx: Context,
+    ours: DriftloopDetectors,
+    raw: RawKSBaseline,
+    pools: Pools,
+    window: int,
+    windows: int,
+    seed: int,
+) -> None:
+    rng = np.random.default_rng(seed)
+    ours_alarms = raw_alarms = 0
+    ours_seconds, raw_seconds = [], []
+    per_detector: dict[str, list[float]] = {}
+    task = ctx.progress.add_task("drift: unshifted replay", total=windows)
+    for _ in range(windows):
+        texts = sample_window(pools, rng, window, 0.0)
+        detected, seconds, parts = ours.window(texts)
+        ours_alarms += detected
+        ours_seconds.append(seconds)
+        for name, part in parts.items():
+            per_detector.setdefault(name, []).append(part)
+        raw_detected, raw_s = raw.window(texts)
+        raw_alarms += raw_detected
+        raw_seconds.append(raw_s)
+        ctx.progress.advance(task)
+    events = windows * window
+    ctx.add(
+        "false alarms per 100k events (unshifted replay)",
+        ours_alarms / events * 1e5,
+        "alarms/100k events",
+        baseline="plain KSDrift on raw features",
+        baseline_value=raw_alarms / events * 1e5,
+        better="lower",
+        windows=windows,
+        window=window,
+        events=events,
+        seed=seed,
+        alarms=ours_alarms,
+        baseline_alarms=raw_alarms,
+    )
+    ctx.add(
+        "detector latency per window (all configured detectors + featurise)",
+        float(np.mean(ours_seconds)) * 1000,
+        "ms",
+        baseline="plain KSDrift on raw features",
+        baseline_value=float(np.mean(raw_seconds)) * 1000,
+        better="lower",
+        window=window,
+        windows=windows,
+        p95_ms=round(float(np.percentile(ours_seconds, 95)) * 1000, 1),
+    )
+    for name, parts in per_detector.items():
+        ctx.add(
+            "detector latency per window",
+            float(np.mean(parts)) * 1000,
+            "ms",
+            baseline="plain KSDrift on raw features",
+            baseline_value=float(np.mean(raw_seconds)) * 1000,
+            better="lower",
+            detector=name,
+            window=window,
+            windows=windows,
+        )
+
+
+def detection_delay(
+    detector, pools: Pools, window: int, share: float, seed: int, max_windows: int
+) -> int | None:
+    """Events after onset until the first flagged window (None: not within max_windows)."""
+    rng = np.random.default_rng(seed)
+    onset = int(rng.integers(window))  # position of the onset inside the first window
+    for index in range(max_windows):
+        texts = sample_window(pools, rng, window, share, shifted_from=onset if index == 0 else 0)
+        detected = detector.window(texts)[0]
+        if detected:
+            return (index + 1) * window - onset
+    return None
+
+
+def measure_delays(
+    ctx: Context,
+    ours: DriftloopDetectors,
+    raw: RawKSBaseline,
+    pools: Pools,
+    window: int,
+    seeds: list[int],
+    max_windows: int,
+) -> None:
+    task = ctx.progress.add_task("drift: graded shifts", total=len(SHIFTS) * len(seeds))
+    for level, share in SHIFTS.items():
+        ours_delays, raw_delays = [], []
+        for seed in seeds:
+            ours_delays.append(detection_delay(ours, pools, window, share, seed, max_windows))
+            raw_delays.append(detection_delay(raw, pools, window, share, seed, max_windows))
+            ctx.progress.advance(task)
+        cap = max_windows * window
+        ctx.add(
+            f"detection delay, {level} shift",
+            _median(ours_delays, cap),
+            "events after onset",
+            baseline="plain KSDrift on raw features",
+            baseline_value=_median(raw_delays, cap),
+            better="lower",
+            shift=level,
+            shifted_share=share,
+            seeds=seeds,
+            window=window,
+            detected=f"{sum(d is not None for d in ours_delays)}/{len(seeds)}",
+            baseline_detected=f"{sum(d is not None for d in raw_delays)}/{len(seeds)}",
+            gave_up_after=max_windows * window,
+            note="median over seeds; a run not detected within gave_up_after events counts "
+            "as that many",
+        )
+
+
+def _median(delays: list[int | None], cap: int) -> float:
+    """Median delay, an undetected run counting as ``cap`` (so the figure is a lower bound)."""
+    return float(np.median([cap if d is None else d for d in delays]))
+
+
+# --- HTTP intake ----------------------------------------------------------------
+EVENTS_LUA = r"""
+local REQ = "org.kubeflow.serving.inference.request"
+local RESP = "org.kubeflow.serving.inference.response"
+next_tid = 1
+function setup(thread)
+  thread:set("tid", "t" .. next_tid)
+  next_tid = next_tid + 1
+end
+local counter = 0
+function request()
+  counter = counter + 1
+  local pair = math.floor((counter + 1) / 2)
+  local index = (pair % #requests) + 1
+  local is_request = (counter % 2 == 1)
+  local headers = {
+    ["ce-specversion"] = "1.0", ["ce-id"] = tid .. "-" .. pair,
+    ["ce-type"] = is_request and REQ or RESP, ["ce-source"] = "bench",
+    ["ce-inferenceservicename"] = MODEL, ["ce-namespace"] = "default",
+    ["ce-component"] = "predictor", ["ce-endpoint"] = "default",
+    ["Content-Type"] = "application/json",
+  }
+  return wrk.format("POST", "/", headers, is_request and requests[index] or responses[index])
+end
+"""
+
+
+def _lua_string(text: str) -> str:
+    level = 0
+    while f"]{'=' * level}]" in text:
+        level += 1
+    return f"[{'=' * level}[{text}]{'=' * level}]"
+
+
+def events_lua(model_name: str, model, texts: list[str]) -> str:
+    labels = [str(x) for x in model.predict(texts)]
+    requests = [
+        json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [t]}]})
+        for t in texts
+    ]
+    responses = [
+        json.dumps(
+            {
+                "model_name": model_name,
+                "outputs": [{"name": "label", "datatype": "BYTES", "shape": [1], "data": [label]}],
+            }
+        )
+        for label in labels
+    ]
+    return "\n".join(
+        [
+            f"MODEL = {_lua_string(model_name)}",
+            "requests = {" + ", ".join(_lua_string(r) for r in requests) + "}",
+            "responses = {" + ", ".join(_lua_string(r) for r in responses) + "}",
+            EVENTS_LUA,
+        ]
+    )
+
+
+def _metric_total(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        if all(f'{k}="{v}"' in head for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+def measure_intake(ctx: Context, model_fixture, pools: Pools, concurrency: int) -> None:
+    import httpx
+
+    from driftloop.monitor.reference import fit_reference
+    from driftloop.settings import Settings
+
+    reference_csv = ctx.work / "drift-reference.csv"
+    pd.DataFrame({"text": pools.reference}).to_csv(reference_csv, index=False)
+    fit_reference(model_fixture.name, model_fixture.extra["version"], reference_csv, Settings())
+    lua = events_lua(model_fixture.name, model_fixture.estimator, pools.clean[:100])
+    seconds = ctx.budget.load_seconds * 2
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "bench.monitor_server",
+        "--model",
+        model_fixture.name,
+        "--port",
+        str(port),
+    ]
+    with running(
+        "monitor",
+        command,
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+        log=ctx.logs_dir() / "monitor.log",
+        env=server_env(),
+        timeout_s=120,
+        http_port=port,
+    ) as monitor:
+        deadline = time.monotonic() + 90
+        while not httpx.get(f"{monitor.base_url}/status", timeout=5).json().get("reference_loaded"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("monitor never loaded the drift reference")
+            time.sleep(0.5)
+        before = httpx.get(f"{monitor.base_url}/metrics", timeout=10).text
+        result = run_wrk(
+            f"{monitor.base_url}/",
+            concurrency=concurrency,
+            seconds=seconds,
+            server_pid=monitor.pid,
+            lua=lua,
+        )
+        time.sleep(2.0)  # queued windows finish
+        after = httpx.get(f"{monitor.base_url}/metrics", timeout=10).text
+    with cloudevents_sink(ctx) as sink:
+        baseline = run_wrk(
+            f"{sink.base_url}/",
+            concurrency=concurrency,
+            seconds=seconds,
+            server_pid=sink.pid,
+            lua=lua,
+        )
+    paired = _metric_total(after, "driftloop_events_total", type="paired") - _metric_total(
+        before, "driftloop_events_total", type="paired"
+    )
+    windows = _metric_total(after, "driftloop_monitor_windows_total") - _metric_total(
+        before, "driftloop_monitor_windows_total"
+    )
+    dropped = _metric_total(after, "driftloop_monitor_windows_dropped_total") - _metric_total(
+        before, "driftloop_monitor_windows_dropped_total"
+    )
+    ctx.add(
+        "monitor intake",
+        result.rps,
+        "events/s",
+        baseline="do-nothing CloudEvents sink",
+        baseline_value=baseline.rps,
+        better="higher",
+        concurrency=concurrency,
+        generator="wrk (Lua: request/response pairs, unique ce-id)",
+        errors=result.errors,
+        p99_ms=round(result.p99_ms, 1),
+        monitor_cpu=f"{(result.server_cpu_share or 0) * 100:.0f}% of machine",
+        paired=int(paired),
+        windows_tested=int(windows),
+        windows_dropped=int(dropped),
+    )
+    ctx.add(
+        "monitor intake p99 latency",
+        result.p99_ms,
+        "ms",
+        baseline="do-nothing CloudEvents sink",
+        baseline_value=baseline.p99_ms,
+        better="lower",
+        concurrency=concurrency,
+    )
+    table = ctx.cache.get("serving_table", {})
+    predictor = table.get((model_fixture.name, "driftloop (logging+store on)", "rest-v2", 8))
+    if predictor:
+        ctx.note(
+            f"the monitor took {result.rps:.0f} events/s; the predictor with logging on "
+            f"emits 2 x {predictor.rps:.0f} = {2 * predictor.rps:.0f} events/s at 8 conns"
+        )
+
+
+def run(ctx: Context) -> None:
+    try:
+        import driftloop.monitor.reference  # noqa: F401
+    except ImportError as exc:
+        raise SectionSkipped(f"driftloop.monitor not importable: {exc}") from exc
+    import torch
+
+    # One intra-op thread: with torch's default (a thread per core) MMD's permutation
+    # test spin-waits against everything else on a busy 2-core box, 0.18 s -> 5 s a window.
+    torch.set_num_threads(1)
+    model_fixture = sentiment_model(ctx)
+    seed = 7
+    pools = build_pools(model_fixture, seed)
+    from driftloop.monitor.config import load_config
+    from driftloop.settings import Settings
+
+    config = load_config(settings=Settings())  # what the monitor process loads too
+    window = config.window_size(Settings())
+    ctx.log(
+        f"fitting detectors on {len(pools.reference)} reference texts; "
+        f"{len(pools.clean)} held-out texts for replay"
+    )
+    ours = DriftloopDetectors(model_fixture.estimator, pools.reference, seed=seed, config=config)
+    raw = RawKSBaseline(model_fixture.estimator, pools.reference)
+    ctx.note(
+        f"detectors: {', '.join(f'{d.name} ({d.kind} on {d.features})' for d in config.detectors)}"
+        f"; family p_val {config.p_val}; window {window}; reference {len(pools.reference)} "
+        f"texts (validation + half the test split); replay pool {len(pools.clean)} held-out "
+        f"texts (each window a random subset; windows overlap); torch intra-op threads = 1 "
+        f"(in the bench and, via OMP_NUM_THREADS=1, in the monitor process)"
+    )
+    quick = ctx.budget.quick
+    measure_false_alarms(ctx, ours, raw, pools, window, windows=12 if quick else 60, seed=seed)
+    seeds = [11, 12] if quick else [11, 12, 13, 14, 15]
+    measure_delays(ctx, ours, raw, pools, window, seeds, max_windows=4 if quick else 8)
+    if wrk_available():
+        measure_intake(ctx, model_fixture, pools, concurrency=8)
+    else:
+        ctx.note("wrk not installed: monitor intake events/s skipped")

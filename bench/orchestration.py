@@ -1,0 +1,237 @@
+"""Pipelines: what kfp.local orchestration costs, the training pipeline by step, a cached re-run.
+
+1. A no-op pipeline of N chained steps (``x + 1``) run through kfp.local
+   ``SubprocessRunner(use_venv=False)`` vs calling the same Python functions
+   directly; the per-step overhead is the slope between two chain lengths.
+2. The same chain with ``local.init(enable_caching=True, cache_root=...)``:
+   a cold run, then a re-run that hits the cache.
+3. driftloop's training pipeline, wall time by step (a cold run with caching
+   on: every task executes, as under ``pipelines.local_run``); each step is
+   compared with the no-op step, i.e. how much of it is orchestration.
+4. The same pipeline re-run on the warm cache.
+"""
+
+# no "from __future__ import annotations": kfp reads the component signatures at runtime
+
+import contextlib
+import io
+import time
+import warnings
+from pathlib import Path
+
+from bench.context import Context, SectionSkipped
+
+
+def noop_chain(length: int):
+    """A pipeline of ``length`` steps, each adding one to its input."""
+    from kfp import dsl
+
+    @dsl.component(base_image="python:3.11", install_kfp_package=False)
+    def add_one(x: int) -> int:
+        return x + 1
+
+    @dsl.pipeline(name=f"bench-noop-{length}")
+    def chain(start: int = 0) -> int:
+        task = add_one(x=start)
+        for _ in range(length - 1):
+            task = add_one(x=task.output)
+        return task.output
+
+    return chain, add_one
+
+
+def _init_local(root: Path, *, caching: bool, cache_root: Path | None = None) -> None:
+    from kfp import local
+
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(root / "outputs"),
+        workspace_root=str(root / "workspace"),
+        raise_on_error=True,
+        enable_caching=caching,
+        cache_root=str(cache_root) if cache_root else None,
+    )
+
+
+def run_timed(pipeline_func, arguments: dict) -> tuple[float, dict[str, float], object]:
+    """Run an already-initialised kfp.local pipeline; wall seconds, per-task seconds, output.
+
+    Per-task times come from kfp.local's own log lines, parsed the way
+    ``pipelines.local_run`` parses them for the CLI's progress display.
+    """
+    from pipelines.local_run import _LogTap
+
+    tap = _LogTap(io.StringIO(), None)
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(tap), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        task = pipeline_func(**arguments)
+    output = getattr(task, "output", None) if task is not None else None
+    seconds = time.perf_counter() - started
+    return seconds, {name: rec.seconds for name, rec in tap.tasks.items() if rec.seconds}, output
+
+
+def direct_chain_seconds(add_one, length: int, repeats: int = 200) -> float:
+    """Seconds per step when the step functions are called in-process."""
+    func = add_one.python_func
+    started = time.perf_counter()
+    for _ in range(repeats):
+        x = 0
+        for _ in range(length):
+            x = func(x=x)
+    return (time.perf_counter() - started) / (repeats * length)
+
+
+def measure_noop(ctx: Context, lengths: tuple[int, int]) -> float:
+    short, long = lengths
+    walls = {}
+    for length in lengths:
+        chain, add_one = noop_chain(length)
+        _init_local(ctx.work / f"kfp-noop-{length}", caching=False)
+        seconds, tasks, output = run_timed(chain, {"start": 0})
+        if int(output) != length:
+            raise RuntimeError(f"no-op chain of {length} returned {output}")
+        walls[length] = seconds
+        direct = direct_chain_seconds(add_one, length)
+        ctx.add(
+            "no-op pipeline wall time",
+            seconds,
+            "s",
+            baseline="same functions called directly",
+            baseline_value=direct * length,
+            better="lower",
+            steps=length,
+        )
+        ctx.progress.advance(ctx.cache["pipelines_task"])
+    per_step = (walls[long] - walls[short]) / (long - short)
+    fixed = walls[short] - per_step * short
+    _, add_one = noop_chain(1)
+    ctx.add(
+        "kfp.local overhead per step",
+        per_step,
+        "s",
+        baseline="direct call per step",
+        baseline_value=direct_chain_seconds(add_one, 1),
+        better="lower",
+        method=f"slope between {short} and {long} steps",
+    )
+    ctx.add(
+        "kfp.local fixed overhead per pipeline",
+        fixed,
+        "s",
+        baseline="overhead per step",
+        baseline_value=per_step,
+        better="lower",
+        method="intercept of the same line",
+    )
+    ctx.cache["noop_step_seconds"] = per_step
+    return per_step
+
+
+def measure_noop_cached(ctx: Context, length: int) -> None:
+    chain, _ = noop_chain(length)
+    root = ctx.work / "kfp-noop-cached"
+    _init_local(root, caching=True, cache_root=root / "cache")
+    cold, _, _ = run_timed(chain, {"start": 0})
+    warm, _, output = run_timed(chain, {"start": 0})
+    if int(output) != length:
+        raise RuntimeError(f"cached no-op chain returned {output}")
+    ctx.add(
+        "no-op pipeline, cached re-run",
+        warm,
+        "s",
+        baseline="cold run with caching on",
+        baseline_value=cold,
+        better="lower",
+        steps=length,
+    )
+    ctx.progress.advance(ctx.cache["pipelines_task"])
+
+
+def training_arguments(ctx: Context) -> dict:
+    return {
+        "blueprint": "sentiment",
+        "model_name": "sentiment-pipeline",
+        "dataset": "sentiment-offline",
+        "experiment": "bench-pipelines",
+        "seed": 42,
+    }
+
+
+def measure_training(ctx: Context, noop_step: float) -> None:
+    """The training pipeline by step (a cold run with caching on), then its cached re-run.
+
+    One cold run serves both purposes: with an empty cache every task executes,
+    exactly as ``pipelines.local_run.run_pipeline_locally`` runs them (same
+    runner, same exported environment); only the cache directory is extra.
+    """
+    try:
+        from pipelines.local_run import _environment, _exported
+        from pipelines.training import training_pipeline
+
+        from driftloop.settings import Settings
+    except ImportError as exc:
+        raise SectionSkipped(f"training pipeline not importable: {exc}") from exc
+    settings = Settings()
+    root = ctx.work / "kfp-training-cached"
+    with _exported(_environment(settings)):
+        _init_local(root, caching=True, cache_root=root / "cache")
+        cold, cold_tasks, _ = run_timed(training_pipeline, training_arguments(ctx))
+        ctx.progress.advance(ctx.cache["pipelines_task"])
+        warm, warm_tasks, _ = run_timed(training_pipeline, training_arguments(ctx))
+        ctx.progress.advance(ctx.cache["pipelines_task"])
+    for task, seconds in cold_tasks.items():
+        ctx.add(
+            "training pipeline step",
+            seconds,
+            "s",
+            baseline="kfp.local no-op step",
+            baseline_value=noop_step,
+            better="lower",
+            step=task,
+        )
+    ctx.add(
+        "training pipeline wall time",
+        cold,
+        "s",
+        baseline="sum of its step times",
+        baseline_value=sum(cold_tasks.values()),
+        better="lower",
+        steps=len(cold_tasks),
+    )
+    ctx.add(
+        "training pipeline, cached re-run",
+        warm,
+        "s",
+        baseline="cold run with caching on",
+        baseline_value=cold,
+        better="lower",
+    )
+    reran = sorted(task for task in warm_tasks if warm_tasks[task] > 0.5 * cold_tasks.get(task, 0))
+    ctx.note(
+        "driftloop's pipeline steps set caching off (pipelines/_platform.configure: they write "
+        "to the registry or read live feedback), so kfp.local re-executes them on a warm cache; "
+        "the no-op chain shows what a cache hit costs. "
+        f"Cached re-run: {len(warm_tasks)} tasks reported; steps that still did their work: "
+        f"{', '.join(reran) or 'none'}"
+    )
+
+
+def run(ctx: Context) -> None:
+    try:
+        import kfp.local  # noqa: F401
+    except ImportError as exc:
+        raise SectionSkipped(f"kfp is not installed: {exc}") from exc
+    quick = ctx.budget.quick
+    lengths = (1, 4) if quick else (2, 10)
+    ctx.cache["pipelines_task"] = ctx.progress.add_task(
+        "pipelines", total=len(lengths) + 1 + (0 if quick else 2)
+    )
+    noop_step = measure_noop(ctx, lengths)
+    measure_noop_cached(ctx, lengths[1])
+    if quick:
+        ctx.note(
+            "quick run: the training pipeline (by step, and cached) runs in the full suite only"
+        )
+        return
+    measure_training(ctx, noop_step)

@@ -1,0 +1,101 @@
+"""Start a server as a child process, wait until it answers, always stop it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    name: str
+    pid: int
+    log: Path
+    http_port: int | None = None
+    grpc_port: int | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+
+def wait_http_ok(
+    url: str, *, timeout_s: float, process: subprocess.Popen | None = None, log: Path | None = None
+) -> None:
+    """Poll ``url`` until it returns 2xx; fail early if the process died."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = log.read_text()[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"server exited with {process.returncode} before ready:\n{tail}")
+        try:
+            response = httpx.get(url, timeout=2.0)
+            if response.is_success:
+                return
+            last = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
+        time.sleep(0.25)
+    tail = log.read_text()[-3000:] if log and log.exists() else ""
+    raise TimeoutError(f"{url} not ready after {timeout_s:.0f} s ({last}):\n{tail}")
+
+
+def stop(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM the child's process group, then SIGKILL what is left."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=grace_s)
+
+
+@contextlib.contextmanager
+def running(
+    name: str,
+    command: list[str],
+    *,
+    ready_url: str,
+    log: Path,
+    env: dict | None = None,
+    cwd: Path | None = None,
+    timeout_s: float = 120.0,
+    http_port: int | None = None,
+    grpc_port: int | None = None,
+) -> Iterator[Server]:
+    """Run ``command`` in its own process group until the block ends."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as log_file:
+        process = subprocess.Popen(
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,  # own group: stop() reaches uvicorn/mlserver workers too
+        )
+        try:
+            wait_http_ok(ready_url, timeout_s=timeout_s, process=process, log=log)
+            yield Server(name, process.pid, log, http_port, grpc_port)
+        finally:
+            stop(process)

@@ -1,0 +1,494 @@
+"""Serving: requests/s and p50/p95/p99 for one model behind five ways of serving it.
+
+Rows, per model, protocol (REST v2 via wrk, gRPC v2 via grpc.aio) and
+concurrency: (a) driftloop's predictor with payload logging (to a local
+CloudEvents sink) and the prediction store on, (b) the same with both off,
+(c) a bare ``kserve.Model`` around the raw estimator (the baseline every
+figure is divided by), (d) MLServer 1.7.1 + mlserver-mlflow on the same MLflow
+model folder, (e) the in-process ``predict_proba`` call (the floor). Every
+server process gets ``OMP_NUM_THREADS=1``: with OpenMP's default (a thread per
+core) XGBoost spin-waits against the server's own threads on 2 cores and
+answers ~35x slower.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from bench import mlserver as mlserver_runner
+from bench.context import Context, SectionSkipped
+from bench.fixtures import ModelFixture
+from bench.loadgen import (
+    LoadResult,
+    cpu_share,
+    run_grpc_load,
+    run_wrk,
+    tree_cpu_seconds,
+    wrk_available,
+)
+from bench.models import sentiment_model, tabular_model
+from bench.procs import Server, free_port, running
+
+ON, OFF, KSERVE, MLSERVER, INPROC = (
+    "driftloop (logging+store on)",
+    "driftloop (logging+store off)",
+    "kserve baseline",
+    "mlserver 1.7.1",
+    "in-process predict_proba",
+)
+# diagnostics for the on/off gap: one of the two switched off
+LOGGER_ONLY, STORE_ONLY = "driftloop (logging only)", "driftloop (store only)"
+DRIFTLOOP_FLAGS = {ON: [], OFF: ["--off"], LOGGER_ONLY: ["--no-store"], STORE_ONLY: ["--no-logger"]}
+LOGS_TO_SINK = (ON, LOGGER_ONLY)
+BASELINE = KSERVE
+PROTOCOLS = ("rest-v2", "grpc-v2")
+
+
+def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    repo = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.update(extra or {})
+    return env
+
+
+@contextmanager
+def start_server(kind: str, model: ModelFixture, ctx: Context, *, sink_url: str | None = None):
+    http_port, grpc_port = free_port(), free_port()
+    slug = "".join(ch if ch.isalnum() else "-" for ch in kind).strip("-")
+    log = ctx.logs_dir() / f"{model.name}-{slug}.log"
+    ready = f"http://127.0.0.1:{http_port}/v2/models/{model.name}/ready"
+    timeout_s = 120.0
+    if kind in DRIFTLOOP_FLAGS:
+        command = [
+            sys.executable,
+            "-m",
+            "bench.driftloop_server",
+            "--model",
+            model.name,
+            "--http-port",
+            str(http_port),
+            "--grpc-port",
+            str(grpc_port),
+            *DRIFTLOOP_FLAGS[kind],
+        ]
+        extra = {"DRIFTLOOP_LOGGER_URL": sink_url} if kind in LOGS_TO_SINK and sink_url else {}
+        env = server_env(extra)
+    elif kind == KSERVE:
+        command = [
+            sys.executable,
+            "-m",
+            "bench.kserve_baseline",
+            "--model_uri",
+            str(model.local_dir),
+            "--flavor",
+            model.flavor,
+            "--model_name",
+            model.name,
+            "--http_port",
+            str(http_port),
+            "--grpc_port",
+            str(grpc_port),
+            "--enable_latency_logging",
+            "false",
+        ]
+        env = server_env()
+    elif kind == MLSERVER:
+        repository = mlserver_runner.write_repository(
+            ctx.work / "mlserver" / model.name,
+            model.name,
+            model.local_dir,
+            http_port=http_port,
+            grpc_port=grpc_port,
+        )
+        command = mlserver_runner.command(repository)
+        env = mlserver_runner.environment(server_env())
+        timeout_s = 60.0  # a model that fails to load keeps answering 400, never exits
+    else:
+        raise ValueError(kind)
+    with running(
+        kind,
+        command,
+        ready_url=ready,
+        log=log,
+        env=env,
+        timeout_s=timeout_s,
+        http_port=http_port,
+        grpc_port=grpc_port,
+    ) as server:
+        yield server
+
+
+@contextmanager
+def cloudevents_sink(ctx: Context):
+    port = free_port()
+    command = [sys.executable, "-m", "bench.sink", "--port", str(port)]
+    with running(
+        "sink",
+        command,
+        ready_url=f"http://127.0.0.1:{port}/count",
+        log=ctx.logs_dir() / "sink.log",
+        env=server_env(),
+        timeout_s=30,
+        http_port=port,
+    ) as sink:
+        yield sink
+
+
+def sink_count(sink: Server) -> int:
+    return int(httpx.get(f"{sink.base_url}/count", timeout=5).json()["total"])
+
+
+def warm_up(server: Server, model: ModelFixture, requests: int = 20) -> None:
+    """A few sequential requests: first-call costs (imports, caches) stay out of the figures."""
+    url = f"{server.base_url}/v2/models/{model.name}/infer"
+    with httpx.Client(timeout=30) as client:
+        for _ in range(requests):
+            response = client.post(
+                url, content=model.body("v2"), headers={"content-type": "application/json"}
+            )
+            if response.status_code != 200:
+                raise RuntimeError(
+                    f"{server.name} answered {response.status_code}: {response.text[:300]}"
+                )
+
+
+def measure(
+    server: Server,
+    model: ModelFixture,
+    protocol: str,
+    concurrency: int,
+    seconds: float,
+    request_file: Path,
+    batch: int = 1,
+) -> LoadResult:
+    if protocol == "rest-v2":
+        return run_wrk(
+            f"{server.base_url}/v2/models/{model.name}/infer",
+            model.body("v2", batch),
+            concurrency=concurrency,
+            seconds=seconds,
+            server_pid=server.pid,
+        )
+    return run_grpc_load(
+        f"127.0.0.1:{server.grpc_port}",
+        model.name,
+        request_file,
+        concurrency=concurrency,
+        seconds=seconds,
+        server_pid=server.pid,
+    )
+
+
+def inprocess_latency(model: ModelFixture, seconds: float, batch: int = 1) -> dict:
+    """The floor: predict_proba called in this process, one batch after another."""
+    model.inprocess_predict(batch)
+    latencies = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        model.inprocess_predict(batch)
+        latencies.append(time.perf_counter() - started)
+    millis = np.asarray(latencies) * 1000
+    return {
+        "rps": len(latencies) / float(np.sum(latencies)),
+        "p50_ms": float(np.percentile(millis, 50)),
+        "p95_ms": float(np.percentile(millis, 95)),
+        "p99_ms": float(np.percentile(millis, 99)),
+    }
+
+
+def server_plan(
+    model: ModelFixture, mlserver_reason: str | None, quick: bool, concurrencies: tuple[int, ...]
+) -> list[tuple[str, tuple[str, ...], tuple[int, ...]]]:
+    """(server, protocols, concurrencies) to measure for ``model``."""
+    plan = []
+    if model.kind == "text":  # driftloop's predictor serves text classifiers
+        plan += [(ON, PROTOCOLS, concurrencies), (OFF, PROTOCOLS, concurrencies)]
+        if not quick:
+            plan += [(LOGGER_ONLY, ("rest-v2",), (8,)), (STORE_ONLY, ("rest-v2",), (8,))]
+    plan.append((KSERVE, PROTOCOLS, concurrencies))
+    if mlserver_reason is None:
+        plan.append((MLSERVER, PROTOCOLS, concurrencies))
+    return plan
+
+
+def wait_for_sink(sink: Server, expected: int, timeout_s: float = 15.0) -> int:
+    """The sink's count once it reaches ``expected`` or stops growing (the logger is async)."""
+    deadline = time.monotonic() + timeout_s
+    last, still = -1, 0
+    while time.monotonic() < deadline:
+        count = sink_count(sink)
+        if count >= expected:
+            return count
+        still = still + 1 if count == last else 0
+        if still >= 4:
+            return count
+        last = count
+        time.sleep(0.25)
+    return sink_count(sink)
+
+
+def run(ctx: Context) -> None:
+    if not wrk_available():
+        raise SectionSkipped("wrk is not installed (make system-deps)")
+    budget = ctx.budget
+    mlserver_reason = mlserver_runner.ensure_mlserver(ctx.logs_dir() / "setup-mlserver.log")
+    if mlserver_reason:
+        ctx.note(f"MLServer row skipped: {mlserver_reason}")
+    models = [sentiment_model(ctx)]
+    if not budget.quick:
+        models.append(tabular_model(ctx))
+    table: dict[tuple[str, str, str, int], LoadResult] = {}
+    floors: dict[str, dict] = {}
+    plans = {
+        m.name: server_plan(m, mlserver_reason, budget.quick, budget.concurrencies) for m in models
+    }
+    points = sum(len(p) * len(c) for plan in plans.values() for _, p, c in plan)
+    task = ctx.progress.add_task("serving", total=points)
+    logging_checks: dict[tuple[str, str], dict] = {}
+    for model in models:
+        request_file = ctx.work / f"{model.name}-v2-request.json"
+        request_file.write_text(json.dumps(model.v2_request(1)))
+        floors[model.name] = inprocess_latency(model, budget.load_seconds)
+        for kind, protocols, concurrencies in plans[model.name]:
+            with ExitStack() as stack:
+                sink = stack.enter_context(cloudevents_sink(ctx)) if kind in LOGS_TO_SINK else None
+                try:
+                    server = stack.enter_context(
+                        start_server(
+                            kind, model, ctx, sink_url=f"{sink.base_url}/" if sink else None
+                        )
+                    )
+                    warm_up(server, model)
+                except Exception as exc:
+                    if kind != MLSERVER:
+                        raise
+                    ctx.note(f"MLServer could not serve {model.name}: {str(exc).splitlines()[0]}")
+                    ctx.progress.advance(task, len(protocols) * len(concurrencies))
+                    continue
+                sink_before = wait_for_sink(sink, 0, timeout_s=2) if sink else 0
+                sink_cpu_before = tree_cpu_seconds(sink.pid) if sink else 0.0
+                started = time.perf_counter()
+                served = 0
+                for protocol in protocols:
+                    for concurrency in concurrencies:
+                        ctx.progress.update(
+                            task,
+                            description=f"serving {model.name} {kind} {protocol} c={concurrency}",
+                        )
+                        try:
+                            result = measure(
+                                server,
+                                model,
+                                protocol,
+                                concurrency,
+                                budget.load_seconds,
+                                request_file,
+                            )
+                        except RuntimeError as exc:
+                            if kind != MLSERVER:
+                                raise
+                            # a third-party baseline failing one protocol is a finding, not a
+                            # reason to lose the other rows
+                            found = re.search(r'details = "([^"]*)"', str(exc))
+                            reason = found.group(1) if found else str(exc).strip()[-200:]
+                            ctx.note(
+                                f"MLServer {model.name} {protocol} c={concurrency} failed: "
+                                f"{reason} (see logs/serving/)"
+                            )
+                            ctx.progress.advance(task)
+                            continue
+                        table[(model.name, kind, protocol, concurrency)] = result
+                        served += result.requests - result.errors
+                        ctx.progress.advance(task)
+                if sink is not None:
+                    elapsed = time.perf_counter() - started
+                    sink_cpu = tree_cpu_seconds(sink.pid) - sink_cpu_before
+                    delivered = wait_for_sink(sink, sink_before + 2 * served) - sink_before
+                    shares = [
+                        r.server_cpu_share
+                        for (n, k, _, _), r in table.items()
+                        if n == model.name and k == kind and r.server_cpu_share is not None
+                    ]
+                    logging_checks[(model.name, kind)] = {
+                        "delivered": delivered,
+                        "expected": 2 * served,
+                        "sink_cpu_share": cpu_share(sink_cpu, elapsed),
+                        "server_cpu_share": sum(shares) / len(shares) if shares else None,
+                    }
+    ctx.cache["serving_table"] = table
+    emit_figures(ctx, models, table, floors, logging_checks)
+
+
+def emit_figures(
+    ctx: Context, models: list[ModelFixture], table: dict, floors: dict, logging_checks: dict
+) -> None:
+    for model in models:
+        floor = floors[model.name]
+        base_floor = table.get((model.name, BASELINE, "rest-v2", 1)) or table.get(
+            (model.name, BASELINE, "rest-v2", ctx.budget.concurrencies[0])
+        )
+        ctx.add(
+            "throughput",
+            floor["rps"],
+            "req/s",
+            baseline=f"{BASELINE} REST",
+            baseline_value=base_floor.rps if base_floor else None,
+            better="higher",
+            model=model.name,
+            server=INPROC,
+            protocol="in-process",
+            concurrency=1,
+            note="one thread calling predict_proba(1 row) back to back; the floor",
+        )
+        ctx.add(
+            "p99 latency",
+            floor["p99_ms"],
+            "ms",
+            baseline=f"{BASELINE} REST",
+            baseline_value=base_floor.p99_ms if base_floor else None,
+            better="lower",
+            model=model.name,
+            server=INPROC,
+            protocol="in-process",
+            concurrency=1,
+        )
+        for (name, kind, protocol, concurrency), result in table.items():
+            if name != model.name:
+                continue
+            baseline = table.get((name, BASELINE, protocol, concurrency))
+            params = dict(
+                model=name,
+                server=kind,
+                protocol=protocol,
+                concurrency=concurrency,
+                generator=result.generator,
+            )
+            ctx.add(
+                "throughput",
+                result.rps,
+                "req/s",
+                baseline=f"{BASELINE} same protocol",
+                baseline_value=baseline.rps if baseline else None,
+                better="higher",
+                note=f"{result.errors} errors" if result.errors else "",
+                **params,
+            )
+            for pct in ("p50", "p95", "p99"):
+                ctx.add(
+                    f"{pct} latency",
+                    getattr(result, f"{pct}_ms"),
+                    "ms",
+                    baseline=f"{BASELINE} same protocol",
+                    baseline_value=getattr(baseline, f"{pct}_ms") if baseline else None,
+                    better="lower",
+                    **params,
+                )
+            ctx.add(
+                "load generator CPU",
+                result.generator_cpu_share * 100,
+                "% of machine",
+                baseline="server process tree CPU",
+                baseline_value=(
+                    result.server_cpu_share * 100 if result.server_cpu_share is not None else None
+                ),
+                better="lower",
+                **params,
+            )
+        acceptance(ctx, model, table)
+        for (name, kind), check in logging_checks.items():
+            if name != model.name:
+                continue
+            ctx.add(
+                "payload events delivered",
+                check["delivered"],
+                "CloudEvents",
+                baseline="2 x requests answered (request + response)",
+                baseline_value=check["expected"],
+                better="higher",
+                model=name,
+                server=kind,
+            )
+            ctx.add(
+                "CloudEvents sink CPU",
+                check["sink_cpu_share"] * 100,
+                "% of machine",
+                baseline="server process tree CPU, same runs",
+                baseline_value=(
+                    check["server_cpu_share"] * 100
+                    if check["server_cpu_share"] is not None
+                    else None
+                ),
+                better="lower",
+                model=name,
+                server=kind,
+                note="the sink shares the 2 cores with the server under test",
+            )
+
+
+def acceptance(ctx: Context, model: ModelFixture, table: dict) -> None:
+    """Logging+store on vs off at 8 connections (must stay within 15 %); driftloop vs MLServer."""
+    for protocol in PROTOCOLS:
+        on = table.get((model.name, ON, protocol, 8))
+        off = table.get((model.name, OFF, protocol, 8))
+        if on and off:
+            figure = ctx.add(
+                "throughput with logging+store on vs off",
+                on.rps,
+                "req/s",
+                baseline=OFF,
+                baseline_value=off.rps,
+                better="higher",
+                model=model.name,
+                protocol=protocol,
+                concurrency=8,
+                acceptance="ratio >= 0.85",
+            )
+            verdict = "PASS" if figure.ratio is not None and figure.ratio >= 0.85 else "FAIL"
+            ctx.note(
+                f"acceptance ({model.name}, {protocol}, 8 conns): logging+store on / off "
+                f"= {figure.ratio:.3f} -> {verdict} (limit 0.85)"
+            )
+        for diagnostic in (LOGGER_ONLY, STORE_ONLY):
+            part = table.get((model.name, diagnostic, protocol, 8))
+            if part and off:
+                ctx.add(
+                    "throughput with one of logging/store on vs off",
+                    part.rps,
+                    "req/s",
+                    baseline=OFF,
+                    baseline_value=off.rps,
+                    better="higher",
+                    model=model.name,
+                    server=diagnostic,
+                    protocol=protocol,
+                    concurrency=8,
+                )
+        mls = table.get((model.name, MLSERVER, protocol, 8))
+        if on and mls:
+            figure = ctx.add(
+                "driftloop (on) vs MLServer throughput",
+                on.rps,
+                "req/s",
+                baseline=MLSERVER,
+                baseline_value=mls.rps,
+                better="higher",
+                model=model.name,
+                protocol=protocol,
+                concurrency=8,
+            )
+            word = "beats" if figure.ratio and figure.ratio > 1 else "trails"
+            ctx.note(
+                f"driftloop (logging+store on) {word} MLServer on {model.name} {protocol} "
+                f"at 8 conns: {figure.ratio:.2f}x its req/s"
+            )

@@ -1,0 +1,30 @@
+"""Register: create a registry version from the training run, with lineage tags."""
+
+from components._base import driftloop_component
+
+
+@driftloop_component
+def register(
+    model_name: str,
+    blueprint: str,
+    run_id: str,
+    fingerprints: str,
+    test_metrics: str,
+) -> str:
+    """Returns the new version number (a string, as MLflow has it)."""
+    import json
+
+    from driftloop.blueprints import get_blueprint
+    from driftloop.lineage import version_tags
+    from driftloop.registry import register_from_run
+
+    primary = get_blueprint(blueprint).primary_metric
+    splits = json.loads(fingerprints)
+    tags = version_tags(
+        splits.get("dataset", ""),
+        {name: splits[name] for name in ("train", "val", "test") if name in splits},
+        primary,
+        json.loads(test_metrics)[primary],
+        "test",
+    )
+    return json.loads(register_from_run(model_name, run_id, json.dumps(tags)))["version"]

@@ -1,0 +1,32 @@
+"""Split: stratified, seeded train/validation/test split with fingerprints."""
+
+from typing import NamedTuple
+
+from kfp.dsl import Dataset, Input, Output
+
+from components._base import driftloop_component
+
+
+@driftloop_component
+def split(
+    data: Input[Dataset],
+    seed: int,
+    train: Output[Dataset],
+    val: Output[Dataset],
+    test: Output[Dataset],
+) -> NamedTuple("SplitOutputs", [("fingerprints", str), ("test_fingerprint", str)]):
+    """``fingerprints`` is JSON: {"dataset": .., "train": .., "val": .., "test": ..}.
+
+    The test fingerprint is also a parameter of its own: the gate compares it
+    with the champion's to know whether their stored scores are comparable.
+    """
+    import json
+
+    from driftloop.training.splits import split_file
+
+    fingerprints = split_file(
+        data.path, {"train": train.path, "val": val.path, "test": test.path}, seed=seed
+    )
+    for name, artifact in (("train", train), ("val", val), ("test", test)):
+        artifact.metadata["fingerprint"] = fingerprints.get(name, "")
+    return json.dumps(fingerprints), fingerprints["test"]

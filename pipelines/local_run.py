@@ -1,0 +1,288 @@
+"""Run a pipeline on this machine through ``kfp.local`` (the embedded stack).
+
+Every task runs as a subprocess of this Python (``SubprocessRunner(use_venv=False)``),
+so it sees the same installed driftloop and the same environment: the resolved
+MLflow tracking URI and the settings are exported before the run starts.
+
+kfp.local reports progress only as log lines on stdout. They are captured into
+the run's ``run.log`` and parsed as they arrive, which gives per-task start/end
+events for a progress display, per-task timings and per-task logs; the task
+outputs themselves are read back from each task's ``executor_output.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from driftloop.settings import Settings
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_STARTED = re.compile(r"Executing task '([^']+)'")
+_FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
+_PIPELINE_FAILED = re.compile(r"Pipeline '[^']+' finished with status FAILURE")
+
+_EXPECTED_LOCAL_WARNINGS = (
+    r".*have no effect in the current local runner",
+    r".*custom or non-Python base image",
+)
+
+# kfp.local keeps its configuration in a process-wide singleton.
+_RUN_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """A task started ("started") or ended ("finished", with status and seconds)."""
+
+    kind: str
+    task: str
+    at: float
+    status: str | None = None
+    seconds: float | None = None
+
+
+@dataclass
+class TaskRecord:
+    name: str
+    status: str = "RUNNING"
+    started_at: float | None = None
+    seconds: float | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LocalRunResult:
+    pipeline: str
+    run_id: str
+    run_dir: Path
+    log_path: Path
+    status: str
+    seconds: float
+    tasks: dict[str, TaskRecord]
+    error: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCESS"
+
+    @property
+    def outputs(self) -> dict[str, dict[str, Any]]:
+        """Task name → its parameter outputs (``Output`` for a single return value)."""
+        return {name: record.outputs for name, record in self.tasks.items()}
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Task name → wall seconds, in the order the tasks ran."""
+        return {n: r.seconds for n, r in self.tasks.items() if r.seconds is not None}
+
+    def output(self, task: str, name: str = "Output", default: Any = None) -> Any:
+        return self.tasks[task].outputs.get(name, default) if task in self.tasks else default
+
+    def json_output(self, task: str, name: str = "Output") -> Any:
+        """A parameter output that a component wrote as JSON, decoded (None if absent)."""
+        raw = self.output(task, name)
+        return json.loads(raw) if isinstance(raw, str) and raw else None
+
+    def artifact_json(self, task: str, name: str) -> Any:
+        """An output artifact that a component wrote as a JSON file, decoded (None if absent)."""
+        uri = self.tasks[task].artifacts.get(name) if task in self.tasks else None
+        path = Path(uri.removeprefix("file://")) if uri else None
+        if path is None or not path.is_file():
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    @property
+    def failed_task(self) -> str | None:
+        return next((n for n, r in self.tasks.items() if r.status == "FAILURE"), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "run_id": self.run_id,
+            "run_dir": str(self.run_dir),
+            "log_path": str(self.log_path),
+            "status": self.status,
+            "seconds": self.seconds,
+            "error": self.error,
+            "outputs": self.outputs,
+            "timings": self.timings,
+        }
+
+
+class _LogTap(io.TextIOBase):
+    """A stdout stand-in: writes everything to the run log and turns lines into events."""
+
+    def __init__(self, sink: io.TextIOBase, progress: Callable[[TaskEvent], None] | None):
+        self._sink = sink
+        self._progress = progress
+        self._pending = ""
+        self.tasks: dict[str, TaskRecord] = {}
+        self.current: TaskRecord | None = None
+        self.pipeline_failed = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._sink.write(text)
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._line(_ANSI.sub("", line))
+        return len(text)
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+    def _line(self, line: str) -> None:
+        now = time.time()
+        if started := _STARTED.search(line):
+            record = TaskRecord(name=started.group(1), started_at=now)
+            self.tasks[record.name] = self.current = record
+            self._emit(TaskEvent("started", record.name, now))
+        elif finished := _FINISHED.search(line):
+            record = self.tasks.setdefault(finished.group(1), TaskRecord(finished.group(1), None))
+            record.status = finished.group(2)
+            record.seconds = round(now - record.started_at, 3) if record.started_at else None
+            self.current = None
+            self._emit(TaskEvent("finished", record.name, now, record.status, record.seconds))
+        elif _PIPELINE_FAILED.search(line):
+            self.pipeline_failed = True
+        elif self.current is not None:
+            self.current.log.append(line)
+
+    def _emit(self, event: TaskEvent) -> None:
+        if self._progress is not None:
+            self._progress(event)
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    """What the task subprocesses must see to act on the same home, registry and store."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if isinstance(value, (str, int, float, bool, Path)) and value is not None:
+            env[f"DRIFTLOOP_{name.upper()}"] = str(value)
+    # The ecosystem variable wins inside the tasks; its DRIFTLOOP_ twin would only
+    # be a second source of truth (and settings refuse to run when they disagree).
+    env.pop("DRIFTLOOP_TRACKING_URI", None)
+    env["MLFLOW_TRACKING_URI"] = settings.resolved_tracking_uri
+    return env
+
+
+@contextlib.contextmanager
+def _exported(variables: Mapping[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _read_outputs(task_dir: Path, record: TaskRecord) -> None:
+    executor_output = task_dir / "executor_output.json"
+    if executor_output.is_file():
+        data = json.loads(executor_output.read_text(encoding="utf-8"))
+        record.outputs = dict(data.get("parameterValues", {}))
+        for name, listing in data.get("artifacts", {}).items():
+            artifacts = listing.get("artifacts", [])
+            if artifacts and artifacts[0].get("uri"):
+                record.artifacts[name] = artifacts[0]["uri"]
+    for path in sorted(task_dir.iterdir()):
+        if path.name != "executor_output.json":
+            record.artifacts.setdefault(path.name, str(path))
+
+
+def _pipeline_name(pipeline_func) -> str:
+    spec = getattr(pipeline_func, "pipeline_spec", None)
+    if spec is not None:
+        return spec.pipeline_info.name
+    return getattr(pipeline_func, "name", "pipeline")
+
+
+def run_pipeline_locally(
+    pipeline_func,
+    arguments: Mapping[str, Any],
+    settings: Settings,
+    progress: Callable[[TaskEvent], None] | None = None,
+) -> LocalRunResult:
+    """Run ``pipeline_func`` with ``arguments`` through kfp.local and collect what it produced.
+
+    A failing task does not raise: the result says ``status == "FAILURE"``,
+    names the task (``failed_task``) and keeps its log. Invalid arguments
+    (unknown names, wrong types) raise ``ValueError``/``TypeError`` before
+    anything runs.
+    """
+    from kfp import local
+
+    settings.ensure_home()
+    name = _pipeline_name(pipeline_func)
+    run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    # A root per run: kfp.local names its run folder itself, and concurrent
+    # runs (CLI + trigger) must never be confused with each other.
+    run_root = settings.resolved_pipeline_root / f"{name}-{run_id}"
+    run_root.mkdir(parents=True)
+    log_path = run_root / "run.log"
+
+    with _RUN_LOCK, open(log_path, "w", encoding="utf-8") as log_file:
+        tap = _LogTap(log_file, progress)
+        started = time.time()
+        error: str | None = None
+        with _exported(_environment(settings)):
+            local.init(
+                runner=local.SubprocessRunner(use_venv=False),
+                pipeline_root=str(run_root),
+                workspace_root=str(run_root / ".workspace"),
+                raise_on_error=True,
+            )
+            with contextlib.redirect_stdout(tap), warnings.catch_warnings():
+                # Expected, per task, on every local run: the cluster-only settings
+                # (resources, image) are meant for KFP and kfp.local says it skips them.
+                for message in _EXPECTED_LOCAL_WARNINGS:
+                    warnings.filterwarnings("ignore", message=message)
+                try:
+                    pipeline_func(**dict(arguments))
+                except RuntimeError as exc:
+                    # kfp.local's way of saying a task failed; the task's log has the cause.
+                    error = _ANSI.sub("", str(exc))
+        seconds = round(time.time() - started, 3)
+        tap.flush()
+
+    run_dirs = [path for path in run_root.iterdir() if path.is_dir() and path.name.startswith(name)]
+    run_dir = run_dirs[0] if run_dirs else run_root
+    for record in tap.tasks.values():
+        task_dir = run_dir / record.name
+        if task_dir.is_dir():
+            _read_outputs(task_dir, record)
+    failed = error is not None or tap.pipeline_failed or any(
+        record.status not in ("SUCCESS",) for record in tap.tasks.values()
+    )
+    return LocalRunResult(
+        pipeline=name,
+        run_id=run_id,
+        run_dir=run_dir,
+        log_path=log_path,
+        status="FAILURE" if failed else "SUCCESS",
+        seconds=seconds,
+        tasks=tap.tasks,
+        error=error,
+    )

@@ -1,0 +1,60 @@
+"""The retraining pipeline an alert launches: roll back, or retrain with feedback.
+
+rollback policy → (rolled back: done) | (retrain: ingest → merge feedback →
+the training pipeline's steps from validation on). A LiveAccuracyDrop shortly
+after a promotion blames the promotion and restores the previous champion;
+every other alert (DriftDetected, FeedbackBacklog, a late accuracy drop) trains
+a challenger on the base data plus the labelled feedback and gates it.
+"""
+
+from components import ingest, merge_feedback, rollback
+from kfp import dsl
+
+from pipelines._platform import configure
+from pipelines._steps import train_gate_and_promote
+
+PIPELINE_NAME = "driftloop-retraining"
+RETRAIN = "retrain"
+
+
+@dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="Answer a driftloop alert: roll back a fresh champion on a live-accuracy "
+    "drop, else retrain on the data plus labelled feedback and gate the challenger.",
+)
+def retraining_pipeline(
+    model_name: str = "sentiment",
+    reason: str = "manual",
+    blueprint: str = "sentiment",
+    dataset: str = "sentiment-offline",
+    data_source: str = "",
+    label_mapping: str = "",
+    store_url: str = "",
+    seed: int = 42,
+    min_improvement: float = 0.01,
+    experiment: str = "driftloop",
+    rollback_window_hours: float = 24.0,
+    smoke_timeout_s: float = 120.0,
+):
+    policy = configure(
+        rollback(model_name=model_name, reason=reason, window_hours=rollback_window_hours)
+    )
+    with dsl.If(policy.outputs["Output"] == RETRAIN, name="retrain"):
+        ingested = configure(
+            ingest(dataset=dataset, data_source=data_source, label_mapping=label_mapping)
+        )
+        merged = configure(
+            merge_feedback(
+                model_name=model_name, store_url=store_url, data=ingested.outputs["data"]
+            ),
+            needs_store=True,
+        )
+        train_gate_and_promote(
+            merged.outputs["merged"],
+            blueprint=blueprint,
+            model_name=model_name,
+            experiment=experiment,
+            seed=seed,
+            min_improvement=min_improvement,
+            smoke_timeout_s=smoke_timeout_s,
+        )

@@ -1,0 +1,43 @@
+"""The training pipeline: data source → registered, gated, possibly promoted model.
+
+ingest → validate → split → train (candidates + selection) → evaluate (test) →
+register → smoke-serve → gate → fit drift reference → promote (if the gate says so).
+"""
+
+from components import ingest
+from kfp import dsl
+
+from pipelines._platform import configure
+from pipelines._steps import train_gate_and_promote
+
+PIPELINE_NAME = "driftloop-training"
+
+
+@dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="Train a blueprint's candidates, register the best, gate it against the "
+    "champion and promote it if it wins.",
+)
+def training_pipeline(
+    blueprint: str = "sentiment",
+    model_name: str = "sentiment",
+    dataset: str = "sentiment-offline",
+    data_source: str = "",
+    label_mapping: str = "",
+    seed: int = 42,
+    min_improvement: float = 0.01,
+    experiment: str = "driftloop",
+    smoke_timeout_s: float = 120.0,
+):
+    ingested = configure(
+        ingest(dataset=dataset, data_source=data_source, label_mapping=label_mapping)
+    )
+    train_gate_and_promote(
+        ingested.outputs["data"],
+        blueprint=blueprint,
+        model_name=model_name,
+        experiment=experiment,
+        seed=seed,
+        min_improvement=min_improvement,
+        smoke_timeout_s=smoke_timeout_s,
+    )

@@ -1,0 +1,2 @@
+"""driftloop: keep a model good in production."""
+__version__ = "0.1.0"

@@ -1,0 +1,68 @@
+"""``driftloop serve`` and ``driftloop predict``."""
+
+from __future__ import annotations
+
+import click
+
+from driftloop.cli import UserError
+
+
+@click.command()
+@click.argument("name")
+@click.option("--alias", default="champion", show_default=True, help="Registry alias to serve.")
+@click.option("--model-uri", default=None, help="Serve this model URI instead of NAME@alias.")
+@click.option("--http-port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--grpc-port", default=8081, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--no-grpc", is_flag=True, help="Serve REST only.")
+def serve(name, alias, model_uri, http_port, grpc_port, workers, no_grpc) -> None:  # noqa: ANN001
+    """Serve model NAME (models:/NAME@champion) over REST v1/v2 and gRPC, with feedback."""
+    from driftloop.serving.loader import ModelLoadError
+    from driftloop.serving.server import serve as run_server
+
+    if http_port == grpc_port and not no_grpc:
+        raise UserError("--http-port and --grpc-port must differ")
+    try:
+        run_server(
+            name,
+            alias=alias,
+            model_uri=model_uri,
+            http_port=http_port,
+            grpc_port=grpc_port,
+            workers=workers,
+            enable_grpc=not no_grpc,
+        )
+    except ModelLoadError as exc:
+        raise UserError(f"--model-uri/--alias: {exc}") from exc
+
+
+@click.command()
+@click.argument("name")
+@click.argument("texts", nargs=-1, required=True)
+@click.option("--url", default="http://127.0.0.1:8080", show_default=True)
+@click.option("--protocol", type=click.Choice(["v1", "v2"]), default="v2", show_default=True)
+@click.option(
+    "--token",
+    envvar="DRIFTLOOP_API_TOKEN",
+    default=None,
+    help="API token (env DRIFTLOOP_API_TOKEN).",
+)
+def predict(name, texts, url, protocol, token) -> None:  # noqa: ANN001
+    """Classify TEXTS with the predictor serving NAME at --url."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from driftloop.serving.client import PredictorClient, PredictorError
+
+    try:
+        with PredictorClient(url, token=token) as client:
+            predictions = client.predict(name, list(texts), protocol=protocol)
+    except PredictorError as exc:
+        raise UserError(f"--url {url}: {exc}") from exc
+    table = Table(title=f"{name} (version {predictions[0].model_version})")
+    for column in ("text", "label", "confidence", "low_confidence", "request id"):
+        table.add_column(column)
+    for p in predictions:
+        text = p.text if len(p.text) <= 60 else p.text[:57] + "..."
+        table.add_row(text, p.label, f"{p.confidence:.3f}", str(p.low_confidence), p.request_id)
+    Console().print(table)

@@ -1,0 +1,169 @@
+"""``driftloop up`` / ``down`` / ``status``: the embedded stack on this machine."""
+
+from __future__ import annotations
+
+import threading
+
+import click
+
+from driftloop.cli import UserError
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _stack(model: str, alerting: str = "auto"):
+    from driftloop.deploy.stack import Stack, StackError
+    from driftloop.settings import get_settings
+
+    console = _console()
+    try:
+        return Stack(get_settings(), model, alerting=alerting, say=lambda m: console.print(m))
+    except StackError as exc:
+        raise UserError(str(exc)) from exc
+
+
+@click.command()
+@click.option("--model", default="sentiment", show_default=True, help="Model to serve and watch.")
+@click.option(
+    "--no-prometheus",
+    is_flag=True,
+    help="Use the built-in alert evaluator even if Prometheus/Alertmanager are installed.",
+)
+@click.option(
+    "--foreground",
+    is_flag=True,
+    help="Stay attached: restart crashed processes, stop everything on Ctrl-C.",
+)
+def up(model: str, no_prometheus: bool, foreground: bool) -> None:
+    """Start MLflow, monitor, predictor, trigger and alerting on 127.0.0.1."""
+    from driftloop.deploy.stack import StackError
+
+    stack = _stack(model, "evaluator" if no_prometheus else "auto")
+    console = _console()
+    if stack.alerting == "evaluator":
+        console.print(
+            "alerting: built-in evaluator"
+            + (
+                " (--no-prometheus)"
+                if no_prometheus
+                else " (prometheus/alertmanager not installed)"
+            )
+        )
+    try:
+        stack.up()
+    except StackError as exc:
+        raise UserError(str(exc).splitlines()[0] + f" (logs in {stack.dir})") from exc
+    _print_processes(stack)
+    if foreground:
+        stop = threading.Event()
+        console.print("supervising; Ctrl-C stops the stack")
+        try:
+            stack.supervise(stop)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.set()
+            console.print(f"stopped: {', '.join(stack.down()) or 'nothing'}")
+
+
+@click.command()
+@click.option(
+    "--timeout", "timeout_s", default=15.0, show_default=True, help="Seconds before SIGKILL."
+)
+def down(timeout_s: float) -> None:
+    """Stop every process of the local stack."""
+    from driftloop.deploy.stack import Stack
+    from driftloop.settings import get_settings
+
+    stack = Stack(get_settings(), alerting="none")
+    stopped = stack.down(timeout_s)
+    _console().print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@click.command()
+@click.option("--model", default="sentiment", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def status(model: str, as_json: bool) -> None:
+    """Processes, champion, recent alerts/decisions and retraining runs."""
+    import json
+
+    from driftloop.deploy.stack import collect_status
+
+    stack = _stack(model)
+    report = collect_status(stack)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    _print_report(report)
+
+
+def _print_processes(stack) -> None:
+    from rich.table import Table
+
+    table = Table(title="driftloop stack")
+    for column in ("process", "pid", "port", "healthy", "log"):
+        table.add_column(column)
+    for state in stack.status():
+        table.add_row(
+            state.name,
+            str(state.pid or "-"),
+            str(state.port or "-"),
+            "yes" if state.healthy else ("starting" if state.running else "no"),
+            str(state.log),
+        )
+    _console().print(table)
+
+
+def _print_report(report: dict) -> None:
+    from rich.table import Table
+
+    console = _console()
+    processes = Table(title="processes")
+    for column in ("process", "pid", "port", "running", "healthy"):
+        processes.add_column(column)
+    for state in report["processes"]:
+        processes.add_row(
+            state["name"],
+            str(state["pid"] or "-"),
+            str(state["port"] or "-"),
+            "yes" if state["running"] else "no",
+            "yes" if state["healthy"] else "no",
+        )
+    console.print(processes)
+    champion = report.get("champion") or {}
+    console.print(
+        f"champion of {report['model']}: "
+        + (f"version {champion['version']}" if champion.get("version") else "none")
+        + (f" ({champion['error']})" if champion.get("error") else "")
+    )
+    decisions = Table(title="recent alert decisions")
+    for column in ("at", "alert", "model", "outcome", "run", "reason"):
+        decisions.add_column(column)
+    for d in report.get("decisions", [])[:10]:
+        decisions.add_row(
+            d["at"][:19],
+            d.get("alertname") or "-",
+            d.get("model") or "-",
+            d["outcome"],
+            d.get("run_id") or "-",
+            d["reason"][:60],
+        )
+    console.print(decisions)
+    runs = Table(title="retraining runs")
+    for column in ("run", "reason", "state", "started", "seconds"):
+        runs.add_column(column)
+    for r in report.get("runs", [])[:10]:
+        runs.add_row(
+            r["run_id"],
+            r["reason"],
+            r["state"],
+            r["started_at"][:19],
+            f"{r['duration_s']:.0f}" if r.get("duration_s") else "-",
+        )
+    console.print(runs)
+    if report.get("trigger_error"):
+        console.print(f"trigger: {report['trigger_error']}")

@@ -1,0 +1,270 @@
+"""``driftloop train BLUEPRINT``: run the training pipeline here, through kfp.local.
+
+The progress lines and the closing summary come from the pipeline itself: task
+start/end events parsed from kfp.local's log, and the tasks' own outputs (the
+train step's candidate scores, the evaluate step's test metrics, the gate's
+decision), plus the registry's aliases once the run is over.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from driftloop.cli import UserError
+
+# One user-facing name per pipeline task, in the order they run.
+STEP_TITLES = {
+    "ingest": "ingest data",
+    "validate": "validate rows",
+    "split": "split train/val/test",
+    "train": "train candidates",
+    "evaluate": "evaluate on test",
+    "register": "register version",
+    "smoke-serve": "smoke-serve",
+    "gate": "gate vs champion",
+    "fit-drift-reference": "fit drift reference",
+    "promote": "promote + roll out",
+    "rollback": "rollback policy",
+    "merge-feedback": "merge feedback",
+}
+
+class PipelineFailed(UserError):
+    """The run itself failed (bad data, a failing step): one line, exit status 1."""
+
+    exit_code = 1
+
+
+_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$")
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def _resolve_dataset(blueprint, dataset: str | None, data: str | None) -> str:
+    from driftloop.datasets import dataset_info, list_datasets
+
+    if dataset is not None:
+        try:
+            info = dataset_info(dataset)
+        except ValueError:
+            raise UserError(
+                f"--dataset: unknown dataset {dataset!r} (known: {', '.join(list_datasets())})"
+            ) from None
+        if info.needs_source and not data:
+            raise UserError(f"--dataset {dataset} reads a file: give it with --data PATH_OR_URL")
+        return dataset
+    if not data:
+        return blueprint.default_dataset
+    if dataset_info(blueprint.default_dataset).needs_source:
+        return blueprint.default_dataset
+    # --data alone means "this blueprint's file connector"; only ask when that is ambiguous.
+    connectors = [name for name in list_datasets() if dataset_info(name).needs_source]
+    if len(connectors) != 1:
+        raise UserError(f"--data needs --dataset NAME (one of: {', '.join(connectors)})")
+    return connectors[0]
+
+
+def _check_label_mapping(label_mapping: str | None) -> None:
+    if not label_mapping:
+        return
+    from driftloop.datasets import LabelMapping
+
+    try:
+        LabelMapping.parse(label_mapping)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"--label-mapping: {exc}") from None
+
+
+def _failure_message(result) -> str:
+    """One line: which step failed and the exception it died of (from the task's log)."""
+    task = result.failed_task
+    if task is None:
+        return f"pipeline failed: {result.error or 'unknown error'} (log: {result.log_path})"
+    cause = next(
+        (
+            f"{match.group(1).rsplit('.', 1)[-1]}: {match.group(2)}"
+            for line in reversed(result.tasks[task].log)
+            if (match := _ERROR_LINE.match(line))
+        ),
+        "see the log",
+    )
+    return f"step {task!r} failed: {cause} (log: {result.log_path})"
+
+
+def _progress_printer(console):
+    from rich.markup import escape
+
+    def show(event) -> None:
+        title = STEP_TITLES.get(event.task, event.task)
+        if event.kind == "started":
+            console.print(f"  [cyan]▶[/] {escape(title)} …")
+        elif event.status == "SUCCESS":
+            console.print(f"  [green]✓[/] {escape(title)} [dim]{event.seconds:.1f} s[/]")
+        else:
+            console.print(f"  [red]✗[/] {escape(title)} [dim]{event.seconds or 0:.1f} s[/]")
+
+    return show
+
+
+def summarize(result, model_name: str, primary_metric: str, tracking_uri: str) -> dict:
+    """The facts the summary shows, all read from task outputs and the registry."""
+    trained = result.json_output("train", "summary") or {}
+    test_metrics = result.json_output("evaluate") or {}
+    version = result.output("register")
+    gate_report = result.artifact_json("gate", "report") or {}
+    aliases: list[str] = []
+    if version is not None:
+        from driftloop.registry import ModelRegistry
+
+        current = ModelRegistry(tracking_uri).aliases(model_name)
+        aliases = sorted(alias for alias, v in current.items() if str(v) == str(version))
+    return {
+        "candidates": trained.get("candidates", []),
+        "best_candidate": trained.get("best_candidate"),
+        "primary_metric": primary_metric,
+        "run_id": result.output("train", "run_id"),
+        "test_metrics": test_metrics,
+        "version": version,
+        "decision": result.output("gate"),
+        "reason": gate_report.get("reason"),
+        "champion_score": gate_report.get("champion_score"),
+        "challenger_score": gate_report.get("challenger_score"),
+        "aliases": aliases,
+        "timings": result.timings,
+        "run_dir": str(result.run_dir),
+    }
+
+
+def _candidate_score(candidate: dict, metric: str) -> float | None:
+    metrics = candidate.get("metrics") or {}
+    for key in (metric, f"val_{metric}", f"validation_{metric}"):
+        if key in metrics:
+            return float(metrics[key])
+    return None
+
+
+def render_summary(console, summary: dict, model_name: str) -> None:
+    from rich.table import Table
+
+    metric = summary["primary_metric"]
+    candidates = Table(title="candidates (validation split)", title_justify="left")
+    candidates.add_column("candidate")
+    candidates.add_column(metric, justify="right")
+    candidates.add_column("fit s", justify="right")
+    candidates.add_column("")
+    for candidate in summary["candidates"]:
+        score = _candidate_score(candidate, metric)
+        fit = candidate.get("fit_seconds")
+        chosen = "chosen" if candidate.get("name") == summary["best_candidate"] else ""
+        candidates.add_row(
+            str(candidate.get("name")),
+            f"{score:.4f}" if score is not None else "-",
+            f"{float(fit):.1f}" if fit is not None else "-",
+            chosen,
+        )
+    console.print(candidates)
+
+    outcome = Table(title="result", title_justify="left", show_header=False)
+    outcome.add_column("", style="bold")
+    outcome.add_column("")
+    test_score = summary["test_metrics"].get(metric)
+    outcome.add_row("model", f"{model_name} version {summary['version']}")
+    outcome.add_row(f"test {metric}", f"{test_score:.4f}" if test_score is not None else "-")
+    outcome.add_row("decision", str(summary["decision"]))
+    outcome.add_row("reason", str(summary["reason"]))
+    outcome.add_row("aliases", ", ".join(summary["aliases"]) or "(none)")
+    outcome.add_row("mlflow run", str(summary["run_id"]))
+    outcome.add_row("run folder", summary["run_dir"])
+    console.print(outcome)
+
+
+@click.command()
+@click.argument("blueprint_name", metavar="BLUEPRINT")
+@click.option("--data", "data", metavar="PATH_OR_URL", help="Data file (path or http(s) URL).")
+@click.option("--dataset", metavar="NAME", help="Named dataset (default: the blueprint's).")
+@click.option(
+    "--label-mapping",
+    metavar="MAPPING",
+    help='Raw labels to classes, e.g. "negative=1,2;positive=4,5".',
+)
+@click.option("--experiment", metavar="NAME", help="MLflow experiment (default: settings).")
+@click.option("--model-name", metavar="NAME", help="Registered model name (default: BLUEPRINT).")
+@click.option("--seed", type=int, help="Random seed (default: settings).")
+@click.option(
+    "--min-improvement",
+    type=click.FloatRange(0.0, 1.0),
+    help="Relative gain a challenger needs over the champion (default: settings).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def train(
+    blueprint_name: str,
+    data: str | None,
+    dataset: str | None,
+    label_mapping: str | None,
+    experiment: str | None,
+    model_name: str | None,
+    seed: int | None,
+    min_improvement: float | None,
+    as_json: bool,
+) -> None:
+    """Train, register and gate a model for BLUEPRINT (runs the training pipeline locally)."""
+    from rich.console import Console
+
+    from driftloop.blueprints import UnknownBlueprintError, get_blueprint
+    from driftloop.settings import get_settings
+
+    try:
+        blueprint = get_blueprint(blueprint_name)
+    except UnknownBlueprintError as exc:
+        raise UserError(str(exc)) from None
+    if data is not None and not _is_url(data):
+        path = Path(data).expanduser()
+        if not path.is_file():
+            raise UserError(f"--data: no such file: {data}")
+        data = str(path.resolve())
+    chosen_dataset = _resolve_dataset(blueprint, dataset, data)
+    _check_label_mapping(label_mapping)
+
+    settings = get_settings()
+    model_name = model_name or blueprint.name
+    arguments = {
+        "blueprint": blueprint.name,
+        "model_name": model_name,
+        "dataset": chosen_dataset,
+        "data_source": data or "",
+        "label_mapping": label_mapping or "",
+        "seed": settings.seed if seed is None else seed,
+        "min_improvement": settings.min_improvement if min_improvement is None else min_improvement,
+        "experiment": experiment or settings.experiment,
+    }
+
+    # Bound to the real stdout now: kfp.local's output is redirected while the run lasts.
+    console = Console(file=sys.stderr if as_json else sys.stdout, highlight=False)
+    console.print(
+        f"[bold]driftloop train[/] {blueprint.name} → model [bold]{model_name}[/] "
+        f"(dataset {chosen_dataset}{', ' + data if data else ''})"
+    )
+
+    from pipelines.local_run import run_pipeline_locally
+    from pipelines.training import training_pipeline
+
+    result = run_pipeline_locally(
+        training_pipeline, arguments, settings, progress=_progress_printer(console)
+    )
+    if not result.succeeded:
+        raise PipelineFailed(_failure_message(result))
+
+    summary = summarize(
+        result, model_name, blueprint.primary_metric, settings.resolved_tracking_uri
+    )
+    if as_json:
+        import json
+
+        click.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        render_summary(console, summary, model_name)

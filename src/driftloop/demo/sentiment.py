@@ -1,0 +1,583 @@
+"""The sentiment demo: v1 on film snippets, traffic shifts to tweets, the loop closes.
+
+Everything lives in its own state directory (its own MLflow database,
+prediction store, trigger ledger and stack processes on free loopback ports),
+so the demo never touches the user's registry, and the stack is stopped at
+the end whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from driftloop.demo import data as demo_data
+from driftloop.demo.timeline import Timeline
+from driftloop.demo.traffic import TrafficReplayer, TrafficStats
+from driftloop.demo.watch import monitor_gauges, prometheus_alerts, trigger_json
+from driftloop.deploy.stack import Stack, StackError
+from driftloop.settings import Settings
+
+MARKER = ".driftloop-demo"
+PORT_FIELDS = (
+    "mlflow_port",
+    "predictor_port",
+    "predictor_grpc_port",
+    "monitor_port",
+    "trigger_port",
+    "prometheus_port",
+    "alertmanager_port",
+)
+
+
+class DemoError(RuntimeError):
+    """The loop did not close (or could not start); the message says where it stopped."""
+
+
+class DemoSetupError(ValueError):
+    """A demo option the user must change (named in the message)."""
+
+
+@dataclass
+class DemoOptions:
+    state_dir: Path
+    quick: bool = False
+    model: str = "sentiment"
+    alerting: str = "auto"  # auto | prometheus | evaluator
+    loop_timeout_s: float | None = None  # drift onset -> new champion served
+    seed: int = 42
+
+    @property
+    def sizes(self) -> demo_data.DemoSizes:
+        return demo_data.QUICK if self.quick else demo_data.FULL
+
+    @property
+    def timeout_s(self) -> float:
+        return self.loop_timeout_s or (420.0 if self.quick else 900.0)
+
+
+@dataclass
+class DemoReport:
+    closed: bool = False
+    alerting: str = ""
+    champion_before: str | None = None
+    champion_after: str | None = None
+    scores: dict[str, Any] = field(default_factory=dict)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    baseline: TrafficStats = field(default_factory=TrafficStats)
+    shifted: TrafficStats = field(default_factory=TrafficStats)
+    after: TrafficStats = field(default_factory=TrafficStats)
+    drift_onset: float | None = None
+    alert_fired: float | None = None
+    run_launched: float | None = None
+    champion_promoted: float | None = None
+    champion_served: float | None = None
+    failure: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        def stats(value: TrafficStats) -> dict[str, Any]:
+            return {
+                "predictions": value.texts,
+                "accuracy": value.accuracy,
+                "feedback": value.feedback,
+                "errors": value.errors,
+                "versions": dict(value.versions),
+            }
+
+        def since_onset(at: float | None) -> float | None:
+            return None if at is None or self.drift_onset is None else at - self.drift_onset
+
+        return {
+            "closed": self.closed,
+            "failure": self.failure,
+            "alerting": self.alerting,
+            "champion_before": self.champion_before,
+            "champion_after": self.champion_after,
+            "scores": self.scores,
+            "decisions": self.decisions,
+            "runs": self.runs,
+            "traffic": {
+                "in_domain": stats(self.baseline),
+                "shifted": stats(self.shifted),
+                "after": stats(self.after),
+            },
+            "seconds_after_onset": {
+                "alert_fired": since_onset(self.alert_fired),
+                "run_launched": since_onset(self.run_launched),
+                "champion_promoted": since_onset(self.champion_promoted),
+                "champion_served": since_onset(self.champion_served),
+            },
+            "onset_to_new_champion_s": self.onset_to_new_champion_s,
+        }
+
+    @property
+    def onset_to_new_champion_s(self) -> float | None:
+        if self.drift_onset is None or self.champion_served is None:
+            return None
+        return self.champion_served - self.drift_onset
+
+
+# --- state directory and settings -------------------------------------------------------
+def prepare_state_dir(path: Path) -> Path:
+    """A fresh demo directory; refuses to wipe a directory the demo did not create."""
+    path = path.expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise DemoSetupError(f"--state-dir {path} is a file")
+    if path.is_dir() and any(path.iterdir()):
+        if not (path / MARKER).is_file():
+            raise DemoSetupError(
+                f"--state-dir {path} is not empty and was not created by the demo; "
+                "choose an empty or new directory"
+            )
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / MARKER).write_text("created by `driftloop demo`; deleted by the next run\n")
+    return path
+
+
+def free_ports(count: int) -> list[int]:
+    sockets, ports = [], []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+            ports.append(sock.getsockname()[1])
+    finally:
+        for sock in sockets:
+            sock.close()
+    return ports
+
+
+def demo_settings(home: Path, retrain_csv: Path, options: DemoOptions) -> Settings:
+    quick = options.quick
+    return Settings(
+        home=home,
+        tracking_uri=None,
+        store_url=None,
+        api_token=None,
+        trigger_token=None,
+        seed=options.seed,
+        # v1 is a deliberately small first model (see demo.data); it must still be served
+        promotion_floor=0.55,
+        reload_interval_s=2.0,
+        monitor_window=options.sizes.monitor_window,
+        monitor_feedback_poll_s=2.0,
+        evaluator_interval_s=2.0,
+        feedback_backlog_threshold=600 if quick else 1500,
+        # one retraining per demo: later alerts are recorded as busy / cooling_down
+        trigger_cooldown_s=3600.0,
+        retrain_arguments={
+            "blueprint": "sentiment",
+            "dataset": "sentiment-offline",
+            "data_source": str(retrain_csv),
+        },
+        stack_health_timeout_s=120.0,
+        **dict(zip(PORT_FIELDS, free_ports(len(PORT_FIELDS)), strict=True)),
+    )
+
+
+@contextlib.contextmanager
+def demo_environment(home: Path) -> Iterator[None]:
+    """Point this process at the demo's own registry and home; restore on exit."""
+    names = (
+        "MLFLOW_TRACKING_URI",
+        "DRIFTLOOP_HOME",
+        "DRIFTLOOP_TRACKING_URI",
+        "DRIFTLOOP_STORE_URL",
+    )
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
+    os.environ["DRIFTLOOP_HOME"] = str(home)
+    os.environ.pop("DRIFTLOOP_TRACKING_URI", None)
+    os.environ.pop("DRIFTLOOP_STORE_URL", None)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def describe_drift(gauges: dict[str, float]) -> str:
+    score = gauges.get("driftloop_drift_score")
+    if score is None or math.isnan(score):
+        return "monitor: no full drift window yet"
+    detected = "drift" if gauges.get("driftloop_drift_detected", 0) >= 1 else "no drift"
+    return f"monitor: {detected} (score {score:.3f})"
+
+
+# --- the demo -------------------------------------------------------------------------
+class SentimentDemo:
+    def __init__(self, options: DemoOptions, console: Console | None = None) -> None:
+        self.options = options
+        # bound to the real stdout now: kfp.local redirects sys.stdout while a pipeline runs
+        self.console = console or Console(file=sys.stdout)
+        self.timeline = Timeline(self.console)
+        self.report = DemoReport()
+        self.stack: Stack | None = None
+
+    def note(self, kind: str, message: str) -> float:
+        return self.timeline.note(kind, message).at
+
+    def run(self) -> DemoReport:
+        options = self.options
+        state = prepare_state_dir(options.state_dir)
+        home = state / "home"
+        home.mkdir()
+        self.note("setup", f"state directory {state} (quick={options.quick})")
+        data = demo_data.prepare(state / "data", options.sizes, options.seed)
+        self.note(
+            "setup",
+            f"data: {data.train_rows} film snippets for v1, {data.retrain_rows} more labelled "
+            f"since (the retraining's base data), {len(data.baseline)} held out as live "
+            f"traffic, {len(data.shifted)} tweets for the shift",
+        )
+        with demo_environment(home):
+            settings = demo_settings(home, data.retrain_csv, options)
+            self.stack = Stack(
+                settings,
+                options.model,
+                alerting=options.alerting,
+                say=lambda message: self.note("setup", message),
+                repeat_interval="10s",
+            )
+            self.report.alerting = self.stack.alerting
+            try:
+                self.stack.up(only=["mlflow"])
+                os.environ["MLFLOW_TRACKING_URI"] = self.stack.tracking_uri
+                self.train_v1(settings, data)
+                self.note(
+                    "setup",
+                    "starting monitor, predictor, trigger and "
+                    + (
+                        "Prometheus + Alertmanager"
+                        if self.stack.alerting == "prometheus"
+                        else "the built-in alert evaluator"
+                    ),
+                )
+                self.stack.up()
+                self.replay_baseline(data)
+                self.shift_and_watch(data)
+            except (DemoError, StackError) as exc:
+                self.report.failure = str(exc)
+                self.note("error", str(exc))
+            finally:
+                self.collect_trigger_view()
+                stopped = self.stack.down(timeout_s=15)
+                self.note("setup", f"stack stopped ({', '.join(stopped) or 'nothing running'})")
+        return self.report
+
+    # --- steps ------------------------------------------------------------------------
+    def registry(self):
+        from driftloop.registry import ModelRegistry
+
+        return ModelRegistry(tracking_uri=self.stack.tracking_uri)
+
+    def champion(self):
+        return self.registry().version_by_alias(self.options.model, "champion")
+
+    def train_v1(self, settings: Settings, data: demo_data.DemoData) -> None:
+        from pipelines.local_run import run_pipeline_locally
+        from pipelines.training import training_pipeline
+
+        from driftloop.trigger.launchers import accepted_inputs
+
+        wanted = {
+            "blueprint": "sentiment",
+            "model_name": self.options.model,
+            "dataset": "sentiment-offline",
+            "data_source": str(data.train_csv),
+            "seed": self.options.seed,
+        }
+        inputs = accepted_inputs(training_pipeline)
+        arguments = {k: v for k, v in wanted.items() if k in inputs}
+        self.note("setup", "training v1 with the training pipeline (kfp.local)")
+
+        def progress(event) -> None:
+            if event.kind == "finished":
+                self.note("run", f"  training task {event.task}: {event.status} ({event.seconds}s)")
+
+        result = run_pipeline_locally(training_pipeline, arguments, settings, progress)
+        if not result.succeeded:
+            raise DemoError(
+                f"training pipeline failed at task {result.failed_task}: {result.error} "
+                f"(log: {result.log_path})"
+            )
+        champion = self.champion()
+        if champion is None:
+            raise DemoError(
+                "training finished but v1 was not promoted to champion (see its gate tags)"
+            )
+        self.report.champion_before = str(champion.version)
+        self.report.scores["v1"] = self.version_scores(champion)
+        self.note(
+            "registry",
+            f"v{champion.version} is champion: {self.report.scores['v1'].get('metric')} = "
+            f"{self.report.scores['v1'].get('value')} on its test split",
+        )
+
+    @staticmethod
+    def version_scores(version) -> dict[str, Any]:
+        tags = dict(getattr(version, "tags", {}) or {})
+        return {
+            "metric": tags.get("driftloop.metric.name"),
+            "value": tags.get("driftloop.metric.value"),
+            "decision": tags.get("driftloop.decision"),
+            "reason": tags.get("driftloop.decision.reason"),
+            "champion_score": tags.get("driftloop.champion_score"),
+            "challenger_score": tags.get("driftloop.challenger_score"),
+        }
+
+    def client(self):
+        from driftloop.serving.client import PredictorClient
+
+        return PredictorClient(self.stack.url("predictor"), timeout_s=15.0)
+
+    def replay_baseline(self, data: demo_data.DemoData) -> None:
+        self.note("traffic", f"replaying {len(data.baseline)} held-out snippets, feedback for 30%")
+        stats = self.report.baseline
+        with self.client() as client:
+            replayer = TrafficReplayer(client, self.options.model, feedback_fraction=0.3)
+            for rows in replayer.batches(data.baseline):
+                replayer.send(rows, stats)
+        gauges = monitor_gauges(self.stack, self.options.model)
+        self.note(
+            "traffic",
+            f"in-domain: {stats.texts} predictions, live accuracy {stats.accuracy:.2f}, "
+            f"{stats.feedback} feedback, {stats.errors} errors; " + describe_drift(gauges),
+        )
+        if stats.texts == 0:
+            raise DemoError("the predictor answered no request; see " + str(self.stack.dir))
+
+    def shift_and_watch(self, data: demo_data.DemoData) -> None:
+        report = self.report
+        report.drift_onset = self.note(
+            "drift", "traffic shifts to tweets (new vocabulary, ~70% negative); feedback for 80%"
+        )
+        deadline = report.drift_onset + self.options.timeout_s
+        seen_decisions: set[int] = set()
+        said: set[tuple] = set()
+        run_states: dict[str, str] = {}
+        alert_states: dict[str, str] = {}
+        drift_seen = False
+        next_poll = 0.0
+        with self.client() as client:
+            replayer = TrafficReplayer(client, self.options.model, feedback_fraction=0.8, seed=7)
+            batches = replayer.batches(data.shifted)
+            while time.time() < deadline:
+                # keep the traffic flowing: it is what the monitor sees and what answers show
+                rows = next(batches, None)
+                if rows is None:
+                    # replay again to keep the traffic up, but label each tweet once:
+                    # repeated feedback would put the same text in train and test
+                    replayer.feedback_fraction = 0.0
+                    batches = replayer.batches(data.shifted)
+                    rows = next(batches)
+                stats = report.after if report.champion_promoted else report.shifted
+                replayer.send(rows, stats)
+                new_version = report.champion_after
+                if new_version and new_version in report.shifted.first_seen | stats.first_seen:
+                    # the predictor may have reloaded before we saw the alias move
+                    served_at = min(
+                        s.first_seen[new_version]
+                        for s in (report.shifted, report.after)
+                        if new_version in s.first_seen
+                    )
+                    self.note(
+                        "serving",
+                        f"predictor answers with v{new_version} "
+                        f"(first at +{served_at - report.drift_onset:.1f}s after the drift began)",
+                    )
+                    report.champion_served = served_at
+                    self.confirm_serving(replayer, data, new_version)
+                    report.closed = True
+                    return
+                if report.run_launched is not None:
+                    # the retraining shares these cores: a trickle of traffic is enough now
+                    time.sleep(0.2)
+                if time.time() < next_poll:
+                    continue
+                next_poll = time.time() + 1.0
+                if not drift_seen:
+                    gauges = monitor_gauges(self.stack, self.options.model)
+                    if gauges.get("driftloop_drift_detected", 0) >= 1:
+                        drift_seen = True
+                        self.note(
+                            "drift",
+                            "monitor: drift detected (score "
+                            f"{gauges.get('driftloop_drift_score', 0):.3f}, p "
+                            f"{gauges.get('driftloop_drift_p_value', float('nan')):.2g}) after "
+                            f"{report.shifted.texts} tweets",
+                        )
+                for alert in prometheus_alerts(self.stack):
+                    name = alert["labels"].get("alertname", "?")
+                    if alert_states.get(name) != alert["state"]:
+                        alert_states[name] = alert["state"]
+                        self.note("alert", f"Prometheus: {name} {alert['state']}")
+                        if alert["state"] == "firing" and report.alert_fired is None:
+                            report.alert_fired = time.time()
+                for decision in reversed(trigger_json(self.stack, "/decisions")):
+                    if decision["id"] in seen_decisions:
+                        continue
+                    seen_decisions.add(decision["id"])
+                    if report.alert_fired is None and decision.get("alert_status") == "firing":
+                        report.alert_fired = time.time()
+                    # Alertmanager re-sends firing alerts; say once what the trigger does with them
+                    repeat = (decision.get("alertname"), decision["outcome"])
+                    if decision["outcome"] != "launched" and repeat in said:
+                        continue
+                    said.add(repeat)
+                    self.note(
+                        "trigger",
+                        f"webhook {decision.get('alertname')}: {decision['outcome']}"
+                        + (f" -> {decision['run_id']}" if decision["outcome"] == "launched" else "")
+                        + f" ({decision['reason']})"
+                        + ("" if decision["outcome"] == "launched" else "; repeats not shown"),
+                    )
+                    if decision["outcome"] == "launched" and report.run_launched is None:
+                        report.run_launched = time.time()
+                for run in trigger_json(self.stack, "/runs"):
+                    if run_states.get(run["run_id"]) == run["state"]:
+                        continue
+                    run_states[run["run_id"]] = run["state"]
+                    self.note("run", f"retraining {run['run_id']}: {run['state']}")
+                    if run["state"] in ("failed", "lost"):
+                        raise DemoError(
+                            f"retraining run {run['run_id']} {run['state']}: {run['error']}"
+                        )
+                    if run["state"] == "succeeded":
+                        self.after_run(run)
+        raise DemoError(
+            f"the loop did not close within {self.options.timeout_s:.0f}s of the drift onset"
+        )
+
+    def confirm_serving(self, replayer: TrafficReplayer, data, version: str) -> None:
+        """Every answer from now on comes from the new champion."""
+        confirmation = TrafficStats()
+        replayer.feedback_fraction = 0.0
+        for rows in replayer.batches(data.shifted.tail(10)):
+            replayer.send(rows, confirmation)
+        after = self.report.after
+        after.texts += confirmation.texts
+        after.correct += confirmation.correct
+        after.feedback += confirmation.feedback
+        after.errors += confirmation.errors
+        after.versions.update(confirmation.versions)
+        served = dict(confirmation.versions)
+        if set(served) != {version}:
+            raise DemoError(f"after the reload the predictor answered with versions {served}")
+        self.note(
+            "serving", f"confirmed: the next {served[version]} answers all came from v{version}"
+        )
+
+    def after_run(self, run: dict[str, Any]) -> None:
+        champion = self.champion()
+        version = str(champion.version) if champion is not None else None
+        if version == self.report.champion_before:
+            latest = self.latest_version()
+            scores = self.version_scores(latest) if latest is not None else {}
+            raise DemoError(
+                f"the gate kept v{version}: {scores.get('reason') or 'no decision recorded'} "
+                f"(challenger {scores.get('challenger_score')}, "
+                f"champion {scores.get('champion_score')})"
+            )
+        self.report.champion_after = version
+        self.report.scores[f"v{version}"] = self.version_scores(champion)
+        self.report.champion_promoted = self.note(
+            "registry",
+            f"v{version} promoted to champion ({self.report.scores[f'v{version}'].get('reason')}); "
+            f"v{self.report.champion_before} is previous-champion",
+        )
+
+    def latest_version(self):
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.stack.tracking_uri)
+        versions = client.search_model_versions(f"name='{self.options.model}'")
+        if not versions:
+            return None
+        newest = max(versions, key=lambda v: int(v.version))
+        return client.get_model_version(self.options.model, newest.version)
+
+    def collect_trigger_view(self) -> None:
+        if self.stack is None or self.stack.running_pid("trigger") is None:
+            return
+        self.report.decisions = trigger_json(self.stack, "/decisions")
+        self.report.runs = trigger_json(self.stack, "/runs")
+
+
+# --- summary --------------------------------------------------------------------------
+def print_summary(report: DemoReport, console: Console) -> None:
+    table = Table(title="driftloop demo: sentiment", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+
+    def seconds(at: float | None) -> str:
+        if at is None or report.drift_onset is None:
+            return "-"
+        return f"+{at - report.drift_onset:.1f}s after drift onset"
+
+    table.add_row(
+        "result", "[green]loop closed[/green]" if report.closed else f"[red]{report.failure}[/red]"
+    )
+    table.add_row("alerting", report.alerting)
+    for name, scores in report.scores.items():
+        table.add_row(
+            f"{name} scores",
+            f"{scores.get('metric')}={scores.get('value')}"
+            + (
+                f"; gate: champion {scores['champion_score']} "
+                f"vs challenger {scores['challenger_score']}"
+                if scores.get("champion_score") not in (None, "", "none")
+                else ""
+            ),
+        )
+    table.add_row("champion", f"v{report.champion_before} -> v{report.champion_after or '-'}")
+    for label, stats in (
+        ("in-domain", report.baseline),
+        ("shifted", report.shifted),
+        ("after", report.after),
+    ):
+        if stats.texts:
+            table.add_row(
+                f"traffic {label}",
+                f"{stats.texts} predictions, accuracy {stats.accuracy:.2f}, "
+                f"{stats.feedback} feedback",
+            )
+    alerts = sorted(
+        {d.get("alertname") or "?" for d in report.decisions if d.get("alert_status") == "firing"}
+    )
+    table.add_row("alerts received", ", ".join(alerts) or "-")
+    outcomes: dict[str, int] = {}
+    for d in report.decisions:
+        outcomes[d["outcome"]] = outcomes.get(d["outcome"], 0) + 1
+    table.add_row(
+        "trigger decisions", ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) or "-"
+    )
+    for run in report.runs:
+        table.add_row(
+            "retraining run",
+            f"{run['run_id']} ({run['reason']}): {run['state']}"
+            + (f" in {run['duration_s']:.0f}s" if run.get("duration_s") else ""),
+        )
+    table.add_row("alert fired", seconds(report.alert_fired))
+    table.add_row("run launched", seconds(report.run_launched))
+    table.add_row("new champion", seconds(report.champion_promoted))
+    table.add_row("new champion served", seconds(report.champion_served))
+    console.print(table)

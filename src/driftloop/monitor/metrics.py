@@ -1,0 +1,157 @@
+"""Every Prometheus series the monitor exports, in one registry of its own.
+
+Names are the cross-team contract (``driftloop_*``, labelled ``model`` and,
+where it applies, ``version``); the alert rules in ``alert_rules.yaml`` and
+the built-in evaluator read exactly these.
+"""
+
+from __future__ import annotations
+
+import math
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+EVENT_TYPES = ("request", "response", "paired", "unmatched", "invalid")
+
+
+class MonitorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        detector_labels = ["model", "version", "detector", "features"]
+        self.drift_score = Gauge(
+            "driftloop_drift_score",
+            "Detector distance/statistic on the last window",
+            detector_labels,
+            registry=r,
+        )
+        self.drift_p_value = Gauge(
+            "driftloop_drift_p_value",
+            "Detector p-value on the last window (min over features)",
+            detector_labels,
+            registry=r,
+        )
+        self.drift_detected = Gauge(
+            "driftloop_drift_detected",
+            "1 if the detector flagged the last window as drifted",
+            detector_labels,
+            registry=r,
+        )
+        self.events = Counter(
+            "driftloop_events",
+            "Payload-logger events by type",
+            ["model", "version", "type"],
+            registry=r,
+        )
+        self.feedback_total = Gauge(
+            "driftloop_feedback_total",
+            "Feedback rows in the store for the model (all versions)",
+            ["model"],
+            registry=r,
+        )
+        self.feedback_since_champion = Gauge(
+            "driftloop_feedback_since_champion",
+            "Feedback on the champion since it was promoted",
+            ["model", "version"],
+            registry=r,
+        )
+        self.live_accuracy = Gauge(
+            "driftloop_live_accuracy",
+            "Share of the champion's judged predictions that were right",
+            ["model", "version"],
+            registry=r,
+        )
+        self.live_accuracy_samples = Gauge(
+            "driftloop_live_accuracy_samples",
+            "Feedback rows behind driftloop_live_accuracy",
+            ["model", "version"],
+            registry=r,
+        )
+        self.champion_test_score = Gauge(
+            "driftloop_champion_test_score",
+            "The champion's primary metric on its test split",
+            ["model", "version"],
+            registry=r,
+        )
+        self.window_size = Gauge(
+            "driftloop_monitor_window_size",
+            "Events per drift evaluation window",
+            ["model"],
+            registry=r,
+        )
+        self.reference_loaded = Gauge(
+            "driftloop_monitor_reference_loaded",
+            "1 if a drift reference is loaded for the version",
+            ["model", "version"],
+            registry=r,
+        )
+        self.windows = Counter(
+            "driftloop_monitor_windows",
+            "Windows evaluated by the detectors",
+            ["model", "version"],
+            registry=r,
+        )
+        self.windows_dropped = Counter(
+            "driftloop_monitor_windows_dropped",
+            "Windows skipped because detection fell behind",
+            ["model"],
+            registry=r,
+        )
+        self.pending = Gauge(
+            "driftloop_monitor_pending_events",
+            "Request/response halves waiting for their pair",
+            ["model"],
+            registry=r,
+        )
+        self.detection_seconds = Histogram(
+            "driftloop_monitor_detection_seconds",
+            "Time to featurise and test one window",
+            ["model"],
+            registry=r,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def event(self, model: str, version: str | None, kind: str, count: int = 1) -> None:
+        if count:
+            self.events.labels(model=model, version=version or "", type=kind).inc(count)
+
+    def set_feedback(
+        self, model: str, version: str, *, total: int, since_champion: int, accuracy: float | None
+    ) -> None:
+        self.feedback_total.labels(model=model).set(total)
+        self.feedback_since_champion.labels(model=model, version=version).set(since_champion)
+        # no judged feedback yet: NaN compares false, so no accuracy alert can fire on it
+        self.live_accuracy.labels(model=model, version=version).set(
+            math.nan if accuracy is None else accuracy
+        )
+        self.live_accuracy_samples.labels(model=model, version=version).set(since_champion)
+
+    def forget_version(self, model: str, version: str) -> None:
+        """Drop a replaced champion's per-version series so alerts follow the new one."""
+        for gauge in (
+            self.feedback_since_champion,
+            self.live_accuracy,
+            self.live_accuracy_samples,
+            self.champion_test_score,
+            self.reference_loaded,
+        ):
+            _remove(gauge, model, version)
+        for gauge in (self.drift_score, self.drift_p_value, self.drift_detected):
+            for labels in list(_label_sets(gauge)):
+                if labels[0] == model and labels[1] == version:
+                    gauge.remove(*labels)
+
+
+def _label_sets(metric):
+    # prometheus_client keeps children by label tuple; there is no public listing
+    return list(metric._metrics.keys())  # noqa: SLF001
+
+
+def _remove(metric, *labels) -> None:
+    try:
+        metric.remove(*labels)
+    except KeyError:
+        pass

@@ -1,0 +1,241 @@
+"""The monitor's logic, independent of HTTP: intake, pairing, windows, polling."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from driftloop.monitor.champion import ChampionSource, FeedbackSource, WatchedVersion
+from driftloop.monitor.config import load_config
+from driftloop.monitor.engine import DriftEngine
+from driftloop.monitor.events import InvalidEvent, pair_samples, parse_event
+from driftloop.monitor.metrics import MonitorMetrics
+from driftloop.monitor.pairing import EventPairer
+from driftloop.monitor.reference import ReferenceBundle, load_reference
+from driftloop.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    status: int
+    detail: dict
+
+
+class MonitorService:
+    def __init__(
+        self,
+        model_name: str,
+        settings: Settings,
+        *,
+        alias: str = "champion",
+        champion_source: ChampionSource | None = None,
+        feedback_source: FeedbackSource | None = None,
+        watch: bool = True,
+    ) -> None:
+        self.model_name = model_name
+        self.settings = settings
+        self.alias = alias
+        self.metrics = MonitorMetrics()
+        window = load_config(settings=settings).window_size(settings)
+        self.engine = DriftEngine(model_name, self.metrics, window=window)
+        self.pairer = EventPairer(
+            ttl_s=settings.monitor_pending_ttl_s, max_pending=settings.monitor_max_pending
+        )
+        self._watch = watch
+        self._champion_source = champion_source
+        self._feedback_source = feedback_source
+        self.watched: WatchedVersion | None = None
+        self._failed_references: set[str] = set()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self.metrics.pending.labels(model=model_name).set(0)
+
+    # --- lifecycle ------------------------------------------------------------
+    def start(self) -> None:
+        self.engine.start()
+        if self._watch and self._poller is None:
+            self._poller = threading.Thread(
+                target=self._poll_loop, name="monitor-poller", daemon=True
+            )
+            self._poller.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=30)
+            self._poller = None
+        self.engine.close()
+        if self._feedback_source is not None:
+            self._feedback_source.close()
+
+    # --- intake ---------------------------------------------------------------
+    def handle(self, headers: Mapping[str, str], body: bytes) -> IntakeResult:
+        version = self.engine.version
+        try:
+            event = parse_event(headers, body)
+        except InvalidEvent as exc:
+            self.metrics.event(self.model_name, version, "invalid")
+            return IntakeResult(400, {"detail": f"invalid CloudEvent: {exc}"})
+        self.metrics.event(self.model_name, version, event.kind)
+        outcome = self.pairer.add(event)
+        self.metrics.event(self.model_name, version, "unmatched", outcome.dropped)
+        self.metrics.pending.labels(model=self.model_name).set(len(self.pairer))
+        if outcome.duplicate:
+            return IntakeResult(200, {"accepted": False, "duplicate": True, "id": event.event_id})
+        if outcome.pair is None:
+            return IntakeResult(202, {"accepted": True, "paired": False, "id": event.event_id})
+        try:
+            samples = pair_samples(outcome.pair.request, outcome.pair.response)
+        except InvalidEvent as exc:
+            self.metrics.event(self.model_name, version, "invalid")
+            return IntakeResult(400, {"detail": f"invalid inference payload: {exc}"})
+        self.metrics.event(self.model_name, version, "paired")
+        rejected = self.engine.add(samples)
+        self.metrics.event(self.model_name, version, "invalid", rejected)
+        return IntakeResult(
+            202, {"accepted": True, "paired": True, "id": event.event_id, "samples": len(samples)}
+        )
+
+    # --- reference and polling --------------------------------------------------
+    def use_reference(self, version: str | None, bundle: ReferenceBundle | None) -> None:
+        self.engine.set_reference(version, bundle)
+
+    def refresh_champion(self) -> None:
+        source = self._champion_source or ChampionSource(self.model_name, self.alias, self.settings)
+        self._champion_source = source
+        current = source.current()
+        previous = self.watched
+        if current is None:
+            if previous is not None:
+                log.warning("%s@%s is gone; watching nothing", self.model_name, self.alias)
+                self.watched = None
+                self.use_reference(None, None)
+            return
+        if current.test_score is not None:
+            self.metrics.champion_test_score.labels(
+                model=self.model_name, version=current.version
+            ).set(current.test_score)
+        unchanged = (
+            previous is not None
+            and previous.version == current.version
+            and previous.reference_uri == current.reference_uri
+        )
+        if unchanged and (
+            self.engine.bundle is not None
+            or current.reference_uri is None
+            or current.reference_uri in self._failed_references
+        ):
+            self.watched = current
+            return
+        self.watched = current
+        self.use_reference(current.version, self._load(current))
+        if current.test_score is not None:  # forget_version may just have cleared it
+            self.metrics.champion_test_score.labels(
+                model=self.model_name, version=current.version
+            ).set(current.test_score)
+
+    def _load(self, current: WatchedVersion) -> ReferenceBundle | None:
+        uri = current.reference_uri
+        if uri is None:
+            log.warning(
+                "%s v%s has no drift reference: counting events only",
+                self.model_name,
+                current.version,
+            )
+            return None
+        if uri in self._failed_references:
+            return None
+        try:
+            bundle = load_reference(uri, tracking_uri=self.settings.resolved_tracking_uri)
+        except Exception as exc:  # a broken artifact must not stop intake
+            self._failed_references.add(uri)
+            log.error(
+                "%s v%s: cannot load drift reference %s: %s",
+                self.model_name,
+                current.version,
+                uri,
+                exc,
+            )
+            return None
+        log.info("%s v%s: drift reference loaded from %s", self.model_name, current.version, uri)
+        return bundle
+
+    def refresh_feedback(self) -> None:
+        if self.watched is None:
+            return
+        source = self._feedback_source or FeedbackSource(self.settings.resolved_store_url)
+        self._feedback_source = source
+        total, champion = source.stats(self.model_name, self.watched.version, self.watched.since)
+        self.metrics.set_feedback(
+            self.model_name,
+            self.watched.version,
+            total=total.count,
+            since_champion=champion.count,
+            accuracy=champion.accuracy,
+        )
+
+    def expire_pending(self) -> None:
+        dropped = self.pairer.expire()
+        self.metrics.event(self.model_name, self.engine.version, "unmatched", dropped)
+        self.metrics.pending.labels(model=self.model_name).set(len(self.pairer))
+
+    def _poll_loop(self) -> None:
+        next_feedback = 0.0
+        elapsed = 0.0
+        tick = min(self.settings.reload_interval_s, self.settings.monitor_feedback_poll_s, 1.0)
+        next_champion = 0.0
+        while not self._stop.is_set():
+            if elapsed >= next_champion:
+                self._guarded(self.refresh_champion, "registry poll")
+                next_champion = elapsed + self.settings.reload_interval_s
+            if elapsed >= next_feedback:
+                self._guarded(self.refresh_feedback, "feedback poll")
+                next_feedback = elapsed + self.settings.monitor_feedback_poll_s
+            self._guarded(self.expire_pending, "expiry")
+            self._stop.wait(tick)
+            elapsed += tick
+
+    def _guarded(self, action, what: str) -> None:
+        try:
+            action()
+        except Exception as exc:  # the registry or store being down is temporary
+            log.warning("%s: %s failed: %s", self.model_name, what, exc)
+
+    def status(self) -> dict:
+        watched = self.watched
+        return {
+            "model": self.model_name,
+            "alias": self.alias,
+            "version": self.engine.version,
+            "reference_loaded": self.engine.bundle is not None,
+            "window": self.engine.window,
+            "pending": len(self.pairer),
+            "test_score": watched.test_score if watched else None,
+            "last_windows": [
+                {
+                    "version": r.version,
+                    "size": r.size,
+                    "drift": r.drift,
+                    "seconds": round(r.seconds, 4),
+                    "detectors": {
+                        d.name: {
+                            "detected": d.detected,
+                            "p_value": _finite_or_none(d.p_value),
+                            "score": _finite_or_none(d.score),
+                        }
+                        for d in r.results
+                    },
+                }
+                for r in self.engine.reports[-5:]
+            ],
+        }
+
+
+def _finite_or_none(value: float) -> float | None:
+    # JSON has no NaN: online detectors have no p-value
+    return value if math.isfinite(value) else None

@@ -1,0 +1,14 @@
+"""Serving: the KServe predictor for driftloop models and everything around it.
+
+- ``model.TextClassifierModel`` -- the kserve.Model (text in; label, probabilities,
+  low_confidence out), loaded from ``models:/NAME@champion``; hot reload by alias.
+- ``server.serve`` / ``server.DriftloopModelServer`` -- kserve.ModelServer with REST
+  v1/v2, gRPC v2, the feedback API (``feedback``), auth (``auth``) and metrics
+  (``metrics``).
+- ``store.PredictionStore`` -- prediction log + feedback (SQLAlchemy, Alembic).
+- ``payload_logger.PayloadLogger`` -- KServe-agent-compatible CloudEvents.
+- ``client.PredictorClient`` and ``smoke.smoke_serve`` -- calling a running predictor.
+
+Imports are per module (``from driftloop.serving.store import PredictionStore``):
+this package does not import KServe or MLflow until a module that needs them is used.
+"""

@@ -1,0 +1,1 @@
+"""Alembic migrations of the prediction/feedback store (run by ``store.migrate``)."""

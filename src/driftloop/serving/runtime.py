@@ -1,0 +1,216 @@
+"""Per-process serving services: prediction store writer, payload logger, reload pollers.
+
+KServe runs the REST app in one or more processes (``--workers``) and gRPC in
+the parent; each process that answers requests gets its own runtime, started
+once (by the server before it serves, or by the app's startup hook in a worker)
+and closed on shutdown, when it drains the store queue so that no accepted
+prediction is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from driftloop.serving.payload_logger import PayloadLogger
+from driftloop.serving.store import PredictionRecord, PredictionStore
+from driftloop.serving.store_writer import StoreWriter
+from driftloop.settings import Settings
+
+if TYPE_CHECKING:
+    from driftloop.serving.model import TextClassifierModel
+
+log = logging.getLogger(__name__)
+
+RETENTION_INTERVAL_S = 3600.0
+
+_runtimes: dict[int, ServingRuntime] = {}
+_runtimes_lock = threading.Lock()
+
+
+class Periodic:
+    """Calls ``action`` every ``interval_s`` on a daemon thread until stopped."""
+
+    def __init__(
+        self,
+        name: str,
+        interval_s: float,
+        action: Callable[[], Any],
+        warm_up: Callable[[], Any] | None = None,
+    ) -> None:
+        self.interval_s = interval_s
+        self.action = action
+        self.warm_up = warm_up
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> Periodic:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        if self.warm_up is not None:
+            try:
+                self.warm_up()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("%s warm-up failed: %s", self._thread.name, exc)
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.action()
+            except Exception as exc:  # noqa: BLE001 - keep polling after a bad round
+                log.warning("%s failed: %s", self._thread.name, exc)
+
+
+class ServingRuntime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store: PredictionStore | None = None
+        self.writer: StoreWriter | None = None
+        self.loggers: dict[str, PayloadLogger] = {}
+        self._periodic: list[Periodic] = []
+        self._watched: set[str] = set()
+        self._lock = threading.Lock()
+        self._started = False
+        self._closed = False
+
+    def start(self, models: Iterable[TextClassifierModel] = ()) -> ServingRuntime:
+        with self._lock:
+            if not self._started:
+                self._started = True
+                self.store = PredictionStore(self.settings.resolved_store_url)
+                self._apply_retention()
+                self.writer = StoreWriter(
+                    self.store, queue_size=self.settings.store_queue_size
+                ).start()
+                self._periodic.append(
+                    Periodic(
+                        "driftloop-retention", RETENTION_INTERVAL_S, self._apply_retention
+                    ).start()
+                )
+            for model in models:
+                self._watch(model)
+        return self
+
+    def _watch(self, model: TextClassifierModel) -> None:
+        if model.name in self._watched:
+            return
+        self._watched.add(model.name)
+        if self.settings.logger_url:
+            self.loggers[model.name] = PayloadLogger(
+                self.settings.logger_url,
+                model_name=model.name,
+                namespace=self.settings.namespace,
+                queue_size=self.settings.logger_queue_size,
+                max_retries=self.settings.logger_max_retries,
+            ).start()
+        if model.watches_alias and self.settings.reload_interval_s > 0:
+            # A real load now, while this worker does not accept connections yet: the
+            # first MLflow load in a process pays seconds of imports and checks that
+            # a reload should not, and the worker starts on the alias's current version.
+            try:
+                model.reload(force=True)
+            except Exception as exc:  # noqa: BLE001 - keeps the pickled version; poller retries
+                log.warning("initial reload of %s failed: %s", model.name, exc)
+            self._periodic.append(
+                Periodic(
+                    f"driftloop-reload-{model.name}",
+                    self.settings.reload_interval_s,
+                    model.reload,
+                ).start()
+            )
+
+    def _apply_retention(self) -> None:
+        if self.store is not None and self.settings.retention_days > 0:
+            deleted = self.store.delete_older_than(self.settings.retention_days)
+            if deleted:
+                log.info(
+                    "retention: deleted %d predictions older than %d days",
+                    deleted,
+                    self.settings.retention_days,
+                )
+
+    def record(self, record: PredictionRecord, request_body: Any, response_body: Any) -> None:
+        """Hand one answered prediction to the store and the payload logger; never blocks."""
+        if self.writer is not None:
+            self.writer.submit(record)
+        payload_logger = self.loggers.get(record.model_name)
+        if payload_logger is not None:
+            payload_logger.log(record.request_id, request_body, response_body)
+
+    def find_prediction(self, request_id: str, wait_s: float = 1.0) -> PredictionRecord | None:
+        """Look a prediction up, waiting for rows that may still be queued.
+
+        Feedback can arrive before the flusher wrote its prediction: flush this
+        process's queue, and give other workers' flushers up to ``wait_s``.
+        """
+        if self.store is None:
+            return None
+        found = self.store.get_prediction(request_id)
+        if found is not None:
+            return found
+        if self.writer is not None:
+            self.writer.flush()
+        deadline = time.monotonic() + wait_s
+        while True:
+            found = self.store.get_prediction(request_id)
+            if found is not None or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        for periodic in self._periodic:
+            periodic.stop()
+        for payload_logger in self.loggers.values():
+            payload_logger.close()
+        if self.writer is not None:
+            self.writer.close()
+        if self.store is not None:
+            self.store.close()
+
+
+def install(settings: Settings) -> ServingRuntime:
+    """The runtime of this process (created on first call)."""
+    with _runtimes_lock:
+        serving = _runtimes.get(os.getpid())
+        if serving is None or serving._closed:
+            serving = _runtimes[os.getpid()] = ServingRuntime(settings)
+        return serving
+
+
+_server_pid: int | None = None
+
+
+def mark_server_process() -> None:
+    """Mark the process running ``ModelServer.start``: it closes its runtime after all servers."""
+    global _server_pid
+    _server_pid = os.getpid()
+
+
+def close_unless_server_process() -> None:
+    """Shutdown hook of a REST app: close here unless gRPC in this process still needs it."""
+    if os.getpid() != _server_pid:
+        close_current()
+
+
+def current() -> ServingRuntime | None:
+    return _runtimes.get(os.getpid())
+
+
+def close_current() -> None:
+    with _runtimes_lock:
+        serving = _runtimes.pop(os.getpid(), None)
+    if serving is not None:
+        serving.close()

@@ -1,0 +1,228 @@
+"""Assembles KServe's ModelServer with driftloop's additions.
+
+``serve(name, ...)`` loads ``models:/NAME@alias`` (or any model URI) into a
+:class:`TextClassifierModel` and runs ``kserve.ModelServer`` with:
+REST v1 (``/v1/models/NAME:predict``), REST v2 (``/v2/models/NAME/infer``),
+metadata/ready/live, ``/metrics``, the feedback API, and gRPC v2 on its own
+port. The subclasses below exist only to hook in: KServe builds its REST and
+gRPC servers inside ``ModelServer.start`` and its worker processes import the
+app afresh, so the additions are installed where the app is created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent import futures
+
+from grpc import aio
+from kserve import ModelServer
+from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
+from kserve.model_server import args as kserve_args
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
+from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, LoggingInterceptor
+from kserve.protocol.grpc.server import GRPCServer
+from kserve.protocol.grpc.servicer import InferenceServicer
+from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess, RESTServerProcess
+from kserve.protocol.rest.server import RESTServer
+
+from driftloop.serving import rest, runtime
+from driftloop.serving.auth import GrpcAuthInterceptor
+from driftloop.serving.loader import model_uri_for
+from driftloop.serving.model import TextClassifierModel
+from driftloop.serving.repository import ReloadingModelRepository
+from driftloop.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+class DriftloopRESTServer(RESTServer):
+    def __init__(self, *args, settings: Settings, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = settings
+
+    def _register_endpoints(self, app) -> None:  # noqa: ANN001
+        # ours first: the first matching route wins, so these replace KServe's
+        rest.install(app, self.dataplane, self.settings)
+        super()._register_endpoints(app)
+
+    def _add_middlewares(self, app) -> None:  # noqa: ANN001
+        super()._add_middlewares(app)
+        rest.add_middlewares(app, self.settings)
+
+
+# KServe pings each worker with a 5 s timeout and kills the ones that miss it, but a
+# worker cannot answer before it has imported KServe, MLflow and sklearn and unpickled
+# the model -- on a busy machine that takes longer, and the workers die in a loop.
+WORKER_START_GRACE_S = 120.0
+
+
+class DriftloopRESTServerMultiProcess(RESTServerMultiProcess):
+    def __init__(
+        self, app: str, data_plane, extension, http_port: int, *, settings: Settings, **kwargs
+    ) -> None:  # noqa: ANN001
+        super().__init__(app, data_plane, extension, http_port, **kwargs)
+        self._rest_server = DriftloopRESTServer(
+            app,
+            data_plane,
+            extension,
+            http_port,
+            kwargs.get("access_log_format"),
+            kwargs.get("workers", 1),
+            kwargs.get("grace_period", 30),
+            kwargs.get("event_loop", "auto"),
+            kwargs.get("timeout_keep_alive", 65),
+            settings=settings,
+        )
+        self._born: dict[int | None, float] = {}
+
+    def init_processes(self, sockets) -> None:  # noqa: ANN001
+        super().init_processes(sockets)
+        for process in self._processes:
+            self._born[process.pid] = time.monotonic()
+
+    async def keep_subprocess_alive(self, sockets) -> None:  # noqa: ANN001
+        if self.should_exit.is_set():
+            return
+        for index, process in enumerate(self._processes):
+            starting = time.monotonic() - self._born.get(process.pid, 0.0) < WORKER_START_GRACE_S
+            if process._process.is_alive() and (starting or process.is_alive()):
+                continue
+            process.kill()
+            await process.wait_for_termination()
+            if self.should_exit.is_set():
+                return
+            log.warning("REST worker %s died or hung; starting a new one", process.pid)
+            process = RESTServerProcess(sockets, self._rest_server.run)
+            process.start()
+            self._born[process.pid] = time.monotonic()
+            self._processes[index] = process
+
+
+class DriftloopGRPCServer(GRPCServer):
+    """KServe's gRPC server plus the auth interceptor."""
+
+    def __init__(self, *args, settings: Settings, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = settings
+
+    async def start(self, max_workers: int) -> None:
+        servicer = InferenceServicer(self._data_plane, self._model_repository_extension)
+        self._server = aio.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers),
+            interceptors=(
+                GrpcAuthInterceptor(self.settings.api_token),
+                LoggingInterceptor(),
+                ExceptionToStatusInterceptor(),
+            ),
+            options=[
+                ("grpc.max_send_message_length", self._kwargs.get("grpc_max_send_message_length")),
+                (
+                    "grpc.max_receive_message_length",
+                    self._kwargs.get("grpc_max_receive_message_length"),
+                ),
+            ],
+        )
+        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
+        self._server.add_insecure_port(f"[::]:{self._port}")
+        await self._server.start()
+        await self._server.wait_for_termination()
+
+
+class DriftloopModelServer(ModelServer):
+    def __init__(self, settings: Settings, **kwargs) -> None:
+        kwargs.setdefault("registered_models", ReloadingModelRepository())
+        kwargs.setdefault("enable_latency_logging", False)
+        super().__init__(**kwargs)
+        self.settings = settings
+
+    def start(self, models: list[TextClassifierModel]) -> None:
+        self._register_and_check_atleast_one_model_is_ready(models)
+        # Open the store (and run its migrations) before any worker starts, so
+        # workers never race each other creating tables.
+        runtime.install(self.settings).start(models)
+        runtime.mark_server_process()
+        common = dict(
+            access_log_format=self.access_log_format,
+            workers=self.workers,
+            grace_period=self.grace_period,
+            event_loop=self.event_loop,
+            timeout_keep_alive=self.timeout_keep_alive,
+        )
+        if self.workers > 1:
+            self._rest_multiprocess_server = DriftloopRESTServerMultiProcess(
+                FASTAPI_APP_IMPORT_STRING,
+                self.dataplane,
+                self.model_repository_extension,
+                self.http_port,
+                settings=self.settings,
+                log_config_file=kserve_args.log_config_file,
+                **common,
+            )
+            self.servers.append(self._rest_multiprocess_server.start())
+        else:
+            self._rest_server = DriftloopRESTServer(
+                FASTAPI_APP_IMPORT_STRING,
+                self.dataplane,
+                self.model_repository_extension,
+                self.http_port,
+                settings=self.settings,
+                **common,
+            )
+            self.servers.append(self._rest_server.start())
+        if self.enable_grpc:
+            self._grpc_server = DriftloopGRPCServer(
+                self.grpc_port,
+                self.dataplane,
+                self.model_repository_extension,
+                kwargs=vars(kserve_args),
+                grace_period=self.grace_period,
+                settings=self.settings,
+            )
+            self.servers.append(self._grpc_server.start(self.max_threads))
+        self.setup_event_loop()
+        self.register_signal_handler()
+        try:
+            asyncio.run(self._serve())
+        finally:
+            # every server has stopped: drain the store queue, stop the pollers
+            runtime.close_current()
+
+
+def build_model(
+    name: str,
+    *,
+    alias: str = "champion",
+    model_uri: str | None = None,
+    settings: Settings | None = None,
+) -> TextClassifierModel:
+    """A loaded model for ``name`` (raises ``loader.ModelLoadError`` when it cannot load)."""
+    settings = settings or get_settings()
+    model = TextClassifierModel(name, model_uri_for(name, alias, model_uri), settings)
+    model.load()
+    return model
+
+
+def serve(
+    name: str,
+    *,
+    alias: str = "champion",
+    model_uri: str | None = None,
+    http_port: int = 8080,
+    grpc_port: int = 8081,
+    workers: int = 1,
+    enable_grpc: bool = True,
+    settings: Settings | None = None,
+) -> None:
+    """Load the model and serve it until SIGINT/SIGTERM (blocking)."""
+    settings = settings or get_settings()
+    model = build_model(name, alias=alias, model_uri=model_uri, settings=settings)
+    server = DriftloopModelServer(
+        settings,
+        http_port=http_port,
+        grpc_port=grpc_port,
+        workers=workers,
+        enable_grpc=enable_grpc,
+    )
+    server.start([model])

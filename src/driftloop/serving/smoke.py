@@ -1,0 +1,144 @@
+"""Smoke-serve: run this predictor on a model version and prove it answers, before the gate.
+
+Starts ``driftloop serve`` in a subprocess on free loopback ports (its own
+throwaway prediction store, no payload logger, no reload polling), waits for
+readiness (bounded), sends the samples over REST v2 and v1, checks both answers
+are well-formed and agree, stops the server and reports latency.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from driftloop.serving.client import PredictorClient, PredictorError
+
+SERVE_ENTRY = "import sys; from driftloop.cli import main; sys.exit(main())"
+
+
+class SmokeServeError(RuntimeError):
+    """The model could not be served: cannot load, bad answer, or timeout."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _model_name(model_uri: str) -> str:
+    match = re.match(r"^models:/([^/@]+)", model_uri)
+    return match.group(1) if match else "smoke"
+
+
+def _tail(path: Path, chars: int = 1500) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
+
+
+def _stop(process: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def smoke_serve(model_uri: str, samples: list[str], timeout_s: float = 120.0) -> dict:
+    """Serve ``model_uri`` briefly and check its answers; returns {ok, latency_ms, predictions}."""
+    if not samples:
+        raise SmokeServeError("no sample inputs to send")
+    name = _model_name(model_uri)
+    http_port, grpc_port = free_port(), free_port()
+    deadline = time.monotonic() + timeout_s
+    with tempfile.TemporaryDirectory(prefix="driftloop-smoke-") as tmp:
+        log_path = Path(tmp) / "server.log"
+        env = dict(os.environ)
+        for variable in ("DRIFTLOOP_API_TOKEN", "DRIFTLOOP_LOGGER_URL"):
+            env.pop(variable, None)
+        env["DRIFTLOOP_STORE_URL"] = f"sqlite:///{Path(tmp) / 'smoke-store.db'}"
+        env["DRIFTLOOP_RELOAD_INTERVAL_S"] = "0"
+        command = [
+            sys.executable,
+            "-c",
+            SERVE_ENTRY,
+            "serve",
+            name,
+            "--model-uri",
+            model_uri,
+            "--http-port",
+            str(http_port),
+            "--grpc-port",
+            str(grpc_port),
+        ]
+        with open(log_path, "wb") as log_file:
+            process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+        try:
+            _wait_ready(process, name, http_port, deadline, log_path)
+            return _exercise(name, http_port, samples, deadline)
+        finally:
+            _stop(process)
+
+
+def _wait_ready(process, name, port, deadline, log_path) -> None:  # noqa: ANN001
+    url = f"http://127.0.0.1:{port}/v2/models/{name}/ready"
+    with httpx.Client(timeout=2.0) as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise SmokeServeError(
+                    f"cannot load: predictor exited with status {process.returncode}: "
+                    f"{_tail(log_path)}"
+                )
+            try:
+                if http.get(url).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+    raise SmokeServeError(f"timeout: predictor not ready on port {port}: {_tail(log_path)}")
+
+
+def _exercise(name: str, port: int, samples: list[str], deadline: float) -> dict:
+    remaining = max(deadline - time.monotonic(), 1.0)
+    with PredictorClient(f"http://127.0.0.1:{port}", timeout_s=min(remaining, 30.0)) as client:
+        try:
+            started = time.perf_counter()
+            v2 = client.predict_v2(name, samples)
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            v1 = client.predict_v1(name, samples)
+        except PredictorError as exc:
+            raise SmokeServeError(f"bad answer: {exc}") from exc
+    for index, (a, b) in enumerate(zip(v2, v1, strict=True)):
+        total = sum(a.probabilities.values())
+        if abs(total - 1.0) > 1e-3:
+            raise SmokeServeError(f"bad answer: probabilities of sample {index} sum to {total}")
+        if a.label != b.label or a.label not in a.probabilities:
+            raise SmokeServeError(f"bad answer: v1/v2 disagree on sample {index}")
+    return {
+        "ok": True,
+        "latency_ms": round(latency_ms, 3),
+        "model_version": v2[0].model_version,
+        "predictions": [
+            {
+                "text": p.text,
+                "label": p.label,
+                "confidence": round(p.confidence, 6),
+                "low_confidence": p.low_confidence,
+            }
+            for p in v2
+        ],
+    }

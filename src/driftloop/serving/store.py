@@ -1,0 +1,282 @@
+"""Prediction log and feedback store (SQLAlchemy 2; SQLite by default, PostgreSQL in a cluster).
+
+One row per predict request (its texts, outputs, served version, latency) and
+an append-only feedback table: a second feedback for the same request adds a
+row, and the *current* feedback is the latest row. The schema is owned by the
+Alembic migrations shipped in ``driftloop/serving/migrations``;
+:func:`migrate` applies them and every :class:`PredictionStore` runs it on open.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from driftloop.serving.store_schema import feedback as feedback_table
+from driftloop.serving.store_schema import predictions as predictions_table
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+_migrate_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    request_id: str
+    model_name: str
+    model_version: str | None
+    inputs: list[str]
+    outputs: list[dict]
+    label: str | None
+    confidence: float | None
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    latency_ms: float | None = None
+
+    @property
+    def labels(self) -> list[str]:
+        return [output["label"] for output in self.outputs]
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    request_id: str
+    label: str | None
+    correct: bool | None
+    source: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class FeedbackStats:
+    count: int
+    correct: int
+    accuracy: float | None  # None while there is no feedback to judge by
+
+
+def create_store_engine(url: str) -> sa.Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and enforced foreign keys."""
+    url_obj = sa.make_url(url)
+    if url_obj.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True)
+    if url_obj.database and url_obj.database != ":memory:":
+        Path(url_obj.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001 - SQLAlchemy hook
+        cursor = dbapi_connection.cursor()
+        # WAL lets the flusher write while feedback lookups and other workers read.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def migrate(url: str | sa.Engine) -> None:
+    """Bring the store schema at ``url`` to the newest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = create_store_engine(url) if isinstance(url, str) else url
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    try:
+        with _migrate_lock, engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    finally:
+        if isinstance(url, str):
+            engine.dispose()
+
+
+class PredictionStore:
+    """Read/write access to the prediction log and feedback tables."""
+
+    def __init__(self, url: str, *, run_migrations: bool = True) -> None:
+        self.url = url
+        self.engine = create_store_engine(url)
+        self._sqlite = self.engine.dialect.name == "sqlite"
+        if run_migrations:
+            migrate(self.engine)
+
+    # --- time handling: SQLite keeps no offsets, so it gets naive UTC ---------
+    def _to_db(self, moment: datetime) -> datetime:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        moment = moment.astimezone(UTC)
+        return moment.replace(tzinfo=None) if self._sqlite else moment
+
+    @staticmethod
+    def _from_db(moment: datetime) -> datetime:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+    # --- predictions ----------------------------------------------------------
+    def insert_predictions(self, records: Iterable[PredictionRecord]) -> int:
+        rows = [
+            {
+                "request_id": r.request_id,
+                "model_name": r.model_name,
+                "model_version": r.model_version,
+                "inputs": list(r.inputs),
+                "outputs": list(r.outputs),
+                "label": r.label,
+                "confidence": r.confidence,
+                "created_at": self._to_db(r.created_at),
+                "latency_ms": r.latency_ms,
+            }
+            for r in records
+        ]
+        if not rows:
+            return 0
+        with self.engine.begin() as conn:
+            conn.execute(predictions_table.insert(), rows)
+        return len(rows)
+
+    def _record(self, row) -> PredictionRecord:  # noqa: ANN001 - a Row
+        return PredictionRecord(
+            request_id=row.request_id,
+            model_name=row.model_name,
+            model_version=row.model_version,
+            inputs=list(row.inputs),
+            outputs=list(row.outputs),
+            label=row.label,
+            confidence=row.confidence,
+            created_at=self._from_db(row.created_at),
+            latency_ms=row.latency_ms,
+        )
+
+    def get_prediction(self, request_id: str) -> PredictionRecord | None:
+        query = sa.select(predictions_table).where(predictions_table.c.request_id == request_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else self._record(row)
+
+    def count_predictions(self, model_name: str | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(predictions_table)
+        if model_name is not None:
+            query = query.where(predictions_table.c.model_name == model_name)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # --- feedback --------------------------------------------------------------
+    def add_feedback(
+        self,
+        request_id: str,
+        *,
+        label: str | None,
+        correct: bool | None,
+        source: str = "api",
+        created_at: datetime | None = None,
+    ) -> FeedbackRecord:
+        """Append a feedback row; raises ``KeyError`` when the request was never logged."""
+        moment = created_at or datetime.now(UTC)
+        with self.engine.begin() as conn:
+            exists = conn.execute(
+                sa.select(predictions_table.c.id).where(
+                    predictions_table.c.request_id == request_id
+                )
+            ).first()
+            if exists is None:
+                raise KeyError(request_id)
+            conn.execute(
+                feedback_table.insert().values(
+                    request_id=request_id,
+                    label=label,
+                    correct=correct,
+                    source=source,
+                    created_at=self._to_db(moment),
+                )
+            )
+        return FeedbackRecord(request_id, label, correct, source, self._from_db(moment))
+
+    def feedback_history(self, request_id: str) -> list[FeedbackRecord]:
+        query = (
+            sa.select(feedback_table)
+            .where(feedback_table.c.request_id == request_id)
+            .order_by(feedback_table.c.id)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            FeedbackRecord(r.request_id, r.label, r.correct, r.source, self._from_db(r.created_at))
+            for r in rows
+        ]
+
+    def _current_feedback_query(self, model_name: str):
+        latest = (
+            sa.select(sa.func.max(feedback_table.c.id).label("id"))
+            .group_by(feedback_table.c.request_id)
+            .subquery()
+        )
+        return (
+            sa.select(
+                predictions_table.c.request_id,
+                predictions_table.c.inputs,
+                predictions_table.c.model_version,
+                feedback_table.c.label,
+                feedback_table.c.correct,
+                feedback_table.c.created_at,
+            )
+            .join(feedback_table, feedback_table.c.request_id == predictions_table.c.request_id)
+            .join(latest, latest.c.id == feedback_table.c.id)
+            .where(predictions_table.c.model_name == model_name)
+            .order_by(feedback_table.c.id)
+        )
+
+    def labelled_feedback(self, model_name: str) -> pd.DataFrame:
+        """Texts with their current feedback label: columns ``id``, ``text``, ``label``.
+
+        A request with several texts yields one row per text, ids ``<request id>:<i>``.
+        Feedback that only said "wrong" without naming a label is left out.
+        """
+        with self.engine.connect() as conn:
+            rows = conn.execute(self._current_feedback_query(model_name)).all()
+        records = []
+        for row in rows:
+            if row.label is None:
+                continue
+            texts = list(row.inputs)
+            for index, text in enumerate(texts):
+                row_id = row.request_id if len(texts) == 1 else f"{row.request_id}:{index}"
+                records.append({"id": row_id, "text": text, "label": row.label})
+        return pd.DataFrame.from_records(records, columns=["id", "text", "label"])
+
+    def feedback_stats(
+        self, model_name: str, since: datetime | None = None, version: str | None = None
+    ) -> FeedbackStats:
+        """Current feedback of ``model_name`` (given at or after ``since``, for ``version``)."""
+        query = self._current_feedback_query(model_name)
+        if since is not None:
+            query = query.where(feedback_table.c.created_at >= self._to_db(since))
+        if version is not None:
+            query = query.where(predictions_table.c.model_version == str(version))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        judged = [row.correct for row in rows if row.correct is not None]
+        correct = sum(1 for value in judged if value)
+        accuracy = correct / len(judged) if judged else None
+        return FeedbackStats(count=len(rows), correct=correct, accuracy=accuracy)
+
+    # --- retention --------------------------------------------------------------
+    def delete_older_than(self, days: float, *, now: datetime | None = None) -> int:
+        """Delete predictions (and their feedback) logged more than ``days`` ago."""
+        cutoff = self._to_db((now or datetime.now(UTC)) - timedelta(days=days))
+        old_ids = sa.select(predictions_table.c.request_id).where(
+            predictions_table.c.created_at < cutoff
+        )
+        with self.engine.begin() as conn:
+            conn.execute(feedback_table.delete().where(feedback_table.c.request_id.in_(old_ids)))
+            result = conn.execute(
+                predictions_table.delete().where(predictions_table.c.created_at < cutoff)
+            )
+        return int(result.rowcount or 0)
+
+    def close(self) -> None:
+        self.engine.dispose()

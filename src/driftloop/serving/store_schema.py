@@ -1,0 +1,44 @@
+"""Tables of the prediction/feedback store (SQLAlchemy Core).
+
+The Alembic migrations in ``migrations/versions`` create exactly these tables;
+this module is what the code queries against.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(128), nullable=False, unique=True),
+    sa.Column("model_name", sa.String(256), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=True),
+    sa.Column("inputs", sa.JSON, nullable=False),
+    sa.Column("outputs", sa.JSON, nullable=False),
+    sa.Column("label", sa.String(256), nullable=True),
+    sa.Column("confidence", sa.Float, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=True),
+    sa.Index("ix_predictions_model_created", "model_name", "created_at"),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "request_id",
+        sa.String(128),
+        sa.ForeignKey("predictions.request_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("label", sa.String(256), nullable=True),
+    sa.Column("correct", sa.Boolean, nullable=True),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_feedback_request_created", "request_id", "created_at"),
+)

@@ -1,0 +1,138 @@
+"""The one settings object.
+
+Every knob is a ``DRIFTLOOP_*`` environment variable (or a field passed in
+code). Settings that the ecosystem already names -- ``MLFLOW_TRACKING_URI``,
+``KF_PIPELINES_ENDPOINT``, ``KUBECONFIG`` -- are read from their own variables
+and are never overridden by a ``DRIFTLOOP_*`` twin: where both are set and
+disagree, :func:`get_settings` refuses to guess and raises.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsConflictError(ValueError):
+    """A DRIFTLOOP_* variable disagrees with the ecosystem variable it shadows."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DRIFTLOOP_", extra="ignore")
+
+    # --- where things run -------------------------------------------------
+    target: Literal["local", "kubernetes"] = "local"
+    home: Path = Field(default_factory=lambda: Path.home() / ".driftloop")
+    namespace: str = "driftloop"
+
+    # --- registry (MLflow) -------------------------------------------------
+    # None means: MLFLOW_TRACKING_URI if set, else SQLite under ``home``.
+    tracking_uri: str | None = None
+    experiment: str = "driftloop"
+    min_improvement: float = 0.01  # relative gain a challenger needs
+    promotion_floor: float = 0.60  # absolute floor for the first champion
+
+    # --- pipelines (KFP) ----------------------------------------------------
+    base_image: str = "ghcr.io/driftloop/driftloop:0.1.0"
+    pipeline_root: Path | None = None  # kfp.local outputs; default home/pipeline-runs
+    kfp_host: str | None = None  # None means KF_PIPELINES_ENDPOINT
+    seed: int = 42
+
+    # --- serving ------------------------------------------------------------
+    store_url: str | None = None  # None means SQLite under ``home``
+    api_token: str | None = None  # bearer token / API key for predict+feedback
+    low_confidence_threshold: float = 0.6
+    reload_interval_s: float = 5.0
+    max_instances: int = 256
+    max_text_chars: int = 10_000
+    store_queue_size: int = 10_000
+    retention_days: int = 30
+    logger_url: str | None = None  # payload-logger sink (CloudEvents)
+    logger_queue_size: int = 10_000
+    logger_max_retries: int = 3
+
+    # --- monitor / alerts / trigger -----------------------------------------
+    monitor_window: int = 200
+    monitor_host: str = "127.0.0.1"  # 0.0.0.0 for the sidecar
+    monitor_port: int = 8090
+    monitor_config: Path | None = None  # detector YAML; None means the built-in default
+    monitor_pending_ttl_s: float = 60.0  # unpaired request/response halves expire after this
+    monitor_max_pending: int = 10_000
+    monitor_feedback_poll_s: float = 15.0
+    evaluator_interval_s: float = 15.0  # built-in alert evaluator (no Prometheus installed)
+    evaluator_webhook_url: str | None = None  # None means the trigger on 127.0.0.1:8095/alerts
+    feedback_backlog_threshold: int = 50
+    accuracy_drop_margin: float = 0.10
+    accuracy_min_samples: int = 30
+    trigger_token: str | None = None
+    trigger_cooldown_s: float = 600.0
+    trigger_host: str = "127.0.0.1"
+    trigger_port: int = 8095
+    trigger_url: str | None = None  # where alerts are posted; None means trigger_host:trigger_port
+    retrain_pipeline: str = "pipelines.retraining:retraining_pipeline"  # kfp.local target
+    retrain_package: Path | None = None  # compiled YAML for KFP; None: pipelines/compiled/
+    retrain_arguments: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    # --- local stack (driftloop up) ---------------------------------------------
+    mlflow_port: int = 5000
+    predictor_port: int = 8080
+    predictor_grpc_port: int = 8081
+    prometheus_port: int = 9090
+    alertmanager_port: int = 9093
+    stack_health_timeout_s: float = 90.0
+    prometheus_url: str | None = None
+    alertmanager_url: str | None = None
+
+    @field_validator("min_improvement", "low_confidence_threshold")
+    @classmethod
+    def _fraction(cls, value: float) -> float:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError("must be between 0 and 1")
+        return value
+
+    # --- resolved values ----------------------------------------------------
+    @property
+    def resolved_tracking_uri(self) -> str:
+        ecosystem = os.environ.get("MLFLOW_TRACKING_URI")
+        if ecosystem and self.tracking_uri and ecosystem != self.tracking_uri:
+            raise SettingsConflictError(
+                f"DRIFTLOOP_TRACKING_URI={self.tracking_uri!r} disagrees with "
+                f"MLFLOW_TRACKING_URI={ecosystem!r}; unset one of them"
+            )
+        return ecosystem or self.tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.home / "mlartifacts"
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.home / 'store.db'}"
+
+    @property
+    def resolved_pipeline_root(self) -> Path:
+        return self.pipeline_root or self.home / "pipeline-runs"
+
+    @property
+    def resolved_kfp_host(self) -> str | None:
+        ecosystem = os.environ.get("KF_PIPELINES_ENDPOINT")
+        if ecosystem and self.kfp_host and ecosystem != self.kfp_host:
+            raise SettingsConflictError(
+                f"DRIFTLOOP_KFP_HOST={self.kfp_host!r} disagrees with "
+                f"KF_PIPELINES_ENDPOINT={ecosystem!r}; unset one of them"
+            )
+        return ecosystem or self.kfp_host
+
+    def ensure_home(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings; tests build ``Settings(...)`` directly instead."""
+    return Settings()

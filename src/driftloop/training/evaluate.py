@@ -1,0 +1,56 @@
+"""Held-out evaluation of a trained model, recorded on its training run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from driftloop.blueprints import Blueprint, get_blueprint
+from driftloop.datasets.files import read_frame
+from driftloop.datasets.fingerprint import frame_fingerprint
+from driftloop.settings import Settings
+
+TEST_PREFIX = "test_"
+
+
+def evaluate(blueprint: Blueprint | str, model: Any, test: pd.DataFrame) -> dict[str, float]:
+    """The blueprint's metrics of ``model`` on ``test`` (keys unprefixed, e.g. "macro_f1")."""
+    blueprint = get_blueprint(blueprint)
+    missing = {"text", "label"} - set(test.columns)
+    if missing:
+        raise ValueError(f"test frame lacks column(s) {', '.join(sorted(missing))}")
+    return blueprint.score(model, test)
+
+
+def evaluate_run(
+    run_id: str,
+    test_path: str | Path,
+    blueprint: Blueprint | str,
+    *,
+    settings: Settings | None = None,
+    artifact_path: str = "model",
+) -> dict[str, float]:
+    """Score ``runs:/<run_id>/model`` on the test file; log ``test_*`` metrics on the run."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.entities import Metric
+
+    from driftloop.training.candidates import use_tracking
+
+    use_tracking(settings)
+    test = read_frame(test_path)
+    model = mlflow.sklearn.load_model(f"runs:/{run_id}/{artifact_path}")
+    metrics = evaluate(blueprint, model, test)
+    now = int(time.time() * 1000)
+    client = mlflow.MlflowClient()
+    client.log_batch(
+        run_id,
+        metrics=[
+            Metric(f"{TEST_PREFIX}{name}", float(value), now, 0) for name, value in metrics.items()
+        ],
+    )
+    client.set_tag(run_id, "driftloop.split.test_fingerprint", frame_fingerprint(test))
+    return metrics

@@ -1,0 +1,198 @@
+"""The gate: challenger versus champion, on the challenger's test split.
+
+Stored scores are only comparable when both versions were scored on the same
+test split (same fingerprint). When the splits differ -- retraining on new
+data always changes them -- the champion is re-scored on the challenger's
+test split before the policy (``driftloop.promotion.decide``) is applied.
+The decision and both scores are written onto the challenger version.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from driftloop.lineage import TAG_PREFIX, format_value
+from driftloop.promotion import KEEP, Decision, decide
+from driftloop.registry import CHAMPION, ModelRegistry, VersionInfo
+from driftloop.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+TAG_TEST_FINGERPRINT = f"{TAG_PREFIX}split.test_fingerprint"
+TAG_METRIC_NAME = f"{TAG_PREFIX}metric.name"
+TAG_METRIC_VALUE = f"{TAG_PREFIX}metric.value"
+TAG_METRIC_SPLIT = f"{TAG_PREFIX}metric.split"
+
+
+class ScoringBlueprint(Protocol):
+    """The part of a blueprint the gate needs."""
+
+    primary_metric: str
+    greater_is_better: bool
+
+    def score(self, model: Any, frame: pd.DataFrame) -> dict[str, float]: ...
+
+
+class GateError(RuntimeError):
+    """The gate cannot reach a decision (missing data, a score that is not a number)."""
+
+
+def read_frame(path: str | Path) -> pd.DataFrame:
+    """A split written by the split step: Parquet (the pipelines' format) or CSV/JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise GateError(f"test split not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path, dtype={"id": str})
+    if suffix in (".json", ".jsonl"):
+        return pd.read_json(path, lines=suffix == ".jsonl", dtype={"id": str})
+    with path.open("rb") as handle:
+        is_parquet = handle.read(4) == b"PAR1"
+    # KFP artifact paths carry no suffix, so sniff the format
+    return pd.read_parquet(path) if is_parquet else pd.read_csv(path, dtype={"id": str})
+
+
+def stored_score(version: VersionInfo, metric: str, test_fingerprint: str) -> float | None:
+    """The version's recorded test score, if it was measured on this very split."""
+    tags = version.tags
+    if tags.get(TAG_METRIC_NAME) != metric or tags.get(TAG_TEST_FINGERPRINT) != test_fingerprint:
+        return None
+    if tags.get(TAG_METRIC_SPLIT, "test") != "test":
+        return None
+    try:
+        value = float(tags[TAG_METRIC_VALUE])
+    except (KeyError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _score(
+    registry: ModelRegistry,
+    blueprint: ScoringBlueprint,
+    version: VersionInfo,
+    frame: pd.DataFrame,
+) -> float:
+    model = registry.load_sklearn(version.name, version.version)
+    metrics = blueprint.score(model, frame)
+    try:
+        value = float(metrics[blueprint.primary_metric])
+    except KeyError:
+        raise GateError(
+            f"blueprint score() returned no {blueprint.primary_metric!r} (got {sorted(metrics)})"
+        ) from None
+    if not math.isfinite(value):
+        raise GateError(f"{version.name} v{version.version} scored {value!r} on the test split")
+    return value
+
+
+def gate(
+    model_name: str,
+    challenger_version: str,
+    blueprint: ScoringBlueprint,
+    test_path: str | Path,
+    test_fingerprint: str,
+    settings: Settings | None = None,
+) -> Decision:
+    """Decide promote/keep for ``challenger_version`` and record it on the version.
+
+    A kept challenger gets the ``challenger`` alias; promotion itself is a
+    separate step (``promote_if`` / ``driftloop.registry.promote_version``) so
+    a pipeline can smoke-test before it switches traffic.
+    """
+    settings = settings or get_settings()
+    registry = ModelRegistry(settings.resolved_tracking_uri)
+    challenger = registry.get_version(model_name, challenger_version)
+    champion = registry.version_by_alias(model_name, CHAMPION)
+    metric = blueprint.primary_metric
+
+    frame: pd.DataFrame | None = None
+
+    def test_frame() -> pd.DataFrame:
+        nonlocal frame
+        if frame is None:
+            frame = read_frame(test_path)
+            if frame.empty:
+                raise GateError(f"test split {test_path} has no rows")
+        return frame
+
+    challenger_score = stored_score(challenger, metric, test_fingerprint)
+    if challenger_score is None:
+        challenger_score = _score(registry, blueprint, challenger, test_frame())
+
+    if champion is not None and champion.version == challenger.version:
+        # a re-run of a pipeline that already promoted this version: nothing to decide
+        reason = f"version {challenger.version} is already the champion"
+        return Decision(
+            KEEP, reason, challenger_score, challenger_score, challenger_score, champion.version
+        )
+
+    champion_score: float | None = None
+    rescored = False
+    if champion is not None:
+        champion_score = stored_score(champion, metric, test_fingerprint)
+        if champion_score is None:
+            # different (or unknown) test split: the stored scores are not comparable
+            champion_score = _score(registry, blueprint, champion, test_frame())
+            rescored = True
+
+    policy = decide(
+        challenger_score,
+        champion_score,
+        floor=settings.promotion_floor,
+        min_improvement=settings.min_improvement,
+        greater_is_better=blueprint.greater_is_better,
+    )
+    decision = Decision(
+        outcome=policy.outcome,
+        reason=policy.reason + (" (champion re-scored on this test split)" if rescored else ""),
+        challenger_score=policy.challenger_score,
+        champion_score=policy.champion_score,
+        required=policy.required,
+        champion_version=champion.version if champion is not None else None,
+        rescored=rescored,
+    )
+    registry.set_tags(model_name, challenger.version, decision_tags(decision, metric))
+    if decision.outcome == KEEP:
+        registry.mark_challenger(model_name, challenger.version)
+    log.info(
+        "gate %s v%s: %s -- %s", model_name, challenger.version, decision.outcome, decision.reason
+    )
+    return decision
+
+
+def decision_tags(decision: Decision, metric: str) -> dict[str, str]:
+    none = "none"
+    return {
+        f"{TAG_PREFIX}decision": decision.outcome,
+        f"{TAG_PREFIX}decision.reason": decision.reason,
+        f"{TAG_PREFIX}decision.metric": metric,
+        f"{TAG_PREFIX}decision.required": format_value(decision.required),
+        f"{TAG_PREFIX}decision.at": datetime.now(UTC).isoformat(),
+        f"{TAG_PREFIX}challenger_score": format_value(decision.challenger_score),
+        f"{TAG_PREFIX}champion_score": (
+            format_value(decision.champion_score) if decision.champion_score is not None else none
+        ),
+        f"{TAG_PREFIX}champion_version": decision.champion_version or none,
+        f"{TAG_PREFIX}rescored": "true" if decision.rescored else "false",
+    }
+
+
+def promote_if(
+    decision: Decision,
+    model_name: str,
+    version: str,
+    settings: Settings | None = None,
+) -> bool:
+    """Promote ``version`` when the decision says so; True iff it is now champion."""
+    if not decision.promote:
+        return False
+    settings = settings or get_settings()
+    ModelRegistry(settings.resolved_tracking_uri).promote(model_name, version)
+    return True

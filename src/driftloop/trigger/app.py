@@ -1,0 +1,123 @@
+"""HTTP transport of the trigger: the Alertmanager webhook and read-only views.
+
+``POST /alerts`` (also ``/``) takes an Alertmanager webhook payload v4;
+``GET /decisions`` and ``GET /runs`` show what the trigger did; ``/metrics``
+is Prometheus text; ``/healthz`` is for the supervisor. With a token
+configured every route but ``/healthz`` and ``/metrics`` needs
+``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from driftloop.settings import Settings
+from driftloop.trigger.payload import WebhookPayload
+from driftloop.trigger.service import TriggerService
+
+
+def describe_validation_error(errors: list[dict]) -> str:
+    parts = []
+    for error in errors[:5]:
+        location = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{location}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def create_app(
+    settings: Settings, service: TriggerService | None = None, *, watch_interval_s: float = 1.0
+) -> FastAPI:
+    token = settings.trigger_token
+    holder: dict[str, TriggerService] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        holder["service"] = service or TriggerService(settings)
+        holder["service"].start_watcher(watch_interval_s)
+        app.state.service = holder["service"]
+        try:
+            yield
+        finally:
+            holder["service"].close()
+
+    app = FastAPI(title="driftloop trigger", lifespan=lifespan)
+
+    def current() -> TriggerService:
+        return holder["service"]
+
+    def authorised(request: Request) -> None:
+        if not token:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip(), token):
+            current().metrics.webhooks_total.labels(code="401").inc()
+            raise HTTPException(
+                status_code=401,
+                detail="missing or wrong bearer token in the Authorization header",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message = describe_validation_error(exc.errors())
+        return _rejected(message)
+
+    def _rejected(message: str) -> JSONResponse:
+        service_ = current()
+        service_.reject(f"invalid webhook payload: {message}")
+        service_.metrics.webhooks_total.labels(code="422").inc()
+        return JSONResponse(
+            status_code=422, content={"detail": f"invalid webhook payload: {message}"}
+        )
+
+    async def receive(request: Request) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _rejected("body: not valid JSON")
+        try:
+            payload = WebhookPayload.model_validate(body)
+        except ValidationError as exc:
+            return _rejected(describe_validation_error(exc.errors()))
+        decisions = await run_in_threadpool(current().handle, payload)
+        current().metrics.webhooks_total.labels(code="200").inc()
+        return JSONResponse({"decisions": [d.to_json() for d in decisions]})
+
+    app.add_api_route(
+        "/alerts", receive, methods=["POST"], dependencies=[Depends(authorised)], name="alerts"
+    )
+    app.add_api_route(
+        "/", receive, methods=["POST"], dependencies=[Depends(authorised)], name="alerts-root"
+    )
+
+    @app.get("/decisions", dependencies=[Depends(authorised)])
+    def list_decisions(model: str | None = None, limit: int = Query(100, ge=1, le=1000)) -> dict:
+        return {"decisions": [d.to_json() for d in current().ledger.decisions(model, limit)]}
+
+    @app.get("/runs", dependencies=[Depends(authorised)])
+    def list_runs(
+        model: str | None = None,
+        state: str | None = None,
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> dict:
+        current().refresh()
+        return {"runs": [r.to_json() for r in current().ledger.runs(model, state, limit)]}
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(current().metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok", "launcher": current().launcher.name}
+
+    return app

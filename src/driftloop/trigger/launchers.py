@@ -1,0 +1,330 @@
+"""Launchers start a retraining run and report how it went.
+
+One interface, two implementations, chosen in exactly one place
+(:func:`make_launcher`) from ``settings.target``:
+
+* :class:`LocalLauncher` runs the retraining pipeline with ``kfp.local`` in a
+  separate worker process (``python -m driftloop.trigger.worker``), so the
+  webhook receiver stays responsive while a run trains for minutes.
+* :class:`KfpLauncher` submits the compiled retraining pipeline to Kubeflow
+  Pipelines.
+
+The pipeline is configuration (an import string or a compiled package path),
+never a hard import: the trigger does not depend on the pipelines package.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from driftloop.settings import Settings
+from driftloop.trigger.ledger import RunRecord, utcnow
+
+
+@dataclass
+class RetrainRequest:
+    run_id: str
+    model: str
+    reason: str
+    labels: dict[str, str] = field(default_factory=dict)
+    fingerprint: str = ""
+    starts_at: str = ""
+
+
+@dataclass
+class Launched:
+    pid: int | None = None
+    external_id: str | None = None
+
+
+@dataclass
+class RunStatus:
+    state: str  # running | succeeded | failed | lost
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class LaunchError(RuntimeError):
+    """The run could not be started at all."""
+
+
+def candidate_arguments(request: RetrainRequest, settings: Settings) -> dict[str, Any]:
+    """Every value a retraining pipeline may ask for, by the names pipelines use."""
+    return {
+        "model_name": request.model,
+        "model": request.model,
+        "blueprint": request.labels.get("blueprint", request.model),
+        "reason": request.reason,
+        "trigger_reason": request.reason,
+        "alert_fingerprint": request.fingerprint,
+        "alert_starts_at": request.starts_at,
+        "trigger_run_id": request.run_id,
+        "seed": settings.seed,
+        "experiment": settings.experiment,
+        "min_improvement": settings.min_improvement,
+        "store_url": settings.resolved_store_url,
+        # operator-configured values (DRIFTLOOP_RETRAIN_ARGUMENTS, JSON) win
+        **settings.retrain_arguments,
+    }
+
+
+def select_arguments(accepted: set[str], request: RetrainRequest, settings: Settings) -> dict:
+    candidates = candidate_arguments(request, settings)
+    return {name: value for name, value in candidates.items() if name in accepted}
+
+
+def resolve_reference(reference: str) -> Any:
+    """``"package.module:attribute"`` -> the object it names."""
+    import importlib
+
+    module_name, _, attribute = reference.partition(":")
+    if not module_name or not attribute:
+        raise LaunchError(
+            f"pipeline reference must look like 'module:attribute', got {reference!r}"
+        )
+    try:
+        target = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise LaunchError(f"cannot import pipeline {reference!r}: {exc}") from exc
+    return target
+
+
+def accepted_inputs(target: Any) -> set[str]:
+    """Input names of a KFP pipeline/component, or parameter names of a plain function."""
+    spec = getattr(target, "component_spec", None)
+    if spec is not None:
+        return set((spec.inputs or {}).keys())
+    return set(inspect.signature(target).parameters)
+
+
+class Launcher(abc.ABC):
+    name: str = "launcher"
+
+    @abc.abstractmethod
+    def launch(self, request: RetrainRequest) -> Launched:
+        """Start the run; raise :class:`LaunchError` when it cannot start."""
+
+    @abc.abstractmethod
+    def poll(self, run: RunRecord) -> RunStatus:
+        """Current state of a run this launcher (or an earlier process) started."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release resources; a local launcher stops runs still in flight."""
+
+
+class LocalLauncher(Launcher):
+    """Runs each retraining in its own worker process (kfp.local inside it)."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: str | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pipeline = pipeline or settings.retrain_pipeline
+        self.runs_dir = Path(settings.home) / "trigger" / "runs"
+        self.env = env
+        self.cwd = cwd
+        self._processes: dict[str, subprocess.Popen] = {}
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / run_id
+
+    def launch(self, request: RetrainRequest) -> Launched:
+        run_dir = self.run_dir(request.run_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        spec = {
+            "pipeline": self.pipeline,
+            "request": asdict(request),
+            "result_path": str(run_dir / "result.json"),
+        }
+        spec_path = run_dir / "spec.json"
+        spec_path.write_text(json.dumps(spec, indent=2))
+        env = {**os.environ, **(self.env or {})}
+        env.setdefault("DRIFTLOOP_HOME", str(self.settings.home))
+        log = open(run_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "driftloop.trigger.worker", str(spec_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.cwd,
+                # its own process group, so stopping it also stops kfp.local's task processes
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise LaunchError(f"cannot start the retraining worker: {exc}") from exc
+        finally:
+            log.close()
+        self._processes[request.run_id] = process
+        return Launched(pid=process.pid)
+
+    def poll(self, run: RunRecord) -> RunStatus:
+        result_path = self.run_dir(run.run_id) / "result.json"
+        process = self._processes.get(run.run_id)
+        if process is not None:
+            code = process.poll()
+            if code is None:
+                return RunStatus("running")
+            self._processes.pop(run.run_id, None)
+            status = self._read_result(result_path)
+            if status is None:
+                return RunStatus(
+                    "failed",
+                    error=f"worker exited with status {code} without a result; "
+                    f"see {self.run_dir(run.run_id) / 'worker.log'}",
+                )
+            return status
+        # A run started by an earlier trigger process: judge it by its files and pid.
+        status = self._read_result(result_path)
+        if status is not None:
+            return status
+        if run.pid and _pid_alive(run.pid):
+            return RunStatus("running")
+        return RunStatus("lost", error="worker is gone and left no result")
+
+    @staticmethod
+    def _read_result(path: Path) -> RunStatus | None:
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            return RunStatus("failed", error=f"unreadable result {path}: {exc}")
+        return RunStatus(data.get("state", "failed"), data.get("outputs"), data.get("error"))
+
+    def close(self) -> None:
+        for process in list(self._processes.values()):
+            _stop_group(process)
+        self._processes.clear()
+
+
+class KfpLauncher(Launcher):
+    """Submits the compiled retraining pipeline to a Kubeflow Pipelines API server."""
+
+    name = "kfp"
+
+    _done = {
+        "SUCCEEDED": "succeeded",
+        "FAILED": "failed",
+        "CANCELED": "failed",
+        "SKIPPED": "failed",
+    }
+
+    def __init__(self, settings: Settings, package_path: Path | None = None, client: Any = None):
+        self.settings = settings
+        self.package_path = Path(package_path or resolve_package_path(settings))
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from driftloop.pipelines_client import client
+
+            self._client = client(self.settings.resolved_kfp_host)
+        return self._client
+
+    def package_inputs(self) -> set[str]:
+        import yaml
+
+        if not self.package_path.is_file():
+            raise LaunchError(f"compiled retraining pipeline not found: {self.package_path}")
+        # a package with kubernetes platform config holds a second YAML document
+        documents = yaml.safe_load_all(self.package_path.read_text())
+        spec = next((d for d in documents if isinstance(d, dict) and "root" in d), {})
+        parameters = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
+        return set(parameters)
+
+    def launch(self, request: RetrainRequest) -> Launched:
+        arguments = select_arguments(self.package_inputs(), request, self.settings)
+        stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+        from driftloop.pipelines_client import submit_run
+
+        try:
+            # caching off (submit_run's rule): a cached register/promote would skip its effect
+            run_id = submit_run(
+                self.package_path,
+                arguments,
+                run_name=f"retrain-{request.model}-{request.reason}-{stamp}",
+                experiment=f"driftloop-{request.model}",
+                host=self.settings.resolved_kfp_host,
+            )
+        except Exception as exc:  # no host, no package, or any KFP transport error
+            raise LaunchError(f"KFP refused the run: {exc}") from exc
+        return Launched(external_id=run_id)
+
+    def poll(self, run: RunRecord) -> RunStatus:
+        if not run.external_id:
+            return RunStatus("lost", error="no KFP run id recorded")
+        try:
+            detail = self.client.get_run(run.external_id)
+        except Exception as exc:  # transient API errors: keep waiting
+            return RunStatus("running", error=f"KFP get_run failed: {exc}")
+        state = str(getattr(detail, "state", "") or "").upper()
+        if state in self._done:
+            error = None if state == "SUCCEEDED" else f"KFP run ended {state}"
+            return RunStatus(self._done[state], {"kfp_state": state}, error)
+        return RunStatus("running")
+
+
+def resolve_package_path(settings: Settings) -> Path:
+    if settings.retrain_package:
+        return Path(settings.retrain_package)
+    try:
+        from driftloop.pipelines_client import default_compiled_dir
+
+        return default_compiled_dir() / "retraining.yaml"
+    except ImportError:  # the pipelines package is not installed here
+        return Path("pipelines") / "compiled" / "retraining.yaml"
+
+
+def make_launcher(settings: Settings) -> Launcher:
+    """The one place the target picks a launcher."""
+    if settings.target == "kubernetes":
+        return KfpLauncher(settings)
+    return LocalLauncher(settings)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie still answers kill(0); /proc tells them apart on Linux
+    try:
+        return "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return True
+
+
+def _stop_group(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,46 @@
+"""Run the trigger's HTTP server (uvicorn) with the loopback/token rule enforced."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from driftloop.settings import Settings
+
+
+class TriggerConfigError(ValueError):
+    """The trigger would be reachable from other hosts without a token."""
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, settings: Settings) -> None:
+    if not is_loopback(host) and not settings.trigger_token:
+        raise TriggerConfigError(
+            f"--host {host} is not a loopback address: set DRIFTLOOP_TRIGGER_TOKEN so only "
+            "Alertmanager (with the same bearer token) can launch retraining runs"
+        )
+
+
+def trigger_url(settings: Settings) -> str:
+    """Where alert senders (Alertmanager, the built-in evaluator) POST webhooks."""
+    if settings.trigger_url:
+        return settings.trigger_url
+    host = settings.trigger_host if is_loopback(settings.trigger_host) else "127.0.0.1"
+    return f"http://{host}:{settings.trigger_port}/alerts"
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from driftloop.trigger.app import create_app
+
+    check_exposure(host, settings)
+    settings.ensure_home()
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)

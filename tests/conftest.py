@@ -1,0 +1,98 @@
+"""Fixtures shared by every test layer.
+
+Tests never touch the user's ~/.driftloop or an ambient MLflow server: each
+test gets its own DRIFTLOOP_HOME, and MLFLOW_TRACKING_URI points into it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path | None:
+    """The steering repo's ../shared folder (data and CRD schemas), if present."""
+    candidate = Path(os.environ.get("DRIFTLOOP_SHARED_DIR", REPO_ROOT.parent / "shared"))
+    return candidate if candidate.is_dir() else None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A private DRIFTLOOP_HOME, inherited by subprocesses (kfp.local tasks, servers)."""
+    path = tmp_path / "driftloop-home"
+    path.mkdir()
+    monkeypatch.setenv("DRIFTLOOP_HOME", str(path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
+    for name in ("DRIFTLOOP_TRACKING_URI", "DRIFTLOOP_STORE_URL", "DRIFTLOOP_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    from driftloop.settings import get_settings
+
+    get_settings.cache_clear()
+    yield path
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def settings(home):
+    from driftloop.settings import Settings
+
+    return Settings(home=home)
+
+
+@pytest.fixture(scope="session")
+def olist_sample() -> Path:
+    root = shared_dir()
+    path = root / "data" / "olist" / "olist_order_reviews_sample.csv" if root else None
+    if path is None or not path.is_file():
+        pytest.skip("../shared/data/olist sample not present (only the steering checkout has it)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def crd_dir() -> Path:
+    root = shared_dir()
+    if root is None or not (root / "crds").is_dir():
+        pytest.skip("../shared/crds not present: CRD schema validation needs it")
+    return root / "crds"
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    url = os.environ.get("DRIFTLOOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    try:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"PostgreSQL not reachable at {url}: {exc}")
+    return url
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url):
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
+    import sqlalchemy as sa
+
+    name = f"driftloop_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create database "{name}"'))
+    yield postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+    admin.dispose()

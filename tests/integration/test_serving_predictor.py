@@ -1,0 +1,320 @@
+"""The real predictor (KServe ModelServer subprocess on loopback) answering REST v1/v2 and gRPC,
+with auth, input checks, feedback and the payload logger, over a registered MLflow model."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import grpc
+import httpx
+import pytest
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+from driftloop.serving.store import PredictionStore
+from tests.integration.conftest_serving import register_text_model, running_predictor, v2_body
+from tests.unit.test_payload_logger import Sink
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TOKEN = "t0ps3cret"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    home = tmp_path_factory.mktemp("serving-home")
+    tracking = f"sqlite:///{home / 'mlflow.db'}"
+    version = register_text_model(tracking, "sentiment")
+    env = {
+        "DRIFTLOOP_HOME": str(home),
+        "MLFLOW_TRACKING_URI": tracking,
+        "DRIFTLOOP_API_TOKEN": TOKEN,
+        "DRIFTLOOP_MAX_INSTANCES": "5",
+        "DRIFTLOOP_MAX_TEXT_CHARS": "200",
+        "DRIFTLOOP_RELOAD_INTERVAL_S": "0",
+    }
+    with Sink() as sink:
+        env["DRIFTLOOP_LOGGER_URL"] = sink.url
+        with running_predictor("sentiment", home, env=env) as predictor:
+            with httpx.Client(base_url=predictor.url, timeout=10) as http:
+                yield {
+                    "predictor": predictor,
+                    "http": http,
+                    "sink": sink,
+                    "home": home,
+                    "version": version,
+                }
+
+
+def test_v2_infer_contract_and_request_id(stack):
+    http = stack["http"]
+    started = time.perf_counter()
+    response = http.post(
+        "/v2/models/sentiment/infer", json=v2_body(["great product", "awful"]), headers=AUTH
+    )
+    latency_ms = (time.perf_counter() - started) * 1000
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["id"] == response.headers["x-request-id"] and body["id"]
+    assert body["model_version"] == stack["version"]
+    outputs = {o["name"]: o for o in body["outputs"]}
+    assert outputs["label"]["data"] == ["positive", "negative"]
+    assert outputs["probabilities"]["shape"] == [2, 2]
+    assert body["parameters"]["labels"] == ["negative", "positive"]
+    print(f"v2 infer latency {latency_ms:.1f} ms")
+
+    with_id = http.post(
+        "/v2/models/sentiment/infer", json=v2_body(["fine"], "client-id-1"), headers=AUTH
+    )
+    assert with_id.json()["id"] == "client-id-1" == with_id.headers["x-request-id"]
+
+
+def test_v1_predict_contract(stack):
+    response = stack["http"].post(
+        "/v1/models/sentiment:predict", json={"instances": ["i love it"]}, headers=AUTH
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert body["model_version"] == stack["version"]
+    (prediction,) = body["predictions"]
+    assert prediction["label"] == "positive"
+    assert set(prediction["probabilities"]) == {"negative", "positive"}
+    assert isinstance(prediction["low_confidence"], bool)
+
+
+def test_metadata_reports_served_version_and_health_is_open(stack):
+    http = stack["http"]
+    metadata = http.get("/v2/models/sentiment").json()
+    assert metadata["versions"] == [stack["version"]]
+    assert metadata["inputs"][0]["datatype"] == "BYTES"
+    assert http.get("/v2/health/ready").status_code == 200
+    assert http.get("/v2/health/live").status_code == 200
+    assert http.get("/v2/models/sentiment/ready").status_code == 200
+    text = http.get("/metrics").text
+    assert (
+        f'driftloop_model_version_info{{model="sentiment",version="{stack["version"]}"}} 1.0'
+        in text
+    )
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "nope"}])
+def test_predict_and_feedback_need_the_token(stack, headers):
+    http = stack["http"]
+    assert (
+        http.post("/v2/models/sentiment/infer", json=v2_body(["x"]), headers=headers).status_code
+        == 401
+    )
+    assert (
+        http.post(
+            "/v1/models/sentiment:predict", json={"instances": ["x"]}, headers=headers
+        ).status_code
+        == 401
+    )
+    assert (
+        http.post("/v1/feedback/abc", json={"label": "positive"}, headers=headers).status_code
+        == 401
+    )
+
+
+def test_api_key_header_is_accepted(stack):
+    response = stack["http"].post(
+        "/v1/models/sentiment:predict", json={"instances": ["ok"]}, headers={"X-API-Key": TOKEN}
+    )
+    assert response.status_code == 200
+
+
+BAD_V2 = [
+    (b"{not json", "not valid JSON"),
+    (b"\xff\xfe\x00", "not valid UTF-8"),
+    (b"{}", 'missing \\"inputs\\"'),
+    (b'{"inputs": []}', 'missing \\"inputs\\"'),
+    (b'{"inputs": [{"name": "text", "datatype": "INT32", "shape": [1], "data": [1]}]}', "BYTES"),
+    (
+        b'{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [3], "data": ["a"]}]}',
+        "does not match",
+    ),
+    (b'{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [0], "data": []}]}', "is empty"),
+    (json.dumps(v2_body(["a"] * 6)).encode(), "at most 5"),
+    (json.dumps(v2_body(["x" * 201])).encode(), "at most 200"),
+    (b'{"inputs": [{"name": "text"}]}', "invalid v2 inference request"),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), BAD_V2)
+def test_bad_v2_input_is_a_400_naming_the_problem(stack, body, message):
+    response = stack["http"].post(
+        "/v2/models/sentiment/infer",
+        content=body,
+        headers={**AUTH, "content-type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert message in response.text
+
+
+BAD_V1 = [
+    (b"{not json", "Unrecognized request format"),
+    (b"{}", "missing"),
+    (b'{"instances": []}', "is empty"),
+    (b'{"instances": [42]}', "must be a string"),
+    (b'{"instances": ["a", "b", "c", "d", "e", "f"]}', "at most 5"),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), BAD_V1)
+def test_bad_v1_input_is_a_400_naming_the_problem(stack, body, message):
+    response = stack["http"].post(
+        "/v1/models/sentiment:predict",
+        content=body,
+        headers={**AUTH, "content-type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert message in response.text
+
+
+def test_server_survives_bad_input(stack):
+    ok = stack["http"].post(
+        "/v1/models/sentiment:predict", json={"instances": ["good"]}, headers=AUTH
+    )
+    assert ok.status_code == 200
+    assert stack["predictor"].process.poll() is None
+
+
+def test_grpc_infer_with_token_and_errors(stack):
+    channel = grpc.insecure_channel(f"127.0.0.1:{stack['predictor'].grpc_port}")
+    stub = pb_grpc.GRPCInferenceServiceStub(channel)
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name="text",
+        datatype="BYTES",
+        shape=[2],
+        contents=pb.InferTensorContents(bytes_contents=[b"great product", b"awful"]),
+    )
+    request = pb.ModelInferRequest(model_name="sentiment", inputs=[tensor])
+    try:
+        assert stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
+        response = stub.ModelInfer(
+            request, metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=10
+        )
+        outputs = {o.name: o for o in response.outputs}
+        assert list(outputs["label"].contents.bytes_contents) == [b"positive", b"negative"]
+        assert list(outputs["probabilities"].shape) == [2, 2]
+        assert response.id and response.model_version == stack["version"]
+        assert json.loads(response.parameters["labels"].string_param) == ["negative", "positive"]
+
+        with pytest.raises(grpc.RpcError) as denied:
+            stub.ModelInfer(request, timeout=10)
+        assert denied.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+        bad = pb.ModelInferRequest(
+            model_name="sentiment",
+            inputs=[
+                pb.ModelInferRequest.InferInputTensor(
+                    name="text",
+                    datatype="FP32",
+                    shape=[1],
+                    contents=pb.InferTensorContents(fp32_contents=[1.0]),
+                )
+            ],
+        )
+        with pytest.raises(grpc.RpcError) as invalid:
+            stub.ModelInfer(bad, metadata=(("x-api-key", TOKEN),), timeout=10)
+        assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "BYTES" in invalid.value.details()
+    finally:
+        channel.close()
+
+
+def test_feedback_api(stack):
+    http = stack["http"]
+    predicted = http.post(
+        "/v1/models/sentiment:predict", json={"instances": ["i love it"]}, headers=AUTH
+    ).json()
+    request_id = predicted["request_id"]
+    # immediately after predict: the row may still be queued, feedback must find it
+    first = http.post(f"/v1/feedback/{request_id}", json={"label": "negative"}, headers=AUTH)
+    assert first.status_code == 200, first.text
+    assert first.json()["correct"] is False
+    again = http.post(f"/v1/feedback/{request_id}", json={"correct": True}, headers=AUTH)
+    assert again.json() == {**again.json(), "label": "positive", "correct": True}
+
+    unknown = http.post("/v1/feedback/no-such-request", json={"label": "positive"}, headers=AUTH)
+    assert unknown.status_code == 404 and "no-such-request" in unknown.text
+    invalid = http.post(f"/v1/feedback/{request_id}", json={"label": "neutral"}, headers=AUTH)
+    assert invalid.status_code == 422 and "['negative', 'positive']" in invalid.text
+    empty = http.post(f"/v1/feedback/{request_id}", json={}, headers=AUTH)
+    assert empty.status_code == 422
+    wrong_type = http.post(f"/v1/feedback/{request_id}", json={"correct": "maybe"}, headers=AUTH)
+    assert wrong_type.status_code == 422 and "correct" in wrong_type.text
+
+    second = http.post("/v2/models/sentiment/infer", json=v2_body(["awful"]), headers=AUTH).json()[
+        "id"
+    ]
+    batch = http.post(
+        "/v1/feedback",
+        headers=AUTH,
+        json={
+            "items": [
+                {"request_id": request_id, "label": "positive"},
+                {"request_id": second, "correct": True},
+            ]
+        },
+    )
+    assert batch.status_code == 200, batch.text
+    assert batch.json()["accepted"] == 2
+    missing = http.post(
+        "/v1/feedback",
+        headers=AUTH,
+        json={
+            "items": [
+                {"request_id": second, "label": "negative"},
+                {"request_id": "ghost", "label": "negative"},
+            ]
+        },
+    )
+    assert missing.status_code == 404 and "ghost" in missing.text
+
+    store = PredictionStore(f"sqlite:///{stack['home'] / 'store.db'}")
+    try:
+        history = store.feedback_history(request_id)
+        assert [f.label for f in history] == ["negative", "positive", "positive"]
+        frame = store.labelled_feedback("sentiment").set_index("id")
+        assert frame.loc[request_id, "label"] == "positive"
+        assert frame.loc[request_id, "text"] == "i love it"
+        assert frame.loc[second, "label"] == "negative"
+        assert len(store.feedback_history(second)) == 1  # the failed batch wrote nothing
+        assert store.feedback_stats("sentiment").count >= 2
+    finally:
+        store.close()
+
+
+def test_payload_logger_sends_request_and_response_events(stack):
+    http, sink = stack["http"], stack["sink"]
+    request_id = http.post(
+        "/v1/models/sentiment:predict", json={"instances": ["lovely"]}, headers=AUTH
+    ).json()["request_id"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        mine = [(h, b) for h, b in sink.events if h["ce-id"] == request_id]
+        if len(mine) == 2:
+            break
+        time.sleep(0.05)
+    kinds = {h["ce-type"]: json.loads(b) for h, b in mine}
+    assert kinds["org.kubeflow.serving.inference.request"] == {"instances": ["lovely"]}
+    assert kinds["org.kubeflow.serving.inference.response"]["request_id"] == request_id
+    headers = mine[0][0]
+    assert headers["ce-inferenceservicename"] == "sentiment"
+    assert headers["ce-component"] == "predictor" and headers["ce-specversion"] == "1.0"
+
+
+def test_predict_command_prints_a_table(stack, capsys):
+    from driftloop.cli import main
+
+    url = stack["predictor"].url
+    code = main(["predict", "sentiment", "great product", "awful", "--url", url, "--token", TOKEN])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "positive" in out and "negative" in out and "request id" in out
+    assert main(["predict", "sentiment", "x", "--url", url, "--protocol", "v1"]) == 2
+    assert "HTTP 401" in capsys.readouterr().err

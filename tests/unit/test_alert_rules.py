@@ -1,0 +1,171 @@
+# ruff: noqa: E501  (promtool test YAML below keeps one series per line)
+import shutil
+import subprocess
+import textwrap
+
+import pytest
+import yaml
+
+from driftloop.monitor.rules import (
+    ALERTS,
+    RULES_FILE,
+    default_settings,
+    dump_rules,
+    parse_duration,
+    render_rules,
+)
+from driftloop.settings import Settings
+
+PROMTOOL = shutil.which("promtool")
+
+
+def test_checked_in_rules_equal_the_rendered_defaults():
+    assert yaml.safe_load(RULES_FILE.read_text()) == render_rules(default_settings())
+    # and the defaults really are Settings' defaults
+    assert render_rules(default_settings()) == render_rules(Settings.model_construct())
+
+
+def test_rules_carry_model_and_severity_and_annotations():
+    rules = render_rules(default_settings())["groups"][0]["rules"]
+    assert [r["alert"] for r in rules] == ["DriftDetected", "FeedbackBacklog", "LiveAccuracyDrop"]
+    for rule in rules:
+        assert rule["labels"]["severity"] in {"info", "warning", "critical"}
+        assert "model" in rule["expr"]
+        assert {"summary", "description"} <= set(rule["annotations"])
+
+
+def test_thresholds_come_from_settings(tmp_path):
+    settings = Settings(
+        home=tmp_path,
+        feedback_backlog_threshold=7,
+        accuracy_drop_margin=0.25,
+        accuracy_min_samples=11,
+    )
+    document = render_rules(settings, for_duration="5s", interval="1s")
+    group = document["groups"][0]
+    assert group["interval"] == "1s"
+    exprs = {r["alert"]: r["expr"] for r in group["rules"]}
+    assert exprs["FeedbackBacklog"].endswith(">= 7")
+    assert "- 0.25)" in exprs["LiveAccuracyDrop"] and exprs["LiveAccuracyDrop"].endswith(">= 11")
+    assert {r["for"] for r in group["rules"]} == {"5s"}
+    assert "interval" not in render_rules(settings)["groups"][0]
+
+
+def test_bad_for_duration_is_refused():
+    with pytest.raises(ValueError, match="duration"):
+        render_rules(default_settings(), for_duration="one minute")
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("250ms") == 0.25
+
+
+def test_every_alert_has_an_evaluator_condition():
+    from driftloop.monitor.evaluator import CONDITIONS
+
+    assert set(CONDITIONS) == {a.name for a in ALERTS}
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed")
+def test_promtool_accepts_the_checked_in_rules():
+    result = subprocess.run(
+        [PROMTOOL, "check", "rules", str(RULES_FILE)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 rules found" in result.stdout
+
+
+PROMTOOL_TESTS = textwrap.dedent(
+    """
+    rule_files: [rules.yaml]
+    evaluation_interval: 15s
+    tests:
+      - interval: 15s
+        input_series:
+          - series: 'driftloop_drift_detected{model="sentiment",version="3",detector="ks-projection",features="projection",job="monitor"}'
+            values: '0 0 1 1 1 1 1 1 0 0'
+          - series: 'driftloop_drift_detected{model="sentiment",version="3",detector="chi2-prediction",features="prediction",job="monitor"}'
+            values: '0x10'
+          - series: 'driftloop_drift_detected{model="quiet",version="1",detector="ks-projection",features="projection",job="monitor"}'
+            values: '0x10'
+          - series: 'driftloop_feedback_since_champion{model="sentiment",version="3",job="monitor"}'
+            values: '10+10x9'
+          - series: 'driftloop_feedback_since_champion{model="quiet",version="1",job="monitor"}'
+            values: '49x10'
+          - series: 'driftloop_live_accuracy{model="sentiment",version="3",job="monitor"}'
+            values: '0.9x3 0.7x6'
+          - series: 'driftloop_champion_test_score{model="sentiment",version="3",job="monitor"}'
+            values: '0.85x10'
+          - series: 'driftloop_live_accuracy_samples{model="sentiment",version="3",job="monitor"}'
+            values: '40x10'
+          - series: 'driftloop_live_accuracy{model="quiet",version="1",job="monitor"}'
+            values: '0.5x10'
+          - series: 'driftloop_champion_test_score{model="quiet",version="1",job="monitor"}'
+            values: '0.85x10'
+          - series: 'driftloop_live_accuracy_samples{model="quiet",version="1",job="monitor"}'
+            values: '29x10'
+        alert_rule_test:
+          # drift set at 30s: pending until the 1m "for" has passed
+          - {eval_time: 60s, alertname: DriftDetected, exp_alerts: []}
+          - eval_time: 90s
+            alertname: DriftDetected
+            exp_alerts:
+              - exp_labels: {model: sentiment, severity: warning}
+                exp_annotations:
+                  summary: Input drift detected for model sentiment
+                  description: At least one drift detector flagged the last window of sentiment traffic as drifted from the champion's reference data. Retraining on recent data is advised.
+          # cleared at 120s
+          - {eval_time: 135s, alertname: DriftDetected, exp_alerts: []}
+          # 10, 20, ... reaches 50 at 60s, fires after the 1m "for"; "quiet" stays at 49
+          - {eval_time: 60s, alertname: FeedbackBacklog, exp_alerts: []}
+          - eval_time: 120s
+            alertname: FeedbackBacklog
+            exp_alerts:
+              - exp_labels: {model: sentiment, severity: info}
+                exp_annotations:
+                  summary: 90 labelled feedback rows waiting for model sentiment
+                  description: The champion of sentiment has collected 90 feedback labels since it was promoted (threshold 50); enough new labels to retrain on.
+          # 0.9 is fine, 0.7 < 0.85 - 0.1 from 45s; "quiet" has too few samples
+          - {eval_time: 90s, alertname: LiveAccuracyDrop, exp_alerts: []}
+          - eval_time: 120s
+            alertname: LiveAccuracyDrop
+            exp_alerts:
+              - exp_labels: {model: sentiment, version: "3", severity: critical}
+                exp_annotations:
+                  summary: Live accuracy of model sentiment fell below its test score
+                  description: Live accuracy of sentiment version 3 is 0.7, more than 0.1 below the champion's test score (over at least 30 feedback labels).
+    """
+)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed")
+def test_promtool_unit_tests_fire_and_hold_each_alert(tmp_path):
+    (tmp_path / "rules.yaml").write_text(dump_rules(render_rules(default_settings())))
+    (tmp_path / "tests.yaml").write_text(PROMTOOL_TESTS)
+    result = subprocess.run(
+        [PROMTOOL, "test", "rules", "tests.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed")
+def test_promtool_unit_tests_catch_a_wrong_threshold(tmp_path):
+    """The promtool tests can fail: a backlog threshold of 100 breaks them."""
+    settings = default_settings().model_copy(update={"feedback_backlog_threshold": 100})
+    (tmp_path / "rules.yaml").write_text(dump_rules(render_rules(settings)))
+    (tmp_path / "tests.yaml").write_text(PROMTOOL_TESTS)
+    result = subprocess.run(
+        [PROMTOOL, "test", "rules", "tests.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "FeedbackBacklog" in result.stdout + result.stderr

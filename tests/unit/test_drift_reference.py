@@ -1,0 +1,184 @@
+"""Reference bundles and the windowed engine, with real alibi-detect detectors."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftloop.monitor.config import DEFAULT_CONFIG, MMD_PROJECTION
+from driftloop.monitor.engine import DriftEngine
+from driftloop.monitor.events import Sample
+from driftloop.monitor.metrics import MonitorMetrics
+from driftloop.monitor.reference import (
+    ReferenceBundle,
+    ReferenceError,
+    build_reference,
+    read_reference_texts,
+)
+from tests.unit.conftest_monitor import corpus, small_text_model, tweets
+
+pytestmark = pytest.mark.slow  # importing alibi-detect alone takes ~8 s
+
+# the default detectors plus the optional MMD one, so its torch save/load is covered too
+CONFIG = DEFAULT_CONFIG.model_copy(
+    update={"detectors": [*DEFAULT_CONFIG.detectors, MMD_PROJECTION]}
+)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return small_text_model(n_train=1500)
+
+
+@pytest.fixture(scope="module")
+def bundle(model):
+    texts = corpus().iloc[2000:2600]["text"].tolist()
+    return build_reference(model, texts, config=CONFIG, seed=0, meta={"version": "1"})
+
+
+def window_samples(model, texts):
+    return [Sample(t, str(label)) for t, label in zip(texts, model.predict(texts), strict=True)]
+
+
+def test_bundle_records_what_it_was_fitted_on(bundle):
+    assert bundle.meta["n_rows"] == 600 and bundle.meta["n_reference"] == 300
+    assert bundle.meta["classes"] == ["negative", "positive"]
+    assert sum(bundle.meta["predicted_share"].values()) == pytest.approx(1.0)
+    assert set(bundle.detectors.detectors) == {d.name for d in CONFIG.detectors}
+
+
+def test_saved_bundle_loads_and_gives_the_same_answers(model, bundle, tmp_path):
+    bundle.save(tmp_path / "ref")
+    assert (tmp_path / "ref" / "detectors" / "mmd-projection" / "config.toml").is_file()
+    loaded = ReferenceBundle.load(tmp_path / "ref")
+    texts = corpus().iloc[3000:3100]["text"].tolist()
+    labels = [str(x) for x in model.predict(texts)]
+    ks_before = {
+        r.name: r.p_value for r in bundle.detectors.run(bundle.featurizer.transform(texts, labels))
+    }
+    ks_after = {
+        r.name: r.p_value for r in loaded.detectors.run(loaded.featurizer.transform(texts, labels))
+    }
+    for name in ("ks-projection", "ks-text-stats", "chi2-prediction"):
+        assert ks_after[name] == pytest.approx(ks_before[name])
+    assert 0 <= ks_after["mmd-projection"] <= 1  # a permutation test: equal only up to sampling
+
+
+def test_broken_bundle_directory_is_reported(tmp_path):
+    (tmp_path / "ref").mkdir()
+    with pytest.raises(FileNotFoundError, match="featurizer.joblib"):
+        ReferenceBundle.load(tmp_path / "ref")
+
+
+def test_reference_needs_enough_rows(model):
+    with pytest.raises(ReferenceError, match="at least 40"):
+        build_reference(model, ["good"] * 10)
+
+
+def test_reference_file_errors_name_the_problem(tmp_path):
+    with pytest.raises(ReferenceError, match="not found"):
+        read_reference_texts(tmp_path / "none.parquet")
+    pd.DataFrame({"review": ["x"]}).to_parquet(tmp_path / "r.parquet")
+    with pytest.raises(ReferenceError, match="no column 'text'"):
+        read_reference_texts(tmp_path / "r.parquet")
+    pd.DataFrame({"text": ["ok", None, "  ", "fine"]}).to_parquet(tmp_path / "t.parquet")
+    assert read_reference_texts(tmp_path / "t.parquet") == ["ok", "fine"]
+
+
+def series(metrics: MonitorMetrics, name: str) -> dict[tuple, float]:
+    found = {}
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name == name:
+                found[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def test_engine_tests_full_windows_off_thread_and_exports_results(model, bundle):
+    metrics = MonitorMetrics()
+    engine = DriftEngine("sentiment", metrics, window=100)
+    engine.set_reference("1", bundle)
+    engine.start()
+    try:
+        in_domain = corpus().iloc[3000:3150]["text"].tolist()
+        shifted = tweets().iloc[:100]["text"].tolist()
+        assert engine.add(window_samples(model, in_domain)) == 0  # 1 window + 50 buffered
+        assert engine.add([Sample("text", "neutral")]) == 1  # not one of the model's classes
+        assert engine.add(window_samples(model, shifted[:50])) == 0  # completes a mixed window
+        assert engine.wait_idle(60)
+        assert len(engine.reports) == 2
+        assert all(r.size == 100 for r in engine.reports)
+        assert engine.add(window_samples(model, tweets().iloc[100:200]["text"].tolist())) == 0
+        assert engine.wait_idle(60)
+        assert engine.reports[-1].drift  # a full window of tweets
+    finally:
+        engine.close()
+    detected = series(metrics, "driftloop_drift_detected")
+    assert len(detected) == len(CONFIG.detectors)
+    key = (
+        ("detector", "ks-text-stats"),
+        ("features", "text_stats"),
+        ("model", "sentiment"),
+        ("version", "1"),
+    )
+    assert detected[key] == 1
+    assert (
+        series(metrics, "driftloop_monitor_windows_total")[
+            (("model", "sentiment"), ("version", "1"))
+        ]
+        == 3
+    )
+    p_values = series(metrics, "driftloop_drift_p_value")
+    assert all(0 <= v <= 1 for v in p_values.values() if not math.isnan(v))
+
+
+def test_engine_switches_reference_and_forgets_the_old_version(model, bundle):
+    metrics = MonitorMetrics()
+    engine = DriftEngine("sentiment", metrics, window=50)
+    engine.set_reference("1", bundle)
+    engine.start()
+    try:
+        engine.add(window_samples(model, corpus().iloc[3000:3050]["text"].tolist()))
+        assert engine.wait_idle(60)
+        engine.add(window_samples(model, corpus().iloc[3050:3080]["text"].tolist()))  # partial
+        engine.set_reference("2", None)
+        assert engine.add(window_samples(model, corpus().iloc[3080:3200]["text"].tolist())) == 0
+        assert engine.wait_idle(10)
+    finally:
+        engine.close()
+    assert len(engine.reports) == 1
+    assert series(metrics, "driftloop_drift_detected") == {}
+    loaded = series(metrics, "driftloop_monitor_reference_loaded")
+    assert loaded == {(("model", "sentiment"), ("version", "2")): 0.0}
+
+
+def test_engine_rejects_a_silly_window():
+    with pytest.raises(ValueError):
+        DriftEngine("m", MonitorMetrics(), window=1)
+
+
+def test_online_detector_can_be_configured(model):
+    from driftloop.monitor.config import parse_config
+
+    config = parse_config(
+        {
+            "detectors": [
+                {
+                    "name": "lsdd",
+                    "kind": "lsdd_online",
+                    "features": "projection",
+                    "ert": 50,
+                    "online_window": 10,
+                    "n_bootstraps": 200,
+                },
+            ]
+        }
+    )
+    bundle = build_reference(
+        model, corpus().iloc[2000:2300]["text"].tolist(), config=config, seed=0
+    )
+    texts = tweets().iloc[:100]["text"].tolist()
+    features = bundle.featurizer.transform(texts, [str(x) for x in model.predict(texts)])
+    (result,) = bundle.detectors.run(features)
+    assert result.detected and math.isnan(result.p_value) and np.isfinite(result.score)

@@ -1,0 +1,108 @@
+import pytest
+
+from driftloop.cli import main
+from driftloop.monitor.config import (
+    DEFAULT_CONFIG,
+    MMD_PROJECTION,
+    ConfigError,
+    load_config,
+    parse_config,
+)
+from driftloop.settings import Settings
+
+
+def test_default_config_covers_every_feature_group():
+    groups = {d.features for d in DEFAULT_CONFIG.detectors}
+    assert groups == {"projection", "text_stats", "prediction"}
+    assert {d.kind for d in DEFAULT_CONFIG.detectors} == {"ks", "chisquare"}
+    assert DEFAULT_CONFIG.p_val == 0.01
+    # the optional MMD detector brings its own p_val: its permutation test cannot go lower
+    assert (
+        DEFAULT_CONFIG.model_copy(
+            update={"detectors": [*DEFAULT_CONFIG.detectors, MMD_PROJECTION]}
+        ).detector_p_val(MMD_PROJECTION)
+        == 0.01
+    )
+
+
+def test_family_p_value_is_split_over_batch_detectors_only():
+    config = parse_config(
+        {
+            "p_val": 0.06,
+            "detectors": [
+                {"name": "a", "kind": "ks", "features": "projection"},
+                {"name": "b", "kind": "cvm", "features": "text_stats"},
+                {"name": "c", "kind": "chisquare", "features": "prediction"},
+                {"name": "d", "kind": "lsdd_online", "features": "projection"},
+                {"name": "e", "kind": "ks", "features": "text_stats", "p_val": 0.2},
+            ],
+        }
+    )
+    by_name = {d.name: config.detector_p_val(d) for d in config.detectors}
+    assert by_name["a"] == pytest.approx(0.06 / 4)
+    assert by_name["e"] == 0.2
+
+
+def test_yaml_file_is_loaded_and_window_falls_back_to_settings(tmp_path):
+    path = tmp_path / "monitor.yaml"
+    path.write_text(
+        "p_val: 0.01\nprojection_dims: 8\ndetectors:\n"
+        "  - {name: cvm, kind: cvm, features: projection, correction: fdr}\n"
+    )
+    settings = Settings(home=tmp_path, monitor_config=path, monitor_window=123)
+    config = load_config(settings=settings)
+    assert config.projection_dims == 8
+    assert config.detectors[0].correction == "fdr"
+    assert config.window_size(settings) == 123
+    assert load_config(settings=Settings(home=tmp_path)) is DEFAULT_CONFIG
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"detectors": []}, "detectors"),
+        ({"detectors": [{"name": "x", "kind": "ks", "features": "prediction"}]}, "chisquare"),
+        (
+            {"detectors": [{"name": "x", "kind": "chisquare", "features": "projection"}]},
+            "categorical",
+        ),
+        (
+            {"detectors": [{"name": "x", "kind": "magic", "features": "projection"}]},
+            r"detectors\.0\.kind",
+        ),
+        (
+            {"p_val": 2, "detectors": [{"name": "x", "kind": "ks", "features": "projection"}]},
+            "p_val",
+        ),
+        (
+            {"detectors": [{"name": "x", "kind": "ks", "features": "projection"}] * 2},
+            "unique",
+        ),
+        ({"detectors": [{"name": "x", "kind": "ks", "features": "projection", "typo": 1}]}, "typo"),
+    ],
+)
+def test_invalid_config_names_the_field(data, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data)
+
+
+def test_missing_or_broken_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("detectors: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_cli_reports_a_bad_config_in_one_line(tmp_path, home, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("detectors: []\n")
+    assert main(["monitor", "sentiment", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("driftloop: error: --config:") and "\n" not in err
+
+
+def test_cli_fit_reference_needs_a_version(tmp_path, home, capsys):
+    assert main(["monitor", "sentiment", "--fit-reference", str(tmp_path / "x.parquet")]) == 2
+    assert "--version" in capsys.readouterr().err

@@ -1,0 +1,152 @@
+"""The evaluator's alert state machine (delivery over HTTP: tests/integration/test_evaluator.py)."""
+
+import pytest
+
+from driftloop.monitor.evaluator import AlertEvaluator, fingerprint, parse_metrics
+from driftloop.monitor.metrics import MonitorMetrics
+from driftloop.settings import Settings
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_fingerprint_is_stable_and_order_independent():
+    labels = {"alertname": "DriftDetected", "model": "sentiment", "severity": "warning"}
+    assert fingerprint(labels) == fingerprint(dict(reversed(list(labels.items()))))
+    assert len(fingerprint(labels)) == 16
+    assert fingerprint(labels) != fingerprint(labels | {"model": "other"})
+    # FNV-1a 64 of the empty label set is the offset basis, as in prometheus/common
+    assert fingerprint({}) == "cbf29ce484222325"
+
+
+def metrics_text(*, drift=0, backlog=0, accuracy=0.9, samples=40, score=0.85) -> str:
+    m = MonitorMetrics()
+    for detector, value in (("ks-projection", drift), ("chi2-prediction", 0)):
+        m.drift_detected.labels(
+            model="sentiment", version="3", detector=detector, features="x"
+        ).set(value)
+    m.set_feedback("sentiment", "3", total=backlog + 5, since_champion=backlog, accuracy=accuracy)
+    m.live_accuracy_samples.labels(model="sentiment", version="3").set(samples)
+    m.champion_test_score.labels(model="sentiment", version="3").set(score)
+    return m.render().decode()
+
+
+@pytest.fixture
+def evaluator(tmp_path):
+    clock = Clock()
+    evaluator = AlertEvaluator(
+        Settings(home=tmp_path),
+        metrics_url="http://127.0.0.1:8090/metrics",
+        for_duration="30s",
+        clock=clock,
+    )
+    evaluator.fake_clock = clock
+    yield evaluator
+    evaluator.close()
+
+
+def step(evaluator, seconds: float, **metrics) -> list[tuple[str, str]]:
+    """Advance the clock, evaluate, return (alertname, status) of what changed."""
+    evaluator.fake_clock.now += seconds
+    changed = evaluator.evaluate(parse_metrics(metrics_text(**metrics)))
+    return [(s.labels["alertname"], "resolved" if s.ends_at else "firing") for s in changed]
+
+
+def test_alert_fires_after_for_duration_then_resolves(evaluator):
+    assert step(evaluator, 0, drift=1) == []  # pending
+    assert evaluator.payloads() == []
+    assert step(evaluator, 15, drift=1) == []
+    assert step(evaluator, 20, drift=1) == [("DriftDetected", "firing")]  # 35 s > 30 s
+    ((_, body),) = evaluator.payloads()
+    assert body["status"] == "firing" and body["version"] == "4"
+    alert = body["alerts"][0]
+    assert alert["labels"] == {
+        "alertname": "DriftDetected",
+        "model": "sentiment",
+        "severity": "warning",
+    }
+    assert alert["fingerprint"] == fingerprint(alert["labels"])
+    assert alert["endsAt"] == "0001-01-01T00:00:00Z"
+    assert step(evaluator, 15, drift=1) == []  # still firing: nothing new
+    assert step(evaluator, 15, drift=0) == [("DriftDetected", "resolved")]
+    ((_, body),) = evaluator.payloads()
+    assert body["status"] == "resolved"
+    assert body["alerts"][0]["startsAt"] == alert["startsAt"]
+    assert body["alerts"][0]["endsAt"] > alert["startsAt"]
+
+
+def test_condition_that_clears_while_pending_never_fires(evaluator):
+    step(evaluator, 0, drift=1)
+    assert step(evaluator, 10, drift=0) == []
+    assert step(evaluator, 60, drift=0) == []
+    assert evaluator.payloads() == [] and evaluator.states == {}
+
+
+def test_feedback_backlog_and_accuracy_drop_use_the_shared_thresholds(evaluator):
+    step(evaluator, 0, backlog=49, accuracy=0.76, samples=40)
+    assert step(evaluator, 31, backlog=49, accuracy=0.76, samples=40) == []  # 49 < 50, 0.76 >= 0.75
+    step(evaluator, 1, backlog=50, accuracy=0.74, samples=40)
+    fired = step(evaluator, 31, backlog=50, accuracy=0.74, samples=40)
+    assert sorted(fired) == [("FeedbackBacklog", "firing"), ("LiveAccuracyDrop", "firing")]
+    bodies = {group[0]: body for group, body in evaluator.payloads()}
+    drop = bodies["LiveAccuracyDrop"]["alerts"][0]
+    assert drop["labels"] == {
+        "alertname": "LiveAccuracyDrop",
+        "model": "sentiment",
+        "version": "3",
+        "severity": "critical",
+    }
+    assert "0.74" in drop["annotations"]["description"]
+    assert bodies["FeedbackBacklog"]["alerts"][0]["annotations"]["summary"].startswith(
+        "50 labelled"
+    )
+
+
+def test_too_few_samples_or_no_accuracy_holds_the_accuracy_alert(evaluator):
+    step(evaluator, 0, accuracy=0.2, samples=29)
+    assert step(evaluator, 31, accuracy=0.2, samples=29) == []
+    step(evaluator, 1, accuracy=None, samples=100)  # NaN: nothing judged yet
+    assert step(evaluator, 31, accuracy=None, samples=100) == []
+
+
+def test_thresholds_follow_settings(tmp_path):
+    clock = Clock()
+    evaluator = AlertEvaluator(
+        Settings(home=tmp_path, feedback_backlog_threshold=5),
+        metrics_url="http://x/metrics",
+        for_duration="0s",
+        clock=clock,
+    )
+    changed = evaluator.evaluate(parse_metrics(metrics_text(backlog=5)))
+    assert [s.labels["alertname"] for s in changed] == ["FeedbackBacklog"]
+    evaluator.close()
+
+
+def test_payload_is_what_the_trigger_accepts(evaluator):
+    from driftloop.trigger.payload import WebhookPayload
+
+    step(evaluator, 0, drift=1, backlog=80)
+    step(evaluator, 31, drift=1, backlog=80)
+    bodies = [body for _, body in evaluator.payloads()]
+    assert len(bodies) == 2
+    for body in bodies:
+        payload = WebhookPayload.model_validate(body)
+        assert payload.alerts[0].model == "sentiment"
+        assert body["groupKey"].startswith("{}:{alertname=")
+        assert set(body) >= {
+            "receiver",
+            "status",
+            "alerts",
+            "groupLabels",
+            "commonLabels",
+            "commonAnnotations",
+            "externalURL",
+            "version",
+            "groupKey",
+            "truncatedAlerts",
+        }

@@ -1,0 +1,104 @@
+"""The promotion policy: floor for a first model, relative margin for a challenger."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from driftloop.promotion import KEEP, PROMOTE, Decision, decide, should_roll_back
+
+
+@pytest.mark.parametrize(
+    ("challenger", "floor", "outcome"),
+    [(0.61, 0.60, PROMOTE), (0.60, 0.60, PROMOTE), (0.59, 0.60, KEEP)],
+)
+def test_first_model_needs_the_floor(challenger, floor, outcome):
+    decision = decide(challenger, None, floor=floor, min_improvement=0.01)
+    assert decision.outcome == outcome
+    assert decision.champion_score is None
+    assert decision.required == floor
+    assert "first model" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "outcome"),
+    [
+        (0.808, 0.80, PROMOTE),  # exactly +1 %
+        (0.8079, 0.80, KEEP),  # just under +1 %
+        (0.80, 0.80, KEEP),
+        (0.70, 0.80, KEEP),
+        (0.95, 0.80, PROMOTE),
+        (0.50, 0.80, KEEP),
+    ],
+)
+def test_challenger_needs_relative_gain(challenger, champion, outcome):
+    decision = decide(challenger, champion, floor=0.6, min_improvement=0.01)
+    assert decision.outcome == outcome
+    assert decision.required == pytest.approx(champion * 1.01)
+    assert decision.promote is (outcome == PROMOTE)
+
+
+def test_floor_does_not_block_a_better_challenger_once_a_champion_exists():
+    # the champion, re-scored on shifted data, is below the floor; the better model wins
+    decision = decide(0.58, 0.40, floor=0.6, min_improvement=0.01)
+    assert decision.outcome == PROMOTE
+
+
+def test_zero_margin_still_needs_strict_gain():
+    assert decide(0.8, 0.8, floor=0.6, min_improvement=0.0).outcome == KEEP
+    assert decide(0.8001, 0.8, floor=0.6, min_improvement=0.0).outcome == PROMOTE
+    assert decide(0.1, 0.0, floor=0.0, min_improvement=0.5).outcome == PROMOTE
+
+
+def test_lower_is_better_metrics():
+    assert decide(0.9, None, floor=1.0, min_improvement=0.01, greater_is_better=False).promote
+    assert not decide(1.1, None, floor=1.0, min_improvement=0.01, greater_is_better=False).promote
+    kept = decide(0.995, 1.0, floor=2.0, min_improvement=0.01, greater_is_better=False)
+    assert kept.outcome == KEEP and kept.required == pytest.approx(0.99)
+    assert decide(0.99, 1.0, floor=2.0, min_improvement=0.01, greater_is_better=False).promote
+
+
+def test_reason_states_the_numbers():
+    decision = decide(0.81, 0.80, floor=0.6, min_improvement=0.02)
+    assert decision.outcome == KEEP
+    assert (
+        "0.8100" in decision.reason and "0.8000" in decision.reason and "2.00%" in decision.reason
+    )
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_scores_are_rejected(bad):
+    with pytest.raises(ValueError, match="challenger_score"):
+        decide(bad, 0.8, floor=0.6, min_improvement=0.01)
+    with pytest.raises(ValueError, match="champion_score"):
+        decide(0.8, bad, floor=0.6, min_improvement=0.01)
+
+
+def test_min_improvement_must_be_a_fraction():
+    with pytest.raises(ValueError, match="min_improvement"):
+        decide(0.8, 0.7, floor=0.6, min_improvement=1.5)
+
+
+def test_decision_round_trips_through_dict():
+    decision = decide(0.9, 0.8, floor=0.6, min_improvement=0.01)
+    assert Decision.from_dict(decision.to_dict()) == decision
+
+
+def test_roll_back_only_for_accuracy_drop_inside_window():
+    promoted = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    soon = promoted + timedelta(hours=1)
+    late = promoted + timedelta(hours=25)
+    assert should_roll_back("LiveAccuracyDrop", promoted, soon, timedelta(hours=24))
+    assert should_roll_back("LiveAccuracyDrop", promoted, soon, 3600.0)
+    assert not should_roll_back("LiveAccuracyDrop", promoted, late, timedelta(hours=24))
+    assert not should_roll_back("DriftDetected", promoted, soon, timedelta(hours=24))
+    assert not should_roll_back("LiveAccuracyDrop", None, soon, timedelta(hours=24))
+    # a promotion stamped in the future (clock skew) is not "recent"
+    assert not should_roll_back("LiveAccuracyDrop", soon, promoted, timedelta(hours=24))
+
+
+def test_roll_back_refuses_mixed_naive_and_aware_times():
+    with pytest.raises(ValueError, match="timezone"):
+        should_roll_back("LiveAccuracyDrop", datetime(2026, 1, 1), datetime.now(UTC), 60)

@@ -1,0 +1,258 @@
+"""TextClassifierModel and its pure helpers: validation, v1/v2 answers, auth, feedback rules."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferInput, InferRequest
+
+from driftloop.serving import auth, metrics
+from driftloop.serving.feedback import FeedbackError, resolve_feedback
+from driftloop.serving.loader import LoadedModel, is_alias_uri, model_uri_for, resolve
+from driftloop.serving.middleware import classify_path
+from driftloop.serving.model import TextClassifierModel
+from driftloop.serving.store import PredictionRecord
+from driftloop.serving.validation import check_texts, texts_from_v1, texts_from_v2
+from driftloop.settings import Settings
+
+LIMITS = {"max_instances": 3, "max_chars": 20}
+
+
+def pipeline():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    texts = ["good great fine", "love it good", "bad awful", "hate it bad", "meh ok so so"]
+    labels = ["positive", "positive", "negative", "negative", "neutral"]
+    return Pipeline([("tfidf", TfidfVectorizer()), ("clf", LogisticRegression(C=20))]).fit(
+        texts, labels
+    )
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    model = pipeline()
+    return LoadedModel(model, "7", "models:/m/7", tuple(str(c) for c in model.classes_))
+
+
+@pytest.fixture
+def served(tmp_path, loaded):
+    settings = Settings(home=tmp_path, low_confidence_threshold=0.9, max_instances=4)
+    model = TextClassifierModel("m", "models:/m@champion", settings)
+    model.swap(loaded)
+    return model
+
+
+def v2_request(texts, shape=None, datatype="BYTES", request_id=None, name="text"):
+    infer_input = InferInput(name, shape or [len(texts)], datatype, data=texts)
+    return InferRequest("m", [infer_input], request_id=request_id)
+
+
+# --- validation ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ([], 'must be a JSON object with "instances"'),
+        ({}, 'missing "instances"'),
+        ({"instances": "x"}, "must be a list"),
+        ({"instances": []}, "instances is empty"),
+        ({"instances": ["a"] * 4}, "4 items; at most 3"),
+        ({"instances": [3]}, "instances[0] must be a string"),
+        ({"instances": ["  "]}, "instances[0] is an empty text"),
+        ({"instances": ["x" * 21]}, "21 characters; at most 20"),
+    ],
+)
+def test_v1_validation_names_the_problem(body, message):
+    with pytest.raises(InvalidInput, match=message.replace("[", r"\[").replace("]", r"\]")):
+        texts_from_v1(body, **LIMITS)
+
+
+def test_v1_accepts_strings_and_text_objects():
+    assert texts_from_v1({"instances": ["a", {"text": "b"}]}, **LIMITS) == ["a", "b"]
+
+
+def test_v2_validation():
+    assert texts_from_v2(v2_request(["a", "b"]), **LIMITS) == ["a", "b"]
+    assert texts_from_v2(v2_request([b"caf\xc3\xa9"]), **LIMITS) == ["café"]
+    assert texts_from_v2(v2_request(["a", "b"], shape=[2, 1]), **LIMITS) == ["a", "b"]
+    with pytest.raises(InvalidInput, match='datatype must be "BYTES", got "FP32"'):
+        texts_from_v2(v2_request([1.0], datatype="FP32"), **LIMITS)
+    with pytest.raises(InvalidInput, match=r"shape \[3\] does not match its 2 data items"):
+        texts_from_v2(v2_request(["a", "b"], shape=[3]), **LIMITS)
+    with pytest.raises(InvalidInput, match="not valid UTF-8"):
+        texts_from_v2(v2_request([b"\xff\xfe"]), **LIMITS)
+    with pytest.raises(InvalidInput, match='missing "inputs"'):
+        texts_from_v2(InferRequest("m", []), **LIMITS)
+    two = InferRequest(
+        "m", [InferInput("a", [1], "BYTES", ["x"]), InferInput("b", [1], "BYTES", ["y"])]
+    )
+    with pytest.raises(InvalidInput, match='no input named "text"'):
+        texts_from_v2(two, **LIMITS)
+
+
+def test_check_texts_decodes_bytes():
+    assert check_texts([b"ok"], max_instances=1, max_chars=5, field="f") == ["ok"]
+
+
+# --- the model ------------------------------------------------------------------------
+def test_v1_answer_contract(served):
+    headers: dict[str, str] = {}
+    answer = served.predict({"instances": ["good great", "bad awful"]}, {}, headers)
+    assert answer["model_version"] == "7"
+    assert headers["x-request-id"] == answer["request_id"] and len(answer["request_id"]) == 32
+    first, second = answer["predictions"]
+    assert first["label"] == "positive" and second["label"] == "negative"
+    assert set(first["probabilities"]) == {"negative", "neutral", "positive"}
+    assert abs(sum(first["probabilities"].values()) - 1) < 1e-5
+    top = max(first["probabilities"].values())
+    assert first["low_confidence"] == (top < 0.9)
+
+
+def test_v1_uses_incoming_request_id_header(served):
+    answer = served.predict({"instances": ["good"]}, {"x-request-id": "abc"}, {})
+    assert answer["request_id"] == "abc"
+    with pytest.raises(InvalidInput, match="at most 128"):
+        served.predict({"instances": ["good"]}, {"x-request-id": "x" * 129}, {})
+
+
+def test_v2_answer_contract(served, loaded):
+    headers: dict[str, str] = {}
+    response = served.predict(v2_request(["good great", "hate it"], request_id="r-1"), {}, headers)
+    body, _ = response.to_rest()
+    assert body["id"] == "r-1" == headers["x-request-id"]
+    assert body["model_name"] == "m" and body["model_version"] == "7"
+    outputs = {o["name"]: o for o in body["outputs"]}
+    assert outputs["label"]["data"] == ["positive", "negative"]
+    assert (
+        outputs["probabilities"]["shape"] == [2, 3]
+        and outputs["probabilities"]["datatype"] == "FP32"
+    )
+    expected = loaded.pipeline.predict_proba(["good great", "hate it"]).reshape(-1)
+    np.testing.assert_allclose(outputs["probabilities"]["data"], expected, rtol=1e-5)
+    assert outputs["low_confidence"]["datatype"] == "BOOL"
+    assert body["parameters"]["labels"] == ["negative", "neutral", "positive"]
+
+
+def test_v2_without_id_gets_a_generated_string_id(served):
+    response = served.predict(v2_request(["good"]), {}, {})
+    assert isinstance(response.id, str) and len(response.id) == 32
+
+
+def test_grpc_answer_carries_labels_as_json(served):
+    request = v2_request(["good"])
+    request.from_grpc = True
+    grpc_response = served.predict(request, {}, {}).to_grpc()
+    assert json.loads(grpc_response.parameters["labels"].string_param) == [
+        "negative",
+        "neutral",
+        "positive",
+    ]
+
+
+def test_low_confidence_threshold(tmp_path, loaded):
+    model = TextClassifierModel(
+        "m", "models:/m/7", Settings(home=tmp_path, low_confidence_threshold=0.0)
+    )
+    model.swap(loaded)
+    assert (
+        model.predict({"instances": ["meh"]}, {}, {})["predictions"][0]["low_confidence"] is False
+    )
+    model.settings = Settings(home=tmp_path, low_confidence_threshold=1.0)
+    assert model.predict({"instances": ["meh"]}, {}, {})["predictions"][0]["low_confidence"] is True
+
+
+def test_swap_updates_version_gauge_and_survives_pickling(served, loaded):
+    served.swap(LoadedModel(loaded.pipeline, "8", "models:/m/8", loaded.labels))
+    assert metrics.MODEL_VERSION_INFO.labels(model="m", version="8")._value.get() == 1
+    samples = {
+        s.labels["version"]
+        for s in metrics.MODEL_VERSION_INFO.collect()[0].samples
+        if s.labels["model"] == "m"
+    }
+    assert samples == {"8"}
+    clone = pickle.loads(pickle.dumps(served))
+    assert clone.served_version == "8"
+    assert clone.predict({"instances": ["good"]}, {}, {})["model_version"] == "8"
+
+
+def test_metadata_types(served):
+    assert served.get_input_types() == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
+    assert [o["name"] for o in served.get_output_types()] == [
+        "label",
+        "probabilities",
+        "low_confidence",
+    ]
+
+
+# --- loader URIs ------------------------------------------------------------------------
+def test_model_uri_helpers():
+    assert model_uri_for("s") == "models:/s@champion"
+    assert model_uri_for("s", model_uri="models:/s/3") == "models:/s/3"
+    assert is_alias_uri("models:/s@challenger") and not is_alias_uri("models:/s/3")
+    assert resolve("models:/s/3") == ("models:/s/3", "3")
+    assert resolve("runs:/0123456789abcdef/model")[1] == "0123456789ab"
+
+
+# --- auth ---------------------------------------------------------------------------------
+def test_token_matching():
+    assert auth.token_matches(None, {})
+    assert auth.token_matches("s3cret", {"authorization": "Bearer s3cret"})
+    assert auth.token_matches("s3cret", {"x-api-key": "s3cret"})
+    assert not auth.token_matches("s3cret", {"authorization": "Bearer nope"})
+    assert not auth.token_matches("s3cret", {"authorization": "Basic s3cret"})
+    assert not auth.token_matches("s3cret", {})
+
+
+@pytest.mark.parametrize(
+    ("path", "protected"),
+    [
+        ("/v1/models/m:predict", True),
+        ("/v2/models/m/infer", True),
+        ("/v1/feedback/abc", True),
+        ("/v1/feedback", True),
+        ("/v2/repository/models/m/load", True),
+        ("/v2/health/ready", False),
+        ("/metrics", False),
+        ("/v2/models/m", False),
+        ("/v1/models/m", False),
+        ("/", False),
+    ],
+)
+def test_protected_paths(path, protected):
+    assert auth.is_protected_path(path) is protected
+
+
+def test_request_metric_labels():
+    assert classify_path("/v2/models/m/infer") == ("m", "v2_infer")
+    assert classify_path("/v1/models/m:predict") == ("m", "v1_predict")
+    assert classify_path("/v1/feedback/x") == ("", "feedback")
+
+
+# --- feedback rules -------------------------------------------------------------------------
+def prediction(labels=("positive",), classes=("negative", "positive")):
+    outputs = [
+        {"label": label, "probabilities": dict.fromkeys(classes, 0.5), "low_confidence": True}
+        for label in labels
+    ]
+    return PredictionRecord("r", "m", "1", ["t"] * len(labels), outputs, labels[0], 0.5)
+
+
+def test_feedback_rules():
+    assert resolve_feedback(prediction(), "negative", None) == ("negative", False)
+    assert resolve_feedback(prediction(), "positive", None) == ("positive", True)
+    assert resolve_feedback(prediction(), None, True) == ("positive", True)
+    assert resolve_feedback(prediction(), None, False) == ("negative", False)
+    three = prediction(classes=("negative", "neutral", "positive"))
+    assert resolve_feedback(three, None, False) == (None, False)
+    with pytest.raises(
+        FeedbackError, match=r"not one of the model's labels \['negative', 'positive'\]"
+    ):
+        resolve_feedback(prediction(), "neutral", None)
+    with pytest.raises(FeedbackError) as missing:
+        resolve_feedback(prediction(), None, None)
+    assert missing.value.status == 422
