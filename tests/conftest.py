@@ -28,6 +28,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def _isolated_mlflow_tracking_uri():
+    """Undo any test's ``mlflow.set_tracking_uri``.
+
+    MLflow keeps the URI in a module global and also writes it into
+    ``os.environ``; a test that sets it would otherwise decide which registry
+    every later test in the session talks to.
+    """
+    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        from mlflow.tracking._tracking_service import utils as tracking
+    except ImportError:  # code-only test runs without MLflow installed
+        yield
+        return
+    saved_global = tracking._tracking_uri
+    yield
+    tracking._tracking_uri = saved_global
+    if saved_env is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = saved_env
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     """A private DRIFTLOOP_HOME, inherited by subprocesses (kfp.local tasks, servers)."""

@@ -7,14 +7,14 @@ whose weights we hold even if the alias moves while we load.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from driftloop.registry import scoped_tracking_uri
 
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 _VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
@@ -33,32 +33,6 @@ class LoadedModel:
     version: str
     uri: str
     labels: tuple[str, ...]
-
-
-@contextmanager
-def _global_tracking_uri(uri: str | None) -> Iterator[None]:
-    """Point MLflow's process-global tracking URI at ``uri`` while loading.
-
-    ``load_model("models:/...")`` resolves through the global URI only; the old
-    value (and ``MLFLOW_TRACKING_URI``, which ``set_tracking_uri`` rewrites) is
-    restored so a caller's process is left as it was.
-    """
-    from mlflow.tracking._tracking_service import utils as tracking
-
-    if not uri or tracking.get_tracking_uri() == uri:
-        yield
-        return
-    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
-    saved_global = tracking._tracking_uri
-    try:
-        tracking.set_tracking_uri(uri)
-        yield
-    finally:
-        tracking.set_tracking_uri(saved_global)
-        if saved_env is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = saved_env
 
 
 def model_uri_for(name: str, alias: str = "champion", model_uri: str | None = None) -> str:
@@ -109,7 +83,8 @@ def load(uri: str, tracking_uri: str | None = None) -> LoadedModel:
     import mlflow.sklearn
 
     try:
-        with _global_tracking_uri(tracking_uri):
+        # load_model("models:/...") resolves through MLflow's global URI only
+        with scoped_tracking_uri(tracking_uri) if tracking_uri else nullcontext():
             pipeline = mlflow.sklearn.load_model(concrete)
     except Exception as exc:  # MlflowException, OSError, unpickling errors
         raise ModelLoadError(f"cannot load {concrete}: {exc}") from exc
