@@ -51,10 +51,14 @@ class Settings(BaseSettings):
     max_instances: int = 256
     max_text_chars: int = 10_000
     store_queue_size: int = 10_000
+    # off: no prediction rows are written (feedback then answers 503); on is the product
+    prediction_store: bool = True
     retention_days: int = 30
     logger_url: str | None = None  # payload-logger sink (CloudEvents)
     logger_queue_size: int = 10_000
     logger_max_retries: int = 3
+    # events per POST when several are queued; 1 = one binary-mode event per POST, as KServe
+    logger_batch_max: int = Field(default=64, ge=1, le=10_000)
 
     # --- monitor / alerts / trigger -----------------------------------------
     monitor_window: int = 200
