@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from driftloop.monitor.champion import ChampionSource, FeedbackSource, WatchedVersion
 from driftloop.monitor.config import load_config
 from driftloop.monitor.engine import DriftEngine
-from driftloop.monitor.events import InvalidEvent, pair_samples, parse_event
+from driftloop.monitor.events import InferenceEvent, InvalidEvent, pair_samples, parse_event
 from driftloop.monitor.metrics import MonitorMetrics
 from driftloop.monitor.pairing import EventPairer
 from driftloop.monitor.reference import ReferenceBundle, load_reference
@@ -75,12 +75,16 @@ class MonitorService:
 
     # --- intake ---------------------------------------------------------------
     def handle(self, headers: Mapping[str, str], body: bytes) -> IntakeResult:
-        version = self.engine.version
         try:
             event = parse_event(headers, body)
         except InvalidEvent as exc:
-            self.metrics.event(self.model_name, version, "invalid")
+            self.metrics.event(self.model_name, self.engine.version, "invalid")
             return IntakeResult(400, {"detail": f"invalid CloudEvent: {exc}"})
+        return self.handle_event(event)
+
+    def handle_event(self, event: InferenceEvent) -> IntakeResult:
+        """One parsed event, whether it came alone or inside a batch."""
+        version = self.engine.version
         self.metrics.event(self.model_name, version, event.kind)
         outcome = self.pairer.add(event)
         self.metrics.event(self.model_name, version, "unmatched", outcome.dropped)
