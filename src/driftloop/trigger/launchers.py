@@ -255,6 +255,11 @@ class KfpLauncher(Launcher):
 
     def launch(self, request: RetrainRequest) -> Launched:
         arguments = select_arguments(self.package_inputs(), request, self.settings)
+        if "store_url" not in self.settings.retrain_arguments:
+            # the cluster's tasks read DRIFTLOOP_STORE_URL from a Secret; the trigger's
+            # own store URL means nothing in their pods, and a parameter would put
+            # the database credentials in the KFP UI
+            arguments.pop("store_url", None)
         stamp = utcnow().strftime("%Y%m%d-%H%M%S")
         from driftloop.pipelines_client import submit_run
 
