@@ -1,7 +1,9 @@
 """HTTP transport of the monitor: CloudEvents in, Prometheus text out.
 
 ``POST /`` and ``POST /events`` take the payload logger's CloudEvents (binary
-mode, as KServe's agent sends them); ``GET /metrics`` is Prometheus text;
+mode, as KServe's agent sends them; structured mode; or a CloudEvents JSON
+batch, ``application/cloudevents-batch+json``, as driftloop's logger sends
+several queued events); ``GET /metrics`` is Prometheus text;
 ``GET /status`` shows the watched version and the last windows;
 ``GET /healthz`` is for the supervisor and the kubelet.
 """
@@ -15,6 +17,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
+from driftloop.monitor.batch_intake import handle_batch
+from driftloop.monitor.events import is_batch
 from driftloop.monitor.service import MonitorService
 
 MAX_EVENT_BYTES = 32 * 1024 * 1024
@@ -39,7 +43,10 @@ def create_app(service: MonitorService) -> FastAPI:
                 status_code=413, content={"detail": f"event body over {MAX_EVENT_BYTES} bytes"}
             )
         body = await request.body()
-        result = service.handle(request.headers, body)
+        if is_batch(request.headers.get("content-type")):
+            result = handle_batch(service, body)
+        else:
+            result = service.handle(request.headers, body)
         return JSONResponse(status_code=result.status, content=result.detail)
 
     app.add_api_route("/", receive, methods=["POST"], name="events-root")

@@ -2,27 +2,48 @@
 
 The predictor's logger (ours locally, KServe's agent in a cluster) POSTs each
 request and each response as a CloudEvents 1.0 *binary-mode* HTTP message: the
-attributes are ``ce-*`` headers and the body is the raw inference JSON. Both
-the v1 (``instances``/``predictions``) and the v2 Open Inference Protocol
-(``inputs``/``outputs``) shapes are understood here so the rest of the
-monitor only sees lists of texts and lists of labels.
+attributes are ``ce-*`` headers and the body is the raw inference JSON.
+Structured mode (``application/cloudevents+json``: one JSON envelope) and
+batches (``application/cloudevents-batch+json``: a JSON array of structured
+events, which driftloop's logger sends when several events are queued) are
+understood too. Both the v1 (``instances``/``predictions``) and the v2 Open
+Inference Protocol (``inputs``/``outputs``) shapes are understood here so the
+rest of the monitor only sees lists of texts and lists of labels.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 
 EventKind = Literal["request", "response"]
 
 
 class InvalidEvent(ValueError):
     """An event the monitor cannot use; the message names the header or field."""
+
+
+@dataclass(frozen=True)
+class BatchProblem:
+    index: int
+    detail: str
+
+
+class InvalidBatch(InvalidEvent):
+    """Events of a batch that cannot be used, each with its position in the array."""
+
+    def __init__(self, problems: list[BatchProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"events[{p.index}]: {p.detail}" for p in problems))
 
 
 @dataclass(frozen=True)
@@ -41,52 +62,119 @@ class Sample:
     label: str
 
 
+def is_batch(content_type: str | None) -> bool:
+    return (content_type or "").lower().startswith(BATCH_CONTENT_TYPE)
+
+
 def parse_event(headers: Mapping[str, str], body: bytes) -> InferenceEvent:
-    """Validate a binary-mode CloudEvent and decode its JSON body."""
+    """Validate one binary-mode (or structured-mode) CloudEvent and decode its JSON data."""
     lowered = {key.lower(): value for key, value in headers.items()}
-    if lowered.get("content-type", "").startswith("application/cloudevents+json"):
-        lowered = _structured_to_binary(body, lowered)
-        body = lowered.pop("__data__")
-    spec = lowered.get("ce-specversion")
+    content_type = lowered.get("content-type", "application/json")
+    if content_type.lower().startswith(STRUCTURED_CONTENT_TYPE):
+        return parse_structured(_decode_json(body, "structured CloudEvent body"))
+    if is_batch(content_type):
+        raise InvalidEvent(f"header content-type {BATCH_CONTENT_TYPE} holds several events")
+    attributes = {key[3:]: value for key, value in lowered.items() if key.startswith("ce-")}
+    return _event(
+        attributes,
+        describe=lambda name: f"header ce-{name}",
+        content_type=content_type,
+        content_field="header content-type",
+        data=lambda: _decode_json(body, "body"),
+        data_field="body",
+    )
+
+
+def parse_structured(envelope: object) -> InferenceEvent:
+    """One structured-mode CloudEvent (a decoded JSON object), as in a batch."""
+    if not isinstance(envelope, dict):
+        raise InvalidEvent("a structured CloudEvent must be a JSON object")
+    return _event(
+        envelope,
+        describe=lambda name: f"attribute {name}",
+        content_type=str(envelope.get("datacontenttype", "application/json")),
+        content_field="attribute datacontenttype",
+        data=lambda: _structured_data(envelope),
+        data_field="attribute data",
+    )
+
+
+def parse_batch(body: bytes) -> list[InferenceEvent]:
+    """Every event of a CloudEvents JSON batch, or :class:`InvalidBatch` naming each bad one.
+
+    All or nothing: the caller applies none of the events unless all of them parse.
+    """
+    items = _decode_json(body, "CloudEvents batch body")
+    if not isinstance(items, list):
+        raise InvalidEvent("a CloudEvents batch must be a JSON array of structured events")
+    events: list[InferenceEvent] = []
+    problems: list[BatchProblem] = []
+    for index, item in enumerate(items):
+        try:
+            events.append(parse_structured(item))
+        except InvalidEvent as exc:
+            problems.append(BatchProblem(index, str(exc)))
+    if problems:
+        raise InvalidBatch(problems)
+    return events
+
+
+def _event(
+    attributes: Mapping[str, object],
+    *,
+    describe: Callable[[str], str],
+    content_type: str,
+    content_field: str,
+    data: Callable[[], object],
+    data_field: str,
+) -> InferenceEvent:
+    spec = attributes.get("specversion")
     if spec != "1.0":
-        raise InvalidEvent(f"header ce-specversion must be 1.0, got {spec!r}")
-    event_id = (lowered.get("ce-id") or "").strip()
-    if not event_id:
-        raise InvalidEvent("header ce-id is missing")
-    event_type = lowered.get("ce-type")
+        raise InvalidEvent(f"{describe('specversion')} must be 1.0, got {spec!r}")
+    event_id = attributes.get("id")
+    if not isinstance(event_id, str) or not event_id.strip():
+        raise InvalidEvent(f"{describe('id')} is missing")
+    event_type = attributes.get("type")
     if event_type == REQUEST_TYPE:
         kind: EventKind = "request"
     elif event_type == RESPONSE_TYPE:
         kind = "response"
     else:
         raise InvalidEvent(
-            f"header ce-type must be {REQUEST_TYPE} or {RESPONSE_TYPE}, got {event_type!r}"
+            f"{describe('type')} must be {REQUEST_TYPE} or {RESPONSE_TYPE}, got {event_type!r}"
         )
-    content_type = lowered.get("content-type", "application/json")
     if "json" not in content_type:
-        raise InvalidEvent(f"header content-type must be application/json, got {content_type!r}")
-    try:
-        decoded = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidEvent(f"body is not valid JSON: {exc}") from None
+        raise InvalidEvent(f"{content_field} must be application/json, got {content_type!r}")
+    decoded = data()
     if not isinstance(decoded, dict):
-        raise InvalidEvent("body must be a JSON object")
-    model = lowered.get("ce-inferenceservicename") or None
-    return InferenceEvent(event_id=event_id, kind=kind, model=model, body=decoded)
+        raise InvalidEvent(f"{data_field} must be a JSON object")
+    model = attributes.get("inferenceservicename")
+    return InferenceEvent(
+        event_id=event_id.strip(),
+        kind=kind,
+        model=str(model) if model else None,
+        body=decoded,
+    )
 
 
-def _structured_to_binary(body: bytes, headers: dict[str, str]) -> dict:
-    """Structured mode (one JSON envelope) mapped onto the binary-mode headers."""
+def _decode_json(raw: bytes | str, what: str) -> object:
     try:
-        envelope = json.loads(body)
+        return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidEvent(f"structured CloudEvent body is not valid JSON: {exc}") from None
-    if not isinstance(envelope, dict):
-        raise InvalidEvent("structured CloudEvent body must be a JSON object")
-    mapped = {f"ce-{key}": str(value) for key, value in envelope.items() if key != "data"}
-    mapped["content-type"] = str(envelope.get("datacontenttype", "application/json"))
-    mapped["__data__"] = json.dumps(envelope.get("data")).encode()
-    return mapped
+        raise InvalidEvent(f"{what} is not valid JSON: {exc}") from None
+
+
+def _structured_data(envelope: dict) -> object:
+    if "data" in envelope:
+        return envelope["data"]
+    encoded = envelope.get("data_base64")
+    if encoded is None:
+        raise InvalidEvent("attributes data and data_base64 are both missing")
+    try:
+        raw = base64.b64decode(str(encoded), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidEvent(f"attribute data_base64 is not valid base64: {exc}") from None
+    return _decode_json(raw, "attribute data_base64")
 
 
 def request_texts(body: dict) -> list[str]:

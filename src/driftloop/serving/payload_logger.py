@@ -1,14 +1,22 @@
 """Payload logger: the CloudEvents KServe's agent sidecar sends, sent from the predictor.
 
-Each predict call produces two CloudEvents 1.0 in *binary* HTTP mode (the
-attributes in ``ce-*`` headers, the raw JSON as body): one of type
+Each predict call produces two CloudEvents 1.0: one of type
 ``org.kubeflow.serving.inference.request`` and one of type
-``...inference.response``, both with ``ce-id`` = the request id, so a monitor
-works the same behind KServe's agent or behind this logger.
+``...inference.response``, both with id = the request id, so a monitor works
+the same behind KServe's agent or behind this logger.
 
 Inference never waits for the sink: ``log`` is a non-blocking put into a
-bounded queue (full → dropped and counted); sender threads retry with
-exponential backoff and count what they finally could not deliver.
+bounded queue (full → dropped and counted). A sender thread takes what is
+queued: one event goes alone in binary mode, exactly as KServe's agent sends
+it; when more are waiting it drains up to ``batch_max`` and sends them as one
+CloudEvents JSON batch. The sender runs in the serving process, so its CPU is
+taken from inference; one POST per batch instead of per event is what keeps
+logging cheap under load. Failed sends are retried with exponential backoff;
+``driftloop_logger_events_total{outcome}`` counts events, not POSTs.
+
+A sink that refuses a batch as a whole (4xx) gets its events again one by one,
+so one bad event never costs the others; if it then takes every one of them,
+it does not understand batches and this logger stops batching.
 """
 
 from __future__ import annotations
@@ -18,51 +26,24 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
-
-import httpx
 
 from driftloop.serving import metrics
+from driftloop.serving.cloudevent_framing import (
+    BATCH_HEADERS,
+    REQUEST_TYPE,
+    RESPONSE_TYPE,
+    LoggedEvent,
+    batch_body,
+    cloudevent,
+)
+from driftloop.serving.sink_connection import SinkAnswer, SinkConnection, SinkError
+
+__all__ = ["REQUEST_TYPE", "RESPONSE_TYPE", "LoggedEvent", "PayloadLogger", "cloudevent"]
 
 log = logging.getLogger(__name__)
 
-REQUEST_TYPE = "org.kubeflow.serving.inference.request"
-RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
-
 _STOP = object()
-
-
-@dataclass(frozen=True)
-class LoggedEvent:
-    headers: dict[str, str]
-    body: bytes
-
-
-def cloudevent(
-    *,
-    event_type: str,
-    request_id: str,
-    body: dict | list | bytes,
-    model_name: str,
-    namespace: str,
-    source: str,
-    endpoint: str = "default",
-    component: str = "predictor",
-) -> LoggedEvent:
-    """One binary-mode CloudEvent exactly as KServe's agent logger frames it."""
-    data = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
-    headers = {
-        "ce-specversion": "1.0",
-        "ce-id": request_id,
-        "ce-type": event_type,
-        "ce-source": source,
-        "ce-inferenceservicename": model_name,
-        "ce-namespace": namespace,
-        "ce-component": component,
-        "ce-endpoint": endpoint,
-        "content-type": "application/json",
-    }
-    return LoggedEvent(headers=headers, body=data)
+MAX_ANSWER_BYTES = 64 * 1024  # larger answers are not read for per-event rejections
 
 
 class PayloadLogger:
@@ -79,7 +60,11 @@ class PayloadLogger:
         backoff_s: float = 0.1,
         timeout_s: float = 2.0,
         senders: int = 1,
+        batch_max: int = 64,
     ) -> None:
+        if batch_max < 1:
+            raise ValueError(f"logger batch_max must be at least 1, got {batch_max}")
+        SinkConnection(url, timeout_s)  # a bad URL fails here, not in a sender thread
         self.url = url
         self.model_name = model_name
         self.namespace = namespace
@@ -88,10 +73,16 @@ class PayloadLogger:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
+        self.batch_max = batch_max
+        self.batching = batch_max > 1
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._senders = senders
         self._threads: list[threading.Thread] = []
         self._closed = threading.Event()
+        self._outcomes = {
+            name: metrics.LOGGER_EVENTS.labels(outcome=name)
+            for name in ("sent", "failed", "dropped")
+        }
 
     def start(self) -> PayloadLogger:
         if not self._threads:
@@ -119,12 +110,12 @@ class PayloadLogger:
 
     def enqueue(self, event: LoggedEvent) -> bool:
         if self._closed.is_set():
-            metrics.LOGGER_EVENTS.labels(outcome="dropped").inc()
+            self._outcomes["dropped"].inc()
             return False
         try:
             self._queue.put_nowait(event)
         except queue.Full:
-            metrics.LOGGER_EVENTS.labels(outcome="dropped").inc()
+            self._outcomes["dropped"].inc()
             return False
         metrics.LOGGER_QUEUE_DEPTH.set(self._queue.qsize())
         return True
@@ -145,32 +136,105 @@ class PayloadLogger:
         for thread in self._threads:
             thread.join(max(deadline - time.monotonic(), 0.1))
 
+    # --- sender thread ------------------------------------------------------------
     def _run(self) -> None:
-        with httpx.Client(timeout=self.timeout_s) as client:
+        connection = SinkConnection(self.url, self.timeout_s)
+        try:
             while True:
-                try:
-                    event = self._queue.get(timeout=0.2)
-                except queue.Empty:
-                    if self._closed.is_set():
-                        return
-                    continue
-                if event is _STOP:
+                batch, stop = self._next_batch()
+                if batch:
+                    self._deliver(connection, batch)
+                if stop:
                     return
-                metrics.LOGGER_QUEUE_DEPTH.set(self._queue.qsize())
-                self._send(client, event)
+        finally:
+            connection.close()
 
-    def _send(self, client: httpx.Client, event: LoggedEvent) -> None:
+    def _next_batch(self) -> tuple[list[LoggedEvent], bool]:
+        """What to send next (waits for the first event), and whether to stop after it."""
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return [], self._closed.is_set()
+        if first is _STOP:
+            return [], True
+        batch = [first]
+        limit = self.batch_max if self.batching else 1
+        while len(batch) < limit:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return batch, True
+            batch.append(item)
+        metrics.LOGGER_QUEUE_DEPTH.set(self._queue.qsize())
+        return batch, False
+
+    def _deliver(self, connection: SinkConnection, batch: list[LoggedEvent]) -> None:
+        if len(batch) == 1:
+            self._outcomes[self._send_alone(connection, batch[0])].inc()
+            return
+        answer = self._post(connection, batch_body(batch), BATCH_HEADERS)
+        if answer is None:
+            self._outcomes["failed"].inc(len(batch))
+        elif 200 <= answer.status < 300:
+            rejected = _rejected_in(answer, len(batch))
+            self._outcomes["sent"].inc(len(batch) - rejected)
+            self._outcomes["failed"].inc(rejected)
+        else:
+            self._resend_alone(connection, batch, answer.status)
+
+    def _resend_alone(self, connection: SinkConnection, batch: list, status: int) -> None:
+        log.info(
+            "payload sink refused a batch of %d (HTTP %s): resending one by one", len(batch), status
+        )
+        outcomes = [self._send_alone(connection, event) for event in batch]
+        for outcome in outcomes:
+            self._outcomes[outcome].inc()
+        if all(outcome == "sent" for outcome in outcomes):
+            self.batching = False
+            log.warning(
+                "payload sink %s refused a CloudEvents batch (HTTP %s) but took each event "
+                "alone: sending one event per POST from now on",
+                self.url,
+                status,
+            )
+
+    def _send_alone(self, connection: SinkConnection, event: LoggedEvent) -> str:
+        answer = self._post(connection, event.body, event.headers)
+        if answer is None:
+            return "failed"
+        if 200 <= answer.status < 300:
+            return "sent"
+        log.warning("payload sink refused event: HTTP %s", answer.status)
+        return "failed"
+
+    def _post(
+        self, connection: SinkConnection, body: bytes, headers: dict[str, str]
+    ) -> SinkAnswer | None:
+        """The sink's final answer, or None once retries are spent (5xx, 429, no connection)."""
         for attempt in range(self.max_retries + 1):
             try:
-                response = client.post(self.url, content=event.body, headers=event.headers)
-                if response.status_code < 500 and response.status_code != 429:
-                    outcome = "sent" if response.is_success else "failed"
-                    if outcome == "failed":
-                        log.warning("payload sink refused event: HTTP %s", response.status_code)
-                    metrics.LOGGER_EVENTS.labels(outcome=outcome).inc()
-                    return
-            except httpx.HTTPError as exc:
+                answer = connection.post(body, headers)
+                if answer.status < 500 and answer.status != 429:
+                    return answer
+                log.debug("payload sink %s answered HTTP %s", self.url, answer.status)
+            except SinkError as exc:
                 log.debug("payload sink %s unreachable: %s", self.url, exc)
             if attempt < self.max_retries and not self._closed.is_set():
                 time.sleep(self.backoff_s * 2**attempt)
-        metrics.LOGGER_EVENTS.labels(outcome="failed").inc()
+        return None
+
+
+def _rejected_in(answer: SinkAnswer, size: int) -> int:
+    """Events a sink took the batch but refused one by one (driftloop's monitor lists them)."""
+    if (
+        not answer.content_type.startswith("application/json")
+        or len(answer.body) > MAX_ANSWER_BYTES
+    ):
+        return 0
+    try:
+        rejected = json.loads(answer.body).get("rejected")
+    except (ValueError, AttributeError):
+        return 0
+    return min(len(rejected), size) if isinstance(rejected, list) else 0
