@@ -24,6 +24,17 @@ def outcome(name: str) -> float:
     return metrics.LOGGER_EVENTS.labels(outcome=name)._value.get()
 
 
+def as_binary(element: dict) -> tuple[dict, bytes]:
+    """A structured event of a batch as the headers and body it has in binary mode."""
+    headers = {
+        f"ce-{name}": value
+        for name, value in element.items()
+        if name not in ("data", "data_base64", "datacontenttype")
+    }
+    headers |= {"content-type": element["datacontenttype"], "batched": "yes"}
+    return headers, json.dumps(element["data"]).encode()
+
+
 class Sink:
     """A loopback HTTP server recording what it receives; can fail the first N posts.
 
@@ -53,9 +64,7 @@ class Sink:
                 elif headers["content-type"] == BATCH_CONTENT_TYPE:
                     self.send_response(batch_status)
                     if batch_status < 300:
-                        sink.events.extend(
-                            ({"batched": "yes"}, json.dumps(e).encode()) for e in json.loads(body)
-                        )
+                        sink.events.extend(as_binary(e) for e in json.loads(body))
                         answer = json.dumps(batch_answer or {}).encode()
                         self.send_header("content-type", "application/json")
                 else:
@@ -156,7 +165,7 @@ def test_queued_events_go_as_one_batch_and_are_counted_per_event():
         logger = queued_then_started(PayloadLogger(sink.url, model_name="sentiment"), 5)
         logger.close(timeout=10)
     assert sink.posts == [BATCH_CONTENT_TYPE]
-    ids = [(json.loads(body)["id"], json.loads(body)["type"]) for _, body in sink.events]
+    ids = [(headers["ce-id"], headers["ce-type"]) for headers, _ in sink.events]
     assert ids == [(f"req-{i}", kind) for i in range(5) for kind in (REQUEST_TYPE, RESPONSE_TYPE)]
     assert outcome("sent") - sent_before == 10
 

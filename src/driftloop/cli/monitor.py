@@ -70,6 +70,9 @@ def monitor(
     alert_for,
 ):
     """Serve the drift monitor for model NAME (payload CloudEvents in, /metrics out)."""
+    from driftloop.cli.threads import default_to_one_math_thread
+
+    default_to_one_math_thread()  # before the imports below load numpy and torch
     from driftloop.monitor.config import ConfigError, load_config
     from driftloop.settings import get_settings
 

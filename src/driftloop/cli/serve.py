@@ -17,6 +17,9 @@ from driftloop.cli import UserError
 @click.option("--no-grpc", is_flag=True, help="Serve REST only.")
 def serve(name, alias, model_uri, http_port, grpc_port, workers, no_grpc) -> None:  # noqa: ANN001
     """Serve model NAME (models:/NAME@champion) over REST v1/v2 and gRPC, with feedback."""
+    from driftloop.cli.threads import default_to_one_math_thread
+
+    default_to_one_math_thread()  # before the imports below load numpy and the model's libraries
     from driftloop.serving.loader import ModelLoadError
     from driftloop.serving.server import serve as run_server
 

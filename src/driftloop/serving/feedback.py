@@ -4,7 +4,8 @@
 ``{"correct": true|false, "label"?: "..."}``, and the batch form
 ``POST /v1/feedback`` with ``{"items": [{"request_id": ..., ...}]}``.
 Unknown request id → 404; a label the model cannot predict → 422 naming the
-allowed labels; sending feedback again appends a row (history kept) and the
+allowed labels; a predictor running with ``DRIFTLOOP_PREDICTION_STORE=off``
+→ 503 naming that setting; sending feedback again appends a row (history kept) and the
 latest one counts.
 """
 
@@ -68,8 +69,16 @@ def resolve_feedback(
     return label, correct
 
 
+STORE_OFF = (
+    "feedback needs the prediction store, and this predictor runs with "
+    "DRIFTLOOP_PREDICTION_STORE=off; turn it on to accept feedback"
+)
+
+
 def _serving() -> runtime.ServingRuntime:
     serving = runtime.current()
+    if serving is not None and not serving.settings.prediction_store:
+        raise HTTPException(status_code=503, detail=STORE_OFF)
     if serving is None or serving.store is None:
         raise HTTPException(status_code=503, detail="prediction store is not open yet")
     return serving

@@ -1,5 +1,9 @@
 """Per-process serving services: prediction store writer, payload logger, reload pollers.
 
+``DRIFTLOOP_PREDICTION_STORE=off`` runs without the store (no database opened,
+no rows written; the feedback routes answer 503 naming the setting), and no
+``DRIFTLOOP_LOGGER_URL`` runs without the payload logger.
+
 KServe runs the REST app in one or more processes (``--workers``) and gRPC in
 the parent; each process that answers requests gets its own runtime, started
 once (by the server before it serves, or by the app's startup hook in a worker)
@@ -86,19 +90,24 @@ class ServingRuntime:
         with self._lock:
             if not self._started:
                 self._started = True
-                self.store = PredictionStore(self.settings.resolved_store_url)
-                self._apply_retention()
-                self.writer = StoreWriter(
-                    self.store, queue_size=self.settings.store_queue_size
-                ).start()
-                self._periodic.append(
-                    Periodic(
-                        "driftloop-retention", RETENTION_INTERVAL_S, self._apply_retention
-                    ).start()
-                )
+                if self.settings.prediction_store:
+                    self._open_store()
+                else:
+                    log.warning(
+                        "DRIFTLOOP_PREDICTION_STORE is off: predictions are not stored and "
+                        "feedback is refused"
+                    )
             for model in models:
                 self._watch(model)
         return self
+
+    def _open_store(self) -> None:
+        self.store = PredictionStore(self.settings.resolved_store_url)
+        self._apply_retention()
+        self.writer = StoreWriter(self.store, queue_size=self.settings.store_queue_size).start()
+        self._periodic.append(
+            Periodic("driftloop-retention", RETENTION_INTERVAL_S, self._apply_retention).start()
+        )
 
     def _watch(self, model: TextClassifierModel) -> None:
         if model.name in self._watched:
@@ -111,6 +120,7 @@ class ServingRuntime:
                 namespace=self.settings.namespace,
                 queue_size=self.settings.logger_queue_size,
                 max_retries=self.settings.logger_max_retries,
+                batch_max=self.settings.logger_batch_max,
             ).start()
         if model.watches_alias and self.settings.reload_interval_s > 0:
             # A real load now, while this worker does not accept connections yet: the
