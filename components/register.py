@@ -17,6 +17,7 @@ def register(
     from driftloop.blueprints import get_blueprint
     from driftloop.lineage import version_tags
     from driftloop.registry import register_from_run
+    from driftloop.training.split_scheme import TAG_SPLIT_SCHEME
 
     primary = get_blueprint(blueprint).primary_metric
     splits = json.loads(fingerprints)
@@ -27,4 +28,7 @@ def register(
         json.loads(test_metrics)[primary],
         "test",
     )
+    if splits.get("scheme"):
+        # lets a later gate tell which of its test rows this version trained on
+        tags[TAG_SPLIT_SCHEME] = splits["scheme"]
     return json.loads(register_from_run(model_name, run_id, json.dumps(tags)))["version"]

@@ -1,4 +1,4 @@
-"""Split: stratified, seeded train/validation/test split with fingerprints."""
+"""Split: train/validation/test by a seeded hash of each row id, with fingerprints."""
 
 from typing import NamedTuple
 
@@ -15,10 +15,12 @@ def split(
     val: Output[Dataset],
     test: Output[Dataset],
 ) -> NamedTuple("SplitOutputs", [("fingerprints", str), ("test_fingerprint", str)]):
-    """``fingerprints`` is JSON: {"dataset": .., "train": .., "val": .., "test": ..}.
+    """``fingerprints`` is JSON: {"dataset", "train", "val", "test", "scheme"}.
 
-    The test fingerprint is also a parameter of its own: the gate compares it
-    with the champion's to know whether their stored scores are comparable.
+    A row's split depends on its id and the seed only, so a retraining run
+    keeps the champion's training rows out of the new test split. The test
+    fingerprint is also a parameter of its own: the gate compares it with the
+    champion's to know whether their stored scores are comparable.
     """
     import json
 

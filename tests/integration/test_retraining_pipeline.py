@@ -147,6 +147,52 @@ def test_drift_alert_retrains_on_data_plus_feedback(home, settings, olist_sample
     assert all(e.status == "SUCCESS" for e in events if e.kind == "finished")
 
 
+def _split_ids(result, split: str) -> set[str]:
+    from pathlib import Path
+
+    import pandas as pd
+
+    uri = result.tasks["split"].artifacts[split]
+    return set(pd.read_parquet(Path(uri.removeprefix("file://")), columns=["id"])["id"])
+
+
+@pytest.mark.slow
+def test_retraining_never_scores_the_champion_on_rows_it_trained_on(home, settings, olist_sample):
+    from pipelines.local_run import run_pipeline_locally
+    from pipelines.retraining import retraining_pipeline
+    from pipelines.training import training_pipeline
+
+    from driftloop.registry import ModelRegistry
+
+    data = {"dataset": "olist-reviews", "data_source": str(olist_sample)}
+    trained = run_pipeline_locally(training_pipeline, {"model_name": MODEL, **data}, settings)
+    assert trained.succeeded, f"{trained.failed_task}: {trained.error}"
+    assert trained.output("gate") == "promote"
+    _add_feedback(settings, 24)
+
+    retrained = run_pipeline_locally(
+        retraining_pipeline, {"model_name": MODEL, "reason": "DriftDetected", **data}, settings
+    )
+    assert retrained.succeeded, f"{retrained.failed_task}: {retrained.error}"
+
+    champion_saw = _split_ids(trained, "train") | _split_ids(trained, "val")
+    gate_test = _split_ids(retrained, "test")  # the artifact the gate step reads
+    assert champion_saw.isdisjoint(gate_test)
+    assert _split_ids(trained, "test") <= gate_test
+    feedback_ids = {f"req-{i:04d}" for i in range(24)}
+    assert feedback_ids & gate_test  # feedback rows join the test split by their own ids
+    assert feedback_ids <= gate_test | _split_ids(retrained, "train") | _split_ids(retrained, "val")
+    tags = (
+        ModelRegistry(settings.resolved_tracking_uri)
+        .get_version(MODEL, retrained.output("register"))
+        .tags
+    )
+    assert tags["driftloop.rescored"] == "true"  # the feedback changed the test split
+    assert tags["driftloop.decision.excluded_rows"] == "0"
+    assert tags["driftloop.decision.test_rows"] == str(len(gate_test))
+    assert tags["driftloop.split.scheme"] == "id-sha256/v1 seed=42 test=0.2 val=0.1"
+
+
 def test_unknown_pipeline_argument_is_rejected_before_anything_runs(home, settings):
     from pipelines.local_run import run_pipeline_locally
     from pipelines.retraining import retraining_pipeline

@@ -244,7 +244,7 @@ def train_candidates(
 ) -> TrainResult:
     """Fit the blueprint's candidates on ``train``, rank them on ``val``, log to MLflow.
 
-    ``fingerprints`` ({"dataset", "train", "val", "test"}) become run tags;
+    ``fingerprints`` ({"dataset", "train", "val", "test", "scheme"}) become run tags;
     ``candidates`` restricts the search to those names; ``hpo_trials`` > 0 runs
     an Optuna search over the winner's tuning space. Candidates whose
     validation score is within ``tie_tolerance`` of the best (default: one
@@ -396,6 +396,8 @@ def _fingerprint_tags(fingerprints: dict[str, str]) -> dict[str, str]:
             continue
         if split == "dataset":
             tags["driftloop.dataset_fingerprint"] = str(value)
+        elif split == "scheme":
+            tags["driftloop.split.scheme"] = str(value)
         else:
             tags[f"driftloop.split.{split}_fingerprint"] = str(value)
     return tags

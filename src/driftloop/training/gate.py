@@ -4,13 +4,21 @@ Stored scores are only comparable when both versions were scored on the same
 test split (same fingerprint). When the splits differ -- retraining on new
 data always changes them -- the champion is re-scored on the challenger's
 test split before the policy (``driftloop.promotion.decide``) is applied.
-The decision and both scores are written onto the challenger version.
+
+Re-scoring is only fair on rows the champion never trained on. Splits are by
+row id (``split_scheme``), so with the same seed and fractions the new test
+split holds none of the champion's training rows; when the champion's
+recorded scheme differs, every test row that scheme puts in train or val is
+left out (a superset of the rows it saw: the scheme is recorded, the rows are
+not), and both versions are scored on what remains. The decision, both scores and
+how many rows they rest on are written onto the challenger version.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,6 +29,7 @@ from driftloop.lineage import TAG_PREFIX, format_value
 from driftloop.promotion import KEEP, Decision, decide
 from driftloop.registry import CHAMPION, ModelRegistry, VersionInfo
 from driftloop.settings import Settings, get_settings
+from driftloop.training.split_scheme import TAG_SPLIT_SCHEME, SplitScheme, SplitSchemeError
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +101,54 @@ def _score(
     return value
 
 
+@dataclass(frozen=True)
+class UnseenRows:
+    """The test rows a champion never trained on, and how sure we are of that."""
+
+    frame: pd.DataFrame
+    excluded: int  # rows the champion's split scheme would train (or select) on
+    known: bool  # False: the champion recorded no split scheme, nothing could be checked
+
+
+def rows_unseen_by(champion: VersionInfo, frame: pd.DataFrame) -> UnseenRows:
+    """``frame`` without the rows the champion's split scheme puts in train or val.
+
+    The scheme is a function of the id alone, so every row the champion saw is
+    among them; new rows that merely hash there are left out too.
+    """
+    recorded = champion.tags.get(TAG_SPLIT_SCHEME)
+    if not recorded:
+        return UnseenRows(frame, 0, known=False)
+    try:
+        scheme = SplitScheme.parse(recorded)
+    except SplitSchemeError as exc:
+        raise GateError(f"champion v{champion.version}: {exc}") from None
+    if "id" not in frame.columns:
+        raise GateError("the test split has no 'id' column: cannot tell which rows are unseen")
+    seen = scheme.seen_in_training(frame["id"].astype(str))
+    unseen = frame.loc[~seen].reset_index(drop=True)
+    if unseen.empty:
+        raise GateError(
+            f"champion v{champion.version} trained on every row of the test split "
+            f"({len(frame)} rows, its split: {recorded}); no fair comparison is possible"
+        )
+    return UnseenRows(unseen, int(seen.sum()), known=True)
+
+
+def _rescore_note(rows: UnseenRows) -> str:
+    if not rows.known:
+        return (
+            " (champion re-scored on this test split; it recorded no split scheme, "
+            "so some of these rows may be ones it trained on)"
+        )
+    if rows.excluded:
+        return (
+            f" (champion re-scored on this test split's {len(rows.frame)} rows it never "
+            f"trained on; {rows.excluded} rows its split would train on were left out)"
+        )
+    return " (champion re-scored on this test split, none of which it trained on)"
+
+
 def gate(
     model_name: str,
     challenger_version: str,
@@ -123,24 +180,29 @@ def gate(
         return frame
 
     challenger_score = stored_score(challenger, metric, test_fingerprint)
-    if challenger_score is None:
-        challenger_score = _score(registry, blueprint, challenger, test_frame())
-
     if champion is not None and champion.version == challenger.version:
         # a re-run of a pipeline that already promoted this version: nothing to decide
+        if challenger_score is None:
+            challenger_score = _score(registry, blueprint, challenger, test_frame())
         reason = f"version {challenger.version} is already the champion"
         return Decision(
             KEEP, reason, challenger_score, challenger_score, challenger_score, champion.version
         )
 
     champion_score: float | None = None
-    rescored = False
+    rescored: UnseenRows | None = None
     if champion is not None:
         champion_score = stored_score(champion, metric, test_fingerprint)
         if champion_score is None:
             # different (or unknown) test split: the stored scores are not comparable
-            champion_score = _score(registry, blueprint, champion, test_frame())
-            rescored = True
+            rescored = rows_unseen_by(champion, test_frame())
+            champion_score = _score(registry, blueprint, champion, rescored.frame)
+            if rescored.excluded:
+                # the stored challenger score counted rows the champion is not judged on
+                challenger_score = None
+    if challenger_score is None:
+        frame_scored = rescored.frame if rescored is not None else test_frame()
+        challenger_score = _score(registry, blueprint, challenger, frame_scored)
 
     policy = decide(
         challenger_score,
@@ -151,14 +213,18 @@ def gate(
     )
     decision = Decision(
         outcome=policy.outcome,
-        reason=policy.reason + (" (champion re-scored on this test split)" if rescored else ""),
+        reason=policy.reason + (_rescore_note(rescored) if rescored is not None else ""),
         challenger_score=policy.challenger_score,
         champion_score=policy.champion_score,
         required=policy.required,
         champion_version=champion.version if champion is not None else None,
-        rescored=rescored,
+        rescored=rescored is not None,
     )
-    registry.set_tags(model_name, challenger.version, decision_tags(decision, metric))
+    tags = decision_tags(decision, metric)
+    if rescored is not None:
+        tags[f"{TAG_PREFIX}decision.test_rows"] = str(len(rescored.frame))
+        tags[f"{TAG_PREFIX}decision.excluded_rows"] = str(rescored.excluded)
+    registry.set_tags(model_name, challenger.version, tags)
     if decision.outcome == KEEP:
         registry.mark_challenger(model_name, challenger.version)
     log.info(

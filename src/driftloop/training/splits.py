@@ -1,8 +1,12 @@
-"""Seeded, stratified train/val/test splits and content fingerprints.
+"""Train/val/test splits by row id, with content fingerprints.
 
-Rows are put in id order before splitting, so the same rows give the same
-splits whatever order the source file had; the fingerprints recorded on the
-run and on the registered version prove which rows each split held.
+Split membership comes from :mod:`driftloop.training.split_scheme`: a hash of
+each row's id, so a row stays in its split across runs and a retrained model's
+test split never holds a row the champion trained on (same seed and
+fractions). Stratification is approximate -- each class is spread over the
+splits in the configured fractions by the hash -- and checked: every class
+must reach every split. The fingerprints recorded on the run and on the
+registered version prove which rows each split held.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from driftloop.datasets.files import read_frame, write_frame
 from driftloop.datasets.fingerprint import frame_fingerprint
+from driftloop.training.split_scheme import SplitScheme
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -32,6 +36,7 @@ class Splits:
     val: pd.DataFrame
     test: pd.DataFrame
     fingerprints: dict[str, str] = field(default_factory=dict)
+    scheme: SplitScheme | None = None
 
     def __post_init__(self) -> None:
         if not self.fingerprints:
@@ -42,12 +47,56 @@ class Splits:
 
 
 def _min_rows_per_class(test_size: float, val_size: float) -> int:
-    # every split must see every class at least once, and train at least twice
+    # below this a class cannot be expected to reach every split (train twice)
     needed = 3
     for fraction in (test_size, val_size):
         if fraction > 0:
             needed = max(needed, math.ceil(1 / fraction))
     return needed
+
+
+def _check_columns(frame: pd.DataFrame, label_column: str, id_column: str) -> None:
+    for column in (label_column, id_column):
+        if column not in frame.columns:
+            raise ValueError(
+                f"frame has no {column!r} column (columns: {', '.join(map(str, frame.columns))})"
+            )
+    duplicated = frame[id_column].astype(str).duplicated()
+    if duplicated.any():
+        example = frame[id_column][duplicated].iloc[0]
+        raise ValueError(
+            f"column {id_column!r} has {int(duplicated.sum())} duplicate id(s), e.g. {example!r}: "
+            "a row's split is decided by its id, so ids must be unique"
+        )
+
+
+def _check_class_counts(counts: pd.Series, scheme: SplitScheme, label_column: str) -> None:
+    if len(counts) < 2:
+        raise ValueError(
+            f"need at least two classes in {label_column!r} to split, got {list(counts.index)}"
+        )
+    needed = _min_rows_per_class(scheme.test_size, scheme.val_size)
+    too_few = counts[counts < needed]
+    if not too_few.empty:
+        detail = ", ".join(f"{label!r} has {count}" for label, count in too_few.items())
+        raise ValueError(
+            f"class {detail} rows; a split with test_size={scheme.test_size}, "
+            f"val_size={scheme.val_size} needs at least {needed} rows per class"
+        )
+
+
+def _check_every_class_reaches_every_split(
+    frame: pd.DataFrame, assigned: pd.Series, label_column: str
+) -> None:
+    present = pd.crosstab(frame[label_column], assigned).reindex(columns=SPLIT_NAMES, fill_value=0)
+    for label, row in present.iterrows():
+        empty = [name for name in SPLIT_NAMES if row[name] == 0]
+        if empty:
+            raise ValueError(
+                f"class {label!r} ({int(row.sum())} rows) has no row in the "
+                f"{' and '.join(empty)} split(s): the id hash spread it unevenly; "
+                "add rows of that class or change the split fractions"
+            )
 
 
 def split_frame(
@@ -59,38 +108,16 @@ def split_frame(
     label_column: str = "label",
     id_column: str = "id",
 ) -> Splits:
-    """Stratified split into train/val/test with the given fractions of all rows."""
-    if not 0 < test_size < 1 or not 0 < val_size < 1 or test_size + val_size >= 1:
-        raise ValueError(
-            f"test_size ({test_size}) and val_size ({val_size}) must be in (0, 1) "
-            "and sum to less than 1"
-        )
-    for column in (label_column, id_column):
-        if column not in frame.columns:
-            raise ValueError(
-                f"frame has no {column!r} column (columns: {', '.join(map(str, frame.columns))})"
-            )
-    counts = frame[label_column].value_counts()
-    if len(counts) < 2:
-        raise ValueError(
-            f"need at least two classes in {label_column!r} to split, got {list(counts.index)}"
-        )
-    needed = _min_rows_per_class(test_size, val_size)
-    too_few = counts[counts < needed]
-    if not too_few.empty:
-        detail = ", ".join(f"{label!r} has {count}" for label, count in too_few.items())
-        raise ValueError(
-            f"class {detail} rows; a stratified split with test_size={test_size}, "
-            f"val_size={val_size} needs at least {needed} rows per class"
-        )
+    """Split into train/val/test by a hash of each row's id (see ``SplitScheme``)."""
+    scheme = SplitScheme(seed=seed, test_size=test_size, val_size=val_size)
+    _check_columns(frame, label_column, id_column)
+    _check_class_counts(frame[label_column].value_counts(), scheme, label_column)
+    # id order: the same rows give the same split files whatever order the source had
     ordered = frame.sort_values(id_column, kind="mergesort").reset_index(drop=True)
-    rest, test = train_test_split(
-        ordered, test_size=test_size, stratify=ordered[label_column], random_state=seed
-    )
-    train, val = train_test_split(
-        rest, test_size=val_size / (1 - test_size), stratify=rest[label_column], random_state=seed
-    )
-    return Splits(*(part.reset_index(drop=True) for part in (train, val, test)))
+    assigned = pd.Series(scheme.assign(ordered[id_column].astype(str)), index=ordered.index)
+    _check_every_class_reaches_every_split(ordered, assigned, label_column)
+    parts = (ordered[assigned == name].reset_index(drop=True) for name in SPLIT_NAMES)
+    return Splits(*parts, scheme=scheme)
 
 
 def split_file(
@@ -103,7 +130,8 @@ def split_file(
 ) -> dict:
     """Split a labelled parquet/CSV file; write ``train``/``val``/``test`` parquet.
 
-    Returns the fingerprints, JSON-ready: ``{"dataset", "train", "val", "test"}``.
+    Returns the fingerprints and the scheme, JSON-ready:
+    ``{"dataset", "train", "val", "test", "scheme"}``.
 
     ``out`` is a folder (files ``train.parquet`` etc. inside) or a mapping
     ``{"train": path, "val": path, "test": path}`` (KFP output paths).
@@ -119,4 +147,4 @@ def split_file(
         paths = {name: Path(out) / f"{name}.parquet" for name in SPLIT_NAMES}
     for name in SPLIT_NAMES:
         write_frame(getattr(splits, name), paths[name])
-    return {"dataset": fingerprint(frame), **splits.fingerprints}
+    return {"dataset": fingerprint(frame), **splits.fingerprints, "scheme": str(splits.scheme)}
