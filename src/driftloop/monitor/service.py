@@ -19,6 +19,13 @@ from driftloop.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# How long a stop waits for a poll or a window in progress. A poll can hang on an
+# unreachable registry or store for minutes (client retries); it only reads, so
+# its thread is abandoned rather than holding up the exit past the supervisor's
+# SIGKILL (15 s for `driftloop down`, 30 s for a kubelet).
+POLLER_STOP_WAIT_S = 2.0
+ENGINE_STOP_WAIT_S = 5.0
+
 
 @dataclass(frozen=True)
 class IntakeResult:
@@ -67,11 +74,19 @@ class MonitorService:
     def close(self) -> None:
         self._stop.set()
         if self._poller is not None:
-            self._poller.join(timeout=30)
+            self._poller.join(timeout=POLLER_STOP_WAIT_S)
+            if self._poller.is_alive():
+                log.warning(
+                    "%s: a registry/store poll is still running; not waiting for it",
+                    self.model_name,
+                )
             self._poller = None
-        self.engine.close()
+        self.engine.close(timeout=ENGINE_STOP_WAIT_S)
         if self._feedback_source is not None:
             self._feedback_source.close()
+        log.info(
+            "%s: monitor stopped (%d unpaired events dropped)", self.model_name, len(self.pairer)
+        )
 
     # --- intake ---------------------------------------------------------------
     def handle(self, headers: Mapping[str, str], body: bytes) -> IntakeResult:
