@@ -106,3 +106,11 @@ def test_cli_reports_a_bad_config_in_one_line(tmp_path, home, capsys):
 def test_cli_fit_reference_needs_a_version(tmp_path, home, capsys):
     assert main(["monitor", "sentiment", "--fit-reference", str(tmp_path / "x.parquet")]) == 2
     assert "--version" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["soon", "2", "1m30", "-5s"])
+def test_cli_alert_for_must_be_a_prometheus_duration(home, capsys, bad):
+    args = ["monitor", "sentiment", "--evaluate-alerts", "--port", "1", "--alert-for", bad]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"driftloop: error: --alert-for: not a Prometheus duration: {bad!r}"

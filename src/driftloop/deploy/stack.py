@@ -43,13 +43,6 @@ DRIFTLOOP = [sys.executable, "-c", "import sys; from driftloop.cli import main; 
 # How long a condition must hold before a local alert fires (Prometheus rules and the
 # built-in evaluator alike): seconds on a laptop, where the cluster rules say minutes.
 LOCAL_ALERT_FOR = "2s"
-# `driftloop monitor --evaluate-alerts` has no option for the rules' `for`, so the
-# stack calls the same function with the local timing.
-EVALUATOR_ENTRY = (
-    "import sys; from driftloop.settings import get_settings; "
-    "from driftloop.monitor.evaluator import run_evaluator; "
-    "run_evaluator(get_settings(), metrics_url=sys.argv[1], for_duration=sys.argv[2])"
-)
 
 
 class StackError(RuntimeError):
@@ -324,10 +317,15 @@ class Stack:
                 Service(
                     "evaluator",
                     [
-                        sys.executable,
-                        "-c",
-                        EVALUATOR_ENTRY,
-                        f"{self.url('monitor')}/metrics",
+                        *DRIFTLOOP,
+                        "monitor",
+                        self.model,
+                        "--evaluate-alerts",
+                        "--host",
+                        LOOPBACK,
+                        "--port",
+                        str(s.monitor_port),
+                        "--alert-for",
                         LOCAL_ALERT_FOR,
                     ],
                     note="built-in alert evaluator (Prometheus/Alertmanager not used)",
