@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -16,6 +17,14 @@ from bench.results import Figure, Results
 
 class SectionSkipped(Exception):
     """A section cannot run here (a missing binary, environment or driftloop module)."""
+
+
+def require(module: str, what: str) -> None:
+    """Skip the section (rather than fail it) where ``module`` cannot be imported."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise SectionSkipped(f"{what} not importable: {exc}") from exc
 
 
 @dataclass

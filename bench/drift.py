@@ -23,22 +23,22 @@ chi-square on predictions.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from bench.context import Context, SectionSkipped
-from bench.loadgen import run_wrk, wrk_available
+from bench.context import Context, require
+from bench.loadgen import LoadResult, run_wrk, wrk_available
 from bench.models import sentiment_model
-from bench.procs import free_port, running
-from bench.serving import cloudevents_sink, server_env
+from bench.procs import Server
+from bench.serving import cloudevents_sink, module_server
 
 SHIFTS = {"small": 0.2, "medium": 0.5, "large": 1.0}
 SHIFTED_DATASET = "sentiment-tweets"
 RAW_P_VAL = 0.05
+RAW_BASELINE = "plain KSDrift on raw features"
 
 
 @dataclass
@@ -153,7 +153,7 @@ def measure_false_alarms(
         "false alarms per 100k events (unshifted replay)",
         ours_alarms / events * 1e5,
         "alarms/100k events",
-        baseline="plain KSDrift on raw features",
+        baseline=RAW_BASELINE,
         baseline_value=raw_alarms / events * 1e5,
         better="lower",
         windows=windows,
@@ -163,28 +163,27 @@ def measure_false_alarms(
         alarms=ours_alarms,
         baseline_alarms=raw_alarms,
     )
-    ctx.add(
-        "detector latency per window (all configured detectors + featurise)",
-        float(np.mean(ours_seconds)) * 1000,
-        "ms",
-        baseline="plain KSDrift on raw features",
+    latency = dict(
+        baseline=RAW_BASELINE,
         baseline_value=float(np.mean(raw_seconds)) * 1000,
         better="lower",
         window=window,
         windows=windows,
+    )
+    ctx.add(
+        "detector latency per window (all configured detectors + featurise)",
+        float(np.mean(ours_seconds)) * 1000,
+        "ms",
         p95_ms=round(float(np.percentile(ours_seconds, 95)) * 1000, 1),
+        **latency,
     )
     for name, parts in per_detector.items():
         ctx.add(
             "detector latency per window",
             float(np.mean(parts)) * 1000,
             "ms",
-            baseline="plain KSDrift on raw features",
-            baseline_value=float(np.mean(raw_seconds)) * 1000,
-            better="lower",
             detector=name,
-            window=window,
-            windows=windows,
+            **latency,
         )
 
 
@@ -223,7 +222,7 @@ def measure_delays(
             f"detection delay, {level} shift",
             _median(ours_delays, cap),
             "events after onset",
-            baseline="plain KSDrift on raw features",
+            baseline=RAW_BASELINE,
             baseline_value=_median(raw_delays, cap),
             better="lower",
             shift=level,
@@ -324,24 +323,21 @@ def measure_intake(ctx: Context, model_fixture, pools: Pools, concurrency: int) 
     fit_reference(model_fixture.name, model_fixture.extra["version"], reference_csv, Settings())
     lua = events_lua(model_fixture.name, model_fixture.estimator, pools.clean[:100])
     seconds = ctx.budget.load_seconds * 2
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
+
+    def replay(server: Server) -> LoadResult:
+        url = f"{server.base_url}/"
+        return run_wrk(
+            url, concurrency=concurrency, seconds=seconds, server_pid=server.pid, lua=lua
+        )
+
+    with module_server(
+        ctx,
+        "monitor",
         "bench.monitor_server",
         "--model",
         model_fixture.name,
-        "--port",
-        str(port),
-    ]
-    with running(
-        "monitor",
-        command,
-        ready_url=f"http://127.0.0.1:{port}/healthz",
-        log=ctx.logs_dir() / "monitor.log",
-        env=server_env(),
+        ready_path="/healthz",
         timeout_s=120,
-        http_port=port,
     ) as monitor:
         deadline = time.monotonic() + 90
         while not httpx.get(f"{monitor.base_url}/status", timeout=5).json().get("reference_loaded"):
@@ -349,40 +345,25 @@ def measure_intake(ctx: Context, model_fixture, pools: Pools, concurrency: int) 
                 raise RuntimeError("monitor never loaded the drift reference")
             time.sleep(0.5)
         before = httpx.get(f"{monitor.base_url}/metrics", timeout=10).text
-        result = run_wrk(
-            f"{monitor.base_url}/",
-            concurrency=concurrency,
-            seconds=seconds,
-            server_pid=monitor.pid,
-            lua=lua,
-        )
+        result = replay(monitor)
         time.sleep(2.0)  # queued windows finish
         after = httpx.get(f"{monitor.base_url}/metrics", timeout=10).text
     with cloudevents_sink(ctx) as sink:
-        baseline = run_wrk(
-            f"{sink.base_url}/",
-            concurrency=concurrency,
-            seconds=seconds,
-            server_pid=sink.pid,
-            lua=lua,
-        )
-    paired = _metric_total(after, "driftloop_events_total", type="paired") - _metric_total(
-        before, "driftloop_events_total", type="paired"
-    )
-    windows = _metric_total(after, "driftloop_monitor_windows_total") - _metric_total(
-        before, "driftloop_monitor_windows_total"
-    )
-    dropped = _metric_total(after, "driftloop_monitor_windows_dropped_total") - _metric_total(
-        before, "driftloop_monitor_windows_dropped_total"
-    )
+        baseline = replay(sink)
+
+    def grew(name: str, **labels: str) -> float:
+        return _metric_total(after, name, **labels) - _metric_total(before, name, **labels)
+
+    paired = grew("driftloop_events_total", type="paired")
+    windows = grew("driftloop_monitor_windows_total")
+    dropped = grew("driftloop_monitor_windows_dropped_total")
+    against_sink = dict(baseline="do-nothing CloudEvents sink", concurrency=concurrency)
     ctx.add(
         "monitor intake",
         result.rps,
         "events/s",
-        baseline="do-nothing CloudEvents sink",
         baseline_value=baseline.rps,
         better="higher",
-        concurrency=concurrency,
         generator="wrk (Lua: request/response pairs, unique ce-id)",
         errors=result.errors,
         p99_ms=round(result.p99_ms, 1),
@@ -390,15 +371,15 @@ def measure_intake(ctx: Context, model_fixture, pools: Pools, concurrency: int) 
         paired=int(paired),
         windows_tested=int(windows),
         windows_dropped=int(dropped),
+        **against_sink,
     )
     ctx.add(
         "monitor intake p99 latency",
         result.p99_ms,
         "ms",
-        baseline="do-nothing CloudEvents sink",
         baseline_value=baseline.p99_ms,
         better="lower",
-        concurrency=concurrency,
+        **against_sink,
     )
     table = ctx.cache.get("serving_table", {})
     predictor = table.get((model_fixture.name, "driftloop (logging+store on)", "rest-v2", 8))
@@ -410,10 +391,7 @@ def measure_intake(ctx: Context, model_fixture, pools: Pools, concurrency: int) 
 
 
 def run(ctx: Context) -> None:
-    try:
-        import driftloop.monitor.reference  # noqa: F401
-    except ImportError as exc:
-        raise SectionSkipped(f"driftloop.monitor not importable: {exc}") from exc
+    require("driftloop.monitor.reference", "driftloop.monitor")
     import torch
 
     # One intra-op thread: with torch's default (a thread per core) MMD's permutation

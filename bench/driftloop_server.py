@@ -3,10 +3,10 @@
 "on" is the product as shipped: every answered prediction goes to the
 prediction store (SQLite under DRIFTLOOP_HOME) and to the payload logger
 (CloudEvents to DRIFTLOOP_LOGGER_URL). "off" is the same server with neither:
-no logger URL, and a serving runtime that opens no store. Everything else
-(validation, request ids, low-confidence flags, metrics, reload) stays on.
-``--no-store`` / ``--no-logger`` switch off one of the two, to tell their
-costs apart.
+no logger URL and ``DRIFTLOOP_PREDICTION_STORE=off``, the supported switches.
+Everything else (validation, request ids, low-confidence flags, metrics,
+reload) stays on. ``--no-store`` / ``--no-logger`` switch off one of the two,
+to tell their costs apart.
 
     python -m bench.driftloop_server --model NAME --http-port P --grpc-port Q [--off]
 """
@@ -16,24 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-
-
-def _runtime_without_store(settings):
-    """A ServingRuntime that skips the store (its record() already tolerates no writer)."""
-    from driftloop.serving import runtime
-
-    class NoStoreRuntime(runtime.ServingRuntime):
-        def start(self, models=()):
-            with self._lock:
-                self._started = True
-            for model in models:
-                self._watch(model)
-            return self
-
-    serving = NoStoreRuntime(settings)
-    with runtime._runtimes_lock:
-        runtime._runtimes[os.getpid()] = serving
-    return serving
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,13 +40,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.off or args.no_logger:
         os.environ.pop("DRIFTLOOP_LOGGER_URL", None)
+    if args.off or args.no_store:
+        os.environ["DRIFTLOOP_PREDICTION_STORE"] = "off"
     from driftloop.serving.server import serve
     from driftloop.settings import Settings
 
-    settings = Settings()
-    if args.off or args.no_store:
-        _runtime_without_store(settings)
-    serve(args.model, http_port=args.http_port, grpc_port=args.grpc_port, settings=settings)
+    serve(args.model, http_port=args.http_port, grpc_port=args.grpc_port, settings=Settings())
     return 0
 
 

@@ -6,20 +6,22 @@
 2. The same chain with ``local.init(enable_caching=True, cache_root=...)``:
    a cold run, then a re-run that hits the cache.
 3. driftloop's training pipeline, wall time by step (a cold run with caching
-   on: every task executes, as under ``pipelines.local_run``); each step is
-   compared with the no-op step, i.e. how much of it is orchestration.
+   on: every task executes); each step is compared with the no-op step, i.e.
+   how much of it is orchestration.
 4. The same pipeline re-run on the warm cache.
+
+Every run goes through ``pipelines.local_run.run_pipeline_locally``, the way
+``driftloop train`` and the retraining trigger run pipelines, with its
+``enable_caching``/``cache_root`` for the cached runs.
 """
 
 # no "from __future__ import annotations": kfp reads the component signatures at runtime
 
-import contextlib
-import io
 import time
 import warnings
 from pathlib import Path
 
-from bench.context import Context, SectionSkipped
+from bench.context import Context, require
 
 
 def noop_chain(length: int):
@@ -40,35 +42,36 @@ def noop_chain(length: int):
     return chain, add_one
 
 
-def _init_local(root: Path, *, caching: bool, cache_root: Path | None = None) -> None:
-    from kfp import local
+def run_timed(pipeline_func, arguments: dict, root: Path, *, caching: bool = False):
+    """One run through ``run_pipeline_locally`` (outputs under ``root``); raises if it failed.
 
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=str(root / "outputs"),
-        workspace_root=str(root / "workspace"),
-        raise_on_error=True,
-        enable_caching=caching,
-        cache_root=str(cache_root) if cache_root else None,
-    )
-
-
-def run_timed(pipeline_func, arguments: dict) -> tuple[float, dict[str, float], object]:
-    """Run an already-initialised kfp.local pipeline; wall seconds, per-task seconds, output.
-
-    Per-task times come from kfp.local's own log lines, parsed the way
-    ``pipelines.local_run`` parses them for the CLI's progress display.
+    Wall seconds are ``result.seconds``, per-task seconds ``result.timings``
+    (from kfp.local's own log lines), the pipeline's return ``result.pipeline_outputs``.
     """
-    from pipelines.local_run import _LogTap
+    from pipelines.local_run import run_pipeline_locally
 
-    tap = _LogTap(io.StringIO(), None)
-    started = time.perf_counter()
-    with contextlib.redirect_stdout(tap), warnings.catch_warnings():
+    from driftloop.settings import Settings
+
+    settings = Settings(pipeline_root=root / "outputs")
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        task = pipeline_func(**arguments)
-    output = getattr(task, "output", None) if task is not None else None
-    seconds = time.perf_counter() - started
-    return seconds, {name: rec.seconds for name, rec in tap.tasks.items() if rec.seconds}, output
+        result = run_pipeline_locally(
+            pipeline_func,
+            arguments,
+            settings,
+            enable_caching=caching,
+            cache_root=root / "cache" if caching else None,
+        )
+    if not result.succeeded:
+        raise RuntimeError(
+            f"{result.pipeline} failed in task {result.failed_task}: {result.error} "
+            f"(log: {result.log_path})"
+        )
+    return result
+
+
+def chain_output(result) -> int:
+    return int(result.pipeline_outputs["Output"])
 
 
 def direct_chain_seconds(add_one, length: int, repeats: int = 200) -> float:
@@ -87,11 +90,10 @@ def measure_noop(ctx: Context, lengths: tuple[int, int]) -> float:
     walls = {}
     for length in lengths:
         chain, add_one = noop_chain(length)
-        _init_local(ctx.work / f"kfp-noop-{length}", caching=False)
-        seconds, tasks, output = run_timed(chain, {"start": 0})
-        if int(output) != length:
-            raise RuntimeError(f"no-op chain of {length} returned {output}")
-        walls[length] = seconds
+        result = run_timed(chain, {"start": 0}, ctx.work / f"kfp-noop-{length}")
+        if chain_output(result) != length:
+            raise RuntimeError(f"no-op chain of {length} returned {result.pipeline_outputs}")
+        seconds = walls[length] = result.seconds
         direct = direct_chain_seconds(add_one, length)
         ctx.add(
             "no-op pipeline wall time",
@@ -131,17 +133,16 @@ def measure_noop(ctx: Context, lengths: tuple[int, int]) -> float:
 def measure_noop_cached(ctx: Context, length: int) -> None:
     chain, _ = noop_chain(length)
     root = ctx.work / "kfp-noop-cached"
-    _init_local(root, caching=True, cache_root=root / "cache")
-    cold, _, _ = run_timed(chain, {"start": 0})
-    warm, _, output = run_timed(chain, {"start": 0})
-    if int(output) != length:
-        raise RuntimeError(f"cached no-op chain returned {output}")
+    cold = run_timed(chain, {"start": 0}, root, caching=True)
+    warm = run_timed(chain, {"start": 0}, root, caching=True)
+    if chain_output(warm) != length:
+        raise RuntimeError(f"cached no-op chain returned {warm.pipeline_outputs}")
     ctx.add(
         "no-op pipeline, cached re-run",
-        warm,
+        warm.seconds,
         "s",
         baseline="cold run with caching on",
-        baseline_value=cold,
+        baseline_value=cold.seconds,
         better="lower",
         steps=length,
     )
@@ -162,24 +163,18 @@ def measure_training(ctx: Context, noop_step: float) -> None:
     """The training pipeline by step (a cold run with caching on), then its cached re-run.
 
     One cold run serves both purposes: with an empty cache every task executes,
-    exactly as ``pipelines.local_run.run_pipeline_locally`` runs them (same
-    runner, same exported environment); only the cache directory is extra.
+    as in ``driftloop train``; only the cache directory is extra.
     """
-    try:
-        from pipelines.local_run import _environment, _exported
-        from pipelines.training import training_pipeline
+    require("pipelines.training", "training pipeline")
+    from pipelines.training import training_pipeline
 
-        from driftloop.settings import Settings
-    except ImportError as exc:
-        raise SectionSkipped(f"training pipeline not importable: {exc}") from exc
-    settings = Settings()
     root = ctx.work / "kfp-training-cached"
-    with _exported(_environment(settings)):
-        _init_local(root, caching=True, cache_root=root / "cache")
-        cold, cold_tasks, _ = run_timed(training_pipeline, training_arguments(ctx))
-        ctx.progress.advance(ctx.cache["pipelines_task"])
-        warm, warm_tasks, _ = run_timed(training_pipeline, training_arguments(ctx))
-        ctx.progress.advance(ctx.cache["pipelines_task"])
+    cold_run = run_timed(training_pipeline, training_arguments(ctx), root, caching=True)
+    ctx.progress.advance(ctx.cache["pipelines_task"])
+    warm_run = run_timed(training_pipeline, training_arguments(ctx), root, caching=True)
+    ctx.progress.advance(ctx.cache["pipelines_task"])
+    cold, cold_tasks = cold_run.seconds, cold_run.timings
+    warm, warm_tasks = warm_run.seconds, warm_run.timings
     for task, seconds in cold_tasks.items():
         ctx.add(
             "training pipeline step",
@@ -218,10 +213,7 @@ def measure_training(ctx: Context, noop_step: float) -> None:
 
 
 def run(ctx: Context) -> None:
-    try:
-        import kfp.local  # noqa: F401
-    except ImportError as exc:
-        raise SectionSkipped(f"kfp is not installed: {exc}") from exc
+    require("kfp.local", "kfp")
     quick = ctx.budget.quick
     lengths = (1, 4) if quick else (2, 10)
     ctx.cache["pipelines_task"] = ctx.progress.add_task(

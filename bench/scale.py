@@ -47,34 +47,26 @@ def serving_vs_batch(ctx: Context) -> dict[str, dict[int, float]]:
                 latencies.setdefault(f"{kind} p99", {})[batch] = result.p99_ms
                 latencies.setdefault(f"{kind} instances/s", {})[batch] = result.rps * batch
                 ctx.progress.advance(task)
+    figures = (
+        ("p50 latency vs batch size", "", "ms", "lower"),
+        ("p99 latency vs batch size", " p99", "ms", "lower"),
+        ("instances/s vs batch size", " instances/s", "instances/s", "higher"),
+    )
     for batch in ctx.budget.batch_sizes:
-        for pct, suffix in (("p50", ""), ("p99", " p99")):
+        for figure, series, unit, better in figures:
             ctx.add(
-                f"{pct} latency vs batch size",
-                latencies[ON + suffix][batch],
-                "ms",
+                figure,
+                latencies[ON + series][batch],
+                unit,
                 baseline=KSERVE,
-                baseline_value=latencies[KSERVE + suffix][batch],
-                better="lower",
+                baseline_value=latencies[KSERVE + series][batch],
+                better=better,
                 model=model.name,
                 server=ON,
                 batch=batch,
                 concurrency=1,
                 protocol="rest-v2",
             )
-        ctx.add(
-            "instances/s vs batch size",
-            latencies[f"{ON} instances/s"][batch],
-            "instances/s",
-            baseline=KSERVE,
-            baseline_value=latencies[f"{KSERVE} instances/s"][batch],
-            better="higher",
-            model=model.name,
-            server=ON,
-            batch=batch,
-            concurrency=1,
-            protocol="rest-v2",
-        )
     return latencies
 
 
@@ -129,6 +121,22 @@ def training_vs_rows(ctx: Context) -> dict[int, float]:
     return seconds
 
 
+def save_plot(ctx: Context, fig, ax, filename: str, *, xlabel: str, ylabel: str, title: str):
+    """Label, save as PNG in the results folder, and list it with the section."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    path = ctx.out / filename
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    ctx.results.artifact(ctx.section, path)
+
+
 def plot(ctx: Context, latencies: dict | None, training: dict | None) -> None:
     import matplotlib
 
@@ -155,16 +163,15 @@ def plot(ctx: Context, latencies: dict | None, training: dict | None) -> None:
                 label=f"{kind} p99",
             )
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("instances per request")
-        ax.set_ylabel("latency (ms), REST v2, 1 connection")
-        ax.set_title("Serving latency vs batch size (sentiment)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-        path = ctx.out / "scale_latency_vs_batch.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        ctx.results.artifact(ctx.section, path)
+        save_plot(
+            ctx,
+            fig,
+            ax,
+            "scale_latency_vs_batch.png",
+            xlabel="instances per request",
+            ylabel="latency (ms), REST v2, 1 connection",
+            title="Serving latency vs batch size (sentiment)",
+        )
     if training:
         fig, ax = plt.subplots(figsize=(6, 4))
         rows = sorted(training)
@@ -175,16 +182,15 @@ def plot(ctx: Context, latencies: dict | None, training: dict | None) -> None:
             linestyle=":",
             label="linear from smallest",
         )
-        ax.set_xlabel(f"rows sampled from {SCALE_DATASET} (70 % train)")
-        ax.set_ylabel("seconds")
-        ax.set_title("Training time vs rows (all sentiment candidates)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-        path = ctx.out / "scale_training_vs_rows.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        ctx.results.artifact(ctx.section, path)
+        save_plot(
+            ctx,
+            fig,
+            ax,
+            "scale_training_vs_rows.png",
+            xlabel=f"rows sampled from {SCALE_DATASET} (70 % train)",
+            ylabel="seconds",
+            title="Training time vs rows (all sentiment candidates)",
+        )
 
 
 def run(ctx: Context) -> None:

@@ -129,19 +129,25 @@ def start_server(kind: str, model: ModelFixture, ctx: Context, *, sink_url: str 
 
 
 @contextmanager
-def cloudevents_sink(ctx: Context):
+def module_server(
+    ctx: Context, name: str, module: str, *args: str, ready_path: str, timeout_s: float
+):
+    """``python -m module ... --port P`` on a free loopback port, logged to ``name``.log."""
     port = free_port()
-    command = [sys.executable, "-m", "bench.sink", "--port", str(port)]
     with running(
-        "sink",
-        command,
-        ready_url=f"http://127.0.0.1:{port}/count",
-        log=ctx.logs_dir() / "sink.log",
+        name,
+        [sys.executable, "-m", module, *args, "--port", str(port)],
+        ready_url=f"http://127.0.0.1:{port}{ready_path}",
+        log=ctx.logs_dir() / f"{name}.log",
         env=server_env(),
-        timeout_s=30,
+        timeout_s=timeout_s,
         http_port=port,
-    ) as sink:
-        yield sink
+    ) as server:
+        yield server
+
+
+def cloudevents_sink(ctx: Context):
+    return module_server(ctx, "sink", "bench.sink", ready_path="/count", timeout_s=30)
 
 
 def sink_count(sink: Server) -> int:
@@ -338,31 +344,27 @@ def emit_figures(
         base_floor = table.get((model.name, BASELINE, "rest-v2", 1)) or table.get(
             (model.name, BASELINE, "rest-v2", ctx.budget.concurrencies[0])
         )
-        ctx.add(
-            "throughput",
-            floor["rps"],
-            "req/s",
+        # the in-process call against the KServe baseline at its lowest concurrency
+        floor_params = dict(
             baseline=f"{BASELINE} REST",
-            baseline_value=base_floor.rps if base_floor else None,
-            better="higher",
-            model=model.name,
-            server=INPROC,
-            protocol="in-process",
-            concurrency=1,
-            note="one thread calling predict_proba(1 row) back to back; the floor",
-        )
-        ctx.add(
-            "p99 latency",
-            floor["p99_ms"],
-            "ms",
-            baseline=f"{BASELINE} REST",
-            baseline_value=base_floor.p99_ms if base_floor else None,
-            better="lower",
             model=model.name,
             server=INPROC,
             protocol="in-process",
             concurrency=1,
         )
+        for figure, value, unit, attribute, better in (
+            ("throughput", floor["rps"], "req/s", "rps", "higher"),
+            ("p99 latency", floor["p99_ms"], "ms", "p99_ms", "lower"),
+        ):
+            ctx.add(
+                figure,
+                value,
+                unit,
+                baseline_value=getattr(base_floor, attribute) if base_floor else None,
+                better=better,
+                note="one thread calling predict_proba(1 row) back to back; the floor",
+                **floor_params,
+            )
         for (name, kind, protocol, concurrency), result in table.items():
             if name != model.name:
                 continue
@@ -436,23 +438,37 @@ def emit_figures(
             )
 
 
+def throughput_vs(
+    ctx: Context, name: str, result: LoadResult, base: LoadResult, base_label: str, **params
+):
+    """One throughput figure at 8 connections against another server's."""
+    return ctx.add(
+        name,
+        result.rps,
+        "req/s",
+        baseline=base_label,
+        baseline_value=base.rps,
+        better="higher",
+        concurrency=8,
+        **params,
+    )
+
+
 def acceptance(ctx: Context, model: ModelFixture, table: dict) -> None:
     """Logging+store on vs off at 8 connections (must stay within 15 %); driftloop vs MLServer."""
     for protocol in PROTOCOLS:
         on = table.get((model.name, ON, protocol, 8))
         off = table.get((model.name, OFF, protocol, 8))
+        where = {"model": model.name, "protocol": protocol}
         if on and off:
-            figure = ctx.add(
+            figure = throughput_vs(
+                ctx,
                 "throughput with logging+store on vs off",
-                on.rps,
-                "req/s",
-                baseline=OFF,
-                baseline_value=off.rps,
-                better="higher",
-                model=model.name,
-                protocol=protocol,
-                concurrency=8,
+                on,
+                off,
+                OFF,
                 acceptance="ratio >= 0.85",
+                **where,
             )
             verdict = "PASS" if figure.ratio is not None and figure.ratio >= 0.85 else "FAIL"
             ctx.note(
@@ -462,30 +478,19 @@ def acceptance(ctx: Context, model: ModelFixture, table: dict) -> None:
         for diagnostic in (LOGGER_ONLY, STORE_ONLY):
             part = table.get((model.name, diagnostic, protocol, 8))
             if part and off:
-                ctx.add(
+                throughput_vs(
+                    ctx,
                     "throughput with one of logging/store on vs off",
-                    part.rps,
-                    "req/s",
-                    baseline=OFF,
-                    baseline_value=off.rps,
-                    better="higher",
-                    model=model.name,
+                    part,
+                    off,
+                    OFF,
                     server=diagnostic,
-                    protocol=protocol,
-                    concurrency=8,
+                    **where,
                 )
         mls = table.get((model.name, MLSERVER, protocol, 8))
         if on and mls:
-            figure = ctx.add(
-                "driftloop (on) vs MLServer throughput",
-                on.rps,
-                "req/s",
-                baseline=MLSERVER,
-                baseline_value=mls.rps,
-                better="higher",
-                model=model.name,
-                protocol=protocol,
-                concurrency=8,
+            figure = throughput_vs(
+                ctx, "driftloop (on) vs MLServer throughput", on, mls, MLSERVER, **where
             )
             word = "beats" if figure.ratio and figure.ratio > 1 else "trails"
             ctx.note(

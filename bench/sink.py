@@ -1,9 +1,11 @@
-"""A minimal CloudEvents sink: accepts binary-mode events, counts them by ce-type.
+"""A minimal CloudEvents sink: accepts binary-mode events and batches, counts them by type.
 
 It stands in for the drift monitor when the serving benchmark measures the
 payload logger's cost, so the figure is the logger's overhead and not the
 monitor's detector work. ``GET /count`` returns the tallies as JSON; any POST
-answers 202. Plain asyncio streams keep the sink itself cheap on a 2-core box.
+answers 202. A CloudEvents JSON batch (what the payload logger sends when
+several events are queued) counts each of its events. Plain asyncio streams
+keep the sink itself cheap on a 2-core box.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import sys
 from collections import Counter
 
+BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 counts: Counter[str] = Counter()
 
 
@@ -31,6 +34,14 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> b
     return await reader.readexactly(length) if length else b""
 
 
+def count(headers: dict[str, str], body: bytes) -> None:
+    if headers.get("content-type", "").startswith(BATCH_CONTENT_TYPE):
+        for event in json.loads(body):
+            counts[event.get("type", "(no type)")] += 1
+    else:
+        counts[headers.get("ce-type", "(no ce-type)")] += 1
+
+
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while True:
@@ -42,12 +53,12 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
                 key, _, value = line.decode("latin-1").partition(":")
                 headers[key.strip().lower()] = value.strip()
-            await _read_body(reader, headers)
+            received = await _read_body(reader, headers)
             if method == "GET" and path.startswith("/count"):
                 body = json.dumps({"total": sum(counts.values()), "by_type": counts}).encode()
                 status = "200 OK"
             else:
-                counts[headers.get("ce-type", "(no ce-type)")] += 1
+                count(headers, received)
                 body, status = b"", "202 Accepted"
             writer.write(
                 f"HTTP/1.1 {status}\r\ncontent-length: {len(body)}\r\n"

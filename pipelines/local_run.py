@@ -75,6 +75,9 @@ class LocalRunResult:
     seconds: float
     tasks: dict[str, TaskRecord]
     error: str | None = None
+    # what the pipeline function returned (its declared outputs); cached tasks
+    # log no start/finish lines, so this is where their results show
+    pipeline_outputs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -224,13 +227,19 @@ def run_pipeline_locally(
     arguments: Mapping[str, Any],
     settings: Settings,
     progress: Callable[[TaskEvent], None] | None = None,
+    *,
+    enable_caching: bool = False,
+    cache_root: Path | None = None,
 ) -> LocalRunResult:
     """Run ``pipeline_func`` with ``arguments`` through kfp.local and collect what it produced.
 
     A failing task does not raise: the result says ``status == "FAILURE"``,
     names the task (``failed_task``) and keeps its log. Invalid arguments
     (unknown names, wrong types) raise ``ValueError``/``TypeError`` before
-    anything runs.
+    anything runs. Outputs go under ``settings.resolved_pipeline_root``.
+    ``enable_caching`` turns kfp.local's task cache on (kept in ``cache_root``,
+    by default ``<pipeline root>/.kfp_cache``, so later runs can hit it); tasks
+    that set caching off still run.
     """
     from kfp import local
 
@@ -247,12 +256,15 @@ def run_pipeline_locally(
         tap = _LogTap(log_file, progress)
         started = time.time()
         error: str | None = None
+        pipeline_outputs: dict[str, Any] = {}
         with _exported(_environment(settings)):
             local.init(
                 runner=local.SubprocessRunner(use_venv=False),
                 pipeline_root=str(run_root),
                 workspace_root=str(run_root / ".workspace"),
                 raise_on_error=True,
+                enable_caching=enable_caching,
+                cache_root=str(cache_root or settings.resolved_pipeline_root / ".kfp_cache"),
             )
             with contextlib.redirect_stdout(tap), warnings.catch_warnings():
                 # Expected, per task, on every local run: the cluster-only settings
@@ -260,7 +272,8 @@ def run_pipeline_locally(
                 for message in _EXPECTED_LOCAL_WARNINGS:
                     warnings.filterwarnings("ignore", message=message)
                 try:
-                    pipeline_func(**dict(arguments))
+                    returned = pipeline_func(**dict(arguments))
+                    pipeline_outputs = dict(getattr(returned, "outputs", None) or {})
                 except RuntimeError as exc:
                     # kfp.local's way of saying a task failed; the task's log has the cause.
                     error = _ANSI.sub("", str(exc))
@@ -273,8 +286,10 @@ def run_pipeline_locally(
         task_dir = run_dir / record.name
         if task_dir.is_dir():
             _read_outputs(task_dir, record)
-    failed = error is not None or tap.pipeline_failed or any(
-        record.status not in ("SUCCESS",) for record in tap.tasks.values()
+    failed = (
+        error is not None
+        or tap.pipeline_failed
+        or any(record.status not in ("SUCCESS",) for record in tap.tasks.values())
     )
     return LocalRunResult(
         pipeline=name,
@@ -285,4 +300,5 @@ def run_pipeline_locally(
         seconds=seconds,
         tasks=tap.tasks,
         error=error,
+        pipeline_outputs=pipeline_outputs,
     )
