@@ -30,8 +30,14 @@ def metrics_text(*, drift=0, backlog=0, accuracy=0.9, samples=40, score=0.85) ->
         m.drift_detected.labels(
             model="sentiment", version="3", detector=detector, features="x"
         ).set(value)
-    m.set_feedback("sentiment", "3", total=backlog + 5, since_champion=backlog, accuracy=accuracy)
-    m.live_accuracy_samples.labels(model="sentiment", version="3").set(samples)
+    m.set_feedback(
+        "sentiment",
+        "3",
+        total=backlog + 5,
+        since_champion=backlog,
+        judged=samples,
+        accuracy=accuracy,
+    )
     m.champion_test_score.labels(model="sentiment", version="3").set(score)
     return m.render().decode()
 

@@ -63,7 +63,7 @@ class MonitorMetrics:
         )
         self.live_accuracy_samples = Gauge(
             "driftloop_live_accuracy_samples",
-            "Feedback rows behind driftloop_live_accuracy",
+            "Feedback rows with a verdict (right or wrong) behind driftloop_live_accuracy",
             ["model", "version"],
             registry=r,
         )
@@ -119,15 +119,23 @@ class MonitorMetrics:
             self.events.labels(model=model, version=version or "", type=kind).inc(count)
 
     def set_feedback(
-        self, model: str, version: str, *, total: int, since_champion: int, accuracy: float | None
+        self,
+        model: str,
+        version: str,
+        *,
+        total: int,
+        since_champion: int,
+        judged: int,
+        accuracy: float | None,
     ) -> None:
+        """``judged`` feedback is what ``accuracy`` rests on; the rest is only backlog."""
         self.feedback_total.labels(model=model).set(total)
         self.feedback_since_champion.labels(model=model, version=version).set(since_champion)
         # no judged feedback yet: NaN compares false, so no accuracy alert can fire on it
         self.live_accuracy.labels(model=model, version=version).set(
             math.nan if accuracy is None else accuracy
         )
-        self.live_accuracy_samples.labels(model=model, version=version).set(since_champion)
+        self.live_accuracy_samples.labels(model=model, version=version).set(judged)
 
     def forget_version(self, model: str, version: str) -> None:
         """Drop a replaced champion's per-version series so alerts follow the new one."""

@@ -195,6 +195,7 @@ class MonitorService:
             self.watched.version,
             total=total.count,
             since_champion=champion.count,
+            judged=champion.judged,
             accuracy=champion.accuracy,
         )
 

@@ -55,6 +55,7 @@ class FeedbackRecord:
 class FeedbackStats:
     count: int
     correct: int
+    judged: int  # rows with a verdict (correct true/false): what accuracy is computed over
     accuracy: float | None  # None while there is no feedback to judge by
 
 
@@ -262,7 +263,9 @@ class PredictionStore:
         judged = [row.correct for row in rows if row.correct is not None]
         correct = sum(1 for value in judged if value)
         accuracy = correct / len(judged) if judged else None
-        return FeedbackStats(count=len(rows), correct=correct, accuracy=accuracy)
+        return FeedbackStats(
+            count=len(rows), correct=correct, judged=len(judged), accuracy=accuracy
+        )
 
     # --- retention --------------------------------------------------------------
     def delete_older_than(self, days: float, *, now: datetime | None = None) -> int:
