@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     seed: int = 42
 
     # --- serving ------------------------------------------------------------
+    # what `driftloop serve NAME` loads when --model-uri is not given (the cluster
+    # runtime sets it; `driftloop deploy` patches it); None means models:/NAME@alias
+    model_uri: str | None = None
     store_url: str | None = None  # None means SQLite under ``home``
     api_token: str | None = None  # bearer token / API key for predict+feedback
     low_confidence_threshold: float = 0.6

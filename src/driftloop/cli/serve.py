@@ -10,7 +10,11 @@ from driftloop.cli import UserError
 @click.command()
 @click.argument("name")
 @click.option("--alias", default="champion", show_default=True, help="Registry alias to serve.")
-@click.option("--model-uri", default=None, help="Serve this model URI instead of NAME@alias.")
+@click.option(
+    "--model-uri",
+    default=None,
+    help="Serve this model URI instead of NAME@alias (default: env DRIFTLOOP_MODEL_URI).",
+)
 @click.option("--http-port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--grpc-port", default=8081, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
@@ -22,9 +26,14 @@ def serve(name, alias, model_uri, http_port, grpc_port, workers, no_grpc) -> Non
     default_to_one_math_thread()  # before the imports below load numpy and the model's libraries
     from driftloop.serving.loader import ModelLoadError
     from driftloop.serving.server import serve as run_server
+    from driftloop.settings import get_settings
 
     if http_port == grpc_port and not no_grpc:
         raise UserError("--http-port and --grpc-port must differ")
+    source = "--model-uri/--alias"
+    if model_uri is None:
+        model_uri = _model_uri_from_settings(get_settings().model_uri)
+        source = "DRIFTLOOP_MODEL_URI" if model_uri else source
     try:
         run_server(
             name,
@@ -36,7 +45,20 @@ def serve(name, alias, model_uri, http_port, grpc_port, workers, no_grpc) -> Non
             enable_grpc=not no_grpc,
         )
     except ModelLoadError as exc:
-        raise UserError(f"--model-uri/--alias: {exc}") from exc
+        raise UserError(f"{source}: {exc}") from exc
+
+
+def _model_uri_from_settings(configured: str | None) -> str | None:
+    """DRIFTLOOP_MODEL_URI, unless an explicit --alias asks for something else."""
+    if not configured:
+        return None
+    alias_source = click.get_current_context().get_parameter_source("alias")
+    if alias_source == click.core.ParameterSource.COMMANDLINE:
+        raise UserError(
+            f"--alias and DRIFTLOOP_MODEL_URI={configured!r} both choose the model to serve; "
+            "pass --model-uri, or unset DRIFTLOOP_MODEL_URI"
+        )
+    return configured
 
 
 @click.command()
