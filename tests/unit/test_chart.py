@@ -19,6 +19,7 @@ from tests.unit.test_manifests import (
     network_policy_gaps,
     pods,
     policy_violations,
+    sidecar_monitor_config,
     validation_errors,
 )
 from tests.unit.test_manifests import rendered as rendered  # noqa: F401 - fixture
@@ -182,6 +183,20 @@ def test_prometheus_rule_matches_the_rules_file_and_follows_values(charts):
     monitor = isvc["spec"]["predictor"]["containers"][0]
     env = {e["name"]: e.get("value") for e in monitor["env"]}
     assert env["DRIFTLOOP_FEEDBACK_BACKLOG_THRESHOLD"] == "75"
+
+
+@needs_helm
+@pytest.mark.parametrize("values", ["default", "production"])
+def test_monitor_config_map_is_the_monitors_default_config(charts, values, tmp_path):
+    from driftloop.monitor.config import DEFAULT_CONFIG
+
+    config, window = sidecar_monitor_config(charts[values], tmp_path)
+    assert config == DEFAULT_CONFIG
+    assert window == 200
+
+    tuned = template("--set", "monitor.config.p_val=0.02", "--set", "monitor.window=300")
+    config, window = sidecar_monitor_config(tuned, tmp_path)
+    assert (config.p_val, window) == (0.02, 300)
 
 
 @needs_helm

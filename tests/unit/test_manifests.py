@@ -361,14 +361,33 @@ def test_payload_logger_feeds_the_sidecar_monitor(rendered):
     assert {p["containerPort"] for p in runtime["spec"]["containers"][0]["ports"]} == {8080, 8081}
 
 
-def test_monitor_config_map_is_a_valid_detector_config(rendered):
-    from driftloop.monitor.config import parse_config
+def sidecar_monitor_config(docs: list[dict], tmp_path: Path):
+    """The detector config the sidecar runs with, read by the monitor's own loader."""
+    from driftloop.monitor.config import load_config
 
-    config_map = next(
-        d for d in rendered["kind"] if d["metadata"]["name"] == "driftloop-monitor-config"
+    config_map = next(d for d in docs if d["metadata"]["name"] == "driftloop-monitor-config")
+    isvc = next(d for d in docs if d["kind"] == "InferenceService")
+    monitor = next(
+        c for c in isvc["spec"]["predictor"]["containers"] if c["name"] == "drift-monitor"
     )
-    config = parse_config(yaml.safe_load(config_map["data"]["monitor.yaml"]))
-    assert config is not None
+    mount = next(m for m in monitor["volumeMounts"] if m["name"] == "monitor-config")
+    (config_arg,) = [a for a in monitor["args"] if a.startswith("--config=")]
+    path = Path(config_arg.removeprefix("--config="))
+    assert path.parent == Path(mount["mountPath"])  # the flag names a file in the ConfigMap
+    written = tmp_path / path.name
+    written.write_text(config_map["data"][path.name])
+    window = next(e["value"] for e in monitor["env"] if e["name"] == "DRIFTLOOP_MONITOR_WINDOW")
+    return load_config(written), int(window)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_monitor_config_map_is_the_monitors_default_config(rendered, overlay, tmp_path):
+    from driftloop.monitor.config import DEFAULT_CONFIG
+    from driftloop.settings import Settings
+
+    config, window = sidecar_monitor_config(rendered[overlay], tmp_path)
+    assert config == DEFAULT_CONFIG
+    assert config.window_size(Settings(monitor_window=window)) == window == 200
 
 
 def test_alertmanager_routes_the_three_alerts_to_the_trigger_with_a_bearer_secret(rendered):
