@@ -158,15 +158,16 @@ def test_engine_rejects_a_silly_window():
         DriftEngine("m", MonitorMetrics(), window=1)
 
 
-def test_online_detector_can_be_configured(model):
+@pytest.mark.parametrize("kind", ["lsdd_online", "mmd_online"])
+def test_online_detector_can_be_configured(model, kind):
     from driftloop.monitor.config import parse_config
 
     config = parse_config(
         {
             "detectors": [
                 {
-                    "name": "lsdd",
-                    "kind": "lsdd_online",
+                    "name": "online",
+                    "kind": kind,
                     "features": "projection",
                     "ert": 50,
                     "online_window": 10,
@@ -181,4 +182,5 @@ def test_online_detector_can_be_configured(model):
     texts = tweets().iloc[:100]["text"].tolist()
     features = bundle.featurizer.transform(texts, [str(x) for x in model.predict(texts)])
     (result,) = bundle.detectors.run(features)
+    assert result.kind == kind
     assert result.detected and math.isnan(result.p_value) and np.isfinite(result.score)

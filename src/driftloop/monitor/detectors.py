@@ -16,6 +16,9 @@ import numpy as np
 
 from driftloop.monitor.config import DetectorSpec, MonitorConfig
 
+# online kind -> alibi_detect.cd class (named, not imported: importing costs seconds)
+ONLINE_DETECTORS = {"mmd_online": "MMDDriftOnline", "lsdd_online": "LSDDDriftOnline"}
+
 
 @dataclass(frozen=True)
 class DetectorResult:
@@ -129,22 +132,12 @@ def _build_one(
         return MMDDrift(
             x_ref, backend="pytorch", p_val=p_val, n_permutations=spec.n_permutations, device="cpu"
         )
-    if spec.kind == "mmd_online":
-        from alibi_detect.cd import MMDDriftOnline
+    if spec.kind in ONLINE_DETECTORS:
+        from alibi_detect import cd
 
-        return MMDDriftOnline(
-            x_ref,
-            ert=spec.ert,
-            window_size=spec.online_window,
-            backend="pytorch",
-            n_bootstraps=spec.n_bootstraps,
-            device="cpu",
-            verbose=False,
-        )
-    if spec.kind == "lsdd_online":
-        from alibi_detect.cd import LSDDDriftOnline
-
-        return LSDDDriftOnline(
+        # both online detectors take the same arguments; only the class differs
+        detector_class = getattr(cd, ONLINE_DETECTORS[spec.kind])
+        return detector_class(
             x_ref,
             ert=spec.ert,
             window_size=spec.online_window,
