@@ -177,6 +177,11 @@ def test_retraining_never_scores_the_champion_on_rows_it_trained_on(home, settin
 
     champion_saw = _split_ids(trained, "train") | _split_ids(trained, "val")
     gate_test = _split_ids(retrained, "test")  # the artifact the gate step reads
+    print(
+        f"\nchampion trained/selected on {len(champion_saw)} rows; gate test split "
+        f"{len(gate_test)} rows, {len(champion_saw & gate_test)} of them the champion's; "
+        f"gate: {retrained.output('gate')}"
+    )
     assert champion_saw.isdisjoint(gate_test)
     assert _split_ids(trained, "test") <= gate_test
     feedback_ids = {f"req-{i:04d}" for i in range(24)}
