@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     logger_max_retries: int = 3
     # events per POST when several are queued; 1 = one binary-mode event per POST, as KServe
     logger_batch_max: int = Field(default=64, ge=1, le=10_000)
+    # how long the sender lets a batch gather after the first event (0: send what is queued)
+    logger_batch_wait_ms: float = Field(default=50.0, ge=0.0, le=10_000.0)
 
     # --- monitor / alerts / trigger -----------------------------------------
     monitor_window: int = 200

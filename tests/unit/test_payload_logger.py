@@ -209,3 +209,18 @@ def test_a_logger_url_that_is_not_http_is_refused_by_name():
         PayloadLogger("ftp://127.0.0.1/", model_name="m")
     with pytest.raises(ValueError, match="batch_max"):
         PayloadLogger("http://127.0.0.1:1/", model_name="m", batch_max=0)
+
+
+@pytest.mark.integration
+def test_the_sender_lets_a_batch_gather_for_batch_wait_s():
+    with Sink() as sink:
+        logger = PayloadLogger(sink.url, model_name="m", batch_wait_s=0.5).start()
+        for i in range(5):  # arrive one by one, after the sender is already waiting
+            logger.log(f"req-{i}", {"instances": [f"t{i}"]}, {"predictions": [i]})
+        logger.close(timeout=10)
+    assert sink.posts == [BATCH_CONTENT_TYPE] and len(sink.events) == 10
+
+
+def test_a_negative_batch_wait_is_refused_by_name():
+    with pytest.raises(ValueError, match="batch_wait_s"):
+        PayloadLogger("http://127.0.0.1:1/", model_name="m", batch_wait_s=-1)

@@ -7,10 +7,11 @@ the same behind KServe's agent or behind this logger.
 
 Inference never waits for the sink: ``log`` is a non-blocking put into a
 bounded queue (full → dropped and counted). A sender thread takes what is
-queued: one event goes alone in binary mode, exactly as KServe's agent sends
-it; when more are waiting it drains up to ``batch_max`` and sends them as one
-CloudEvents JSON batch. The sender runs in the serving process, so its CPU is
-taken from inference; one POST per batch instead of per event is what keeps
+queued: after the first event it lets more gather for up to ``batch_wait_s``,
+then one event goes alone in binary mode, exactly as KServe's agent sends it,
+and more than one (up to ``batch_max``) go as one CloudEvents JSON batch. The
+sender runs in the serving process, so every wake-up and every POST takes the
+GIL from inference; one of each per batch instead of per event is what keeps
 logging cheap under load. Failed sends are retried with exponential backoff;
 ``driftloop_logger_events_total{outcome}`` counts events, not POSTs.
 
@@ -61,9 +62,12 @@ class PayloadLogger:
         timeout_s: float = 2.0,
         senders: int = 1,
         batch_max: int = 64,
+        batch_wait_s: float = 0.0,
     ) -> None:
         if batch_max < 1:
             raise ValueError(f"logger batch_max must be at least 1, got {batch_max}")
+        if batch_wait_s < 0:
+            raise ValueError(f"logger batch_wait_s must not be negative, got {batch_wait_s}")
         SinkConnection(url, timeout_s)  # a bad URL fails here, not in a sender thread
         self.url = url
         self.model_name = model_name
@@ -74,6 +78,7 @@ class PayloadLogger:
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
         self.batch_max = batch_max
+        self.batch_wait_s = batch_wait_s
         self.batching = batch_max > 1
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._senders = senders
@@ -159,6 +164,11 @@ class PayloadLogger:
             return [], True
         batch = [first]
         limit = self.batch_max if self.batching else 1
+        if limit > 1 and self.batch_wait_s and self._queue.qsize() + 1 < limit:
+            # A sleep, not a get() with a timeout: every put would wake a waiting
+            # get, and each wake-up takes the GIL from inference. Sleeping lets a
+            # batch gather at the cost of one wake-up and one POST per wait.
+            self._closed.wait(self.batch_wait_s)
         while len(batch) < limit:
             try:
                 item = self._queue.get_nowait()

@@ -121,6 +121,7 @@ class ServingRuntime:
                 queue_size=self.settings.logger_queue_size,
                 max_retries=self.settings.logger_max_retries,
                 batch_max=self.settings.logger_batch_max,
+                batch_wait_s=self.settings.logger_batch_wait_ms / 1000.0,
             ).start()
         if model.watches_alias and self.settings.reload_interval_s > 0:
             # A real load now, while this worker does not accept connections yet: the
