@@ -44,6 +44,7 @@ class StoreWriter:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._lock = threading.Lock()
+        self._wake = threading.Event()
 
     def start(self) -> StoreWriter:
         with self._lock:
@@ -80,6 +81,7 @@ class StoreWriter:
             self._queue.put(marker, timeout=timeout)
         except queue.Full:
             return False
+        self._wake.set()
         return marker.done.wait(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
@@ -93,6 +95,7 @@ class StoreWriter:
             self._write(self._drain_all())
             return
         self._queue.put(_STOP)  # unbounded wait is fine: the flusher is draining
+        self._wake.set()
         thread.join(timeout)
 
     def _drain_all(self) -> list[PredictionRecord]:
@@ -113,7 +116,11 @@ class StoreWriter:
             batch: list[PredictionRecord] = []
             markers: list[_FlushMarker] = []
             item = self._queue.get()
-            deadline = time.monotonic() + self.linger_s
+            if isinstance(item, PredictionRecord) and self._queue.qsize() + 1 < self.batch_size:
+                # One sleep, not a get() per row: every wake-up of this thread takes the
+                # GIL from inference. flush() and close() cut the sleep short.
+                self._wake.wait(self.linger_s)
+            self._wake.clear()
             while True:
                 if item is _STOP:
                     stopping = True
@@ -121,15 +128,10 @@ class StoreWriter:
                     markers.append(item)
                 else:
                     batch.append(item)
-                if stopping or markers or len(batch) >= self.batch_size:
+                if stopping or len(batch) >= self.batch_size:
                     break
-                remaining = deadline - time.monotonic()
                 try:
-                    item = (
-                        self._queue.get(timeout=max(remaining, 0))
-                        if remaining > 0
-                        else (self._queue.get_nowait())
-                    )
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
             if stopping:
