@@ -58,9 +58,10 @@ compile: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src components pipelines tests bench
+	$(BIN)/ruff format --check src components pipelines tests bench
 
 format: $(STAMP)
-	$(BIN)/ruff format src components pipelines tests
+	$(BIN)/ruff format src components pipelines tests bench
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache local_outputs

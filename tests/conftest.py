@@ -93,7 +93,9 @@ def crd_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> str:
-    url = os.environ.get("DRIFTLOOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    url = os.environ.get(
+        "DRIFTLOOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
     try:
         import sqlalchemy as sa
 

@@ -209,6 +209,4 @@ def test_checked_in_yaml_loads_back_as_a_kfp_component(name):
     assert loaded.name == f"driftloop-{name}"
     assert "model_name" in loaded.component_spec.inputs
     if name == "retraining":
-        assert {"reason", "store_url", "rollback_window_hours"} <= set(
-            loaded.component_spec.inputs
-        )
+        assert {"reason", "store_url", "rollback_window_hours"} <= set(loaded.component_spec.inputs)

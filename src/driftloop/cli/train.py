@@ -32,6 +32,7 @@ STEP_TITLES = {
     "merge-feedback": "merge feedback",
 }
 
+
 class PipelineFailed(UserError):
     """The run itself failed (bad data, a failing step): one line, exit status 1."""
 
