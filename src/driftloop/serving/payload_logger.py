@@ -237,7 +237,7 @@ class PayloadLogger:
 
 
 def _rejected_in(answer: SinkAnswer, size: int) -> int:
-    """Events a sink took the batch but refused one by one (driftloop's monitor lists them)."""
+    """Events of a batch the sink took as a whole but refused singly (listed in ``rejected``)."""
     if (
         not answer.content_type.startswith("application/json")
         or len(answer.body) > MAX_ANSWER_BYTES
