@@ -45,31 +45,19 @@ def test_batch_is_a_json_array_of_structured_events_with_kserve_extensions():
     response = event(RESPONSE_TYPE, "r1", {"predictions": [{"label": "positive"}]})
     assert BATCH_HEADERS == {"content-type": "application/cloudevents-batch+json"}
     decoded = json.loads(batch_body([request, response]))
+    common = {
+        "specversion": "1.0",
+        "id": "r1",
+        "source": "http://p",
+        "inferenceservicename": "sentiment",
+        "namespace": "ns",
+        "component": "predictor",
+        "endpoint": "default",
+        "datacontenttype": "application/json",
+    }
     assert decoded == [
-        {
-            "specversion": "1.0",
-            "id": "r1",
-            "type": REQUEST_TYPE,
-            "source": "http://p",
-            "inferenceservicename": "sentiment",
-            "namespace": "ns",
-            "component": "predictor",
-            "endpoint": "default",
-            "datacontenttype": "application/json",
-            "data": {"instances": ["good"]},
-        },
-        {
-            "specversion": "1.0",
-            "id": "r1",
-            "type": RESPONSE_TYPE,
-            "source": "http://p",
-            "inferenceservicename": "sentiment",
-            "namespace": "ns",
-            "component": "predictor",
-            "endpoint": "default",
-            "datacontenttype": "application/json",
-            "data": {"predictions": [{"label": "positive"}]},
-        },
+        {**common, "type": REQUEST_TYPE, "data": {"instances": ["good"]}},
+        {**common, "type": RESPONSE_TYPE, "data": {"predictions": [{"label": "positive"}]}},
     ]
 
 
