@@ -36,7 +36,7 @@ from bench.loadgen import (
     wrk_available,
 )
 from bench.models import sentiment_model, tabular_model
-from bench.procs import Server, free_port, running
+from bench.procs import Server, free_port, free_ports, running
 
 ON, OFF, KSERVE, MLSERVER, INPROC = (
     "driftloop (logging+store on)",
@@ -63,7 +63,7 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 @contextmanager
 def start_server(kind: str, model: ModelFixture, ctx: Context, *, sink_url: str | None = None):
-    http_port, grpc_port = free_port(), free_port()
+    http_port, grpc_port = free_ports(2)
     slug = "".join(ch if ch.isalnum() else "-" for ch in kind).strip("-")
     log = ctx.logs_dir() / f"{model.name}-{slug}.log"
     ready = f"http://127.0.0.1:{http_port}/v2/models/{model.name}/ready"

@@ -7,11 +7,12 @@ test gets its own DRIFTLOOP_HOME, and MLFLOW_TRACKING_URI points into it.
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from pathlib import Path
 
 import pytest
+
+from driftloop.ports import free_port, free_ports  # noqa: F401 - shared by the test layers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,12 +21,6 @@ def shared_dir() -> Path | None:
     """The steering repo's ../shared folder (data and CRD schemas), if present."""
     candidate = Path(os.environ.get("DRIFTLOOP_SHARED_DIR", REPO_ROOT.parent / "shared"))
     return candidate if candidate.is_dir() else None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,15 @@ import pytest
 
 from driftloop.deploy.stack import Stack, alerting_binaries
 from driftloop.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import free_ports
+
+STACK_PORTS = (
+    "mlflow_port",
+    "predictor_port",
+    "predictor_grpc_port",
+    "monitor_port",
+    "trigger_port",
+)
 
 # a demo run is minutes on 2 shared cores: above the suite-wide 600 s per-test limit
 pytestmark = [
@@ -191,11 +199,7 @@ def test_monitor_crash_does_not_stop_serving_and_monitoring_resumes(prometheus_d
     monkeypatch.setenv("DRIFTLOOP_HOME", str(home))
     settings = Settings(
         home=home,
-        mlflow_port=free_port(),
-        predictor_port=free_port(),
-        predictor_grpc_port=free_port(),
-        monitor_port=free_port(),
-        trigger_port=free_port(),
+        **dict(zip(STACK_PORTS, free_ports(len(STACK_PORTS)), strict=True)),
         logger_max_retries=1,
         stack_health_timeout_s=120,
     )

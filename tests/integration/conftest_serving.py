@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from driftloop.ports import free_ports
 from driftloop.serving.smoke import SERVE_ENTRY
-from tests.conftest import free_port
 
 POSITIVE = [
     "great product, works perfectly",
@@ -126,7 +126,7 @@ def running_predictor(
     ready_timeout: float = 90.0,
 ):
     """``driftloop serve NAME`` in a subprocess on free loopback ports; stopped on exit."""
-    http_port, grpc_port = free_port(), free_port()
+    http_port, grpc_port = free_ports(2)
     log_path = home / f"predictor-{http_port}.log"
     process_env = dict(os.environ)
     process_env.update(env or {})

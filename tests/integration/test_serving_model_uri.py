@@ -14,7 +14,7 @@ import pytest
 
 from driftloop.cli import main
 from driftloop.settings import get_settings
-from tests.conftest import free_port
+from tests.conftest import free_ports
 from tests.integration.conftest_serving import register_text_model, running_predictor, v2_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -43,7 +43,8 @@ def test_serve_loads_the_model_named_by_driftloop_model_uri(home):
 def test_an_unloadable_driftloop_model_uri_is_named_in_the_error(home, monkeypatch, capsys):
     monkeypatch.setenv("DRIFTLOOP_MODEL_URI", f"models:/{MODEL}/7")
     get_settings.cache_clear()
-    ports = ["--http-port", str(free_port()), "--grpc-port", str(free_port())]
+    http_port, grpc_port = free_ports(2)
+    ports = ["--http-port", str(http_port), "--grpc-port", str(grpc_port)]
     assert main(["serve", MODEL, *ports]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(f"driftloop: error: DRIFTLOOP_MODEL_URI: cannot load models:/{MODEL}/7")
@@ -52,7 +53,8 @@ def test_an_unloadable_driftloop_model_uri_is_named_in_the_error(home, monkeypat
 def test_an_explicit_alias_and_driftloop_model_uri_together_are_refused(home, monkeypatch, capsys):
     monkeypatch.setenv("DRIFTLOOP_MODEL_URI", f"models:/{MODEL}/2")
     get_settings.cache_clear()
-    ports = ["--http-port", str(free_port()), "--grpc-port", str(free_port())]
+    http_port, grpc_port = free_ports(2)
+    ports = ["--http-port", str(http_port), "--grpc-port", str(grpc_port)]
     assert main(["serve", MODEL, "--alias", "challenger", *ports]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (

@@ -23,24 +23,22 @@ from driftloop.deploy.stack import (
     process_start_ticks,
 )
 from driftloop.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import free_ports
 
 pytestmark = [pytest.mark.integration]
 
 
 def stack_settings(home: Path, **overrides) -> Settings:
-    ports = {
-        name: free_port()
-        for name in (
-            "mlflow_port",
-            "trigger_port",
-            "predictor_port",
-            "predictor_grpc_port",
-            "monitor_port",
-            "prometheus_port",
-            "alertmanager_port",
-        )
-    }
+    names = (
+        "mlflow_port",
+        "trigger_port",
+        "predictor_port",
+        "predictor_grpc_port",
+        "monitor_port",
+        "prometheus_port",
+        "alertmanager_port",
+    )
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     return Settings(home=home, stack_health_timeout_s=90, **{**ports, **overrides})
 
 

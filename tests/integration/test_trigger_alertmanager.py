@@ -10,7 +10,7 @@ import pytest
 
 from driftloop.deploy.stack import Stack, alerting_binaries
 from driftloop.settings import Settings
-from tests.conftest import REPO_ROOT, free_port
+from tests.conftest import REPO_ROOT, free_ports
 
 pytestmark = [
     pytest.mark.integration,
@@ -25,8 +25,7 @@ def stack(home, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
     settings = Settings(
         home=home,
-        trigger_port=free_port(),
-        alertmanager_port=free_port(),
+        **dict(zip(("trigger_port", "alertmanager_port"), free_ports(2), strict=True)),
         retrain_pipeline="tests.unit.test_trigger_jobs:quick_job",
         trigger_cooldown_s=0,
         stack_health_timeout_s=60,

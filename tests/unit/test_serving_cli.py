@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from driftloop.cli import main
-from tests.conftest import free_port
+from tests.conftest import free_port, free_ports
 
 
 def test_predict_against_nothing_is_a_one_line_error(capsys):
@@ -22,9 +22,8 @@ def test_serve_rejects_equal_ports(capsys):
 
 @pytest.mark.slow  # imports MLflow and creates its database
 def test_serve_unknown_model_is_a_one_line_error(home, capsys):
-    code = main(
-        ["serve", "nosuch", "--http-port", str(free_port()), "--grpc-port", str(free_port())]
-    )
+    ports = free_ports(2)
+    code = main(["serve", "nosuch", "--http-port", str(ports[0]), "--grpc-port", str(ports[1])])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err[-1].startswith(

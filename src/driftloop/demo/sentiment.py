@@ -12,7 +12,6 @@ import contextlib
 import math
 import os
 import shutil
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from driftloop.demo.timeline import Timeline
 from driftloop.demo.traffic import TrafficReplayer, TrafficStats
 from driftloop.demo.watch import monitor_gauges, prometheus_alerts, trigger_json
 from driftloop.deploy.stack import Stack, StackError
+from driftloop.ports import free_ports
 from driftloop.settings import Settings
 
 MARKER = ".driftloop-demo"
@@ -146,20 +146,6 @@ def prepare_state_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     (path / MARKER).write_text("created by `driftloop demo`; deleted by the next run\n")
     return path
-
-
-def free_ports(count: int) -> list[int]:
-    sockets, ports = [], []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-            ports.append(sock.getsockname()[1])
-    finally:
-        for sock in sockets:
-            sock.close()
-    return ports
 
 
 def demo_settings(home: Path, retrain_csv: Path, options: DemoOptions) -> Settings:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from driftloop.ports import free_ports
 from driftloop.serving.client import PredictorClient, PredictorError
 
 SERVE_ENTRY = "import sys; from driftloop.cli import main; sys.exit(main())"
@@ -27,12 +27,6 @@ SERVE_ENTRY = "import sys; from driftloop.cli import main; sys.exit(main())"
 
 class SmokeServeError(RuntimeError):
     """The model could not be served: cannot load, bad answer, or timeout."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _model_name(model_uri: str) -> str:
@@ -63,7 +57,7 @@ def smoke_serve(model_uri: str, samples: list[str], timeout_s: float = 120.0) ->
     if not samples:
         raise SmokeServeError("no sample inputs to send")
     name = _model_name(model_uri)
-    http_port, grpc_port = free_port(), free_port()
+    http_port, grpc_port = free_ports(2)
     deadline = time.monotonic() + timeout_s
     with tempfile.TemporaryDirectory(prefix="driftloop-smoke-") as tmp:
         log_path = Path(tmp) / "server.log"
