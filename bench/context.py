@@ -71,6 +71,7 @@ class Context:
         baseline_value: float | None,
         better: str,
         note: str = "",
+        headline: bool = False,
         **params,
     ) -> Figure:
         return self.results.add(
@@ -84,6 +85,7 @@ class Context:
                 better=better,
                 params=params,
                 note=note,
+                headline=headline,
             )
         )
 

@@ -183,6 +183,7 @@ def run(ctx: Context) -> None:
                 baseline="same phase, built-in evaluator" if base else "total onset → served",
                 baseline_value=(base[phase] if base else result["total"]),
                 better="lower",
+                headline=phase == "total",
                 alerting=alerting,
                 demo="quick sizes",
             )

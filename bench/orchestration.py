@@ -115,6 +115,7 @@ def measure_noop(ctx: Context, lengths: tuple[int, int]) -> float:
         baseline="direct call per step",
         baseline_value=direct_chain_seconds(add_one, 1),
         better="lower",
+        headline=True,
         method=f"slope between {short} and {long} steps",
     )
     ctx.add(
@@ -192,6 +193,7 @@ def measure_training(ctx: Context, noop_step: float) -> None:
         baseline="sum of its step times",
         baseline_value=sum(cold_tasks.values()),
         better="lower",
+        headline=True,
         steps=len(cold_tasks),
     )
     ctx.add(
@@ -201,6 +203,7 @@ def measure_training(ctx: Context, noop_step: float) -> None:
         baseline="cold run with caching on",
         baseline_value=cold,
         better="lower",
+        headline=True,
     )
     reran = sorted(task for task in warm_tasks if warm_tasks[task] > 0.5 * cold_tasks.get(task, 0))
     ctx.note(

@@ -51,6 +51,7 @@ class Figure:
     better: Literal["higher", "lower"]
     params: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    headline: bool = False  # also listed under "Key figures" at the top of results.md
     ratio: float | None = None
     machine: dict = field(default_factory=dict)
     date: str = ""
@@ -167,6 +168,25 @@ def _params(params: dict) -> str:
     return ", ".join(f"{key}={value}" for key, value in params.items())
 
 
+def _key_figures(figures: list[dict]) -> list[str]:
+    headline = [f for f in figures if f.get("headline")]
+    if not headline:
+        return []
+    lines = [
+        "## Key figures",
+        "",
+        "| section | figure | parameters | value | unit | baseline | baseline value | ratio |",
+        "| --- | --- | --- | ---: | --- | --- | ---: | ---: |",
+    ]
+    for f in headline:
+        shown_ratio = "n/a" if f["ratio"] is None else _fmt_ratio(f["ratio"])
+        lines.append(
+            f"| {f['section']} | {f['name']} | {_params(f['params'])} | {_fmt(f['value'])} "
+            f"| {f['unit']} | {f['baseline']} | {_fmt(f['baseline_value'])} | {shown_ratio} |"
+        )
+    return [*lines, ""]
+
+
 def render_markdown(document: dict) -> str:
     machine = document["machine"]
     lines = [
@@ -179,6 +199,7 @@ def render_markdown(document: dict) -> str:
         "- ratio = value / baseline value; `better` says which direction is good.",
         "",
     ]
+    lines.extend(_key_figures(document["figures"]))
     by_section: dict[str, list[dict]] = {}
     for figure in document["figures"]:
         by_section.setdefault(figure["section"], []).append(figure)

@@ -536,6 +536,7 @@ def acceptance(ctx: Context, model: ModelFixture, table: dict, paired: dict) -> 
                 rounds[ON],
                 rounds[OFF],
                 OFF,
+                headline=True,
                 acceptance="ratio >= 0.85",
                 method="median of interleaved rounds (ABBA), both servers up",
                 rounds_rps=rounds["rounds"],
@@ -572,7 +573,13 @@ def acceptance(ctx: Context, model: ModelFixture, table: dict, paired: dict) -> 
         mls = table.get((model.name, MLSERVER, protocol, 8))
         if on and mls:
             figure = throughput_vs(
-                ctx, "driftloop (on) vs MLServer throughput", on, mls, MLSERVER, **where
+                ctx,
+                "driftloop (on) vs MLServer throughput",
+                on,
+                mls,
+                MLSERVER,
+                headline=True,
+                **where,
             )
             word = "beats" if figure.ratio and figure.ratio > 1 else "trails"
             ctx.note(

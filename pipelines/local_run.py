@@ -15,18 +15,18 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
 import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from driftloop.environ import patched_environ
 from driftloop.settings import Settings
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -187,20 +187,6 @@ def _environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-@contextlib.contextmanager
-def _exported(variables: Mapping[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _read_outputs(task_dir: Path, record: TaskRecord) -> None:
     executor_output = task_dir / "executor_output.json"
     if executor_output.is_file():
@@ -257,7 +243,7 @@ def run_pipeline_locally(
         started = time.time()
         error: str | None = None
         pipeline_outputs: dict[str, Any] = {}
-        with _exported(_environment(settings)):
+        with patched_environ(_environment(settings)):
             local.init(
                 runner=local.SubprocessRunner(use_venv=False),
                 pipeline_root=str(run_root),

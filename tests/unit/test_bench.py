@@ -65,6 +65,22 @@ def test_every_written_figure_carries_baseline_ratio_unit_machine_and_date(tmp_p
     assert "**skipped**" in markdown and "wrk missing" in markdown
 
 
+def test_headline_figures_are_listed_first_as_key_figures(tmp_path):
+    results = Results(quick=True, machine={"cores": 2, "cpu_model": "x"}, date="d")
+    results.add(Figure("serving", "p50 latency", 5.0, "ms", "kserve", 5.0, "lower"))
+    results.add(
+        Figure("loop", "onset to served", 40.0, "s", "evaluator", 50.0, "lower", headline=True)
+    )
+    results.sections["serving"] = SectionOutcome("ok", 1.0)
+    results.sections["loop"] = SectionOutcome("ok", 1.0)
+    markdown = results.write(tmp_path)[1].read_text()
+
+    key_section = markdown.split("## Key figures")[1].split("## serving")[0]
+    assert "| loop | onset to served |  | 40.0 | s | evaluator | 50.0 | 0.80 |" in key_section
+    assert "p50 latency" not in key_section
+    assert markdown.index("## Key figures") < markdown.index("## serving")
+
+
 def test_validate_finds_missing_keys_and_wrong_ratios():
     good = Results(quick=False, machine={"cores": 2, "cpu_model": "x"}, date="d")
     good.add(Figure("s", "f", 2.0, "u", "b", 1.0, "higher"))

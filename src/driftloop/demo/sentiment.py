@@ -27,6 +27,7 @@ from driftloop.demo.timeline import Timeline
 from driftloop.demo.traffic import TrafficReplayer, TrafficStats
 from driftloop.demo.watch import monitor_gauges, prometheus_alerts, trigger_json
 from driftloop.deploy.stack import Stack, StackError
+from driftloop.environ import patched_environ
 from driftloop.ports import free_ports
 from driftloop.settings import Settings
 
@@ -179,25 +180,15 @@ def demo_settings(home: Path, retrain_csv: Path, options: DemoOptions) -> Settin
 @contextlib.contextmanager
 def demo_environment(home: Path) -> Iterator[None]:
     """Point this process at the demo's own registry and home; restore on exit."""
-    names = (
-        "MLFLOW_TRACKING_URI",
-        "DRIFTLOOP_HOME",
-        "DRIFTLOOP_TRACKING_URI",
-        "DRIFTLOOP_STORE_URL",
-    )
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
-    os.environ["DRIFTLOOP_HOME"] = str(home)
-    os.environ.pop("DRIFTLOOP_TRACKING_URI", None)
-    os.environ.pop("DRIFTLOOP_STORE_URL", None)
-    try:
+    with patched_environ(
+        {
+            "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+            "DRIFTLOOP_HOME": str(home),
+            "DRIFTLOOP_TRACKING_URI": None,
+            "DRIFTLOOP_STORE_URL": None,
+        }
+    ):
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def describe_drift(gauges: dict[str, float]) -> str:
