@@ -7,6 +7,14 @@ import os
 from collections.abc import Iterator, Mapping
 
 
+def _apply(values: Mapping[str, str | None]) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @contextlib.contextmanager
 def patched_environ(changes: Mapping[str, str | None]) -> Iterator[None]:
     """Set (or, for ``None``, unset) variables for the block; restore them all after.
@@ -16,15 +24,7 @@ def patched_environ(changes: Mapping[str, str | None]) -> Iterator[None]:
     """
     saved = {name: os.environ.get(name) for name in changes}
     try:
-        for name, value in changes.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _apply(changes)
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _apply(saved)
