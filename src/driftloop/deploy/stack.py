@@ -556,9 +556,9 @@ class Stack:
     def restart(self, name: str) -> int:
         service = next(s for s in self.services() if s.name == name)
         self.stop(name)
+        self._restarts[name] = self._restarts.get(name, 0) + 1
         pid = self.start(service)
         self.wait_healthy(service)
-        self._restarts[name] = self._restarts.get(name, 0) + 1
         return pid
 
     def status(self) -> list[ServiceState]:
@@ -590,15 +590,14 @@ class Stack:
                     continue
                 if self._restarts.get(name, 0) >= max_restarts:
                     continue
-                self.say(
-                    f"{name} exited; restarting ({self._restarts.get(name, 0) + 1}/{max_restarts})"
-                )
+                # Counted before the new process exists, so a status that shows the new
+                # pid never shows the old count.
+                self._restarts[name] = self._restarts.get(name, 0) + 1
+                self.say(f"{name} exited; restarting ({self._restarts[name]}/{max_restarts})")
                 try:
                     self.start(service)
                     self.wait_healthy(service)
-                    self._restarts[name] = self._restarts.get(name, 0) + 1
                 except StackError as exc:
-                    self._restarts[name] = self._restarts.get(name, 0) + 1
                     self.say(f"{name} restart failed: {exc}")
 
 
