@@ -149,7 +149,29 @@ def _candidate_score(candidate: dict, metric: str) -> float | None:
     return None
 
 
-def render_summary(console, summary: dict, model_name: str) -> None:
+def _near_tie_caption(summary: dict, metric: str, greater_is_better: bool) -> str | None:
+    """Why the chosen candidate is not the top score, when it is not."""
+    scores = {
+        str(c.get("name")): score
+        for c in summary["candidates"]
+        if (score := _candidate_score(c, metric)) is not None
+    }
+    chosen = summary["best_candidate"]
+    if chosen not in scores or not scores:
+        return None
+    pick = max if greater_is_better else min
+    top_name = pick(scores, key=scores.get)
+    if scores[top_name] == scores[chosen]:
+        return None
+    return (
+        f"{chosen} chosen over {top_name} ({scores[top_name]:.4f}): a near-tie the validation "
+        "split cannot resolve goes to the candidate declared first"
+    )
+
+
+def render_summary(
+    console, summary: dict, model_name: str, *, greater_is_better: bool = True
+) -> None:
     from rich.table import Table
 
     metric = summary["primary_metric"]
@@ -168,6 +190,7 @@ def render_summary(console, summary: dict, model_name: str) -> None:
             f"{float(fit):.1f}" if fit is not None else "-",
             chosen,
         )
+    candidates.caption = _near_tie_caption(summary, metric, greater_is_better)
     console.print(candidates)
 
     outcome = Table(title="result", title_justify="left", show_header=False)
@@ -268,4 +291,4 @@ def train(
 
         click.echo(json.dumps(summary, indent=2, default=str))
     else:
-        render_summary(console, summary, model_name)
+        render_summary(console, summary, model_name, greater_is_better=blueprint.greater_is_better)
