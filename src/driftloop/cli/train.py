@@ -149,7 +149,7 @@ def _candidate_score(candidate: dict, metric: str) -> float | None:
     return None
 
 
-def _near_tie_caption(summary: dict, metric: str, greater_is_better: bool) -> str | None:
+def _near_tie_note(summary: dict, metric: str, greater_is_better: bool) -> str | None:
     """Why the chosen candidate is not the top score, when it is not."""
     scores = {
         str(c.get("name")): score
@@ -190,8 +190,10 @@ def render_summary(
             f"{float(fit):.1f}" if fit is not None else "-",
             chosen,
         )
-    candidates.caption = _near_tie_caption(summary, metric, greater_is_better)
     console.print(candidates)
+    near_tie = _near_tie_note(summary, metric, greater_is_better)
+    if near_tie:
+        console.print(near_tie, style="dim", highlight=False)
 
     outcome = Table(title="result", title_justify="left", show_header=False)
     outcome.add_column("", style="bold")
