@@ -157,7 +157,7 @@ def _near_tie_note(summary: dict, metric: str, greater_is_better: bool) -> str |
         if (score := _candidate_score(c, metric)) is not None
     }
     chosen = summary["best_candidate"]
-    if chosen not in scores or not scores:
+    if chosen not in scores:
         return None
     pick = max if greater_is_better else min
     top_name = pick(scores, key=scores.get)
