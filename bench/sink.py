@@ -16,7 +16,8 @@ import json
 import sys
 from collections import Counter
 
-BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
+from driftloop.monitor.events import is_batch
+
 counts: Counter[str] = Counter()
 
 
@@ -35,7 +36,7 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> b
 
 
 def count(headers: dict[str, str], body: bytes) -> None:
-    if headers.get("content-type", "").startswith(BATCH_CONTENT_TYPE):
+    if is_batch(headers.get("content-type")):
         for event in json.loads(body):
             counts[event.get("type", "(no type)")] += 1
     else:

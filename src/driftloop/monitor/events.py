@@ -20,10 +20,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-REQUEST_TYPE = "org.kubeflow.serving.inference.request"
-RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
+from driftloop.serving.cloudevent_framing import BATCH_CONTENT_TYPE, REQUEST_TYPE, RESPONSE_TYPE
+
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
-BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 
 EventKind = Literal["request", "response"]
 
