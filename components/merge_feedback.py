@@ -23,8 +23,8 @@ def merge_feedback(
 
     import pandas as pd
 
-    from driftloop.serving.store import PredictionStore
     from driftloop.settings import get_settings
+    from driftloop.store import PredictionStore
     from driftloop.training.splits import fingerprint
 
     columns = ["id", "text", "label"]

@@ -51,7 +51,7 @@ def _register_small_champion(settings, texts=TEXTS, labels=LABELS) -> str:
 
 
 def _add_feedback(settings, count: int) -> None:
-    from driftloop.serving.store import PredictionRecord, PredictionStore
+    from driftloop.store import PredictionRecord, PredictionStore
 
     store = PredictionStore(settings.resolved_store_url)
     try:

@@ -12,7 +12,7 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
-from driftloop.serving.store import PredictionStore
+from driftloop.store import PredictionStore
 from tests.integration.conftest_serving import register_text_model, running_predictor, v2_body
 from tests.unit.test_payload_logger import Sink
 

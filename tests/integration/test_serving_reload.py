@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from driftloop.serving.store import PredictionStore
+from driftloop.store import PredictionStore
 from tests.integration.conftest_serving import (
     register_text_model,
     running_predictor,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from driftloop.serving.store import PredictionStore
+from driftloop.store import PredictionStore
 from tests.conftest import free_port
 from tests.integration.conftest_serving import register_text_model, running_predictor, v2_body
 from tests.unit.test_store import record

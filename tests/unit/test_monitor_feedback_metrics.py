@@ -9,8 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from driftloop.monitor.champion import FeedbackSource, WatchedVersion
 from driftloop.monitor.service import MonitorService
-from driftloop.serving.store import PredictionRecord, PredictionStore
 from driftloop.settings import Settings
+from driftloop.store import PredictionRecord, PredictionStore
 
 MODEL = "sentiment"
 

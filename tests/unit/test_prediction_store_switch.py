@@ -7,8 +7,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from driftloop.serving import feedback, runtime
-from driftloop.serving.store import PredictionRecord
 from driftloop.settings import Settings
+from driftloop.store import PredictionRecord
 
 
 def record(request_id: str) -> PredictionRecord:

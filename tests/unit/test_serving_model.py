@@ -15,9 +15,9 @@ from driftloop.serving.feedback import FeedbackError, resolve_feedback
 from driftloop.serving.loader import LoadedModel, is_alias_uri, model_uri_for, resolve
 from driftloop.serving.middleware import classify_path
 from driftloop.serving.model import TextClassifierModel
-from driftloop.serving.store import PredictionRecord
 from driftloop.serving.validation import check_texts, texts_from_v1, texts_from_v2
 from driftloop.settings import Settings
+from driftloop.store import PredictionRecord
 
 LIMITS = {"max_instances": 3, "max_chars": 20}
 

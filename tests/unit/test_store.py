@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from driftloop.serving import metrics
-from driftloop.serving.store import PredictionRecord, PredictionStore, migrate
-from driftloop.serving.store_writer import StoreWriter
+from driftloop.store import PredictionRecord, PredictionStore, migrate
+from driftloop.store.writer import StoreWriter
 
 
 def record(

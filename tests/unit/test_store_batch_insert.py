@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
-from driftloop.serving.store import PredictionRecord
+from driftloop.store import PredictionRecord
 from tests.unit.test_store import record, store  # noqa: F401 - the fixture
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from driftloop.serving.store_writer import StoreWriter
+from driftloop.store.writer import StoreWriter
 from tests.unit.test_store import record, store  # noqa: F401 - the fixture
 
 

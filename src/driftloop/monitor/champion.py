@@ -58,7 +58,7 @@ class FeedbackSource:
     """Feedback counts and live accuracy from the prediction store."""
 
     def __init__(self, store_url: str) -> None:
-        from driftloop.serving.store import PredictionStore
+        from driftloop.store import PredictionStore
 
         # the predictor owns the schema; a reader running migrations too would race it
         self.store = PredictionStore(store_url, run_migrations=False)

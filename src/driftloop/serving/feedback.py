@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from driftloop.serving import metrics, runtime
-from driftloop.serving.store import FeedbackRecord, PredictionRecord
+from driftloop.store import FeedbackRecord, PredictionRecord
 
 MAX_BATCH_ITEMS = 1000
 

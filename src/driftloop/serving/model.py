@@ -24,9 +24,9 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from driftloop.serving import loader, metrics, runtime
 from driftloop.serving.classifier import Predictions, classify
 from driftloop.serving.loader import LoadedModel
-from driftloop.serving.store import PredictionRecord
 from driftloop.serving.validation import TEXT_INPUT, texts_from_v1, texts_from_v2
 from driftloop.settings import Settings
+from driftloop.store import PredictionRecord
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from driftloop.serving.payload_logger import PayloadLogger
-from driftloop.serving.store import PredictionRecord, PredictionStore
-from driftloop.serving.store_writer import StoreWriter
 from driftloop.settings import Settings
+from driftloop.store import PredictionRecord, PredictionStore
+from driftloop.store.writer import StoreWriter
 
 if TYPE_CHECKING:
     from driftloop.serving.model import TextClassifierModel

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from driftloop.serving.store_schema import metadata
+from driftloop.store.schema import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(

@@ -3,7 +3,7 @@
 One row per predict request (its texts, outputs, served version, latency) and
 an append-only feedback table: a second feedback for the same request adds a
 row, and the *current* feedback is the latest row. The schema is owned by the
-Alembic migrations shipped in ``driftloop/serving/migrations``;
+Alembic migrations shipped in ``driftloop/store/migrations``;
 :func:`migrate` applies them and every :class:`PredictionStore` runs it on open.
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from driftloop.serving.store_schema import feedback as feedback_table
-from driftloop.serving.store_schema import predictions as predictions_table
+from driftloop.store.schema import feedback as feedback_table
+from driftloop.store.schema import predictions as predictions_table
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _migrate_lock = threading.Lock()

@@ -14,7 +14,7 @@ import threading
 import time
 
 from driftloop.serving import metrics
-from driftloop.serving.store import PredictionRecord, PredictionStore
+from driftloop.store.core import PredictionRecord, PredictionStore
 
 log = logging.getLogger(__name__)
 
