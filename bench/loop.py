@@ -153,7 +153,7 @@ def run(ctx: Context) -> None:
             "full run only (make bench-loop or make bench)"
         )
     try:
-        from driftloop.deploy.stack import alerting_binaries
+        from driftloop.stack.services import alerting_binaries
     except ImportError as exc:
         raise SectionSkipped(f"driftloop demo/stack not importable: {exc}") from exc
     variants = ["evaluator"] + (["prometheus"] if alerting_binaries() else [])

@@ -21,8 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from driftloop.deploy.stack import Stack, alerting_binaries
 from driftloop.settings import Settings
+from driftloop.stack.services import alerting_binaries
+from driftloop.stack.supervisor import Stack
 from tests.conftest import free_ports
 
 STACK_PORTS = (

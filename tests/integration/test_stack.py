@@ -14,15 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from driftloop.deploy import stack_config
-from driftloop.deploy.stack import (
-    Service,
-    Stack,
-    StackError,
-    alerting_binaries,
-    process_start_ticks,
-)
 from driftloop.settings import Settings
+from driftloop.stack import alerting_config
+from driftloop.stack.services import Service, StackError, alerting_binaries
+from driftloop.stack.supervisor import Stack, process_start_ticks
 from tests.conftest import free_ports
 
 pytestmark = [pytest.mark.integration]
@@ -139,11 +134,11 @@ def test_generated_configs_pass_promtool_and_amtool(home):
     settings = stack_settings(home)
     stack = Stack(settings, alerting="prometheus")
     try:
-        stack_config.read_rules()
+        alerting_config.read_rules()
     except (FileNotFoundError, ModuleNotFoundError):
         pytest.skip("driftloop.monitor alert_rules.yaml not built yet")
     stack.write_alerting_configs({"alertmanager", "prometheus"})
-    rules = stack_config.read_rules(stack.dir / "alert_rules.yaml")
+    rules = alerting_config.read_rules(stack.dir / "alert_rules.yaml")
     assert all(group["interval"] == "1s" for group in rules["groups"])
     names = {rule.get("alert") for group in rules["groups"] for rule in group["rules"]}
     assert {"DriftDetected", "FeedbackBacklog", "LiveAccuracyDrop"} <= names
@@ -169,7 +164,7 @@ def test_local_rules_only_shrink_timing():
             }
         ]
     }
-    local = stack_config.local_rules(rules, evaluation_interval="1s", max_for="2s")
+    local = alerting_config.local_rules(rules, evaluation_interval="1s", max_for="2s")
     group = local["groups"][0]
     assert group["interval"] == "1s"
     assert [r.get("for") for r in group["rules"]] == ["2s", "1s", None]

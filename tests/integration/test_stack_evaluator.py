@@ -13,10 +13,11 @@ import time
 import click
 import pytest
 
-from driftloop.deploy.stack import LOCAL_ALERT_FOR, Stack
 from driftloop.monitor.rules import parse_duration
 from driftloop.monitor.service import MonitorService
 from driftloop.settings import Settings
+from driftloop.stack.services import LOCAL_ALERT_FOR
+from driftloop.stack.supervisor import Stack
 from tests.integration.conftest_monitor import serving, wait_for
 from tests.integration.test_evaluator import Receiver
 from tests.integration.test_stack import stack_settings

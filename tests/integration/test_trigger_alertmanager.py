@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from driftloop.deploy.stack import Stack, alerting_binaries
 from driftloop.settings import Settings
+from driftloop.stack.services import alerting_binaries
+from driftloop.stack.supervisor import Stack
 from tests.conftest import REPO_ROOT, free_ports
 
 pytestmark = [

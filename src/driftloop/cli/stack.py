@@ -16,8 +16,9 @@ def _console():
 
 
 def _stack(model: str, alerting: str = "auto"):
-    from driftloop.deploy.stack import Stack, StackError
     from driftloop.settings import get_settings
+    from driftloop.stack.services import StackError
+    from driftloop.stack.supervisor import Stack
 
     console = _console()
     try:
@@ -40,7 +41,7 @@ def _stack(model: str, alerting: str = "auto"):
 )
 def up(model: str, no_prometheus: bool, foreground: bool) -> None:
     """Start MLflow, monitor, predictor, trigger and alerting on 127.0.0.1."""
-    from driftloop.deploy.stack import StackError
+    from driftloop.stack.services import StackError
 
     stack = _stack(model, "evaluator" if no_prometheus else "auto")
     console = _console()
@@ -76,8 +77,8 @@ def up(model: str, no_prometheus: bool, foreground: bool) -> None:
 )
 def down(timeout_s: float) -> None:
     """Stop every process of the local stack."""
-    from driftloop.deploy.stack import Stack
     from driftloop.settings import get_settings
+    from driftloop.stack.supervisor import Stack
 
     stack = Stack(get_settings(), alerting="none")
     stopped = stack.down(timeout_s)
@@ -91,7 +92,7 @@ def status(model: str, as_json: bool) -> None:
     """Processes, champion, recent alerts/decisions and retraining runs."""
     import json
 
-    from driftloop.deploy.stack import collect_status
+    from driftloop.stack.status import collect_status
 
     stack = _stack(model)
     report = collect_status(stack)

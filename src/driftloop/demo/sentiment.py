@@ -26,10 +26,11 @@ from driftloop.demo import data as demo_data
 from driftloop.demo.timeline import Timeline
 from driftloop.demo.traffic import TrafficReplayer, TrafficStats
 from driftloop.demo.watch import monitor_gauges, prometheus_alerts, trigger_json
-from driftloop.deploy.stack import Stack, StackError
 from driftloop.environ import patched_environ
 from driftloop.ports import free_ports
 from driftloop.settings import Settings
+from driftloop.stack.services import StackError
+from driftloop.stack.supervisor import Stack
 
 MARKER = ".driftloop-demo"
 PORT_FIELDS = (

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from driftloop.deploy.stack import Stack
+from driftloop.stack.supervisor import Stack
 
 
 def monitor_gauges(stack: Stack, model: str) -> dict[str, float]:
