@@ -63,7 +63,7 @@ def test_migrate_creates_tables_and_is_idempotent(tmp_path):
         journal = conn.execute(sa.text("pragma journal_mode")).scalar_one()
     engine.dispose()
     assert {"predictions", "feedback", "alembic_version"} <= names
-    assert revision == "0001"
+    assert revision == "0002"
     assert journal == "wal"
 
 

@@ -103,6 +103,7 @@ def _as_json(record: FeedbackRecord) -> dict:
         "request_id": record.request_id,
         "label": record.label,
         "correct": record.correct,
+        "value": record.value,  # the stored ground truth (the label, for this classifier API)
         "source": record.source,
         "created_at": record.created_at.isoformat(),
     }

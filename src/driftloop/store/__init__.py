@@ -11,19 +11,23 @@
 """
 
 from driftloop.store.core import (
+    FeedbackPair,
     FeedbackRecord,
     FeedbackStats,
     PredictionRecord,
     PredictionStore,
+    alembic_config,
     create_store_engine,
     migrate,
 )
 
 __all__ = [
+    "FeedbackPair",
     "FeedbackRecord",
     "FeedbackStats",
     "PredictionRecord",
     "PredictionStore",
+    "alembic_config",
     "create_store_engine",
     "migrate",
 ]

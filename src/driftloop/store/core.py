@@ -1,8 +1,11 @@
 """Prediction log and feedback store (SQLAlchemy 2; SQLite by default, PostgreSQL in a cluster).
 
-One row per predict request (its texts, outputs, served version, latency) and
-an append-only feedback table: a second feedback for the same request adds a
-row, and the *current* feedback is the latest row. The schema is owned by the
+One row per predict request (its per-instance inputs and outputs as JSON, served
+version, latency) and an append-only feedback table: a second feedback for the
+same request adds a row, and the *current* feedback is the latest row. Inputs,
+outputs and the feedback's ground truth (``value``) are any JSON, so a table row,
+an image summary or a price window and a number, a list of item ids or an
+observation fit as well as a text and its label. The schema is owned by the
 Alembic migrations shipped in ``driftloop/store/migrations``;
 :func:`migrate` applies them and every :class:`PredictionStore` runs it on open.
 """
@@ -15,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -24,6 +28,7 @@ from driftloop.store.schema import predictions as predictions_table
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _migrate_lock = threading.Lock()
+_LABEL_MAX = 256  # feedback.label's length
 
 
 @dataclass(frozen=True)
@@ -31,25 +36,45 @@ class PredictionRecord:
     request_id: str
     model_name: str
     model_version: str | None
-    inputs: list[str]
-    outputs: list[dict]
-    label: str | None
+    inputs: list[Any]  # one JSON value per instance (a text, a table row, ...)
+    outputs: list[Any]  # one JSON value per instance (a class + probabilities, a number, ...)
+    label: str | None  # the first instance's class; None where the answer is not a class
     confidence: float | None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     latency_ms: float | None = None
 
     @property
-    def labels(self) -> list[str]:
-        return [output["label"] for output in self.outputs]
+    def labels(self) -> list[str | None]:
+        """Each instance's predicted class (None for an output that names none)."""
+        return [
+            output.get("label") if isinstance(output, dict) else None for output in self.outputs
+        ]
 
 
 @dataclass(frozen=True)
 class FeedbackRecord:
     request_id: str
-    label: str | None
-    correct: bool | None
+    label: str | None  # a class the ground truth names (classifiers)
+    correct: bool | None  # a verdict on the prediction
     source: str
     created_at: datetime
+    value: Any = None  # the ground truth as JSON: a label, a number, item ids, an object
+
+
+@dataclass(frozen=True)
+class FeedbackPair:
+    """A logged prediction with its current feedback: what a live score or a training row
+    is computed from."""
+
+    request_id: str
+    model_version: str | None
+    inputs: list[Any]
+    outputs: list[Any]
+    value: Any  # the current feedback's ground truth (None: the feedback named none)
+    label: str | None
+    correct: bool | None
+    created_at: datetime  # when the prediction was made
+    feedback_at: datetime  # when its current feedback was given
 
 
 @dataclass(frozen=True)
@@ -81,18 +106,24 @@ def create_store_engine(url: str) -> sa.Engine:
     return engine
 
 
-def migrate(url: str | sa.Engine) -> None:
-    """Bring the store schema at ``url`` to the newest Alembic revision."""
-    from alembic import command
+def alembic_config(connection: sa.Connection):  # noqa: ANN201 - alembic.config.Config
+    """An Alembic config for the store's migrations, running on ``connection``."""
     from alembic.config import Config
 
-    engine = create_store_engine(url) if isinstance(url, str) else url
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(url: str | sa.Engine, revision: str = "head") -> None:
+    """Bring the store schema at ``url`` up to ``revision`` (the newest by default)."""
+    from alembic import command
+
+    engine = create_store_engine(url) if isinstance(url, str) else url
     try:
         with _migrate_lock, engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(alembic_config(connection), revision)
     finally:
         if isinstance(url, str):
             engine.dispose()
@@ -216,12 +247,23 @@ class PredictionStore:
         self,
         request_id: str,
         *,
-        label: str | None,
-        correct: bool | None,
+        label: str | None = None,
+        correct: bool | None = None,
+        value: Any = None,
         source: str = "api",
         created_at: datetime | None = None,
     ) -> FeedbackRecord:
-        """Append a feedback row; raises ``KeyError`` when the request was never logged."""
+        """Append a feedback row; raises ``KeyError`` when the request was never logged.
+
+        ``value`` is the ground truth, any JSON (a label, a number, a list of item
+        ids, an object). Given only ``label``, the value is that label; given a
+        string ``value`` and no ``label``, the label is that string (it names a
+        class), so the classifier readers see it.
+        """
+        if value is None:
+            value = label
+        elif label is None and isinstance(value, str) and len(value) <= _LABEL_MAX:
+            label = value
         moment = created_at or datetime.now(UTC)
         with self.engine.begin() as conn:
             exists = conn.execute(
@@ -236,11 +278,14 @@ class PredictionStore:
                     request_id=request_id,
                     label=label,
                     correct=correct,
+                    value=value,
                     source=source,
                     created_at=self._to_db(moment),
                 )
             )
-        return FeedbackRecord(request_id, label, correct, source, self._from_db(moment))
+        return FeedbackRecord(
+            request_id, label, correct, source, self._from_db(moment), value=value
+        )
 
     def feedback_history(self, request_id: str) -> list[FeedbackRecord]:
         query = (
@@ -251,11 +296,23 @@ class PredictionStore:
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [
-            FeedbackRecord(r.request_id, r.label, r.correct, r.source, self._from_db(r.created_at))
+            FeedbackRecord(
+                r.request_id,
+                r.label,
+                r.correct,
+                r.source,
+                self._from_db(r.created_at),
+                value=r.value,
+            )
             for r in rows
         ]
 
-    def _current_feedback_query(self, model_name: str):
+    def _current_feedback_query(self, model_name: str, *columns: sa.ColumnElement):
+        """Each prediction of ``model_name`` with its latest feedback row, oldest feedback first.
+
+        Selects request id, inputs, model version, feedback label/correct/created_at
+        and ``columns``.
+        """
         latest = (
             sa.select(sa.func.max(feedback_table.c.id).label("id"))
             .group_by(feedback_table.c.request_id)
@@ -269,6 +326,7 @@ class PredictionStore:
                 feedback_table.c.label,
                 feedback_table.c.correct,
                 feedback_table.c.created_at,
+                *columns,
             )
             .join(feedback_table, feedback_table.c.request_id == predictions_table.c.request_id)
             .join(latest, latest.c.id == feedback_table.c.id)
@@ -293,6 +351,52 @@ class PredictionStore:
                 row_id = row.request_id if len(texts) == 1 else f"{row.request_id}:{index}"
                 records.append({"id": row_id, "text": text, "label": row.label})
         return pd.DataFrame.from_records(records, columns=["id", "text", "label"])
+
+    def feedback_pairs(
+        self,
+        model_name: str,
+        since: datetime | None = None,
+        limit: int | None = None,
+        *,
+        version: str | None = None,
+    ) -> list[FeedbackPair]:
+        """Predictions of ``model_name`` that have feedback, each with its current feedback.
+
+        Oldest feedback first. ``since``: only feedback given at or after it;
+        ``version``: only predictions served by that model version; ``limit``: the
+        newest ``limit`` pairs. A pair's ``value`` is None when the feedback only
+        said right/wrong.
+        """
+        query = self._current_feedback_query(
+            model_name,
+            predictions_table.c.outputs,
+            predictions_table.c.created_at.label("predicted_at"),
+            feedback_table.c.value,
+        )
+        if since is not None:
+            query = query.where(feedback_table.c.created_at >= self._to_db(since))
+        if version is not None:
+            query = query.where(predictions_table.c.model_version == str(version))
+        if limit is not None:  # the newest ``limit``, handed back oldest first
+            query = query.order_by(None).order_by(feedback_table.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        if limit is not None:
+            rows.reverse()
+        return [
+            FeedbackPair(
+                request_id=row.request_id,
+                model_version=row.model_version,
+                inputs=list(row.inputs),
+                outputs=list(row.outputs),
+                value=row.value,
+                label=row.label,
+                correct=row.correct,
+                created_at=self._from_db(row.predicted_at),
+                feedback_at=self._from_db(row.created_at),
+            )
+            for row in rows
+        ]
 
     def feedback_stats(
         self, model_name: str, since: datetime | None = None, version: str | None = None

@@ -1,12 +1,17 @@
 """The trigger's memory: alerts already acted on, every decision, every run.
 
 Kept in a small SQLite database under ``settings.home`` so a restarted trigger
-neither relaunches an alert it already handled nor forgets what it did.
+neither relaunches an alert it already handled nor forgets what it did. The
+schema is owned by the ledger's own Alembic chain (``trigger/migrations``, version
+table ``driftloop_ledger_alembic_version``, so it can share a database with the
+prediction store); :func:`migrate` applies it and every :class:`Ledger` runs it
+on open. A ledger database made before the chain existed is upgraded in place.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,11 +23,16 @@ from sqlalchemy.exc import IntegrityError
 OUTCOMES = ("launched", "deduplicated", "cooling_down", "busy", "rejected", "resolved_ignored")
 RUN_STATES = ("running", "succeeded", "failed", "lost")
 
-_metadata = sa.MetaData()
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+VERSION_TABLE = "driftloop_ledger_alembic_version"
+_migrate_lock = threading.Lock()
+
+# What the code queries against; the migrations create exactly these tables.
+metadata = sa.MetaData()
 
 seen_alerts = sa.Table(
     "trigger_seen_alerts",
-    _metadata,
+    metadata,
     sa.Column("fingerprint", sa.String(128), primary_key=True),
     sa.Column("starts_at", sa.String(64), primary_key=True),
     sa.Column("run_id", sa.String(128)),
@@ -31,7 +41,7 @@ seen_alerts = sa.Table(
 
 decisions = sa.Table(
     "trigger_decisions",
-    _metadata,
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("outcome", sa.String(32), nullable=False),
@@ -47,7 +57,7 @@ decisions = sa.Table(
 
 runs = sa.Table(
     "trigger_runs",
-    _metadata,
+    metadata,
     sa.Column("run_id", sa.String(128), primary_key=True),
     sa.Column("model", sa.String(256), nullable=False),
     sa.Column("reason", sa.String(256), nullable=False),
@@ -61,6 +71,29 @@ runs = sa.Table(
     sa.Column("outputs", sa.Text),
     sa.Column("error", sa.Text),
 )
+
+
+def alembic_config(connection: sa.Connection):  # noqa: ANN201 - alembic.config.Config
+    """An Alembic config for the ledger's migrations, running on ``connection``."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(url: str | sa.Engine, revision: str = "head") -> None:
+    """Bring the ledger schema at ``url`` up to ``revision`` (the newest by default)."""
+    from alembic import command
+
+    engine = sa.create_engine(url) if isinstance(url, str) else url
+    try:
+        with _migrate_lock, engine.begin() as connection:
+            command.upgrade(alembic_config(connection), revision)
+    finally:
+        if isinstance(url, str):
+            engine.dispose()
 
 
 def utcnow() -> datetime:
@@ -141,7 +174,7 @@ class Ledger:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self._engine = sa.create_engine(url)
-        _metadata.create_all(self._engine)
+        migrate(self._engine)
 
     @classmethod
     def at_home(cls, home: Path) -> Ledger:
