@@ -20,6 +20,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from kserve.errors import InvalidInput
+
+from driftloop.serving import wire
 from driftloop.serving.cloudevent_framing import BATCH_CONTENT_TYPE, REQUEST_TYPE, RESPONSE_TYPE
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
@@ -248,16 +251,9 @@ def _pick_tensor(tensors: object, field: str, *, preferred: str, datatype: str) 
 
 
 def _flat_data(tensor: dict, field: str) -> list:
-    data = tensor.get("data")
-    if not isinstance(data, list):
-        raise InvalidEvent(f"{field}[{tensor.get('name')}].data must be a list")
-    # v2 allows nested (row-major) data as well as flat lists
-    return list(_flatten(data))
-
-
-def _flatten(items: list):
-    for item in items:
-        if isinstance(item, list):
-            yield from _flatten(item)
-        else:
-            yield item
+    """The tensor's items, flat (v2 allows nested row-major data), read by ``serving.wire``:
+    a given shape must match the data; a logged body without one is read as sent."""
+    try:
+        return wire.json_tensor(tensor, field).reshape(-1).tolist()
+    except InvalidInput as exc:
+        raise InvalidEvent(str(exc)) from None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -40,7 +42,7 @@ class PredictorClient:
     def close(self) -> None:
         self._http.close()
 
-    def _post(self, path: str, body: dict) -> tuple[dict, str]:
+    def _send(self, path: str, body: dict) -> httpx.Response:
         try:
             response = self._http.post(path, json=body)
         except httpx.HTTPError as exc:
@@ -49,6 +51,10 @@ class PredictorClient:
             raise PredictorError(
                 f"{path} answered HTTP {response.status_code}: {response.text[:300]}"
             )
+        return response
+
+    def _post(self, path: str, body: dict) -> tuple[dict, str]:
+        response = self._send(path, body)
         try:
             return response.json(), response.headers.get("x-request-id", "")
         except ValueError as exc:
@@ -64,8 +70,17 @@ class PredictorClient:
                 {"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": list(texts)}
             ]
         }
-        body, header_id = self._post(f"/v2/models/{model}/infer", request)
-        return parse_v2(body, texts, header_id)
+        from kserve.errors import InvalidInput
+
+        from driftloop.serving import wire  # imports KServe: only v2 callers pay for it
+
+        path = f"/v2/models/{model}/infer"
+        response = self._send(path, request)
+        try:  # JSON, or binary outputs after a JSON header (OIP binary tensor extension)
+            answer = wire.parse_rest_response(response.content, response.headers)
+        except InvalidInput as exc:
+            raise PredictorError(f"{path} answered no v2 answer: {exc}") from exc
+        return parse_v2(answer, texts, response.headers.get("x-request-id", ""))
 
     def predict(self, model: str, texts: list[str], protocol: str = "v2") -> list[TextPrediction]:
         return self.predict_v2(model, texts) if protocol == "v2" else self.predict_v1(model, texts)
@@ -99,31 +114,45 @@ def parse_v1(body: dict, texts: list[str], header_id: str = "") -> list[TextPred
         raise PredictorError(f"malformed v1 answer ({exc!r}): {str(body)[:200]}") from exc
 
 
-def parse_v2(body: dict, texts: list[str], header_id: str = "") -> list[TextPrediction]:
+def parse_v2(body: Any, texts: list[str], header_id: str = "") -> list[TextPrediction]:
+    """Predictions from a v2 answer: a decoded JSON body or a KServe ``InferResponse``
+    (tensors read by ``serving.wire``, so binary outputs and nested data work too)."""
+    from kserve.errors import InvalidInput
+    from kserve.protocol.infer_type import InferResponse
+
+    from driftloop.serving import wire
+
     try:
-        request_id = body["id"]
-        outputs = {o["name"]: o for o in body["outputs"]}
-        labels = outputs["label"]["data"]
-        classes = body["parameters"]["labels"]
-        flat = outputs["probabilities"]["data"]
-        low = outputs["low_confidence"]["data"]
+        answer = body if isinstance(body, InferResponse) else InferResponse.from_rest(body)
+        request_id = answer.id
+        outputs = {o.name: o for o in answer.outputs}
+        labels = wire.output_tensor_array(outputs["label"]).reshape(-1).tolist()
+        probabilities = wire.output_tensor_array(outputs["probabilities"])
+        low = wire.output_tensor_array(outputs["low_confidence"]).reshape(-1).tolist()
+        classes = answer.parameters["labels"]
+        if isinstance(classes, str):  # gRPC-style parameters carry the list as JSON text
+            classes = json.loads(classes)
         n, k = len(texts), len(classes)
-        if len(labels) != n or len(flat) != n * k or len(low) != n:
+        if len(labels) != n or probabilities.size != n * k or len(low) != n:
             raise PredictorError(f"v2 answer sizes do not match {n} texts x {k} labels")
-        if outputs["probabilities"]["shape"] != [n, k]:
-            raise PredictorError(f"v2 probabilities shape {outputs['probabilities']['shape']}")
+        if list(probabilities.shape) != [n, k]:
+            raise PredictorError(f"v2 probabilities shape {list(probabilities.shape)}")
         if header_id and header_id != request_id:
             raise PredictorError(f"x-request-id {header_id!r} differs from body {request_id!r}")
         return [
             TextPrediction(
                 text=texts[i],
-                label=str(labels[i]),
-                probabilities={str(c): float(flat[i * k + j]) for j, c in enumerate(classes)},
+                label=_text(labels[i]),
+                probabilities={str(c): float(probabilities[i, j]) for j, c in enumerate(classes)},
                 low_confidence=bool(low[i]),
                 request_id=request_id,
-                model_version=body.get("model_version"),
+                model_version=answer.model_version,
             )
             for i in range(n)
         ]
-    except (KeyError, TypeError, IndexError) as exc:
+    except (KeyError, TypeError, IndexError, ValueError, InvalidInput) as exc:
         raise PredictorError(f"malformed v2 answer ({exc!r}): {str(body)[:200]}") from exc
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)

@@ -21,7 +21,7 @@ import kserve
 from kserve.errors import InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from driftloop.serving import loader, metrics, runtime
+from driftloop.serving import loader, metrics, runtime, wire
 from driftloop.serving.classifier import Predictions, classify
 from driftloop.serving.loader import LoadedModel
 from driftloop.serving.validation import TEXT_INPUT, texts_from_v1, texts_from_v2
@@ -148,7 +148,7 @@ class TextClassifierModel(kserve.Model):
 
         predictions = classify(loaded, texts, self.settings.low_confidence_threshold)
         if v2:
-            response = self._v2_response(request_id, predictions, grpc=payload.from_grpc)
+            response = self._v2_response(request_id, predictions, payload)
             request_body = {
                 "id": request_id,
                 "inputs": [
@@ -171,27 +171,29 @@ class TextClassifierModel(kserve.Model):
         self._record(request_id, texts, predictions, started, request_body, response_body)
         return response
 
-    def _v2_outputs(self, predictions: Predictions) -> list[InferOutput]:
-        n = len(predictions.labels)
-        probabilities = InferOutput("probabilities", list(predictions.probabilities.shape), "FP32")
-        probabilities.set_data_from_numpy(predictions.probabilities, binary_data=False)
+    def _v2_outputs(
+        self, predictions: Predictions, request: InferRequest | None = None
+    ) -> list[InferOutput]:
+        # binary data where the request asked for it (binary_data_output / binary_data, gRPC raw)
         return [
-            InferOutput("label", [n], "BYTES", data=list(predictions.labels)),
-            probabilities,
-            InferOutput("low_confidence", [n], "BOOL", data=list(predictions.low_confidence)),
+            wire.output_tensor("label", list(predictions.labels), "BYTES", request),
+            wire.output_tensor("probabilities", predictions.probabilities, "FP32", request),
+            wire.output_tensor("low_confidence", list(predictions.low_confidence), "BOOL", request),
         ]
 
-    def _v2_response(self, request_id: str, predictions: Predictions, grpc: bool) -> InferResponse:
+    def _v2_response(
+        self, request_id: str, predictions: Predictions, request: InferRequest
+    ) -> InferResponse:
         labels = list(predictions.classes)
         # gRPC parameters hold scalars only, so there the label list travels as JSON text.
-        parameters = {"labels": json.dumps(labels) if grpc else labels}
-        return InferResponse(
+        parameters = {"labels": json.dumps(labels) if request.from_grpc else labels}
+        return wire.infer_response(
+            request,
             response_id=request_id,
             model_name=self.name,
             model_version=predictions.version,
-            infer_outputs=self._v2_outputs(predictions),
+            outputs=self._v2_outputs(predictions, request),
             parameters=parameters,
-            from_grpc=grpc,
         )
 
     def _v2_response_body(self, request_id: str, predictions: Predictions) -> dict:

@@ -6,10 +6,11 @@ Every problem raises ``kserve.errors.InvalidInput``, which KServe maps to HTTP
 
 from __future__ import annotations
 
-from math import prod
 from typing import Any
 
 from kserve.errors import InvalidInput
+
+from driftloop.serving import wire
 
 TEXT_INPUT = "text"
 
@@ -50,42 +51,26 @@ def texts_from_v1(body: Any, *, max_instances: int, max_chars: int) -> list[str]
 
 
 def texts_from_v2(request: Any, *, max_instances: int, max_chars: int) -> list[str]:
-    """The ``text`` BYTES input of a v2 ``InferRequest`` (REST or gRPC)."""
-    inputs = list(getattr(request, "inputs", None) or [])
-    if not inputs:
+    """The ``text`` BYTES input of a v2 ``InferRequest``: REST JSON, REST binary tensor
+    extension, gRPC ``bytes_contents`` or gRPC ``raw_input_contents`` (read by ``serving.wire``)."""
+    if not list(getattr(request, "inputs", None) or []):
         raise InvalidInput('missing "inputs": send one BYTES input named "text"')
-    named = [i for i in inputs if i.name == TEXT_INPUT]
-    if not named and len(inputs) > 1:
-        raise InvalidInput(f'no input named "{TEXT_INPUT}" among {[i.name for i in inputs]}')
-    infer_input = named[0] if named else inputs[0]
+    named = wire.inputs_by_name(request)
+    if TEXT_INPUT not in named and len(named) > 1:
+        raise InvalidInput(f'no input named "{TEXT_INPUT}" among {list(named)}')
+    infer_input = named.get(TEXT_INPUT) or next(iter(named.values()))
     field = f"inputs[{infer_input.name}]"
     if infer_input.datatype != "BYTES":
         raise InvalidInput(f'{field}.datatype must be "BYTES", got "{infer_input.datatype}"')
-    data = _raw_data(infer_input)
     shape = list(infer_input.shape or [])
     if not shape or any((not isinstance(d, int)) or d < 0 for d in shape):
         raise InvalidInput(f"{field}.shape must be a list of non-negative ints, got {shape}")
     if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
         raise InvalidInput(f"{field}.shape must be [n] or [n, 1], got {shape}")
-    if prod(shape) != len(data):
-        raise InvalidInput(f"{field}.shape {shape} does not match its {len(data)} data items")
+    data = _raw_data(infer_input)
     return check_texts(data, max_instances=max_instances, max_chars=max_chars, field=field)
 
 
 def _raw_data(infer_input: Any) -> list[Any]:
-    data = infer_input.data
-    if data is None:
-        # gRPC requests carry BYTES in contents.bytes_contents / raw_input_contents
-        try:
-            array = infer_input.as_numpy()
-        except Exception as exc:  # malformed tensor content
-            raise InvalidInput(f"inputs[{infer_input.name}] has unreadable data: {exc}") from exc
-        return array.reshape(-1).tolist()
-    if hasattr(data, "reshape"):
-        return data.reshape(-1).tolist()
-    if not isinstance(data, list):
-        raise InvalidInput(f"inputs[{infer_input.name}].data must be a list of strings")
-    flat: list[Any] = []
-    for item in data:
-        flat.extend(item if isinstance(item, list) else [item])
-    return flat
+    """The input's items, flat, whichever encoding carried them (shape checked against them)."""
+    return wire.input_tensor(infer_input).reshape(-1).tolist()
