@@ -164,6 +164,7 @@ def build_sentiment(
     """Train the sentiment champion with driftloop's training code and register it."""
     from driftloop.blueprints import get_blueprint
     from driftloop.datasets import load_dataset
+    from driftloop.lineage import split_fingerprint_tag
     from driftloop.training.candidates import train_candidates
     from driftloop.training.splits import split_frame
 
@@ -176,9 +177,8 @@ def build_sentiment(
     result = train_candidates(blueprint, splits.train, splits.val, seed=seed, experiment="bench")
     seconds = time.perf_counter() - started
     tags = {
-        "driftloop.split.train_fingerprint": splits.fingerprints["train"],
-        "driftloop.split.val_fingerprint": splits.fingerprints["val"],
-        "driftloop.split.test_fingerprint": splits.fingerprints["test"],
+        split_fingerprint_tag(split): splits.fingerprints[split]
+        for split in ("train", "val", "test")
     }
     version = _register_champion(name, result.run_id, tags)
     model_uri = f"models:/{name}@champion"
@@ -227,7 +227,9 @@ def build_tabular(home: Path, *, seed: int = 42, name: str = "tabular-xgb") -> M
             name="model",
             signature=infer_signature(features[:5], model.predict(features[:5])),
         )
-    version = _register_champion(name, run.info.run_id, {"driftloop.bench": "tabular"})
+    from driftloop.lineage import tag_key
+
+    version = _register_champion(name, run.info.run_id, {tag_key("bench"): "tabular"})
     model_uri = f"models:/{name}@champion"
     return ModelFixture(
         name=name,

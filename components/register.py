@@ -15,9 +15,8 @@ def register(
     import json
 
     from driftloop.blueprints import get_blueprint
-    from driftloop.lineage import version_tags
+    from driftloop.lineage import TAG_SPLIT_SCHEME, version_tags
     from driftloop.registry import register_from_run
-    from driftloop.training.split_scheme import TAG_SPLIT_SCHEME
 
     primary = get_blueprint(blueprint).primary_metric
     splits = json.loads(fingerprints)

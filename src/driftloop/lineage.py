@@ -30,6 +30,61 @@ RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {
 }
 
 
+def tag_key(name: str) -> str:
+    """The full tag key for ``name`` ("metric.name" -> "driftloop.metric.name")."""
+    return name if name.startswith(TAG_PREFIX) else TAG_PREFIX + name
+
+
+# --- the tag keys driftloop writes and reads: defined here and nowhere else ------
+# what a model was trained from (training runs and registered versions)
+TAG_SEED = tag_key("seed")
+TAG_CANDIDATE = tag_key("candidate")
+TAG_HPO = tag_key("hpo")
+TAG_BEST_CANDIDATE = tag_key("best_candidate")
+TAG_PRIMARY_METRIC = tag_key("primary_metric")
+TAG_DATASET_FINGERPRINT = tag_key("dataset_fingerprint")
+TAG_GIT_COMMIT = tag_key("git_commit")
+TAG_SPLIT_SCHEME = tag_key("split.scheme")
+TAG_METRIC_NAME = tag_key("metric.name")
+TAG_METRIC_VALUE = tag_key("metric.value")
+TAG_METRIC_SPLIT = tag_key("metric.split")
+
+
+def split_fingerprint_tag(split: str) -> str:
+    """``driftloop.split.<split>_fingerprint``: the fingerprint of one split's rows."""
+    return tag_key(f"split.{split}_fingerprint")
+
+
+TAG_TRAIN_FINGERPRINT = split_fingerprint_tag("train")
+TAG_TEST_FINGERPRINT = split_fingerprint_tag("test")
+
+
+def runtime_tag(package: str) -> str:
+    """``driftloop.runtime.<package>``: the package's version in the training runtime."""
+    return tag_key(f"runtime.{package}")
+
+
+# the gate's decision on a challenger
+TAG_DECISION = tag_key("decision")
+TAG_DECISION_REASON = tag_key("decision.reason")
+TAG_DECISION_METRIC = tag_key("decision.metric")
+TAG_DECISION_REQUIRED = tag_key("decision.required")
+TAG_DECISION_AT = tag_key("decision.at")
+TAG_DECISION_TEST_ROWS = tag_key("decision.test_rows")
+TAG_DECISION_EXCLUDED_ROWS = tag_key("decision.excluded_rows")
+TAG_CHALLENGER_SCORE = tag_key("challenger_score")
+TAG_CHAMPION_SCORE = tag_key("champion_score")
+TAG_CHAMPION_VERSION = tag_key("champion_version")
+TAG_RESCORED = tag_key("rescored")
+# promotion and rollback in the registry
+TAG_PROMOTED_AT = tag_key("promoted_at")
+TAG_ROLLED_BACK_AT = tag_key("rolled_back_at")
+TAG_ROLLED_BACK_REASON = tag_key("rolled_back_reason")
+TAG_RESTORED_AT = tag_key("restored_at")
+# where the drift monitor's reference (fitted on the champion's data) is stored
+TAG_DRIFT_REFERENCE = tag_key("drift_reference")
+
+
 def git_commit() -> str:
     """The commit the running code was built from.
 
@@ -88,14 +143,14 @@ def version_tags(
 ) -> dict[str, str]:
     """The lineage tags every registered version carries."""
     tags = {
-        f"{TAG_PREFIX}dataset_fingerprint": str(dataset_fingerprint),
-        f"{TAG_PREFIX}git_commit": git_commit(),
-        f"{TAG_PREFIX}metric.name": str(metric_name),
-        f"{TAG_PREFIX}metric.value": format_value(metric_value),
-        f"{TAG_PREFIX}metric.split": str(metric_split),
+        TAG_DATASET_FINGERPRINT: str(dataset_fingerprint),
+        TAG_GIT_COMMIT: git_commit(),
+        TAG_METRIC_NAME: str(metric_name),
+        TAG_METRIC_VALUE: format_value(metric_value),
+        TAG_METRIC_SPLIT: str(metric_split),
     }
     for split, value in split_fingerprints.items():
-        tags[f"{TAG_PREFIX}split.{split}_fingerprint"] = str(value)
+        tags[split_fingerprint_tag(split)] = str(value)
     for package, version in runtime_versions().items():
-        tags[f"{TAG_PREFIX}runtime.{package}"] = version
+        tags[runtime_tag(package)] = version
     return tags

@@ -29,7 +29,15 @@ from mlflow.protos.databricks_pb2 import (
     ErrorCode,
 )
 
-from driftloop.lineage import TAG_PREFIX
+from driftloop.lineage import (
+    TAG_METRIC_NAME,
+    TAG_METRIC_VALUE,
+    TAG_PREFIX,
+    TAG_PROMOTED_AT,
+    TAG_RESTORED_AT,
+    TAG_ROLLED_BACK_AT,
+    TAG_ROLLED_BACK_REASON,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +45,6 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
 ALIASES = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
-
-TAG_PROMOTED_AT = f"{TAG_PREFIX}promoted_at"
-TAG_ROLLED_BACK_AT = f"{TAG_PREFIX}rolled_back_at"
-TAG_ROLLED_BACK_REASON = f"{TAG_PREFIX}rolled_back_reason"
-TAG_RESTORED_AT = f"{TAG_PREFIX}restored_at"
-TAG_METRIC_NAME = f"{TAG_PREFIX}metric.name"
-TAG_METRIC_VALUE = f"{TAG_PREFIX}metric.value"
 
 READY_TIMEOUT_S = 300.0
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"

@@ -121,7 +121,8 @@ def test_counts_pairs_and_rejects_events_without_a_reference(home):
 
 @pytest.mark.slow
 def test_closed_loop_with_the_real_predictor(home, tmp_path):
-    from driftloop.monitor.reference import TAG_DRIFT_REFERENCE, fit_reference
+    from driftloop.lineage import TAG_DRIFT_REFERENCE
+    from driftloop.monitor.reference import fit_reference
     from driftloop.registry import ModelRegistry
     from tests.integration.conftest_serving import running_predictor
 

@@ -17,10 +17,10 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from driftloop.lineage import TAG_SPLIT_SCHEME
 from driftloop.registry import ModelRegistry
 from driftloop.settings import Settings
 from driftloop.training.gate import gate
-from driftloop.training.split_scheme import TAG_SPLIT_SCHEME
 from driftloop.training.splits import split_frame
 from tests.unit import test_registry_support as support
 

@@ -127,6 +127,20 @@ def show(name: str, as_json: bool) -> None:
         return
     from rich.table import Table
 
+    from driftloop.lineage import (
+        TAG_CHALLENGER_SCORE,
+        TAG_CHAMPION_SCORE,
+        TAG_DECISION,
+        TAG_GIT_COMMIT,
+        TAG_METRIC_NAME,
+        TAG_METRIC_VALUE,
+        TAG_RESCORED,
+        TAG_ROLLED_BACK_AT,
+        TAG_ROLLED_BACK_REASON,
+        TAG_TEST_FINGERPRINT,
+        TAG_TRAIN_FINGERPRINT,
+    )
+
     table = Table(title=f"{name}  ({len(details.versions)} versions)")
     for column in ("version", "aliases"):
         table.add_column(column, no_wrap=True)
@@ -142,21 +156,21 @@ def show(name: str, as_json: bool) -> None:
     ):
         table.add_column(column)
     for v in reversed(details.versions):
-        decision = v.tag("decision") or "-"
-        if v.tag("rolled_back_at"):
-            decision += f" (rolled back: {v.tag('rolled_back_reason') or '?'})"
-        metric_name, metric_value = v.tag("metric.name"), v.tag("metric.value")
+        decision = v.tag(TAG_DECISION) or "-"
+        if v.tag(TAG_ROLLED_BACK_AT):
+            decision += f" (rolled back: {v.tag(TAG_ROLLED_BACK_REASON) or '?'})"
+        metric_name, metric_value = v.tag(TAG_METRIC_NAME), v.tag(TAG_METRIC_VALUE)
         table.add_row(
             v.version,
             ", ".join(v.aliases) or "-",
             decision,
-            _score(v.tag("challenger_score")),
-            _score(v.tag("champion_score"))
-            + (" (re-scored)" if v.tag("rescored") == "true" else ""),
+            _score(v.tag(TAG_CHALLENGER_SCORE)),
+            _score(v.tag(TAG_CHAMPION_SCORE))
+            + (" (re-scored)" if v.tag(TAG_RESCORED) == "true" else ""),
             f"{metric_name}={_score(metric_value)}" if metric_name else "-",
-            (v.tag("split.test_fingerprint") or "-")[:12],
-            (v.tag("split.train_fingerprint") or "-")[:12],
-            (v.tag("git_commit") or "-")[:12],
+            (v.tag(TAG_TEST_FINGERPRINT) or "-")[:12],
+            (v.tag(TAG_TRAIN_FINGERPRINT) or "-")[:12],
+            (v.tag(TAG_GIT_COMMIT) or "-")[:12],
             v.created.strftime("%Y-%m-%d %H:%M:%S"),
         )
     _console().print(table)

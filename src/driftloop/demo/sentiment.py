@@ -27,6 +27,14 @@ from driftloop.demo.timeline import Timeline
 from driftloop.demo.traffic import TrafficReplayer, TrafficStats
 from driftloop.demo.watch import monitor_gauges, prometheus_alerts, trigger_json
 from driftloop.environ import patched_environ
+from driftloop.lineage import (
+    TAG_CHALLENGER_SCORE,
+    TAG_CHAMPION_SCORE,
+    TAG_DECISION,
+    TAG_DECISION_REASON,
+    TAG_METRIC_NAME,
+    TAG_METRIC_VALUE,
+)
 from driftloop.ports import free_ports
 from driftloop.settings import Settings
 from driftloop.stack.services import StackError
@@ -321,12 +329,12 @@ class SentimentDemo:
     def version_scores(version) -> dict[str, Any]:
         tags = dict(getattr(version, "tags", {}) or {})
         return {
-            "metric": tags.get("driftloop.metric.name"),
-            "value": tags.get("driftloop.metric.value"),
-            "decision": tags.get("driftloop.decision"),
-            "reason": tags.get("driftloop.decision.reason"),
-            "champion_score": tags.get("driftloop.champion_score"),
-            "challenger_score": tags.get("driftloop.challenger_score"),
+            "metric": tags.get(TAG_METRIC_NAME),
+            "value": tags.get(TAG_METRIC_VALUE),
+            "decision": tags.get(TAG_DECISION),
+            "reason": tags.get(TAG_DECISION_REASON),
+            "champion_score": tags.get(TAG_CHAMPION_SCORE),
+            "challenger_score": tags.get(TAG_CHALLENGER_SCORE),
         }
 
     def client(self):

@@ -10,13 +10,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from driftloop.monitor.reference import TAG_DRIFT_REFERENCE
+from driftloop.lineage import TAG_DRIFT_REFERENCE, TAG_METRIC_VALUE, TAG_PROMOTED_AT
 from driftloop.settings import Settings
 
 log = logging.getLogger(__name__)
-
-TAG_METRIC_VALUE = "driftloop.metric.value"
-TAG_PROMOTED_AT = "driftloop.promoted_at"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from driftloop.lineage import TAG_DRIFT_REFERENCE, TAG_TRAIN_FINGERPRINT
 from driftloop.monitor.config import DEFAULT_CONFIG, MonitorConfig, load_config, parse_config
 from driftloop.monitor.detectors import DetectorSet
 from driftloop.monitor.features import fit_featurizer
@@ -34,8 +35,6 @@ from driftloop.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 ARTIFACT_PATH = "drift_reference"
-TAG_DRIFT_REFERENCE = "driftloop.drift_reference"
-TAG_TRAIN_FINGERPRINT = "driftloop.split.train_fingerprint"
 FEATURIZER_FILE = "featurizer.joblib"
 CONFIG_FILE = "config.yaml"
 META_FILE = "meta.json"

@@ -11,6 +11,7 @@ import pandas as pd
 from driftloop.blueprints import Blueprint, get_blueprint
 from driftloop.datasets.files import read_frame
 from driftloop.datasets.fingerprint import frame_fingerprint
+from driftloop.lineage import TAG_TEST_FINGERPRINT
 from driftloop.settings import Settings
 
 TEST_PREFIX = "test_"
@@ -52,5 +53,5 @@ def evaluate_run(
             Metric(f"{TEST_PREFIX}{name}", float(value), now, 0) for name, value in metrics.items()
         ],
     )
-    client.set_tag(run_id, "driftloop.split.test_fingerprint", frame_fingerprint(test))
+    client.set_tag(run_id, TAG_TEST_FINGERPRINT, frame_fingerprint(test))
     return metrics

@@ -25,18 +25,31 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from driftloop.lineage import TAG_PREFIX, format_value
+from driftloop.lineage import (
+    TAG_CHALLENGER_SCORE,
+    TAG_CHAMPION_SCORE,
+    TAG_CHAMPION_VERSION,
+    TAG_DECISION,
+    TAG_DECISION_AT,
+    TAG_DECISION_EXCLUDED_ROWS,
+    TAG_DECISION_METRIC,
+    TAG_DECISION_REASON,
+    TAG_DECISION_REQUIRED,
+    TAG_DECISION_TEST_ROWS,
+    TAG_METRIC_NAME,
+    TAG_METRIC_SPLIT,
+    TAG_METRIC_VALUE,
+    TAG_RESCORED,
+    TAG_SPLIT_SCHEME,
+    TAG_TEST_FINGERPRINT,
+    format_value,
+)
 from driftloop.promotion import KEEP, Decision, decide
 from driftloop.registry import CHAMPION, ModelRegistry, VersionInfo
 from driftloop.settings import Settings, get_settings
-from driftloop.training.split_scheme import TAG_SPLIT_SCHEME, SplitScheme, SplitSchemeError
+from driftloop.training.split_scheme import SplitScheme, SplitSchemeError
 
 log = logging.getLogger(__name__)
-
-TAG_TEST_FINGERPRINT = f"{TAG_PREFIX}split.test_fingerprint"
-TAG_METRIC_NAME = f"{TAG_PREFIX}metric.name"
-TAG_METRIC_VALUE = f"{TAG_PREFIX}metric.value"
-TAG_METRIC_SPLIT = f"{TAG_PREFIX}metric.split"
 
 
 class ScoringBlueprint(Protocol):
@@ -222,8 +235,8 @@ def gate(
     )
     tags = decision_tags(decision, metric)
     if rescored is not None:
-        tags[f"{TAG_PREFIX}decision.test_rows"] = str(len(rescored.frame))
-        tags[f"{TAG_PREFIX}decision.excluded_rows"] = str(rescored.excluded)
+        tags[TAG_DECISION_TEST_ROWS] = str(len(rescored.frame))
+        tags[TAG_DECISION_EXCLUDED_ROWS] = str(rescored.excluded)
     registry.set_tags(model_name, challenger.version, tags)
     if decision.outcome == KEEP:
         registry.mark_challenger(model_name, challenger.version)
@@ -236,17 +249,17 @@ def gate(
 def decision_tags(decision: Decision, metric: str) -> dict[str, str]:
     none = "none"
     return {
-        f"{TAG_PREFIX}decision": decision.outcome,
-        f"{TAG_PREFIX}decision.reason": decision.reason,
-        f"{TAG_PREFIX}decision.metric": metric,
-        f"{TAG_PREFIX}decision.required": format_value(decision.required),
-        f"{TAG_PREFIX}decision.at": datetime.now(UTC).isoformat(),
-        f"{TAG_PREFIX}challenger_score": format_value(decision.challenger_score),
-        f"{TAG_PREFIX}champion_score": (
+        TAG_DECISION: decision.outcome,
+        TAG_DECISION_REASON: decision.reason,
+        TAG_DECISION_METRIC: metric,
+        TAG_DECISION_REQUIRED: format_value(decision.required),
+        TAG_DECISION_AT: datetime.now(UTC).isoformat(),
+        TAG_CHALLENGER_SCORE: format_value(decision.challenger_score),
+        TAG_CHAMPION_SCORE: (
             format_value(decision.champion_score) if decision.champion_score is not None else none
         ),
-        f"{TAG_PREFIX}champion_version": decision.champion_version or none,
-        f"{TAG_PREFIX}rescored": "true" if decision.rescored else "false",
+        TAG_CHAMPION_VERSION: decision.champion_version or none,
+        TAG_RESCORED: "true" if decision.rescored else "false",
     }
 
 

@@ -21,9 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from driftloop.lineage import TAG_PREFIX
-
-TAG_SPLIT_SCHEME = f"{TAG_PREFIX}split.scheme"
 SCHEME_NAME = "id-sha256/v1"
 _SCHEME_TEXT = re.compile(
     r"^id-sha256/v1 seed=(?P<seed>-?\d+) test=(?P<test>[0-9.eE-]+) val=(?P<val>[0-9.eE-]+)$"
