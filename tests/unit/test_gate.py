@@ -7,9 +7,10 @@ import uuid
 
 import pytest
 
+from driftloop.datasets.files import read_frame
 from driftloop.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, ModelRegistry
 from driftloop.settings import Settings
-from driftloop.training.gate import GateError, gate, promote_if, read_frame
+from driftloop.training.gate import GateError, gate, promote_if
 from tests.unit import test_registry_support as support
 
 # fixtures shared with the registry and CLI tests
@@ -193,7 +194,7 @@ def test_read_frame_formats(tmp_path, logged_models):
     frame.to_csv(tmp_path / "no-suffix", index=False)
     frame.to_json(tmp_path / "split.jsonl", orient="records", lines=True)
     for path in ("split.csv", "no-suffix", "split.jsonl"):
-        loaded = read_frame(tmp_path / path)
+        loaded = read_frame(tmp_path / path, dtype={"id": str})
         assert loaded["id"].tolist() == frame["id"].tolist()
         assert loaded["text"].tolist() == frame["text"].tolist()
 

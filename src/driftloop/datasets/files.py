@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -13,14 +14,30 @@ from driftloop.datasets.labels import LabelMapping
 from driftloop.datasets.registry import load_dataset
 from driftloop.datasets.schemas import validate_frame
 
+# CSV/JSON columns read as strings unless a caller says otherwise (labelled text)
+TEXT_DTYPES = {"id": str, "text": str, "label": str}
 
-def read_frame(path: str | Path) -> pd.DataFrame:
-    """A labelled-text frame from parquet (what the steps write) or CSV."""
+
+def read_frame(path: str | Path, dtype: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """A frame from Parquet (what the steps write), CSV or JSON (``.json``, ``.jsonl``).
+
+    ``dtype`` applies to CSV and JSON columns (default :data:`TEXT_DTYPES`). KFP
+    artifact paths carry no suffix, so a file without one is sniffed: Parquet by
+    its magic bytes, else CSV.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"dataset file not found: {path}")
-    if path.suffix.lower() == ".csv":
-        return pd.read_csv(path, dtype={"id": str, "text": str, "label": str})
+    dtype = TEXT_DTYPES if dtype is None else dict(dtype)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path, dtype=dtype)
+    if suffix in (".json", ".jsonl"):
+        return pd.read_json(path, lines=suffix == ".jsonl", dtype=dtype)
+    if not suffix:
+        with path.open("rb") as handle:
+            if handle.read(4) != b"PAR1":
+                return pd.read_csv(path, dtype=dtype)
     try:
         return pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-import pandas as pd
 import yaml
 
 from driftloop.lineage import TAG_DRIFT_REFERENCE, TAG_TRAIN_FINGERPRINT
@@ -121,8 +120,10 @@ def read_reference_texts(reference_path: Path | str, text_column: str = "text") 
     path = Path(reference_path)
     if not path.is_file():
         raise ReferenceError(f"reference file not found: {path}")
+    from driftloop.datasets.files import read_frame
+
     try:
-        frame = pd.read_parquet(path) if path.suffix != ".csv" else pd.read_csv(path)
+        frame = read_frame(path, dtype={})
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
         raise ReferenceError(f"cannot read reference file {path}: {exc}") from None
     if text_column not in frame.columns:
@@ -194,7 +195,9 @@ def _warn_if_training_rows(reference_path: Path | str, train_fingerprint: str | 
         from driftloop.training.splits import fingerprint
     except ImportError:
         return
-    frame = pd.read_parquet(reference_path) if str(reference_path).endswith(".parquet") else None
+    from driftloop.datasets.files import read_frame
+
+    frame = read_frame(reference_path) if str(reference_path).endswith(".parquet") else None
     if frame is not None and fingerprint(frame) == train_fingerprint:
         log.warning(
             "drift reference %s is the training split: expect false drift alarms; "

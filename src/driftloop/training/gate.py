@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from driftloop.datasets.files import read_frame
 from driftloop.lineage import (
     TAG_CHALLENGER_SCORE,
     TAG_CHAMPION_SCORE,
@@ -63,22 +64,6 @@ class ScoringBlueprint(Protocol):
 
 class GateError(RuntimeError):
     """The gate cannot reach a decision (missing data, a score that is not a number)."""
-
-
-def read_frame(path: str | Path) -> pd.DataFrame:
-    """A split written by the split step: Parquet (the pipelines' format) or CSV/JSON."""
-    path = Path(path)
-    if not path.is_file():
-        raise GateError(f"test split not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pd.read_csv(path, dtype={"id": str})
-    if suffix in (".json", ".jsonl"):
-        return pd.read_json(path, lines=suffix == ".jsonl", dtype={"id": str})
-    with path.open("rb") as handle:
-        is_parquet = handle.read(4) == b"PAR1"
-    # KFP artifact paths carry no suffix, so sniff the format
-    return pd.read_parquet(path) if is_parquet else pd.read_csv(path, dtype={"id": str})
 
 
 def stored_score(version: VersionInfo, metric: str, test_fingerprint: str) -> float | None:
@@ -187,7 +172,10 @@ def gate(
     def test_frame() -> pd.DataFrame:
         nonlocal frame
         if frame is None:
-            frame = read_frame(test_path)
+            if not Path(test_path).is_file():
+                raise GateError(f"test split not found: {Path(test_path)}")
+            # only ids are strings: a test split's label may be a number
+            frame = read_frame(test_path, dtype={"id": str})
             if frame.empty:
                 raise GateError(f"test split {test_path} has no rows")
         return frame
