@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+PIPELINES_PACKAGE = "pipelines"  # ships the compiled IR YAML as package data
+
 
 class PipelinesClientError(RuntimeError):
     """What a user must fix before a submission can work (no host, no package)."""
@@ -27,10 +29,14 @@ def require_host(host: str | None) -> str:
 
 
 def default_compiled_dir() -> Path:
-    """``pipelines/compiled``, which ships as package data of the ``pipelines`` package."""
-    import pipelines
+    """``pipelines/compiled``, which ships as package data of the ``pipelines`` package.
 
-    return Path(pipelines.__file__).resolve().parent / "compiled"
+    Found as a package resource, not imported: this module (and the trigger that
+    uses it) sits below the pipelines.
+    """
+    from importlib import resources
+
+    return Path(str(resources.files(PIPELINES_PACKAGE))).resolve() / "compiled"
 
 
 def compiled_package(name: str, compiled_dir: Path | None = None) -> Path:

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     trigger_port: int = 8095
     trigger_url: str | None = None  # where alerts are posted; None means trigger_host:trigger_port
     retrain_pipeline: str = "pipelines.retraining:retraining_pipeline"  # kfp.local target
+    # "module:function" that runs a KFP pipeline on this machine: fn(pipeline, arguments,
+    # settings); configuration, so the trigger never imports the pipelines package
+    retrain_runner: str = "pipelines.local_run:run_pipeline_locally"
     retrain_package: Path | None = None  # compiled YAML for KFP; None: pipelines/compiled/
     retrain_arguments: dict[str, str | int | float | bool] = Field(default_factory=dict)
     # --- local stack (driftloop up) ---------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import time
 
@@ -10,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from driftloop.settings import Settings
 from driftloop.trigger.app import create_app
-from driftloop.trigger.launchers import LocalLauncher
+from driftloop.trigger.launchers import LocalLauncher, RetrainRequest
 from driftloop.trigger.service import TriggerService
 from tests.conftest import REPO_ROOT
 from tests.unit.test_trigger_jobs import release_path
@@ -219,6 +221,39 @@ def test_non_json_body_is_a_422(home):
             "/alerts", content=b"{not json", headers={"content-type": "application/json"}
         )
         assert response.status_code == 422 and "JSON" in response.json()["detail"]
+
+
+def test_a_kfp_pipeline_runs_through_the_configured_runner(home):
+    settings = Settings(
+        home=home,
+        retrain_pipeline=f"{JOBS}:fake_kfp_pipeline",
+        retrain_runner=f"{JOBS}:recording_runner",
+    )
+    launcher = LocalLauncher(settings, env={"PYTHONPATH": str(REPO_ROOT)})
+    launcher.launch(RetrainRequest(run_id="r1", model="sentiment", reason="DriftDetected"))
+    assert launcher._processes["r1"].wait(timeout=60) == 0
+    result = json.loads((launcher.run_dir("r1") / "result.json").read_text())
+    assert result["state"] == "succeeded", result
+    assert result["outputs"] == {
+        "ran": "FakeKfpPipeline",
+        "arguments": {"model_name": "sentiment", "reason": "DriftDetected"},
+        "home": str(home),
+    }
+
+
+def test_the_trigger_does_not_import_the_pipelines_package():
+    """Dependency direction: pipelines -> trigger, never back (the runner is configuration)."""
+    modules = [*(REPO_ROOT / "src" / "driftloop" / "trigger").glob("*.py")]
+    modules.append(REPO_ROOT / "src" / "driftloop" / "pipelines_client.py")
+    for path in modules:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                continue
+            assert not [n for n in names if n.split(".")[0] == "pipelines"], (path.name, names)
 
 
 def test_bearer_token_is_required_when_configured(home):

@@ -34,5 +34,23 @@ def failing_job(model_name: str) -> dict:
     raise ValueError(f"training data for {model_name} is empty")
 
 
+class _Inputs:
+    inputs = {"model_name": None, "reason": None}
+
+
+class FakeKfpPipeline:
+    """Looks like a ``@dsl.pipeline`` to the worker: it has a ``component_spec``."""
+
+    component_spec = _Inputs()
+
+
+fake_kfp_pipeline = FakeKfpPipeline()
+
+
+def recording_runner(pipeline, arguments: dict, settings) -> dict:
+    """Stands in for ``pipelines.local_run:run_pipeline_locally`` (settings.retrain_runner)."""
+    return {"ran": type(pipeline).__name__, "arguments": arguments, "home": str(settings.home)}
+
+
 def test_quick_job_reports_its_inputs():
     assert quick_job("m", "DriftDetected")["model"] == "m"

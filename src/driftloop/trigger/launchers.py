@@ -9,8 +9,12 @@ One interface, two implementations, chosen in exactly one place
 * :class:`KfpLauncher` submits the compiled retraining pipeline to Kubeflow
   Pipelines.
 
-The pipeline is configuration (an import string or a compiled package path),
-never a hard import: the trigger does not depend on the pipelines package.
+The pipeline is configuration, never a hard import: the trigger sits below the
+pipelines package and does not import it. ``settings.retrain_pipeline`` and
+``settings.retrain_runner`` name the pipeline and the function that runs a KFP
+pipeline locally (``module:attribute``, resolved in the worker process);
+the KFP launcher reads the compiled IR YAML from ``settings.retrain_package``,
+else from the ``pipelines`` package's data (a resource lookup, not an import).
 """
 
 from __future__ import annotations
@@ -133,11 +137,14 @@ class LocalLauncher(Launcher):
         settings: Settings,
         pipeline: str | None = None,
         *,
+        runner: str | None = None,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline or settings.retrain_pipeline
+        # how the worker runs a KFP pipeline (a plain function is just called)
+        self.runner = runner or settings.retrain_runner
         self.runs_dir = Path(settings.home) / "trigger" / "runs"
         self.env = env
         self.cwd = cwd
@@ -151,6 +158,7 @@ class LocalLauncher(Launcher):
         run_dir.mkdir(parents=True, exist_ok=True)
         spec = {
             "pipeline": self.pipeline,
+            "runner": self.runner,
             "request": asdict(request),
             "result_path": str(run_dir / "result.json"),
         }

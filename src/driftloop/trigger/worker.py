@@ -3,8 +3,10 @@
 ``python -m driftloop.trigger.worker SPEC.json`` resolves the configured
 pipeline, runs it once with the arguments it accepts and writes
 ``result.json`` (state, outputs, error) for the trigger to pick up. A KFP
-pipeline runs through ``pipelines.local_run.run_pipeline_locally`` (kfp.local);
-a plain function is called directly.
+pipeline runs through the spec's ``runner`` (``settings.retrain_runner``, by
+default ``pipelines.local_run:run_pipeline_locally``, kfp.local), resolved
+like the pipeline itself: the trigger never imports the pipelines package.
+A plain function is called directly.
 """
 
 from __future__ import annotations
@@ -58,9 +60,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     arguments = select_arguments(accepted_inputs(target), request, settings)
     print(f"driftloop worker: running {spec['pipeline']} with {arguments}", flush=True)
     if getattr(target, "component_spec", None) is not None:
-        from pipelines.local_run import run_pipeline_locally
-
-        result = run_pipeline_locally(target, arguments, settings)
+        runner = resolve_reference(spec.get("runner") or settings.retrain_runner)
+        result = runner(target, arguments, settings)
         outputs = jsonable(result.to_dict() if hasattr(result, "to_dict") else result)
         error = None
         if not getattr(result, "succeeded", True):
