@@ -21,7 +21,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from driftloop.deploy import (
+from driftloop.deploy.base import (
     READY,
     TIMEOUT,
     Deployer,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from driftloop.deploy import (
+from driftloop.deploy.base import (
     NO_LOCAL_PREDICTOR,
     READY,
     TIMEOUT,
