@@ -1,4 +1,4 @@
-"""Ingest: load a named dataset (optionally from a path/URL) into a parquet artifact."""
+"""Ingest: load the blueprint's rows (a named dataset or a path/URL) into a parquet artifact."""
 
 from kfp.dsl import Dataset, Output
 
@@ -7,21 +7,17 @@ from components._base import driftloop_component
 
 @driftloop_component
 def ingest(
+    blueprint: str,
     dataset: str,
     data_source: str,
     label_mapping: str,
     data: Output[Dataset],
 ) -> str:
-    """Returns the ingest summary (rows, labels, fingerprint) as JSON."""
+    """Returns the ingest summary (rows, columns, fingerprint) as JSON."""
     import json
 
-    from driftloop.datasets import ingest_to
+    from driftloop.training.data_steps import ingest as ingest_rows
 
-    summary = ingest_to(
-        data.path,
-        dataset,
-        source=data_source or None,
-        label_mapping=label_mapping or None,
-    )
+    summary = ingest_rows(data.path, blueprint, dataset, data_source, label_mapping)
     data.metadata.update({"dataset": dataset, "rows": int(summary.get("rows", 0))})
     return json.dumps(summary, default=str)

@@ -10,6 +10,7 @@ from components._base import driftloop_component
 @driftloop_component
 def split(
     data: Input[Dataset],
+    blueprint: str,
     seed: int,
     train: Output[Dataset],
     val: Output[Dataset],
@@ -24,10 +25,10 @@ def split(
     """
     import json
 
-    from driftloop.training.splits import split_file
+    from driftloop.training.data_steps import split as split_rows
 
-    fingerprints = split_file(
-        data.path, {"train": train.path, "val": val.path, "test": test.path}, seed=seed
+    fingerprints = split_rows(
+        data.path, {"train": train.path, "val": val.path, "test": test.path}, blueprint, seed=seed
     )
     for name, artifact in (("train", train), ("val", val), ("test", test)):
         artifact.metadata["fingerprint"] = fingerprints.get(name, "")

@@ -9,13 +9,11 @@ from components._base import driftloop_component
 def validate(data: Input[Dataset], blueprint: str) -> str:
     """Returns the validation report as JSON; raises DatasetValidationError on failure.
 
-    Labels are checked against the blueprint's, so a wrong --label-mapping stops
-    the run here rather than training a model on labels nothing else expects.
+    The checks are the blueprint's (e.g. the sentiment labels, so a wrong
+    --label-mapping stops the run here; a table's target column and classes).
     """
     import json
 
-    from driftloop.blueprints import get_blueprint
-    from driftloop.datasets import validate_file
+    from driftloop.training.data_steps import validate as validate_rows
 
-    labels = get_blueprint(blueprint).labels
-    return json.dumps(validate_file(data.path, labels=labels), default=str)
+    return json.dumps(validate_rows(data.path, blueprint), default=str)

@@ -50,10 +50,13 @@ def train_gate_and_promote(
     seed,
     min_improvement,
     smoke_timeout_s,
+    dataset,
+    data_source,
+    label_mapping,
 ) -> TrainingSteps:
     """Wire the steps from validation to promotion over the rows in ``data``."""
     validated = configure(validate(data=data, blueprint=blueprint))
-    splits = configure(split(data=data, seed=seed)).after(validated)
+    splits = configure(split(data=data, blueprint=blueprint, seed=seed)).after(validated)
     trained = configure(
         train(
             blueprint=blueprint,
@@ -78,6 +81,9 @@ def train_gate_and_promote(
             run_id=trained.outputs["run_id"],
             fingerprints=splits.outputs["fingerprints"],
             test_metrics=evaluated.outputs["Output"],
+            dataset=dataset,
+            data_source=data_source,
+            label_mapping=label_mapping,
         )
     )
     smoked = configure(
@@ -86,6 +92,7 @@ def train_gate_and_promote(
             version=registered.output,
             blueprint=blueprint,
             timeout_s=smoke_timeout_s,
+            test=splits.outputs["test"],
         ),
         heavy=True,
     )

@@ -41,11 +41,19 @@ def retraining_pipeline(
     )
     with dsl.If(policy.outputs["Output"] == RETRAIN, name="retrain"):
         ingested = configure(
-            ingest(dataset=dataset, data_source=data_source, label_mapping=label_mapping)
+            ingest(
+                blueprint=blueprint,
+                dataset=dataset,
+                data_source=data_source,
+                label_mapping=label_mapping,
+            )
         )
         merged = configure(
             merge_feedback(
-                model_name=model_name, store_url=store_url, data=ingested.outputs["data"]
+                model_name=model_name,
+                blueprint=blueprint,
+                store_url=store_url,
+                data=ingested.outputs["data"],
             ),
             needs_store=True,
         )
@@ -57,4 +65,7 @@ def retraining_pipeline(
             seed=seed,
             min_improvement=min_improvement,
             smoke_timeout_s=smoke_timeout_s,
+            dataset=dataset,
+            data_source=data_source,
+            label_mapping=label_mapping,
         )

@@ -30,7 +30,12 @@ def training_pipeline(
     smoke_timeout_s: float = 120.0,
 ):
     ingested = configure(
-        ingest(dataset=dataset, data_source=data_source, label_mapping=label_mapping)
+        ingest(
+            blueprint=blueprint,
+            dataset=dataset,
+            data_source=data_source,
+            label_mapping=label_mapping,
+        )
     )
     train_gate_and_promote(
         ingested.outputs["data"],
@@ -40,4 +45,7 @@ def training_pipeline(
         seed=seed,
         min_improvement=min_improvement,
         smoke_timeout_s=smoke_timeout_s,
+        dataset=dataset,
+        data_source=data_source,
+        label_mapping=label_mapping,
     )

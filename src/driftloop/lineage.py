@@ -12,8 +12,16 @@ import subprocess
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from driftloop.blueprints.spec import BlueprintSpec
 
 TAG_PREFIX = "driftloop."
+# the blueprint instance (``BlueprintSpec`` text) and MLflow flavour a version was trained as
+TAG_BLUEPRINT = f"{TAG_PREFIX}blueprint"
+TAG_BLUEPRINT_NAME = f"{TAG_PREFIX}blueprint.name"
+TAG_FLAVOUR = f"{TAG_PREFIX}flavour"
 UNKNOWN_COMMIT = "unknown"
 
 # distribution names to record; a tuple lists alternatives that install the same module
@@ -43,6 +51,10 @@ TAG_HPO = tag_key("hpo")
 TAG_BEST_CANDIDATE = tag_key("best_candidate")
 TAG_PRIMARY_METRIC = tag_key("primary_metric")
 TAG_DATASET_FINGERPRINT = tag_key("dataset_fingerprint")
+# where the training rows came from: a retraining run re-reads the same source
+TAG_DATASET = tag_key("data.dataset")
+TAG_DATA_SOURCE = tag_key("data.source")
+TAG_LABEL_MAPPING = tag_key("data.label_mapping")
 TAG_GIT_COMMIT = tag_key("git_commit")
 TAG_SPLIT_SCHEME = tag_key("split.scheme")
 TAG_METRIC_NAME = tag_key("metric.name")
@@ -140,6 +152,8 @@ def version_tags(
     metric_name: str,
     metric_value: float,
     metric_split: str = "test",
+    blueprint: BlueprintSpec | None = None,
+    flavour: str | None = None,
 ) -> dict[str, str]:
     """The lineage tags every registered version carries."""
     tags = {
@@ -153,4 +167,18 @@ def version_tags(
         tags[split_fingerprint_tag(split)] = str(value)
     for package, version in runtime_versions().items():
         tags[runtime_tag(package)] = version
+    if blueprint is not None:
+        tags |= blueprint_tags(blueprint, flavour)
+    return tags
+
+
+def data_tags(dataset: str, source: str = "", label_mapping: str = "") -> dict[str, str]:
+    tags = {TAG_DATASET: dataset, TAG_DATA_SOURCE: source, TAG_LABEL_MAPPING: label_mapping}
+    return {key: value for key, value in tags.items() if value}
+
+
+def blueprint_tags(blueprint: BlueprintSpec, flavour: str | None = None) -> dict[str, str]:
+    tags = {TAG_BLUEPRINT: blueprint.to_text(), TAG_BLUEPRINT_NAME: blueprint.name}
+    if flavour:
+        tags[TAG_FLAVOUR] = flavour
     return tags

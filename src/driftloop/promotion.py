@@ -15,7 +15,7 @@ PROMOTE = "promote"
 KEEP = "keep"
 Outcome = Literal["promote", "keep"]
 
-ROLLBACK_ALERT = "LiveAccuracyDrop"
+ROLLBACK_ALERT = "LiveScoreDrop"
 DEFAULT_ROLLBACK_WINDOW = timedelta(hours=24)
 
 
@@ -58,24 +58,28 @@ def decide(
     challenger_score: float,
     champion_score: float | None,
     *,
-    floor: float,
+    floor: float | None,
     min_improvement: float,
     greater_is_better: bool = True,
 ) -> Decision:
     """Promote or keep.
 
     A first model (no champion) is promoted iff it reaches the absolute
-    ``floor`` (a ceiling when lower is better). A challenger replaces a
+    ``floor`` (a ceiling when lower is better; None: any finite score). A challenger replaces a
     champion only if it improves on it by at least ``min_improvement``
     relative to the champion's score -- noise-level gains never churn the
     production model.
     """
     challenger = _finite("challenger_score", challenger_score)
-    floor = _finite("floor", floor)
+    if floor is not None:
+        floor = _finite("floor", floor)
     if not 0.0 <= min_improvement <= 1.0:
         raise ValueError(f"min_improvement must be between 0 and 1, got {min_improvement!r}")
     better = ">=" if greater_is_better else "<="
 
+    if champion_score is None and floor is None:
+        reason = f"first model: score {challenger:.4f} (no floor for this metric)"
+        return Decision(PROMOTE, reason, challenger, None, challenger)
     if champion_score is None:
         passes = challenger >= floor if greater_is_better else challenger <= floor
         if passes:
@@ -120,7 +124,7 @@ def should_roll_back(
     now: datetime,
     window: timedelta | float = DEFAULT_ROLLBACK_WINDOW,
 ) -> bool:
-    """Roll back iff live accuracy fell soon after a promotion.
+    """Roll back iff the live score (LiveScoreDrop) fell soon after a promotion.
 
     A drop inside ``window`` (a timedelta or seconds) after the champion was
     promoted is blamed on the promotion; later drops, and other alerts, are

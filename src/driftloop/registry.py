@@ -30,6 +30,8 @@ from mlflow.protos.databricks_pb2 import (
 )
 
 from driftloop.lineage import (
+    TAG_BLUEPRINT,
+    TAG_BLUEPRINT_NAME,
     TAG_METRIC_NAME,
     TAG_METRIC_VALUE,
     TAG_PREFIX,
@@ -85,6 +87,18 @@ class VersionInfo:
     def tag(self, key: str, default: str | None = None) -> str | None:
         """A ``driftloop.*`` tag by its short key (``"decision"``) or full key."""
         return self.tags.get(key if key.startswith(TAG_PREFIX) else TAG_PREFIX + key, default)
+
+    def blueprint(self):  # noqa: ANN201 - a Blueprint; imported lazily (each pulls its ML stack)
+        """The blueprint instance this version was trained as (from its tag, never its name)."""
+        from driftloop.blueprints import get_blueprint
+
+        spec = self.tags.get(TAG_BLUEPRINT) or self.tags.get(TAG_BLUEPRINT_NAME)
+        if not spec:
+            raise RegistryError(
+                f"model {self.name!r} version {self.version} has no {TAG_BLUEPRINT} tag: "
+                "it was not registered by a driftloop pipeline"
+            )
+        return get_blueprint(spec)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -426,12 +440,11 @@ class ModelRegistry:
 
     # --- models ---------------------------------------------------------------
     def load_sklearn(self, name: str, version: str | int):
-        """Load one version with the mlflow.sklearn flavour from *this* registry."""
-        import mlflow.sklearn
+        """Load one version's fitted model from *this* registry (``model_logging.load_native``)."""
+        from driftloop.training.model_logging import load_native
 
         self.get_version(name, version)
-        with self._global_uri():
-            return mlflow.sklearn.load_model(self.version_uri(name, version))
+        return load_native(self.version_uri(name, version), self.tracking_uri)
 
     def _global_uri(self):
         return scoped_tracking_uri(self.tracking_uri)

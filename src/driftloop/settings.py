@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     tracking_uri: str | None = None
     experiment: str = "driftloop"
     min_improvement: float = 0.01  # relative gain a challenger needs
-    promotion_floor: float = 0.60  # absolute floor for the first champion
+    # absolute floor for a first champion; None: each blueprint's own (a pipeline
+    # run's blueprint option "floor" overrides both)
+    promotion_floor: float | None = None
 
     # --- pipelines (KFP) ----------------------------------------------------
     base_image: str = "ghcr.io/driftloop/driftloop:0.1.0"
@@ -76,8 +78,12 @@ class Settings(BaseSettings):
     evaluator_interval_s: float = 15.0  # built-in alert evaluator (no Prometheus installed)
     evaluator_webhook_url: str | None = None  # None means the trigger on 127.0.0.1:8095/alerts
     feedback_backlog_threshold: int = 50
-    accuracy_drop_margin: float = 0.10
-    accuracy_min_samples: int = 30
+    # LiveScoreDrop: the live primary metric is worse than the champion's test value by more
+    # than this share of it (RMSE above test x 1.1, macro-F1 below test x 0.9), over at
+    # least score_min_samples prediction/ground-truth pairs (the newest live_score_pairs)
+    score_drop_margin: float = 0.10
+    score_min_samples: int = 30
+    live_score_pairs: int = 500
     trigger_token: str | None = None
     trigger_cooldown_s: float = 600.0
     trigger_host: str = "127.0.0.1"

@@ -1,17 +1,22 @@
-"""Use cases. ``get_blueprint("sentiment")`` returns a fresh Blueprint.
+"""Use cases. ``get_blueprint(spec)`` returns a fresh Blueprint instance.
 
-Blueprints are imported only when asked for (each pulls in its ML stack);
-another use case registers itself with ``register_blueprint(name, "module:Class")``.
+``spec`` is a name ("sentiment"), a ``BlueprintSpec``, or its JSON text
+('{"name": "tabular", "options": {"target": "species"}}'), as tagged on every
+model version. Blueprints are imported only when asked for (each pulls in its
+ML stack); another use case registers itself with
+``register_blueprint(name, "module:Class")``.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from driftloop.blueprints.base import Blueprint, ParamRange
+from driftloop.blueprints.base import Blueprint, Metric, ParamChoice, ParamRange
+from driftloop.blueprints.spec import BlueprintSpec, BlueprintSpecError
 
 _BLUEPRINTS: dict[str, str] = {
     "sentiment": "driftloop.blueprints.sentiment:SentimentBlueprint",
+    "tabular": "driftloop.blueprints.tabular.blueprint:TabularBlueprint",
 }
 
 
@@ -30,17 +35,24 @@ def list_blueprints() -> list[str]:
     return sorted(_BLUEPRINTS)
 
 
-def get_blueprint(name: str | Blueprint, **options) -> Blueprint:
-    if isinstance(name, Blueprint):
-        return name
+def get_blueprint(spec: str | BlueprintSpec | Blueprint, **options) -> Blueprint:
+    """The blueprint instance ``spec`` names; ``options`` add to the spec's options."""
+    if isinstance(spec, Blueprint):
+        return spec
+    if not isinstance(spec, BlueprintSpec):
+        spec = BlueprintSpec.parse(spec)
     try:
-        target = _BLUEPRINTS[name]
+        target = _BLUEPRINTS[spec.name]
     except KeyError:
         raise UnknownBlueprintError(
-            f"unknown blueprint {name!r}; known blueprints: {', '.join(list_blueprints())}"
+            f"unknown blueprint {spec.name!r}; known blueprints: {', '.join(list_blueprints())}"
         ) from None
     module_name, class_name = target.split(":")
-    return getattr(importlib.import_module(module_name), class_name)(**options)
+    blueprint_class = getattr(importlib.import_module(module_name), class_name)
+    try:
+        return blueprint_class(**(spec.options | options))
+    except TypeError as exc:  # an option the blueprint does not take
+        raise BlueprintSpecError(f"blueprint {spec.name!r}: {exc}") from None
 
 
 def text_vectorizer(model):
@@ -52,6 +64,10 @@ def text_vectorizer(model):
 
 __all__ = [
     "Blueprint",
+    "BlueprintSpec",
+    "BlueprintSpecError",
+    "Metric",
+    "ParamChoice",
     "ParamRange",
     "UnknownBlueprintError",
     "get_blueprint",

@@ -1,22 +1,40 @@
-"""What a blueprint declares: data, candidate models, the metric that ranks them.
+"""The blueprint contract: the questions shared code asks a use case.
 
-The loop machinery (training, registry, gate, serving, monitor) is shared;
-a use case is one Blueprint subclass. Candidates are whole, unfitted
-pipelines (featurisation included), so a fitted candidate is the served model.
+A blueprint instance is a name plus options (``BlueprintSpec``); every model
+version is tagged with it, and the pipelines, gate, predictor, monitor and
+trigger rebuild the instance from that tag. Shared code reaches a use case
+only through these parts and never branches on its name or input type:
+
+* data     -- rows from a source, their checks, the split scheme, rows from feedback
+* trainer  -- candidates (whole unfitted pipelines), tuning space, MLflow flavour
+* metric   -- primary metric, direction, floor, tie tolerance (``Metric``)
+* codec    -- OIP tensors, v1/v2 decoding, prediction, encoding (``blueprints.codec``)
+* drift    -- the feature groups the monitor compares (``blueprints.drift``)
+* feedback -- what a ground truth is, and the live score from prediction/truth pairs
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
+
+from driftloop.blueprints.scoring import GREATER_IS_BETTER
+from driftloop.blueprints.spec import BlueprintSpec
+
+if TYPE_CHECKING:
+    from driftloop.blueprints.codec import Codec
+    from driftloop.blueprints.drift import DriftFeaturizer
+    from driftloop.blueprints.feedback import Feedback
 
 
 @dataclass(frozen=True)
 class ParamRange:
-    """One tunable hyperparameter (``set_params`` name) and its search range."""
+    """One tunable numeric hyperparameter (``set_params`` name) and its search range."""
 
     low: float
     high: float
@@ -24,44 +42,160 @@ class ParamRange:
     integer: bool = False
 
 
+@dataclass(frozen=True)
+class ParamChoice:
+    """One tunable categorical hyperparameter and its choices."""
+
+    choices: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How models of a blueprint are ranked and gated.
+
+    ``floor`` is what a first model must reach (a ceiling when lower is
+    better; ``None``: no absolute bound, e.g. an error whose scale is the
+    data's). ``tie_tolerance`` ``None`` means one validation row's worth.
+    """
+
+    name: str
+    greater_is_better: bool = True
+    floor: float | None = None
+    tie_tolerance: float | None = None
+
+    @property
+    def direction(self) -> str:
+        return "maximize" if self.greater_is_better else "minimize"
+
+    def better(self, score: float, than: float | None) -> bool:
+        if than is None:
+            return True
+        return score > than if self.greater_is_better else score < than
+
+    @property
+    def worst(self) -> float:
+        return -math.inf if self.greater_is_better else math.inf
+
+
 class Blueprint(ABC):
     name: ClassVar[str]
-    task: ClassVar[str]
-    primary_metric: ClassVar[str]
-    greater_is_better: ClassVar[bool] = True
+    task: str
     default_dataset: ClassVar[str]
-    labels: ClassVar[tuple[str, ...]] = ()
-    # How the drift monitor turns traffic into numbers (see the subclass docstring).
-    drift_features: ClassVar[str] = ""
+    id_column: ClassVar[str] = "id"
+    flavour: ClassVar[str] = "sklearn"
+    # Classes a dataset must use (empty: whatever the data holds).
+    labels: tuple[str, ...] = ()
 
+    def __init__(self, **options: Any) -> None:
+        self.options = {k: v for k, v in options.items() if v is not None}
+
+    # --- identity ------------------------------------------------------------------
+    @property
+    def spec(self) -> BlueprintSpec:
+        return BlueprintSpec(self.name, dict(self.options))
+
+    # --- metric --------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def default_metric(self) -> Metric:
+        """The metric models of this blueprint are ranked and gated by."""
+
+    @property
+    def metric(self) -> Metric:
+        """``default_metric`` with the instance's ``metric`` / ``floor`` options applied."""
+        base = self.default_metric
+        name = self.options.get("metric", base.name)
+        if name == base.name:
+            floor = self.options.get("floor", base.floor)
+            return replace(base, floor=None if floor is None else float(floor))
+        if name not in GREATER_IS_BETTER:
+            raise ValueError(
+                f"metric {name!r} has no known direction; known: {', '.join(GREATER_IS_BETTER)}"
+            )
+        floor = self.options.get("floor")
+        return Metric(name, GREATER_IS_BETTER[name], None if floor is None else float(floor))
+
+    @property
+    def primary_metric(self) -> str:
+        return self.metric.name
+
+    @property
+    def greater_is_better(self) -> bool:
+        return self.metric.greater_is_better
+
+    def better(self, score: float, than: float | None) -> bool:
+        return self.metric.better(score, than)
+
+    # --- data ----------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def target_column(self) -> str:
+        """The column of a training frame that holds the ground truth."""
+
+    @abstractmethod
+    def load(
+        self, dataset: str | None, source: str | None, label_mapping: str | None = None
+    ) -> pd.DataFrame:
+        """Rows of a named dataset or a file/URL, with a unique ``id`` column."""
+
+    def prepare(self, dataset: str | None, source: str | None) -> tuple[Blueprint, str, str]:
+        """Before a run: (the instance to train, the dataset name to pass, a note for the user).
+
+        Raise ``ValueError`` naming the option that is wrong. A blueprint whose
+        options depend on the data (a table's task) resolves them here.
+        """
+        return self, dataset or self.default_dataset, ""
+
+    @abstractmethod
+    def validate(self, frame: pd.DataFrame, what: str = "dataset") -> dict:
+        """Check a frame; raise ``DatasetValidationError`` naming columns and row counts."""
+
+    @property
+    def class_column(self) -> str | None:
+        """The column of classes every split must hold (None: not a classification)."""
+        return None
+
+    def features(self, frame: pd.DataFrame) -> Any:
+        """Model inputs from a training frame."""
+        return frame.drop(columns=[self.id_column, self.target_column], errors="ignore")
+
+    def targets(self, frame: pd.DataFrame) -> Any:
+        return frame[self.target_column].to_numpy()
+
+    @abstractmethod
+    def rows_from_feedback(self, inputs: Sequence[Any], truths: Sequence[Any]) -> pd.DataFrame:
+        """Training rows (no id) from stored input summaries and their ground truths."""
+
+    # --- trainer -------------------------------------------------------------------
     @abstractmethod
     def candidates(self, seed: int) -> dict[str, Any]:
         """name -> unfitted sklearn-compatible estimator (whole pipeline)."""
 
     @abstractmethod
     def score(self, model: Any, frame: pd.DataFrame) -> dict[str, float]:
-        """Metrics of a fitted model on a labelled frame; includes ``primary_metric``."""
+        """Metrics of a fitted model on a labelled frame; includes the primary metric."""
 
-    @abstractmethod
-    def sample_inputs(self) -> list:
-        """A few inputs a smoke test can send to the served model."""
-
-    def tuning_space(self, candidate: str) -> dict[str, ParamRange]:
+    def tuning_space(self, candidate: str) -> dict[str, ParamRange | ParamChoice]:
         """Hyperparameters worth searching for ``candidate`` (empty: nothing to tune)."""
         return {}
 
-    def features(self, frame: pd.DataFrame):
-        """Model inputs from a canonical frame."""
-        return frame["text"].tolist()
+    @abstractmethod
+    def input_example(self, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+        """A small model input (MLflow's input example and signature; smoke tests)."""
 
-    def targets(self, frame: pd.DataFrame):
-        return frame["label"].astype(str).to_numpy()
+    # --- serving, drift, feedback --------------------------------------------------
+    @abstractmethod
+    def codec(self, model: Any) -> Codec:
+        """Wire format of a fitted model: OIP tensors, decoding, prediction, encoding."""
 
-    def better(self, score: float, than: float | None) -> bool:
-        """Whether ``score`` beats ``than`` in this blueprint's direction."""
-        if than is None:
-            return True
-        return score > than if self.greater_is_better else score < than
+    @abstractmethod
+    def drift_featurizer(self, model: Any, reference: pd.DataFrame) -> DriftFeaturizer:
+        """Feature groups the monitor compares, fitted on held-out rows of the champion."""
+
+    @property
+    @abstractmethod
+    def feedback(self) -> Feedback:
+        """What a ground truth is and how the live score is computed."""
 
     def __repr__(self) -> str:
-        return f"<Blueprint {self.name}: {self.task}, ranked by {self.primary_metric}>"
+        return f"<Blueprint {self.spec}: {self.task}, ranked by {self.primary_metric}>"

@@ -11,20 +11,26 @@ probabilities; see :func:`driftloop.blueprints.text.text_vectorizer`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
-from driftloop.blueprints.base import Blueprint, ParamRange
+from driftloop.blueprints.base import Blueprint, Metric, ParamRange
+from driftloop.blueprints.codec import Limits
 from driftloop.blueprints.estimators import StringLabelXGBClassifier
+from driftloop.blueprints.feedback import Feedback, LabelFeedback
+from driftloop.blueprints.scoring import classification_scores
 from driftloop.blueprints.text import LeanTfidfVectorizer, TextNormalizer, text_vectorizer
+from driftloop.blueprints.text_codec import TextCodec
+
+DEFAULT_FLOOR = 0.60
 
 SAMPLE_INPUTS = [
     "produto ótimo, chegou rápido",
@@ -69,20 +75,94 @@ def text_pipeline(
 
 class SentimentBlueprint(Blueprint):
     name: ClassVar[str] = "sentiment"
-    task: ClassVar[str] = "text-classification"
-    primary_metric: ClassVar[str] = "macro_f1"
-    greater_is_better: ClassVar[bool] = True
+    task = "text-classification"
     default_dataset: ClassVar[str] = "sentiment-offline"
-    labels: ClassVar[tuple[str, ...]] = ("negative", "positive")
-    drift_features: ClassVar[str] = (
-        "text_vectorizer(model) TF-IDF of request texts + predicted probabilities"
-    )
+    labels: tuple[str, ...] = ("negative", "positive")
 
-    def __init__(self, *, char_ngrams: bool = True, max_features: int = 20_000, n_jobs: int = 2):
+    def __init__(
+        self, *, char_ngrams: bool = True, max_features: int = 20_000, n_jobs: int = 2, **options
+    ):
+        super().__init__(**options)
         self.char_ngrams = char_ngrams
         self.max_features = max_features
         self.n_jobs = n_jobs
 
+    @property
+    def default_metric(self) -> Metric:
+        # the classes are imbalanced: accuracy alone would flatter a majority vote
+        return Metric("macro_f1", True, floor=DEFAULT_FLOOR)
+
+    # --- data ----------------------------------------------------------------------
+    @property
+    def target_column(self) -> str:
+        return "label"
+
+    def load(
+        self, dataset: str | None, source: str | None, label_mapping: str | None = None
+    ) -> pd.DataFrame:
+        from driftloop.datasets import load_dataset
+
+        options = {"label_mapping": label_mapping} if label_mapping else {}
+        return load_dataset(dataset or self.default_dataset, source, **options)
+
+    def prepare(self, dataset: str | None, source: str | None) -> tuple[Blueprint, str, str]:
+        """The named dataset to read; ``--data`` alone means the one file connector."""
+        from driftloop.datasets import dataset_info, list_datasets
+
+        if dataset is not None:
+            try:
+                info = dataset_info(dataset)
+            except ValueError:
+                raise ValueError(
+                    f"--dataset: unknown dataset {dataset!r} (known: {', '.join(list_datasets())})"
+                ) from None
+            if info.needs_source and not source:
+                raise ValueError(
+                    f"--dataset {dataset} reads a file: give it with --data PATH_OR_URL"
+                )
+            return self, dataset, ""
+        if not source or dataset_info(self.default_dataset).needs_source:
+            return self, self.default_dataset, ""
+        connectors = [name for name in list_datasets() if dataset_info(name).needs_source]
+        if len(connectors) != 1:
+            raise ValueError(f"--data needs --dataset NAME (one of: {', '.join(connectors)})")
+        return self, connectors[0], ""
+
+    def validate(self, frame: pd.DataFrame, what: str = "dataset") -> dict:
+        from driftloop.datasets import validate_labelled_text
+
+        return validate_labelled_text(frame, self.labels, what=what)
+
+    @property
+    def class_column(self) -> str:
+        return "label"
+
+    def features(self, frame: pd.DataFrame) -> list[str]:
+        return frame["text"].tolist()
+
+    def targets(self, frame: pd.DataFrame) -> np.ndarray:
+        return frame["label"].astype(str).to_numpy()
+
+    def rows_from_feedback(self, inputs: Sequence[Any], truths: Sequence[Any]) -> pd.DataFrame:
+        return pd.DataFrame({"text": [str(t) for t in inputs], "label": [str(t) for t in truths]})
+
+    def input_example(self, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+        return pd.DataFrame({"text": SAMPLE_INPUTS[:2]})
+
+    # --- serving, drift, feedback --------------------------------------------------
+    def codec(self, model: Any, limits: Limits | None = None) -> TextCodec:
+        return TextCodec(model, limits or Limits())
+
+    def drift_featurizer(self, model: Any, reference: pd.DataFrame):
+        from driftloop.blueprints.text_drift import TextFeaturizer
+
+        return TextFeaturizer.fit(model, self.features(reference))
+
+    @property
+    def feedback(self) -> Feedback:
+        return LabelFeedback()
+
+    # --- trainer -------------------------------------------------------------------
     def candidates(self, seed: int) -> dict[str, Pipeline]:
         def pipe(classifier, **overrides):
             options = {
@@ -131,30 +211,8 @@ class SentimentBlueprint(Blueprint):
     def score(self, model: Any, frame: pd.DataFrame) -> dict[str, float]:
         if frame.empty:
             raise ValueError("cannot score a model on an empty frame")
-        y_true = self.targets(frame)
-        classes = np.asarray(model.classes_).astype(str)
-        probabilities = np.asarray(model.predict_proba(self.features(frame)))
-        y_pred = classes[np.argmax(probabilities, axis=1)]
-        labels = sorted(set(classes) | set(y_true))
-        metrics = {
-            "macro_f1": float(
-                f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
-            ),
-            "accuracy": float(accuracy_score(y_true, y_pred)),
-            "n_rows": float(len(frame)),
-        }
-        per_class = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
-        metrics |= {
-            f"f1_{label}": float(value) for label, value in zip(labels, per_class, strict=True)
-        }
-        if set(y_true) <= set(classes) and len(set(y_true)) > 1:
-            metrics["log_loss"] = float(log_loss(y_true, probabilities, labels=list(classes)))
-            if len(classes) == 2:
-                metrics["roc_auc"] = float(roc_auc_score(y_true == classes[1], probabilities[:, 1]))
-        return metrics
-
-    def sample_inputs(self) -> list[str]:
-        return list(SAMPLE_INPUTS)
+        probabilities = model.predict_proba(self.features(frame))
+        return classification_scores(self.targets(frame), model.classes_, probabilities)
 
     @staticmethod
     def text_vectorizer(model: Pipeline) -> Pipeline:

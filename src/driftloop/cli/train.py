@@ -46,30 +46,6 @@ def _is_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
 
 
-def _resolve_dataset(blueprint, dataset: str | None, data: str | None) -> str:
-    from driftloop.datasets import dataset_info, list_datasets
-
-    if dataset is not None:
-        try:
-            info = dataset_info(dataset)
-        except ValueError:
-            raise UserError(
-                f"--dataset: unknown dataset {dataset!r} (known: {', '.join(list_datasets())})"
-            ) from None
-        if info.needs_source and not data:
-            raise UserError(f"--dataset {dataset} reads a file: give it with --data PATH_OR_URL")
-        return dataset
-    if not data:
-        return blueprint.default_dataset
-    if dataset_info(blueprint.default_dataset).needs_source:
-        return blueprint.default_dataset
-    # --data alone means "this blueprint's file connector"; only ask when that is ambiguous.
-    connectors = [name for name in list_datasets() if dataset_info(name).needs_source]
-    if len(connectors) != 1:
-        raise UserError(f"--data needs --dataset NAME (one of: {', '.join(connectors)})")
-    return connectors[0]
-
-
 def _check_label_mapping(label_mapping: str | None) -> None:
     if not label_mapping:
         return
@@ -218,6 +194,13 @@ def render_summary(
     metavar="MAPPING",
     help='Raw labels to classes, e.g. "negative=1,2;positive=4,5".',
 )
+@click.option("--target", metavar="COLUMN", help="Column to predict (tabular).")
+@click.option(
+    "--task",
+    type=click.Choice(["auto", "classification", "regression"]),
+    help="Kind of problem (tabular; default: auto, decided from the target).",
+)
+@click.option("--id-column", metavar="COLUMN", help="Column of unique row ids (tabular).")
 @click.option("--experiment", metavar="NAME", help="MLflow experiment (default: settings).")
 @click.option("--model-name", metavar="NAME", help="Registered model name (default: BLUEPRINT).")
 @click.option("--seed", type=int, help="Random seed (default: settings).")
@@ -232,6 +215,9 @@ def train(
     data: str | None,
     dataset: str | None,
     label_mapping: str | None,
+    target: str | None,
+    task: str | None,
+    id_column: str | None,
     experiment: str | None,
     model_name: str | None,
     seed: int | None,
@@ -241,25 +227,27 @@ def train(
     """Train, register and gate a model for BLUEPRINT (runs the training pipeline locally)."""
     from rich.console import Console
 
-    from driftloop.blueprints import UnknownBlueprintError, get_blueprint
+    from driftloop.blueprints import BlueprintSpec, get_blueprint
     from driftloop.settings import get_settings
 
-    try:
-        blueprint = get_blueprint(blueprint_name)
-    except UnknownBlueprintError as exc:
-        raise UserError(str(exc)) from None
     if data is not None and not _is_url(data):
         path = Path(data).expanduser()
         if not path.is_file():
             raise UserError(f"--data: no such file: {data}")
         data = str(path.resolve())
-    chosen_dataset = _resolve_dataset(blueprint, dataset, data)
+    options = {"target": target, "task": task, "id_column": id_column}
+    try:
+        spec = BlueprintSpec(blueprint_name, {k: v for k, v in options.items() if v is not None})
+        blueprint, chosen_dataset, note = get_blueprint(spec).prepare(dataset, data)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        # DatasetError and blueprint option errors are ValueErrors whose message names the option
+        raise UserError(str(exc)) from None
     _check_label_mapping(label_mapping)
 
     settings = get_settings()
     model_name = model_name or blueprint.name
     arguments = {
-        "blueprint": blueprint.name,
+        "blueprint": blueprint.spec.to_text(),
         "model_name": model_name,
         "dataset": chosen_dataset,
         "data_source": data or "",
@@ -275,6 +263,8 @@ def train(
         f"[bold]driftloop train[/] {blueprint.name} → model [bold]{model_name}[/] "
         f"(dataset {chosen_dataset}{', ' + data if data else ''})"
     )
+    if note:
+        console.print(f"  {note}")
 
     from pipelines.local_run import run_pipeline_locally
     from pipelines.training import training_pipeline

@@ -19,7 +19,13 @@ from driftloop.datasets.errors import (
     DatasetValidationError,
     UnknownDatasetError,
 )
-from driftloop.datasets.files import ingest_to, read_frame, validate_file, write_frame
+from driftloop.datasets.files import (
+    ingest_to,
+    read_frame,
+    validate_file,
+    validate_labelled_text,
+    write_frame,
+)
 from driftloop.datasets.fingerprint import frame_fingerprint, stable_id
 from driftloop.datasets.labels import OLIST_DEFAULT, OLIST_WITH_NEUTRAL, LabelMapping
 from driftloop.datasets.registry import dataset_info, list_datasets, load_dataset, register_dataset
@@ -47,5 +53,6 @@ __all__ = [
     "stable_id",
     "validate_file",
     "validate_frame",
+    "validate_labelled_text",
     "write_frame",
 ]

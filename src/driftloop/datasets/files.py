@@ -91,17 +91,24 @@ def ingest_to(
 
 def validate_file(path: str | Path, labels: Iterable[str] | None = None) -> dict:
     """Validate a labelled-text file; raise DatasetValidationError naming bad columns."""
-    frame = read_frame(path)
-    labels = list(labels) if labels is not None else None
-    validate_frame(frame, labels, what=f"dataset file {path}")
+    return {"path": str(path)} | validate_labelled_text(
+        read_frame(path), labels, what=f"dataset file {path}"
+    )
+
+
+def validate_labelled_text(
+    frame: pd.DataFrame, labels: Iterable[str] | None = None, what: str = "dataset"
+) -> dict:
+    """Check a labelled-text frame (schema, known labels, two classes at least)."""
+    labels = list(labels) if labels else None
+    validate_frame(frame, labels, what=what)
     counts = label_counts(frame)
     if len(counts) < 2:
         raise DatasetValidationError(
-            f"dataset file {path}: column 'label': only one class present ({', '.join(counts)}); "
+            f"{what}: column 'label': only one class present ({', '.join(counts)}); "
             "a classifier needs at least two"
         )
     return {
-        "path": str(path),
         "rows": int(len(frame)),
         "labels": counts,
         "columns": list(map(str, frame.columns)),

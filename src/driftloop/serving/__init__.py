@@ -1,7 +1,8 @@
 """Serving: the KServe predictor for driftloop models and everything around it.
 
-- ``model.TextClassifierModel`` -- the kserve.Model (text in; label, probabilities,
-  low_confidence out), loaded from ``models:/NAME@champion``; hot reload by alias.
+- ``model.BlueprintModel`` -- the one kserve.Model for every blueprint: the served
+  version's codec decodes and encodes, loaded from ``models:/NAME@champion``; hot
+  reload by alias.
 - ``server.serve`` / ``server.DriftloopModelServer`` -- kserve.ModelServer with REST
   v1/v2, gRPC v2, the feedback API (``feedback``), auth (``auth``) and metrics
   (``metrics``).

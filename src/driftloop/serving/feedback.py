@@ -1,21 +1,28 @@
 """Feedback API, served by the predictor process next to KServe's routes.
 
-``POST /v1/feedback/{request_id}`` with ``{"label": "..."}`` or
-``{"correct": true|false, "label"?: "..."}``, and the batch form
-``POST /v1/feedback`` with ``{"items": [{"request_id": ..., ...}]}``.
-Unknown request id → 404; a label the model cannot predict → 422 naming the
-allowed labels; a predictor running with ``DRIFTLOOP_PREDICTION_STORE=off``
-→ 503 naming that setting; sending feedback again appends a row (history kept) and the
-latest one counts.
+``POST /v1/feedback/{request_id}`` with the ground truth as ``{"value": ...}``
+(what a truth is comes from the blueprint of the version that answered: a
+class label, a number, ...), ``{"label": "..."}`` for a classifier, or a
+verdict ``{"correct": true|false}``; the batch form ``POST /v1/feedback`` with
+``{"items": [{"request_id": ..., ...}]}``. Unknown request id → 404; a truth
+that does not fit the model (a label it cannot predict, a non-number for a
+regression) → 422 naming the field; a predictor running with
+``DRIFTLOOP_PREDICTION_STORE=off`` → 503 naming that setting; sending feedback
+again appends a row (history kept) and the latest one counts.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from driftloop.serving import metrics, runtime
+from driftloop.blueprints.feedback import Feedback
+from driftloop.blueprints.feedback import FeedbackError as TruthError
+from driftloop.serving import loader, metrics, runtime
 from driftloop.store import FeedbackRecord, PredictionRecord
 
 MAX_BATCH_ITEMS = 1000
@@ -30,6 +37,7 @@ class FeedbackError(Exception):
 
 class FeedbackBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    value: Any = Field(default=None, description="the ground truth, as the model's blueprint says")
     label: str | None = Field(default=None, max_length=256)
     correct: bool | None = None
     source: str = Field(default="api", max_length=64)
@@ -45,28 +53,45 @@ class FeedbackBatch(BaseModel):
 
 
 def allowed_labels(prediction: PredictionRecord) -> list[str]:
-    return list(prediction.outputs[0]["probabilities"]) if prediction.outputs else []
+    first = prediction.outputs[0] if prediction.outputs else {}
+    return list(first.get("probabilities", {})) if isinstance(first, dict) else []
+
+
+@lru_cache(maxsize=64)
+def _feedback_kind(model_name: str, version: str, tracking_uri: str | None) -> Feedback:
+    """What a ground truth is for the version that answered (from its blueprint tag)."""
+    return loader.blueprint_of(f"models:/{model_name}/{version}", tracking_uri).feedback
+
+
+def _verdict_only(prediction: PredictionRecord, correct: bool) -> str | None:
+    """The label a bare right/wrong verdict implies, where it implies one."""
+    allowed = allowed_labels(prediction)
+    predicted = set(prediction.labels) - {None}
+    if len(predicted) != 1:
+        return None
+    (only,) = predicted
+    if correct:
+        return only
+    if len(allowed) == 2:  # "wrong" on a binary model names the other label
+        return next(candidate for candidate in allowed if candidate != only)
+    return None
 
 
 def resolve_feedback(
-    prediction: PredictionRecord, label: str | None, correct: bool | None
-) -> tuple[str | None, bool | None]:
-    """Complete (label, correct) from what the user sent and what was predicted."""
-    allowed = allowed_labels(prediction)
-    if label is None and correct is None:
-        raise FeedbackError(422, f'send "label" (one of {allowed}) and/or "correct"')
-    if label is not None and label not in allowed:
-        raise FeedbackError(422, f"label {label!r} is not one of the model's labels {allowed}")
-    predicted = set(prediction.labels)
-    if label is not None and correct is None:
-        correct = predicted == {label}
-    if label is None and len(predicted) == 1:
-        (only,) = predicted
-        if correct:
-            label = only
-        elif len(allowed) == 2:  # "wrong" on a binary model names the other label
-            label = next(candidate for candidate in allowed if candidate != only)
-    return label, correct
+    prediction: PredictionRecord, kind: Feedback, body: FeedbackBody
+) -> tuple[Any, bool | None]:
+    """(the ground truth to store, the verdict) from what the user sent and what was predicted."""
+    truth = body.value if body.value is not None else body.label
+    if truth is None:
+        if body.correct is None:
+            raise FeedbackError(422, 'send "value" (the ground truth) and/or "correct"')
+        return _verdict_only(prediction, body.correct), body.correct
+    try:
+        value, correct = kind.parse(truth, prediction.outputs)
+    except TruthError as exc:
+        field = "value" if body.value is not None else "label"
+        raise FeedbackError(422, f"{field}: {exc}") from None
+    return value, correct if body.correct is None else body.correct
 
 
 STORE_OFF = (
@@ -84,15 +109,26 @@ def _serving() -> runtime.ServingRuntime:
     return serving
 
 
+def _kind(serving: runtime.ServingRuntime, prediction: PredictionRecord) -> Feedback:
+    try:
+        return _feedback_kind(
+            prediction.model_name,
+            str(prediction.model_version),
+            serving.settings.resolved_tracking_uri,
+        )
+    except loader.ModelLoadError as exc:
+        raise FeedbackError(409, f"cannot judge feedback for this prediction: {exc}") from None
+
+
 def submit_feedback(
     serving: runtime.ServingRuntime, request_id: str, body: FeedbackBody
 ) -> FeedbackRecord:
     prediction = serving.find_prediction(request_id)
     if prediction is None:
         raise FeedbackError(404, f"no prediction with request id {request_id!r}")
-    label, correct = resolve_feedback(prediction, body.label, body.correct)
+    value, correct = resolve_feedback(prediction, _kind(serving, prediction), body)
     record = serving.store.add_feedback(
-        request_id, label=label, correct=correct, source=body.source
+        request_id, value=value, correct=correct, source=body.source
     )
     metrics.FEEDBACK.labels(model=prediction.model_name).inc()
     return record
@@ -103,7 +139,7 @@ def _as_json(record: FeedbackRecord) -> dict:
         "request_id": record.request_id,
         "label": record.label,
         "correct": record.correct,
-        "value": record.value,  # the stored ground truth (the label, for this classifier API)
+        "value": record.value,
         "source": record.source,
         "created_at": record.created_at.isoformat(),
     }
@@ -120,7 +156,7 @@ def submit_batch(serving: runtime.ServingRuntime, batch: FeedbackBatch) -> list[
             continue
         try:
             resolved.append(
-                (item, prediction, *resolve_feedback(prediction, item.label, item.correct))
+                (item, prediction, *resolve_feedback(prediction, _kind(serving, prediction), item))
             )
         except FeedbackError as exc:
             message = f"items[request_id={item.request_id!r}]: {exc.message}"
@@ -128,10 +164,10 @@ def submit_batch(serving: runtime.ServingRuntime, batch: FeedbackBatch) -> list[
     if unknown:
         raise FeedbackError(404, f"no prediction with request ids {unknown}")
     records = []
-    for item, prediction, label, correct in resolved:
+    for item, prediction, value, correct in resolved:
         records.append(
             serving.store.add_feedback(
-                item.request_id, label=label, correct=correct, source=item.source
+                item.request_id, value=value, correct=correct, source=item.source
             )
         )
         metrics.FEEDBACK.labels(model=prediction.model_name).inc()

@@ -8,13 +8,12 @@ whose weights we hold even if the alias moves while we load.
 from __future__ import annotations
 
 import re
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from driftloop.registry import scoped_tracking_uri
+from driftloop.blueprints import Blueprint
+from driftloop.blueprints.codec import Codec, Limits
+from driftloop.lineage import TAG_BLUEPRINT
 
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 _VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
@@ -27,12 +26,13 @@ class ModelLoadError(RuntimeError):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A loaded classifier and where it came from."""
+    """A loaded model, the blueprint it was trained as, its codec, and where it came from."""
 
-    pipeline: Any
+    model: Any
+    blueprint: Blueprint
+    codec: Codec
     version: str
     uri: str
-    labels: tuple[str, ...]
 
 
 def model_uri_for(name: str, alias: str = "champion", model_uri: str | None = None) -> str:
@@ -77,18 +77,43 @@ def current_version(uri: str, tracking_uri: str | None = None) -> str:
     return resolve(uri, tracking_uri)[1]
 
 
-def load(uri: str, tracking_uri: str | None = None) -> LoadedModel:
-    """Resolve and load ``uri`` with the ``mlflow.sklearn`` flavour."""
-    concrete, version = resolve(uri, tracking_uri)
-    import mlflow.sklearn
+def blueprint_of(concrete: str, tracking_uri: str | None = None) -> Blueprint:
+    """The blueprint instance tagged on a model version (or on the run that logged it)."""
+    from driftloop.registry import ModelRegistry, RegistryError
 
+    fixed = _VERSION_URI.match(concrete)
+    run = _RUN_URI.match(concrete)
     try:
-        # load_model("models:/...") resolves through MLflow's global URI only
-        with scoped_tracking_uri(tracking_uri) if tracking_uri else nullcontext():
-            pipeline = mlflow.sklearn.load_model(concrete)
+        if fixed:
+            return (
+                ModelRegistry(tracking_uri).get_version(fixed["name"], fixed["version"]).blueprint()
+            )
+        if run:
+            from driftloop.blueprints import get_blueprint
+
+            tags = _client(tracking_uri).get_run(run["run_id"]).data.tags
+            if TAG_BLUEPRINT in tags:
+                return get_blueprint(tags[TAG_BLUEPRINT])
+    except (RegistryError, ValueError) as exc:
+        raise ModelLoadError(f"cannot tell the blueprint of {concrete}: {exc}") from exc
+    raise ModelLoadError(
+        f"cannot tell the blueprint of {concrete}: serve a registered version "
+        "(models:/NAME/VERSION or models:/NAME@ALIAS) or a driftloop training run"
+    )
+
+
+def load(uri: str, tracking_uri: str | None = None, limits: Limits | None = None) -> LoadedModel:
+    """Resolve ``uri``, load the fitted model (``model_logging.load_native``) and its codec."""
+    concrete, version = resolve(uri, tracking_uri)
+    from driftloop.training.model_logging import load_native
+
+    blueprint = blueprint_of(concrete, tracking_uri)
+    try:
+        model = load_native(concrete, tracking_uri)
     except Exception as exc:  # MlflowException, OSError, unpickling errors
         raise ModelLoadError(f"cannot load {concrete}: {exc}") from exc
-    if not hasattr(pipeline, "predict_proba") or not hasattr(pipeline, "classes_"):
-        raise ModelLoadError(f"{concrete} is not a classifier with predict_proba and classes_")
-    labels = tuple(str(label) for label in np.asarray(pipeline.classes_).tolist())
-    return LoadedModel(pipeline=pipeline, version=version, uri=concrete, labels=labels)
+    try:
+        codec = blueprint.codec(model, limits or Limits())
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ModelLoadError(f"{concrete} is not a {blueprint.spec} model: {exc}") from exc
+    return LoadedModel(model=model, blueprint=blueprint, codec=codec, version=version, uri=concrete)

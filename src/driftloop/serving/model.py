@@ -1,11 +1,17 @@
-"""The KServe model class for text classifiers (one class per input type; text for now).
+"""The one KServe model class for every blueprint.
 
-Transport (REST v1/v2, gRPC) is KServe's; what this class adds is: load the
-MLflow model, turn a checked request into labels/probabilities/low-confidence
-flags in the contract's v1 or v2 shape, stamp the request id, and hand the
-prediction to the process's serving runtime (store + payload logger) without
-waiting for either. ``reload`` swaps in a new version atomically: a request
-reads ``self._loaded`` once, so it is answered wholly by one version.
+Transport (REST v1/v2 with the binary extension, gRPC) is KServe's; this class
+fills KServe's own template:
+
+* ``preprocess`` decodes the request with the served version's codec (the
+  blueprint tagged on that version) into a batch, and fixes the request id;
+* ``predict`` runs the model on the batch;
+* ``postprocess`` encodes the answer in the caller's protocol, stamps the
+  request id, and hands the prediction to the process's serving runtime (store
+  + payload logger) without waiting for either.
+
+``reload`` swaps in a new version atomically: a request reads ``self._loaded``
+once (in preprocess) and is answered wholly by that version and its codec.
 """
 
 from __future__ import annotations
@@ -15,16 +21,16 @@ import logging
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import kserve
 from kserve.errors import InvalidInput, ModelNotReady
-from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from kserve.protocol.infer_type import InferRequest, InferResponse
 
+from driftloop.blueprints.codec import Answer, Batch, InputError, InputTensor, Limits
 from driftloop.serving import loader, metrics, runtime, wire
-from driftloop.serving.classifier import Predictions, classify
 from driftloop.serving.loader import LoadedModel
-from driftloop.serving.validation import TEXT_INPUT, texts_from_v1, texts_from_v2
 from driftloop.settings import Settings
 from driftloop.store import PredictionRecord
 
@@ -45,14 +51,55 @@ def _request_id(explicit: Any, headers: dict[str, str]) -> str:
     return request_id
 
 
-class TextClassifierModel(kserve.Model):
-    """Serves an MLflow sklearn text classifier under ``name``."""
+def limits_from(settings: Settings) -> Limits:
+    return Limits(
+        max_instances=settings.max_instances,
+        max_chars=settings.max_text_chars,
+        low_confidence=settings.low_confidence_threshold,
+    )
+
+
+@dataclass
+class _Call:
+    """One request on its way through preprocess -> predict -> postprocess."""
+
+    loaded: LoadedModel
+    request_id: str
+    payload: dict | InferRequest
+    batch: Batch
+    started: float
+    answer: Answer | None = None
+
+
+def decode(loaded: LoadedModel, payload: dict | InferRequest) -> Batch:
+    """The request's instances, checked by the version's codec; ``InvalidInput`` names the field."""
+    try:
+        if isinstance(payload, InferRequest):
+            tensors = {
+                name: InputTensor(name, infer_input.datatype, wire.input_tensor(infer_input))
+                for name, infer_input in wire.inputs_by_name(payload).items()
+            }
+            return loaded.codec.decode_v2(tensors)
+        if not isinstance(payload, dict):
+            raise InputError('request body must be a JSON object with "instances"')
+        if "instances" not in payload:
+            raise InputError('missing "instances": send {"instances": [...]}')
+        if not isinstance(payload["instances"], list):
+            raise InputError('"instances" must be a list')
+        return loaded.codec.decode_v1(payload["instances"])
+    except InputError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+class BlueprintModel(kserve.Model):
+    """Serves the MLflow model at ``model_uri`` under ``name``, as its blueprint says."""
 
     def __init__(self, name: str, model_uri: str, settings: Settings) -> None:
         super().__init__(name, return_response_headers=True)
         self.model_uri = model_uri
         self.settings = settings
         self.tracking_uri = settings.resolved_tracking_uri
+        self.limits = limits_from(settings)
         self._loaded: LoadedModel | None = None
         self._reload_lock = threading.Lock()
 
@@ -81,7 +128,7 @@ class TextClassifierModel(kserve.Model):
         return loader.is_alias_uri(self.model_uri)
 
     def load(self) -> bool:
-        self.swap(loader.load(self.model_uri, self.tracking_uri))
+        self.swap(loader.load(self.model_uri, self.tracking_uri, self.limits))
         return self.ready
 
     def swap(self, loaded: LoadedModel) -> None:
@@ -100,7 +147,7 @@ class TextClassifierModel(kserve.Model):
                 return False
             started = time.perf_counter()
             try:
-                loaded = loader.load(self.model_uri, self.tracking_uri)
+                loaded = loader.load(self.model_uri, self.tracking_uri, self.limits)
             except loader.ModelLoadError:
                 metrics.MODEL_RELOADS.labels(model=self.name, outcome="failed").inc()
                 raise
@@ -112,134 +159,122 @@ class TextClassifierModel(kserve.Model):
             return True
 
     # --- metadata -----------------------------------------------------------------
+    def _codec(self):  # noqa: ANN202 - the served version's Codec
+        loaded = self._loaded
+        if loaded is None:
+            raise ModelNotReady(self.name)
+        return loaded.codec
+
     def get_input_types(self) -> list[dict]:
-        return [{"name": TEXT_INPUT, "datatype": "BYTES", "shape": [-1]}]
+        return [spec.as_metadata() for spec in self._codec().inputs]
 
     def get_output_types(self) -> list[dict]:
-        return [
-            {"name": "label", "datatype": "BYTES", "shape": [-1]},
-            {"name": "probabilities", "datatype": "FP32", "shape": [-1, -1]},
-            {"name": "low_confidence", "datatype": "BOOL", "shape": [-1]},
-        ]
+        return [spec.as_metadata() for spec in self._codec().outputs]
 
-    # --- inference ----------------------------------------------------------------
-    def predict(
-        self,
-        payload: dict | InferRequest,
-        headers: dict[str, str] | None = None,
-        response_headers: dict[str, str] | None = None,
-    ) -> dict | InferResponse:
+    # --- inference: KServe's preprocess -> predict -> postprocess -------------------
+    def preprocess(self, payload: dict | InferRequest, headers: dict[str, str] | None = None):
         started = time.perf_counter()
         loaded = self._loaded
         if loaded is None:
             raise ModelNotReady(self.name)
-        headers = headers or {}
-        limits = {
-            "max_instances": self.settings.max_instances,
-            "max_chars": self.settings.max_text_chars,
-        }
-        v2 = isinstance(payload, InferRequest)
-        if v2:
-            texts = texts_from_v2(payload, **limits)
-            request_id = _request_id(payload.id, headers)
-        else:
-            texts = texts_from_v1(payload, **limits)
-            request_id = _request_id(None, headers)
+        explicit = payload.id if isinstance(payload, InferRequest) else None
+        request_id = _request_id(explicit, headers or {})
+        return _Call(loaded, request_id, payload, decode(loaded, payload), started)
 
-        predictions = classify(loaded, texts, self.settings.low_confidence_threshold)
-        if v2:
-            response = self._v2_response(request_id, predictions, payload)
+    def predict(
+        self,
+        call: _Call,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> _Call:
+        try:
+            call.answer = call.loaded.codec.predict(call.batch)
+        except (ValueError, TypeError) as exc:
+            # the codec let through values the model cannot take: the caller's input
+            raise InvalidInput(f"the model cannot take these inputs: {exc}") from None
+        return call
+
+    def postprocess(
+        self,
+        call: _Call,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict | InferResponse:
+        answer = call.answer
+        version = call.loaded.version
+        if isinstance(call.payload, InferRequest):
+            response = self._v2_response(call, answer)
             request_body = {
-                "id": request_id,
-                "inputs": [
-                    {"name": TEXT_INPUT, "datatype": "BYTES", "shape": [len(texts)], "data": texts}
-                ],
+                "id": call.request_id,
+                "inputs": call.loaded.codec.v2_inputs(call.batch.summaries),
             }
-            response_body = self._v2_response_body(request_id, predictions)
+            response_body = self._v2_response_body(call, answer)
         else:
             response = {
-                "predictions": predictions.as_v1(),
-                "request_id": request_id,
-                "model_version": predictions.version,
+                "predictions": answer.instances,
+                "request_id": call.request_id,
+                "model_version": version,
             }
-            request_body, response_body = payload, response
+            request_body, response_body = call.payload, response
         if response_headers is not None:
-            response_headers["x-request-id"] = request_id
-
-        for label in predictions.labels:
-            metrics.PREDICTIONS.labels(model=self.name, version=loaded.version, label=label).inc()
-        self._record(request_id, texts, predictions, started, request_body, response_body)
+            response_headers["x-request-id"] = call.request_id
+        for label in answer.labels:
+            metrics.PREDICTIONS.labels(
+                model=self.name, version=version, label=label if label is not None else "value"
+            ).inc()
+        self._record(call, request_body, response_body)
         return response
 
-    def _v2_outputs(
-        self, predictions: Predictions, request: InferRequest | None = None
-    ) -> list[InferOutput]:
-        # binary data where the request asked for it (binary_data_output / binary_data, gRPC raw)
-        return [
-            wire.output_tensor("label", list(predictions.labels), "BYTES", request),
-            wire.output_tensor("probabilities", predictions.probabilities, "FP32", request),
-            wire.output_tensor("low_confidence", list(predictions.low_confidence), "BOOL", request),
-        ]
-
-    def _v2_response(
-        self, request_id: str, predictions: Predictions, request: InferRequest
-    ) -> InferResponse:
-        labels = list(predictions.classes)
-        # gRPC parameters hold scalars only, so there the label list travels as JSON text.
-        parameters = {"labels": json.dumps(labels) if request.from_grpc else labels}
+    def _v2_response(self, call: _Call, answer: Answer) -> InferResponse:
+        request = call.payload
+        # gRPC parameters hold scalars only, so there lists travel as JSON text.
+        parameters = {
+            key: json.dumps(value) if request.from_grpc and isinstance(value, list) else value
+            for key, value in answer.parameters.items()
+        }
         return wire.infer_response(
             request,
-            response_id=request_id,
+            response_id=call.request_id,
             model_name=self.name,
-            model_version=predictions.version,
-            outputs=self._v2_outputs(predictions, request),
-            parameters=parameters,
+            model_version=call.loaded.version,
+            outputs=[
+                wire.output_tensor(name, array, datatype, request)
+                for name, datatype, array in answer.tensors
+            ],
+            parameters=parameters or None,
         )
 
-    def _v2_response_body(self, request_id: str, predictions: Predictions) -> dict:
-        n, k = predictions.probabilities.shape
+    def _v2_response_body(self, call: _Call, answer: Answer) -> dict:
+        """The answer as plain OIP JSON (what the payload logger sends)."""
         return {
             "model_name": self.name,
-            "model_version": predictions.version,
-            "id": request_id,
+            "model_version": call.loaded.version,
+            "id": call.request_id,
             "outputs": [
-                {"name": "label", "datatype": "BYTES", "shape": [n], "data": predictions.labels},
                 {
-                    "name": "probabilities",
-                    "datatype": "FP32",
-                    "shape": [n, k],
-                    "data": predictions.probabilities.reshape(-1).astype(float).tolist(),
-                },
-                {
-                    "name": "low_confidence",
-                    "datatype": "BOOL",
-                    "shape": [n],
-                    "data": predictions.low_confidence,
-                },
+                    "name": name,
+                    "datatype": datatype,
+                    "shape": list(array.shape),
+                    "data": array.reshape(-1).tolist(),
+                }
+                for name, datatype, array in answer.tensors
             ],
-            "parameters": {"labels": list(predictions.classes)},
+            "parameters": answer.parameters,
         }
 
-    def _record(
-        self,
-        request_id: str,
-        texts: list[str],
-        predictions: Predictions,
-        started: float,
-        request_body: Any,
-        response_body: Any,
-    ) -> None:
+    def _record(self, call: _Call, request_body: Any, response_body: Any) -> None:
         serving = runtime.current()
         if serving is None:
             return
+        answer = call.answer
         record = PredictionRecord(
-            request_id=request_id,
+            request_id=call.request_id,
             model_name=self.name,
-            model_version=predictions.version,
-            inputs=texts,
-            outputs=predictions.as_v1(),
-            label=predictions.labels[0],
-            confidence=predictions.confidences[0],
-            latency_ms=(time.perf_counter() - started) * 1000.0,
+            model_version=call.loaded.version,
+            inputs=call.batch.summaries,
+            outputs=answer.instances,
+            label=answer.labels[0],
+            confidence=answer.confidences[0],
+            latency_ms=(time.perf_counter() - call.started) * 1000.0,
         )
         serving.record(record, request_body, response_body)

@@ -26,7 +26,7 @@ from driftloop.store import PredictionRecord, PredictionStore
 from driftloop.store.writer import StoreWriter
 
 if TYPE_CHECKING:
-    from driftloop.serving.model import TextClassifierModel
+    from driftloop.serving.model import BlueprintModel
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class ServingRuntime:
         self._started = False
         self._closed = False
 
-    def start(self, models: Iterable[TextClassifierModel] = ()) -> ServingRuntime:
+    def start(self, models: Iterable[BlueprintModel] = ()) -> ServingRuntime:
         with self._lock:
             if not self._started:
                 self._started = True
@@ -109,7 +109,7 @@ class ServingRuntime:
             Periodic("driftloop-retention", RETENTION_INTERVAL_S, self._apply_retention).start()
         )
 
-    def _watch(self, model: TextClassifierModel) -> None:
+    def _watch(self, model: BlueprintModel) -> None:
         if model.name in self._watched:
             return
         self._watched.add(model.name)

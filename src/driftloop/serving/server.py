@@ -1,7 +1,7 @@
 """Assembles KServe's ModelServer with driftloop's additions.
 
 ``serve(name, ...)`` loads ``models:/NAME@alias`` (or any model URI) into a
-:class:`TextClassifierModel` and runs ``kserve.ModelServer`` with:
+:class:`BlueprintModel` and runs ``kserve.ModelServer`` with:
 REST v1 (``/v1/models/NAME:predict``), REST v2 (``/v2/models/NAME/infer``),
 metadata/ready/live, ``/metrics``, the feedback API, and gRPC v2 on its own
 port. The subclasses below exist only to hook in: KServe builds its REST and
@@ -30,7 +30,7 @@ from kserve.protocol.rest.server import RESTServer
 from driftloop.serving import rest, runtime
 from driftloop.serving.auth import GrpcAuthInterceptor
 from driftloop.serving.loader import model_uri_for
-from driftloop.serving.model import TextClassifierModel
+from driftloop.serving.model import BlueprintModel
 from driftloop.serving.repository import ReloadingModelRepository
 from driftloop.settings import Settings, get_settings
 
@@ -137,7 +137,7 @@ class DriftloopModelServer(ModelServer):
         super().__init__(**kwargs)
         self.settings = settings
 
-    def start(self, models: list[TextClassifierModel]) -> None:
+    def start(self, models: list[BlueprintModel]) -> None:
         self._register_and_check_atleast_one_model_is_ready(models)
         # Open the store (and run its migrations) before any worker starts, so
         # workers never race each other creating tables.
@@ -196,10 +196,10 @@ def build_model(
     alias: str = "champion",
     model_uri: str | None = None,
     settings: Settings | None = None,
-) -> TextClassifierModel:
+) -> BlueprintModel:
     """A loaded model for ``name`` (raises ``loader.ModelLoadError`` when it cannot load)."""
     settings = settings or get_settings()
-    model = TextClassifierModel(name, model_uri_for(name, alias, model_uri), settings)
+    model = BlueprintModel(name, model_uri_for(name, alias, model_uri), settings)
     model.load()
     return model
 

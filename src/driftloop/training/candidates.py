@@ -19,8 +19,9 @@ from typing import Any
 import pandas as pd
 from sklearn.base import clone
 
-from driftloop.blueprints import Blueprint, get_blueprint
+from driftloop.blueprints import Blueprint, ParamChoice, ParamRange, get_blueprint
 from driftloop.datasets.files import read_frame
+from driftloop.lineage import TAG_BLUEPRINT
 from driftloop.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -118,19 +119,6 @@ def runtime_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
     return versions
 
 
-def _uses_xgboost(model: Any) -> bool:
-    return "xgboost" in repr(model).lower() or "XGB" in repr(model)
-
-
-def pip_requirements(model: Any) -> list[str]:
-    """Pinned requirements of the model's flavour; explicit, so MLflow need not
-    load the model in a subprocess to guess them."""
-    extra = ("xgboost",) if _uses_xgboost(model) else ()
-    versions = runtime_versions(extra)
-    versions.pop("mlflow", None)
-    return [f"{package}=={version}" for package, version in sorted(versions.items())]
-
-
 def loggable_params(estimator: Any) -> dict[str, str]:
     """The hyperparameters worth reading on a run: classifier and featurisation knobs."""
     interesting = ("ngram_range", "max_features", "min_df", "analyzer", "sublinear_tf", "languages")
@@ -154,17 +142,27 @@ def _fit(estimator: Any, blueprint: Blueprint, frame: pd.DataFrame) -> float:
     return time.perf_counter() - started
 
 
-def _check_frames(train: pd.DataFrame, val: pd.DataFrame) -> None:
+def _check_frames(blueprint: Blueprint, train: pd.DataFrame, val: pd.DataFrame) -> None:
+    target = blueprint.target_column
     for name, frame in (("train", train), ("val", val)):
-        missing = {"text", "label"} - set(frame.columns)
-        if missing:
-            raise ValueError(f"{name} frame lacks column(s) {', '.join(sorted(missing))}")
+        if target not in frame.columns:
+            raise ValueError(f"{name} frame lacks the target column {target!r}")
         if frame.empty:
             raise ValueError(f"{name} frame has no rows")
-    if train["label"].nunique() < 2:
+    classes = blueprint.class_column
+    if classes is not None and train[classes].nunique() < 2:
         raise ValueError(
-            f"train frame has a single class ({train['label'].iloc[0]!r}); need at least two"
+            f"train frame has a single class ({train[classes].iloc[0]!r}); need at least two"
         )
+
+
+def suggest(trial: Any, key: str, space: ParamRange | ParamChoice) -> Any:
+    """One Optuna suggestion for a tuning-space entry."""
+    if isinstance(space, ParamChoice):
+        return trial.suggest_categorical(key, list(space.choices))
+    if space.integer:
+        return trial.suggest_int(key, int(space.low), int(space.high), log=space.log)
+    return trial.suggest_float(key, space.low, space.high, log=space.log)
 
 
 def tune(
@@ -189,14 +187,7 @@ def tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def objective(trial: optuna.Trial) -> float:
-        params = {
-            key: (
-                trial.suggest_int(key, int(r.low), int(r.high), log=r.log)
-                if r.integer
-                else trial.suggest_float(key, r.low, r.high, log=r.log)
-            )
-            for key, r in space.items()
-        }
+        params = {key: suggest(trial, key, r) for key, r in space.items()}
         model = clone(template).set_params(**params)
         _fit(model, blueprint, train)
         return blueprint.score(model, val)[blueprint.primary_metric]
@@ -252,12 +243,12 @@ def train_candidates(
     one the blueprint declares first (its simpler, cheaper-to-serve choice).
     """
     import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
+
+    from driftloop.training.model_logging import log_model
 
     blueprint = get_blueprint(blueprint)
     settings = settings or get_settings()
-    _check_frames(train, val)
+    _check_frames(blueprint, train, val)
     pool = blueprint.candidates(seed)
     if candidates:
         unknown = sorted(set(candidates) - set(pool))
@@ -272,7 +263,7 @@ def train_candidates(
     experiment_id = ensure_experiment(experiment or settings.experiment, settings)
     primary = blueprint.primary_metric
     run_tags = {
-        "driftloop.blueprint": blueprint.name,
+        TAG_BLUEPRINT: blueprint.spec.to_text(),
         "driftloop.seed": str(seed),
         **{f"driftloop.runtime.{pkg}": version for pkg, version in runtime_versions().items()},
         **_fingerprint_tags(fingerprints or {}),
@@ -349,8 +340,7 @@ def train_candidates(
                 val_metrics = blueprint.score(model, val)
                 tuned = params
 
-        examples = blueprint.sample_inputs()[:2]
-        input_example = pd.DataFrame({"text": examples})
+        input_example = blueprint.input_example(train)
         mlflow.set_tags(
             {"driftloop.best_candidate": best.name, "driftloop.primary_metric": primary}
         )
@@ -364,17 +354,9 @@ def train_candidates(
             },
             "training/candidates.json",
         )
-        mlflow.sklearn.log_model(
-            sk_model=model,
-            name=MODEL_ARTIFACT_PATH,
-            signature=infer_signature(input_example, model.predict(examples)),
-            input_example=input_example,
-            pip_requirements=pip_requirements(model),
-            # skops (MLflow's default) writes a TF-IDF vocabulary as ~20x the
-            # pickle's size and loads it seconds slower; the artifact store is
-            # trusted the same way the registry is.
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-        )
+        # portable: ships the driftloop code, pins what the pickle imports, and its
+        # pyfunc flavour returns label + per-class probabilities (model_logging)
+        log_model(model, name=MODEL_ARTIFACT_PATH, input_example=input_example)
         run_id = parent.info.run_id
 
     return TrainResult(

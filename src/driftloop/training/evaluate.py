@@ -20,9 +20,8 @@ TEST_PREFIX = "test_"
 def evaluate(blueprint: Blueprint | str, model: Any, test: pd.DataFrame) -> dict[str, float]:
     """The blueprint's metrics of ``model`` on ``test`` (keys unprefixed, e.g. "macro_f1")."""
     blueprint = get_blueprint(blueprint)
-    missing = {"text", "label"} - set(test.columns)
-    if missing:
-        raise ValueError(f"test frame lacks column(s) {', '.join(sorted(missing))}")
+    if blueprint.target_column not in test.columns:
+        raise ValueError(f"test frame lacks the target column {blueprint.target_column!r}")
     return blueprint.score(model, test)
 
 
@@ -36,14 +35,14 @@ def evaluate_run(
 ) -> dict[str, float]:
     """Score ``runs:/<run_id>/model`` on the test file; log ``test_*`` metrics on the run."""
     import mlflow
-    import mlflow.sklearn
     from mlflow.entities import Metric
 
     from driftloop.training.candidates import use_tracking
+    from driftloop.training.model_logging import load_native
 
     use_tracking(settings)
     test = read_frame(test_path)
-    model = mlflow.sklearn.load_model(f"runs:/{run_id}/{artifact_path}")
+    model = load_native(f"runs:/{run_id}/{artifact_path}")
     metrics = evaluate(blueprint, model, test)
     now = int(time.time() * 1000)
     client = mlflow.MlflowClient()

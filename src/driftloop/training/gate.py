@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from driftloop.blueprints.base import Metric
 from driftloop.datasets.files import read_frame
 from driftloop.lineage import (
     TAG_CHALLENGER_SCORE,
@@ -58,6 +59,8 @@ class ScoringBlueprint(Protocol):
 
     primary_metric: str
     greater_is_better: bool
+    metric: Metric
+    options: dict[str, Any]
 
     def score(self, model: Any, frame: pd.DataFrame) -> dict[str, float]: ...
 
@@ -147,6 +150,13 @@ def _rescore_note(rows: UnseenRows) -> str:
     return " (champion re-scored on this test split, none of which it trained on)"
 
 
+def gate_floor(blueprint: ScoringBlueprint, settings: Settings) -> float | None:
+    """The run's blueprint option ``floor``, else the deployment's setting, else the blueprint's."""
+    if "floor" in blueprint.options or settings.promotion_floor is None:
+        return blueprint.metric.floor
+    return settings.promotion_floor
+
+
 def gate(
     model_name: str,
     challenger_version: str,
@@ -208,7 +218,7 @@ def gate(
     policy = decide(
         challenger_score,
         champion_score,
-        floor=settings.promotion_floor,
+        floor=gate_floor(blueprint, settings),
         min_improvement=settings.min_improvement,
         greater_is_better=blueprint.greater_is_better,
     )

@@ -55,8 +55,8 @@ def _min_rows_per_class(test_size: float, val_size: float) -> int:
     return needed
 
 
-def _check_columns(frame: pd.DataFrame, label_column: str, id_column: str) -> None:
-    for column in (label_column, id_column):
+def _check_columns(frame: pd.DataFrame, label_column: str | None, id_column: str) -> None:
+    for column in (c for c in (label_column, id_column) if c is not None):
         if column not in frame.columns:
             raise ValueError(
                 f"frame has no {column!r} column (columns: {', '.join(map(str, frame.columns))})"
@@ -105,17 +105,23 @@ def split_frame(
     seed: int = 42,
     test_size: float = 0.2,
     val_size: float = 0.1,
-    label_column: str = "label",
+    label_column: str | None = "label",
     id_column: str = "id",
 ) -> Splits:
-    """Split into train/val/test by a hash of each row's id (see ``SplitScheme``)."""
+    """Split into train/val/test by a hash of each row's id (see ``SplitScheme``).
+
+    ``label_column`` names the classes every split must hold (None: no classes,
+    e.g. a regression target).
+    """
     scheme = SplitScheme(seed=seed, test_size=test_size, val_size=val_size)
     _check_columns(frame, label_column, id_column)
-    _check_class_counts(frame[label_column].value_counts(), scheme, label_column)
+    if label_column is not None:
+        _check_class_counts(frame[label_column].astype(str).value_counts(), scheme, label_column)
     # id order: the same rows give the same split files whatever order the source had
     ordered = frame.sort_values(id_column, kind="mergesort").reset_index(drop=True)
     assigned = pd.Series(scheme.assign(ordered[id_column].astype(str)), index=ordered.index)
-    _check_every_class_reaches_every_split(ordered, assigned, label_column)
+    if label_column is not None:
+        _check_every_class_reaches_every_split(ordered, assigned, label_column)
     parts = (ordered[assigned == name].reset_index(drop=True) for name in SPLIT_NAMES)
     return Splits(*parts, scheme=scheme)
 
@@ -127,6 +133,7 @@ def split_file(
     seed: int = 42,
     test_size: float = 0.2,
     val_size: float = 0.1,
+    label_column: str | None = "label",
 ) -> dict:
     """Split a labelled parquet/CSV file; write ``train``/``val``/``test`` parquet.
 
@@ -137,7 +144,9 @@ def split_file(
     ``{"train": path, "val": path, "test": path}`` (KFP output paths).
     """
     frame = read_frame(in_path)
-    splits = split_frame(frame, seed=seed, test_size=test_size, val_size=val_size)
+    splits = split_frame(
+        frame, seed=seed, test_size=test_size, val_size=val_size, label_column=label_column
+    )
     if isinstance(out, Mapping):
         missing = [name for name in SPLIT_NAMES if name not in out]
         if missing:

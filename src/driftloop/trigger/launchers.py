@@ -22,6 +22,7 @@ from __future__ import annotations
 import abc
 import inspect
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -32,6 +33,8 @@ from typing import Any
 
 from driftloop.settings import Settings
 from driftloop.trigger.ledger import RunRecord, utcnow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,12 +64,44 @@ class LaunchError(RuntimeError):
     """The run could not be started at all."""
 
 
+def champion_training_inputs(model: str, settings: Settings) -> dict[str, str]:
+    """The blueprint instance and data source the model's champion was trained with.
+
+    Read from the version's tags, never guessed from the model's name; empty
+    when there is no champion (or no registry to ask).
+    """
+    from driftloop.lineage import TAG_BLUEPRINT, TAG_DATA_SOURCE, TAG_DATASET, TAG_LABEL_MAPPING
+    from driftloop.registry import CHAMPION, ModelRegistry
+
+    try:
+        champion = ModelRegistry(settings.resolved_tracking_uri).version_by_alias(model, CHAMPION)
+    except Exception as exc:  # noqa: BLE001 - an unknown model or an unreachable registry
+        log.warning("cannot read the champion of %s: %s", model, exc)
+        return {}
+    if champion is None:
+        return {}
+    names = {
+        TAG_BLUEPRINT: "blueprint",
+        TAG_DATASET: "dataset",
+        TAG_DATA_SOURCE: "data_source",
+        TAG_LABEL_MAPPING: "label_mapping",
+    }
+    return {argument: champion.tags[tag] for tag, argument in names.items() if tag in champion.tags}
+
+
 def candidate_arguments(request: RetrainRequest, settings: Settings) -> dict[str, Any]:
-    """Every value a retraining pipeline may ask for, by the names pipelines use."""
+    """Every value a retraining pipeline may ask for, by the names pipelines use.
+
+    The blueprint and the data come from the champion's tags; an alert's
+    ``blueprint`` label is used only for a model with no champion yet.
+    """
+    trained_with = champion_training_inputs(request.model, settings)
+    blueprint = trained_with.pop("blueprint", None) or request.labels.get("blueprint")
     return {
         "model_name": request.model,
         "model": request.model,
-        "blueprint": request.labels.get("blueprint", request.model),
+        "blueprint": blueprint,
+        **trained_with,
         "reason": request.reason,
         "trigger_reason": request.reason,
         "alert_fingerprint": request.fingerprint,
@@ -83,6 +118,11 @@ def candidate_arguments(request: RetrainRequest, settings: Settings) -> dict[str
 
 def select_arguments(accepted: set[str], request: RetrainRequest, settings: Settings) -> dict:
     candidates = candidate_arguments(request, settings)
+    if "blueprint" in accepted and not candidates["blueprint"]:
+        raise LaunchError(
+            f"model {request.model!r} has no champion with a driftloop.blueprint tag and the "
+            "alert names no blueprint label: nothing tells which blueprint to retrain"
+        )
     return {name: value for name, value in candidates.items() if name in accepted}
 
 

@@ -1,0 +1,176 @@
+"""Wire format of a served model: OIP tensors in, predictions out, per-instance summaries.
+
+A codec wraps one fitted model. The predictor decodes a v1 body or v2
+tensors (already parsed by ``serving.wire``) into a :class:`Batch`, asks
+the codec to predict, and encodes the :class:`Answer`; the monitor decodes
+logged bodies with the same codec. Problems raise :class:`InputError` naming
+the field; the predictor turns it into HTTP 400 / gRPC INVALID_ARGUMENT.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class InputError(ValueError):
+    """A request that does not fit the model's inputs; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_instances: int = 256
+    max_chars: int = 10_000
+    low_confidence: float = 0.6
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+    def as_metadata(self) -> dict:
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class InputTensor:
+    """One decoded v2 input: its name, declared datatype and data shaped as declared."""
+
+    name: str
+    datatype: str
+    array: np.ndarray
+
+
+@dataclass
+class Batch:
+    """Decoded instances: what the model takes, and a JSON summary of each."""
+
+    model_input: Any
+    summaries: list[Any]
+
+    def __len__(self) -> int:
+        return len(self.summaries)
+
+
+@dataclass
+class Answer:
+    """Predictions for a batch.
+
+    ``instances`` are the v1 predictions and the stored outputs (JSON, one per
+    instance); ``tensors`` the v2 outputs as (name, datatype, array);
+    ``labels``/``confidences`` what the store indexes (None where not a class).
+    """
+
+    instances: list[dict]
+    tensors: list[tuple[str, str, np.ndarray]]
+    labels: list[str | None]
+    confidences: list[float | None]
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+
+class Codec(ABC):
+    inputs: Sequence[TensorSpec]
+    outputs: Sequence[TensorSpec]
+
+    def __init__(self, model: Any, limits: Limits) -> None:
+        self.model = model
+        self.limits = limits
+
+    @abstractmethod
+    def decode_v1(self, instances: list[Any]) -> Batch:
+        """``{"instances": [...]}``'s list."""
+
+    @abstractmethod
+    def decode_v2(self, tensors: Mapping[str, InputTensor]) -> Batch:
+        """Named input arrays of a v2 request (JSON, binary extension or gRPC alike)."""
+
+    @abstractmethod
+    def predict(self, batch: Batch) -> Answer: ...
+
+    @abstractmethod
+    def v2_inputs(self, summaries: Sequence[Any]) -> list[dict]:
+        """Plain-JSON v2 ``inputs`` for stored summaries (clients, logging, replays)."""
+
+    def check_count(self, n: int, field: str, what: str = "instance") -> None:
+        if n == 0:
+            raise InputError(f"{field} is empty: send at least one {what}")
+        if n > self.limits.max_instances:
+            raise InputError(
+                f"{field} has {n} items; at most {self.limits.max_instances} per request"
+            )
+
+
+def classification_answer(
+    classes: Sequence[str], probabilities: np.ndarray, low_confidence: float
+) -> Answer:
+    """Label, probabilities and a low-confidence flag per instance."""
+    classes = [str(c) for c in classes]
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    top = probabilities.argmax(axis=1)
+    confidences = probabilities.max(axis=1)
+    labels = [classes[i] for i in top]
+    low = [bool(c < low_confidence) for c in confidences]
+    instances = [
+        {
+            "label": label,
+            "probabilities": {cls: float(p) for cls, p in zip(classes, row, strict=True)},
+            "low_confidence": flag,
+        }
+        for label, row, flag in zip(labels, probabilities, low, strict=True)
+    ]
+    return Answer(
+        instances=instances,
+        tensors=[
+            ("label", "BYTES", np.array(labels, dtype=object)),
+            ("probabilities", "FP32", probabilities),
+            ("low_confidence", "BOOL", np.array(low, dtype=bool)),
+        ],
+        labels=labels,
+        confidences=confidences.astype(float).tolist(),
+        parameters={"labels": classes},
+    )
+
+
+CLASSIFICATION_OUTPUTS = (
+    TensorSpec("label", "BYTES", (-1,)),
+    TensorSpec("probabilities", "FP32", (-1, -1)),
+    TensorSpec("low_confidence", "BOOL", (-1,)),
+)
+
+
+def number_answer(values: Sequence[float]) -> Answer:
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    return Answer(
+        instances=[{"prediction": float(v)} for v in values],
+        tensors=[("prediction", "FP64", values)],
+        labels=[None] * len(values),
+        confidences=[None] * len(values),
+    )
+
+
+NUMBER_OUTPUTS = (TensorSpec("prediction", "FP64", (-1,)),)
+
+
+def text_of(value: Any, field: str, max_chars: int) -> str:
+    """One text instance, checked: UTF-8, not blank, not too long."""
+    if isinstance(value, bytes | bytearray | np.bytes_):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{field} is not valid UTF-8: {exc.reason}") from exc
+    if not isinstance(value, str):
+        raise InputError(f"{field} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InputError(f"{field} is an empty text")
+    if len(value) > max_chars:
+        raise InputError(f"{field} has {len(value)} characters; at most {max_chars}")
+    return value

@@ -1,0 +1,112 @@
+"""The data steps of the pipelines for any blueprint: ingest, validate, split.
+
+Each takes the blueprint instance (``BlueprintSpec`` text, as the pipelines
+pass it) and file paths, and returns a JSON-ready summary.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from driftloop.blueprints import Blueprint, get_blueprint
+from driftloop.datasets.files import read_frame, write_frame
+from driftloop.datasets.fingerprint import frame_fingerprint
+from driftloop.training.splits import split_file
+
+
+def ingest(
+    path: str | Path,
+    blueprint: Blueprint | str,
+    dataset: str | None = None,
+    source: str | None = None,
+    label_mapping: str | None = None,
+) -> dict:
+    """Load the blueprint's rows (a named dataset or a file/URL) and write them as parquet."""
+    blueprint = get_blueprint(blueprint)
+    frame = blueprint.load(dataset or None, source or None, label_mapping or None)
+    write_frame(frame, path)
+    summary = {
+        "blueprint": blueprint.spec.to_text(),
+        "dataset": dataset or blueprint.default_dataset,
+        "source": source or None,
+        "path": str(path),
+        "rows": int(len(frame)),
+        "columns": list(map(str, frame.columns)),
+        "fingerprint": frame_fingerprint(frame),
+        "source_stats": dict(frame.attrs.get("source_stats", {})),
+    }
+    if blueprint.class_column is not None:
+        counts = frame[blueprint.class_column].astype(str).value_counts().sort_index()
+        summary["labels"] = {str(k): int(v) for k, v in counts.items()}
+    return summary
+
+
+def validate(path: str | Path, blueprint: Blueprint | str) -> dict:
+    """The blueprint's checks on a file; raises ``DatasetValidationError`` naming the problem."""
+    blueprint = get_blueprint(blueprint)
+    frame = read_frame(path)
+    return {"path": str(path), "valid": True} | blueprint.validate(frame, f"dataset file {path}")
+
+
+def split(
+    path: str | Path,
+    out: str | Path | dict[str, str],
+    blueprint: Blueprint | str,
+    *,
+    seed: int = 42,
+) -> dict:
+    """Id-hash split into train/val/test, every class in every split where there are classes."""
+    blueprint = get_blueprint(blueprint)
+    return split_file(path, out, seed=seed, label_column=blueprint.class_column)
+
+
+def merge_feedback(
+    path: str | Path,
+    out: str | Path,
+    blueprint: Blueprint | str,
+    model_name: str,
+    store_url: str,
+) -> dict:
+    """The rows at ``path`` plus training rows made from the model's labelled feedback.
+
+    Rows are deduplicated on ``id`` with the feedback winning: a user's ground
+    truth is newer evidence than the row it corrects. A request with several
+    instances gives one row each, ids ``<request id>:<i>``. Only the columns the
+    blueprint builds from feedback are kept, so a half-empty optional column
+    (a timestamp, say) cannot fail validation downstream.
+    """
+    import pandas as pd
+
+    from driftloop.store import PredictionStore
+
+    blueprint = get_blueprint(blueprint)
+    ids, inputs, truths = [], [], []
+    store = PredictionStore(store_url)
+    try:
+        pairs = store.feedback_pairs(model_name)
+    finally:
+        store.close()
+    for pair in pairs:
+        if pair.value is None:  # "wrong" without the right answer teaches nothing
+            continue
+        for index, instance in enumerate(pair.inputs):
+            ids.append(pair.request_id if len(pair.inputs) == 1 else f"{pair.request_id}:{index}")
+            inputs.append(instance)
+            truths.append(pair.value)
+    feedback = blueprint.rows_from_feedback(inputs, truths)
+    feedback.insert(0, blueprint.id_column, ids)
+    base = read_frame(path)
+    columns = [blueprint.id_column, *(c for c in feedback.columns if c != blueprint.id_column)]
+    missing = [c for c in columns if c not in base.columns]
+    if missing:
+        raise ValueError(f"the training rows lack column(s) {', '.join(missing)} that feedback has")
+    combined = pd.concat([base[columns], feedback[columns]], ignore_index=True)
+    merged = combined.drop_duplicates(subset=blueprint.id_column, keep="last")
+    merged = merged.reset_index(drop=True)
+    write_frame(merged, out)
+    return {
+        "rows": len(merged),
+        "feedback_rows": len(feedback),
+        "duplicates_dropped": len(combined) - len(merged),
+        "fingerprint": frame_fingerprint(merged),
+    }
