@@ -32,8 +32,8 @@ CHART_RULES = ROOT / "charts" / "driftloop" / "files" / "alert_rules.yaml"
 # Values no real threshold takes; the chart template swaps them for .Values.alerts.*
 SENTINELS = {
     "feedback_backlog_threshold": 424242,
-    "accuracy_drop_margin": 0.313131,
-    "accuracy_min_samples": 717171,
+    "score_drop_margin": 0.313131,
+    "score_min_samples": 717171,
 }
 SENTINEL_FOR = "9191s"
 

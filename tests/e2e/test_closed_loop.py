@@ -125,7 +125,7 @@ def assert_loop_closed(run: DemoRun, alerting: str) -> None:
     assert len(launched) == 1 and len(runs) == 1
     assert runs[0].state == "succeeded" and runs[0].run_id == launched[0].run_id
     assert launched[0].alert_status == "firing" and launched[0].fingerprint
-    assert launched[0].alertname in {"DriftDetected", "FeedbackBacklog", "LiveAccuracyDrop"}
+    assert launched[0].alertname in {"DriftDetected", "FeedbackBacklog", "LiveScoreDrop"}
     # a new version was registered, gated and promoted; v1 became previous-champion
     registry = registry_view(run.home)
     assert set(registry["versions"]) == {"1", "2"}

@@ -145,7 +145,7 @@ def test_fingerprints_match_alertmanagers(tmp_path):
     label_sets = [
         {"alertname": "DriftDetected", "model": "sentiment", "severity": "warning"},
         {
-            "alertname": "LiveAccuracyDrop",
+            "alertname": "LiveScoreDrop",
             "model": "olist",
             "version": "12",
             "severity": "critical",

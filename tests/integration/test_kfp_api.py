@@ -73,11 +73,11 @@ def test_launcher_submits_the_retraining_pipeline_with_caching_off(kfp_api, sett
 def test_a_second_alert_reuses_the_experiment(kfp_api, settings):
     launcher = KfpLauncher(Settings(home=settings.home, target="kubernetes"))
     launcher.launch(RetrainRequest(run_id="r1", model="sentiment", reason="DriftDetected"))
-    launcher.launch(RetrainRequest(run_id="r2", model="sentiment", reason="LiveAccuracyDrop"))
+    launcher.launch(RetrainRequest(run_id="r2", model="sentiment", reason="LiveScoreDrop"))
     assert len(kfp_api.state.experiments) == 1
     names = sorted(run["display_name"] for run in kfp_api.state.runs.values())
     assert names[0].startswith("retrain-sentiment-DriftDetected-")
-    assert names[1].startswith("retrain-sentiment-LiveAccuracyDrop-")
+    assert names[1].startswith("retrain-sentiment-LiveScoreDrop-")
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,11 @@ def register(tracking_uri: str, model, *, test_score: float) -> str:
     version = registry.register(
         MODEL,
         run.info.run_id,
-        tags={"driftloop.metric.name": "macro_f1", "driftloop.metric.value": test_score},
+        tags={
+            "driftloop.blueprint": "sentiment",
+            "driftloop.metric.name": "macro_f1",
+            "driftloop.metric.value": test_score,
+        },
     )
     return version
 
@@ -95,7 +99,7 @@ def test_counts_pairs_and_rejects_events_without_a_reference(home):
         broken = client.post(
             "/events", content=v2_response(["positive"]), headers=ce_headers("response", "d")
         )
-        assert broken.status_code == 400 and "2 texts but response has 1" in broken.json()["detail"]
+        assert broken.status_code == 400 and "2 instances but response has 1" in broken.json()["detail"]
         client.post("/events", content=v2_request(["lonely"]), headers=ce_headers("request", "e"))
         metrics = wait_for(
             lambda: (
@@ -198,7 +202,7 @@ def test_closed_loop_with_the_real_predictor(home, tmp_path):
                 30,
                 "feedback to be counted",
             )
-            assert value(metrics, "driftloop_live_accuracy", version=v1) == 0.0
+            assert value(metrics, "driftloop_live_accuracy_ratio", version=v1) == 0.0
             assert value(metrics, "driftloop_feedback_total", model=MODEL) == 4
 
         # a new champion brings its own reference

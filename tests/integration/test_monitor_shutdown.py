@@ -143,6 +143,13 @@ def test_sigterm_stops_a_monitor_watching_a_champion_and_reports_what_it_dropped
 
     settings = Settings(home=home)
     version = register_text_model(settings.resolved_tracking_uri, MODEL)
+    from driftloop.lineage import TAG_BLUEPRINT
+    from driftloop.registry import ModelRegistry
+
+    # the reference is fitted as the version's blueprint says
+    ModelRegistry(settings.resolved_tracking_uri).set_tags(
+        MODEL, version, {TAG_BLUEPRINT: "sentiment"}
+    )
     texts = [f"{text} {i}" for i in range(15) for text in POSITIVE + NEGATIVE]
     pd.DataFrame({"text": texts}).to_parquet(tmp_path / "reference.parquet")
     fit_reference(MODEL, version, tmp_path / "reference.parquet", settings)

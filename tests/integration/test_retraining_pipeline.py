@@ -85,7 +85,7 @@ def test_accuracy_drop_right_after_a_promotion_rolls_back(home, settings):
     second = _register_small_champion(settings)
     result = run_pipeline_locally(
         retraining_pipeline,
-        {"model_name": MODEL, "reason": "LiveAccuracyDrop", "rollback_window_hours": 1.0},
+        {"model_name": MODEL, "reason": "LiveScoreDrop", "rollback_window_hours": 1.0},
         settings,
     )
     assert result.succeeded, result.error

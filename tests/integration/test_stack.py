@@ -141,7 +141,7 @@ def test_generated_configs_pass_promtool_and_amtool(home):
     rules = alerting_config.read_rules(stack.dir / "alert_rules.yaml")
     assert all(group["interval"] == "1s" for group in rules["groups"])
     names = {rule.get("alert") for group in rules["groups"] for rule in group["rules"]}
-    assert {"DriftDetected", "FeedbackBacklog", "LiveAccuracyDrop"} <= names
+    assert {"DriftDetected", "FeedbackBacklog", "LiveScoreDrop"} <= names
     for command in (
         ["promtool", "check", "config", str(stack.dir / "prometheus.yml")],
         ["amtool", "check-config", str(stack.dir / "alertmanager.yml")],

@@ -27,7 +27,7 @@ def test_checked_in_rules_equal_the_rendered_defaults():
 
 def test_rules_carry_model_and_severity_and_annotations():
     rules = render_rules(default_settings())["groups"][0]["rules"]
-    assert [r["alert"] for r in rules] == ["DriftDetected", "FeedbackBacklog", "LiveAccuracyDrop"]
+    assert [r["alert"] for r in rules] == ["DriftDetected", "FeedbackBacklog", "LiveScoreDrop"]
     for rule in rules:
         assert rule["labels"]["severity"] in {"info", "warning", "critical"}
         assert "model" in rule["expr"]
@@ -38,15 +38,16 @@ def test_thresholds_come_from_settings(tmp_path):
     settings = Settings(
         home=tmp_path,
         feedback_backlog_threshold=7,
-        accuracy_drop_margin=0.25,
-        accuracy_min_samples=11,
+        score_drop_margin=0.25,
+        score_min_samples=11,
     )
     document = render_rules(settings, for_duration="5s", interval="1s")
     group = document["groups"][0]
     assert group["interval"] == "1s"
     exprs = {r["alert"]: r["expr"] for r in group["rules"]}
     assert exprs["FeedbackBacklog"].endswith(">= 7")
-    assert "- 0.25)" in exprs["LiveAccuracyDrop"] and exprs["LiveAccuracyDrop"].endswith(">= 11")
+    assert "- 0.25 * abs(" in exprs["LiveScoreDrop"] and exprs["LiveScoreDrop"].endswith(">= 11")
+    assert "+ 0.25 * abs(" in exprs["LiveScoreDrop"]
     assert {r["for"] for r in group["rules"]} == {"5s"}
     assert "interval" not in render_rules(settings)["groups"][0]
 
@@ -91,18 +92,41 @@ PROMTOOL_TESTS = textwrap.dedent(
             values: '10+10x9'
           - series: 'driftloop_feedback_since_champion{model="quiet",version="1",job="monitor"}'
             values: '49x10'
-          - series: 'driftloop_live_accuracy{model="sentiment",version="3",job="monitor"}'
+          # macro-F1 (greater is better): 0.9, then 0.7 < 0.85 - 0.085 from 45s
+          - series: 'driftloop_live_score{model="sentiment",version="3",job="monitor"}'
             values: '0.9x3 0.7x6'
           - series: 'driftloop_champion_test_score{model="sentiment",version="3",job="monitor"}'
             values: '0.85x10'
-          - series: 'driftloop_live_accuracy_samples{model="sentiment",version="3",job="monitor"}'
+          - series: 'driftloop_score_greater_is_better{model="sentiment",version="3",job="monitor"}'
+            values: '1x10'
+          - series: 'driftloop_live_score_samples{model="sentiment",version="3",job="monitor"}'
             values: '40x10'
-          - series: 'driftloop_live_accuracy{model="quiet",version="1",job="monitor"}'
+          - series: 'driftloop_live_score{model="quiet",version="1",job="monitor"}'
             values: '0.5x10'
           - series: 'driftloop_champion_test_score{model="quiet",version="1",job="monitor"}'
             values: '0.85x10'
-          - series: 'driftloop_live_accuracy_samples{model="quiet",version="1",job="monitor"}'
+          - series: 'driftloop_score_greater_is_better{model="quiet",version="1",job="monitor"}'
+            values: '1x10'
+          - series: 'driftloop_live_score_samples{model="quiet",version="1",job="monitor"}'
             values: '29x10'
+          # RMSE (lower is better), test 2.0: errors shrink to 1.0 (fine), then grow to 2.5 from 45s
+          - series: 'driftloop_live_score{model="prices",version="2",job="monitor"}'
+            values: '1x3 2.5x6'
+          - series: 'driftloop_champion_test_score{model="prices",version="2",job="monitor"}'
+            values: '2x10'
+          - series: 'driftloop_score_greater_is_better{model="prices",version="2",job="monitor"}'
+            values: '0x10'
+          - series: 'driftloop_live_score_samples{model="prices",version="2",job="monitor"}'
+            values: '40x10'
+          # RMSE within the margin (2.1 <= 2.2) and far below: never fires
+          - series: 'driftloop_live_score{model="steady",version="1",job="monitor"}'
+            values: '2.1x3 0.2x6'
+          - series: 'driftloop_champion_test_score{model="steady",version="1",job="monitor"}'
+            values: '2x10'
+          - series: 'driftloop_score_greater_is_better{model="steady",version="1",job="monitor"}'
+            values: '0x10'
+          - series: 'driftloop_live_score_samples{model="steady",version="1",job="monitor"}'
+            values: '40x10'
         alert_rule_test:
           # drift set at 30s: pending until the 1m "for" has passed
           - {eval_time: 60s, alertname: DriftDetected, exp_alerts: []}
@@ -124,15 +148,19 @@ PROMTOOL_TESTS = textwrap.dedent(
                 exp_annotations:
                   summary: 90 labelled feedback rows waiting for model sentiment
                   description: The champion of sentiment has collected 90 feedback labels since it was promoted (threshold 50); enough new labels to retrain on.
-          # 0.9 is fine, 0.7 < 0.85 - 0.1 from 45s; "quiet" has too few samples
-          - {eval_time: 90s, alertname: LiveAccuracyDrop, exp_alerts: []}
+          # sentiment and prices worse from 45s; "quiet" has too few samples, "steady" is fine
+          - {eval_time: 90s, alertname: LiveScoreDrop, exp_alerts: []}
           - eval_time: 120s
-            alertname: LiveAccuracyDrop
+            alertname: LiveScoreDrop
             exp_alerts:
               - exp_labels: {model: sentiment, version: "3", severity: critical}
                 exp_annotations:
-                  summary: Live accuracy of model sentiment fell below its test score
-                  description: Live accuracy of sentiment version 3 is 0.7, more than 0.1 below the champion's test score (over at least 30 feedback labels).
+                  summary: Live score of model sentiment is worse than its test score
+                  description: The primary metric of sentiment version 3 on live feedback is 0.7, worse than the champion's test value by more than 0.1 of it, in the metric's direction (over at least 30 predictions with a ground truth).
+              - exp_labels: {model: prices, version: "2", severity: critical}
+                exp_annotations:
+                  summary: Live score of model prices is worse than its test score
+                  description: The primary metric of prices version 2 on live feedback is 2.5, worse than the champion's test value by more than 0.1 of it, in the metric's direction (over at least 30 predictions with a ground truth).
     """
 )
 

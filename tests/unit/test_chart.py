@@ -165,7 +165,7 @@ def test_prometheus_rule_matches_the_rules_file_and_follows_values(charts):
         "--set",
         "alerts.feedbackBacklogThreshold=75",
         "--set-json",
-        "alerts.accuracyDropMargin=0.2",
+        "alerts.scoreDropMargin=0.2",
         "--set",
         "alerts.for=5m",
     )
@@ -176,7 +176,7 @@ def test_prometheus_rule_matches_the_rules_file_and_follows_values(charts):
         ]
     }
     assert rules["FeedbackBacklog"]["expr"].endswith(">= 75")
-    assert "- 0.2)" in rules["LiveAccuracyDrop"]["expr"]
+    assert "- 0.2 * abs(" in rules["LiveScoreDrop"]["expr"]
     assert {r["for"] for r in rules.values()} == {"5m"}
     assert "{{ $labels.model }}" in rules["DriftDetected"]["annotations"]["summary"]
     isvc = next(d for d in tuned if d["kind"] == "InferenceService")

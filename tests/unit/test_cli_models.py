@@ -99,12 +99,12 @@ def test_show_unknown_model_is_a_one_line_error(runner, promoted_twice):
 
 def test_rollback_restores_previous_champion(runner, promoted_twice):
     registry, name = promoted_twice
-    result = runner.invoke(cli, ["rollback", name, "--reason", "LiveAccuracyDrop", "--no-roll-out"])
+    result = runner.invoke(cli, ["rollback", name, "--reason", "LiveScoreDrop", "--no-roll-out"])
     assert result.exit_code == 0, result.output
     assert "champion is version 1 again" in result.output
     assert registry.aliases(name)[CHAMPION] == "1"
     assert PREVIOUS_CHAMPION not in registry.aliases(name)
-    assert registry.get_version(name, "2").tag("rolled_back_reason") == "LiveAccuracyDrop"
+    assert registry.get_version(name, "2").tag("rolled_back_reason") == "LiveScoreDrop"
 
     again = runner.invoke(cli, ["rollback", name, "--no-roll-out"])
     assert again.exit_code == 2

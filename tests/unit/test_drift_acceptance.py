@@ -41,14 +41,15 @@ def setup():
     train, reference, replay = frame.iloc[:3000], frame.iloc[3000:4200], frame.iloc[4200:]
     model = get_blueprint("sentiment").candidates(SEED)["logreg"]
     model.fit(train["text"].tolist(), train["label"].tolist())
-    bundle = build_reference(model, reference["text"].tolist(), config=DEFAULT_CONFIG, seed=SEED)
+    blueprint = get_blueprint("sentiment")
+    bundle = build_reference(blueprint, model, reference, config=DEFAULT_CONFIG, seed=SEED)
     window = DEFAULT_CONFIG.window_size(Settings.model_construct())
     return model, bundle, replay, window
 
 
 def run_window(model, bundle, texts: list[str]) -> dict[str, bool]:
-    labels = [str(label) for label in model.predict(texts)]
-    results = bundle.detectors.run(bundle.featurizer.transform(texts, labels))
+    outputs = [{"label": str(label)} for label in model.predict(texts)]
+    results = bundle.detectors.run(bundle.featurizer.transform(texts, outputs))
     return {r.name: r.detected for r in results}
 
 

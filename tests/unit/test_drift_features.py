@@ -4,8 +4,12 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from driftloop.monitor.features import FeaturizerError, TextFeaturizer, fit_featurizer
+from driftloop.blueprints.text_drift import FeaturizerError, TextFeaturizer
 from tests.unit.conftest_monitor import corpus, small_text_model
+
+
+def answers(labels):
+    return [{"label": label} for label in labels]
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +25,7 @@ def featurizer(model):
 
 def test_feature_groups_have_the_declared_shapes(featurizer):
     texts = corpus().iloc[3000:3050]["text"].tolist()
-    features = featurizer.transform(texts, ["positive"] * 25 + ["negative"] * 25)
+    features = featurizer.transform(texts, answers(["positive"] * 25 + ["negative"] * 25))
     assert features["projection"].shape == (50, 10)
     assert features["projection"].dtype == np.float32
     assert features["text_stats"].shape == (50, 2)
@@ -41,22 +45,40 @@ def test_unknown_token_rate_sees_new_vocabulary(featurizer):
 
 
 def test_text_length_feature_is_log_length(featurizer):
-    features = featurizer.transform(["a" * 9, "a good film " * 10], ["positive", "negative"])
+    features = featurizer.transform(["a" * 9, "a good film " * 10], answers(["positive", "negative"]))
     assert features["text_stats"][0, 0] == pytest.approx(np.log1p(9))
     assert features["text_stats"][1, 0] > features["text_stats"][0, 0]
 
 
 def test_projection_is_deterministic(model):
     texts = corpus().iloc[2000:2200]["text"].tolist()
-    a = TextFeaturizer.fit(model, texts, dims=6, seed=3).transform(texts[:5], ["positive"] * 5)
-    b = TextFeaturizer.fit(model, texts, dims=6, seed=3).transform(texts[:5], ["positive"] * 5)
+    a = TextFeaturizer.fit(model, texts, dims=6, seed=3).transform(texts[:5], answers(["positive"] * 5))
+    b = TextFeaturizer.fit(model, texts, dims=6, seed=3).transform(texts[:5], answers(["positive"] * 5))
     np.testing.assert_allclose(a["projection"], b["projection"])
 
 
 def test_unknown_label_names_the_classes(featurizer):
-    assert featurizer.knows_label("positive") and not featurizer.knows_label("neutral")
+    assert featurizer.knows({"label": "positive"}) and not featurizer.knows({"label": "neutral"})
     with pytest.raises(ValueError, match="neutral.*negative"):
-        featurizer.transform(["ok"], ["neutral"])
+        featurizer.transform(["ok"], answers(["neutral"]))
+
+
+def test_the_sentiment_blueprint_fits_it_and_suggests_the_text_detectors(model):
+    import pandas as pd
+
+    from driftloop.blueprints.sentiment import SentimentBlueprint
+
+    frame = pd.DataFrame({"text": corpus().iloc[2000:2100]["text"].tolist(), "label": "positive"})
+    featurizer = SentimentBlueprint().drift_featurizer(model, frame)
+    assert isinstance(featurizer, TextFeaturizer)
+    assert set(featurizer.groups) == {"projection", "text_stats", "prediction"}
+    suggested = {(d.name, d.kind, d.features) for d in featurizer.default_detectors()}
+    assert suggested == {
+        ("ks-projection", "ks", "projection"),
+        ("ks-text-stats", "ks", "text_stats"),
+        ("chi2-prediction", "chisquare", "prediction"),
+    }
+    assert featurizer.categories("prediction") == {0: [0, 1]}
 
 
 def test_plain_vectorizer_pipeline_works_and_tiny_vocab_caps_dims():
@@ -65,7 +87,7 @@ def test_plain_vectorizer_pipeline_works_and_tiny_vocab_caps_dims():
     model = Pipeline([("tfidf", TfidfVectorizer()), ("clf", LogisticRegression())]).fit(
         texts, labels
     )
-    featurizer = fit_featurizer("text", model, texts, dims=12, seed=0)
+    featurizer = TextFeaturizer.fit(model, texts, dims=12, seed=0)
     assert featurizer.svd.n_components == 5  # 6 words in the vocabulary
     assert featurizer.unknown_token_rate(["good zebra"])[0] == pytest.approx(0.5)
 
@@ -81,5 +103,3 @@ def test_models_without_a_vocabulary_are_refused():
     ).fit(["a", "bb", "ccc", "dddd"], ["x", "y", "x", "y"])
     with pytest.raises(FeaturizerError, match="vocabulary"):
         TextFeaturizer.fit(model, ["a", "bb"], dims=2)
-    with pytest.raises(FeaturizerError, match="unknown drift feature kind"):
-        fit_featurizer("image", model, ["a"], dims=2, seed=0)

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftloop.monitor.config import DEFAULT_CONFIG, MMD_PROJECTION
+from driftloop.blueprints.sentiment import SentimentBlueprint
+from driftloop.monitor.config import MonitorConfig, mmd_detector, parse_config
 from driftloop.monitor.engine import DriftEngine
 from driftloop.monitor.events import Sample
 from driftloop.monitor.metrics import MonitorMetrics
@@ -14,16 +15,32 @@ from driftloop.monitor.reference import (
     ReferenceBundle,
     ReferenceError,
     build_reference,
-    read_reference_texts,
+    read_reference_frame,
 )
 from tests.unit.conftest_monitor import corpus, small_text_model, tweets
 
 pytestmark = pytest.mark.slow  # importing alibi-detect alone takes ~8 s
 
-# the default detectors plus the optional MMD one, so its torch save/load is covered too
-CONFIG = DEFAULT_CONFIG.model_copy(
-    update={"detectors": [*DEFAULT_CONFIG.detectors, MMD_PROJECTION]}
+BLUEPRINT = SentimentBlueprint()
+# the text defaults plus the optional MMD one, so its torch save/load is covered too
+CONFIG = parse_config(
+    {
+        "detectors": [
+            {"name": "ks-projection", "kind": "ks", "features": "projection", "correction": "fdr"},
+            {"name": "ks-text-stats", "kind": "ks", "features": "text_stats"},
+            {"name": "chi2-prediction", "kind": "chisquare", "features": "prediction"},
+            mmd_detector("projection").model_dump(),
+        ]
+    }
 )
+
+
+def texts_frame(texts):
+    return pd.DataFrame({"text": list(texts), "label": "positive"})
+
+
+def answers(labels):
+    return [{"label": str(label)} for label in labels]
 
 
 @pytest.fixture(scope="module")
@@ -34,16 +51,23 @@ def model():
 @pytest.fixture(scope="module")
 def bundle(model):
     texts = corpus().iloc[2000:2600]["text"].tolist()
-    return build_reference(model, texts, config=CONFIG, seed=0, meta={"version": "1"})
+    return build_reference(
+        BLUEPRINT, model, texts_frame(texts), config=CONFIG, seed=0, meta={"version": "1"}
+    )
 
 
 def window_samples(model, texts):
-    return [Sample(t, str(label)) for t, label in zip(texts, model.predict(texts), strict=True)]
+    return [
+        Sample([t], {"label": str(label)})
+        for t, label in zip(texts, model.predict(texts), strict=True)
+    ]
 
 
 def test_bundle_records_what_it_was_fitted_on(bundle):
     assert bundle.meta["n_rows"] == 600 and bundle.meta["n_reference"] == 300
-    assert bundle.meta["classes"] == ["negative", "positive"]
+    assert bundle.meta["blueprint"] == "sentiment"
+    assert set(bundle.meta["groups"]) == {"projection", "text_stats", "prediction"}
+    assert set(bundle.meta["predicted_share"]) == {"negative", "positive"}
     assert sum(bundle.meta["predicted_share"].values()) == pytest.approx(1.0)
     assert set(bundle.detectors.detectors) == {d.name for d in CONFIG.detectors}
 
@@ -53,7 +77,7 @@ def test_saved_bundle_loads_and_gives_the_same_answers(model, bundle, tmp_path):
     assert (tmp_path / "ref" / "detectors" / "mmd-projection" / "config.toml").is_file()
     loaded = ReferenceBundle.load(tmp_path / "ref")
     texts = corpus().iloc[3000:3100]["text"].tolist()
-    labels = [str(x) for x in model.predict(texts)]
+    labels = answers(model.predict(texts))
     ks_before = {
         r.name: r.p_value for r in bundle.detectors.run(bundle.featurizer.transform(texts, labels))
     }
@@ -73,17 +97,37 @@ def test_broken_bundle_directory_is_reported(tmp_path):
 
 def test_reference_needs_enough_rows(model):
     with pytest.raises(ReferenceError, match="at least 40"):
-        build_reference(model, ["good"] * 10)
+        build_reference(BLUEPRINT, model, texts_frame(["good"] * 10))
 
 
 def test_reference_file_errors_name_the_problem(tmp_path):
     with pytest.raises(ReferenceError, match="not found"):
-        read_reference_texts(tmp_path / "none.parquet")
-    pd.DataFrame({"review": ["x"]}).to_parquet(tmp_path / "r.parquet")
-    with pytest.raises(ReferenceError, match="no column 'text'"):
-        read_reference_texts(tmp_path / "r.parquet")
-    pd.DataFrame({"text": ["ok", None, "  ", "fine"]}).to_parquet(tmp_path / "t.parquet")
-    assert read_reference_texts(tmp_path / "t.parquet") == ["ok", "fine"]
+        read_reference_frame(tmp_path / "none.parquet")
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(ReferenceError, match="cannot read"):
+        read_reference_frame(tmp_path / "bad.parquet")
+    pd.DataFrame({"text": ["ok", "fine"]}).to_parquet(tmp_path / "t.parquet")
+    assert read_reference_frame(tmp_path / "t.parquet")["text"].tolist() == ["ok", "fine"]
+
+
+def test_a_config_naming_groups_the_model_lacks_is_refused(model):
+    config = parse_config({"detectors": [{"name": "x", "kind": "ks", "features": "numeric"}]})
+    with pytest.raises(ReferenceError, match="'numeric' is not a feature group.*projection"):
+        build_reference(BLUEPRINT, model, texts_frame(corpus().iloc[:60]["text"]), config=config)
+    config = parse_config({"detectors": [{"name": "x", "kind": "ks", "features": "prediction"}]})
+    with pytest.raises(ReferenceError, match="categorical: use kind chisquare"):
+        build_reference(BLUEPRINT, model, texts_frame(corpus().iloc[:60]["text"]), config=config)
+
+
+def test_without_detectors_the_blueprint_defaults_are_used(model):
+    bundle = build_reference(
+        BLUEPRINT, model, texts_frame(corpus().iloc[2000:2100]["text"]), config=MonitorConfig()
+    )
+    assert [d.name for d in bundle.config.detectors] == [
+        "ks-projection",
+        "ks-text-stats",
+        "chi2-prediction",
+    ]
 
 
 def series(metrics: MonitorMetrics, name: str) -> dict[tuple, float]:
@@ -104,7 +148,7 @@ def test_engine_tests_full_windows_off_thread_and_exports_results(model, bundle)
         in_domain = corpus().iloc[3000:3150]["text"].tolist()
         shifted = tweets().iloc[:100]["text"].tolist()
         assert engine.add(window_samples(model, in_domain)) == 0  # 1 window + 50 buffered
-        assert engine.add([Sample("text", "neutral")]) == 1  # not one of the model's classes
+        assert engine.add([Sample(["text"], {"label": "neutral"})]) == 1  # not one of the model's classes
         assert engine.add(window_samples(model, shifted[:50])) == 0  # completes a mixed window
         assert engine.wait_idle(60)
         assert len(engine.reports) == 2
@@ -177,10 +221,10 @@ def test_online_detector_can_be_configured(model, kind):
         }
     )
     bundle = build_reference(
-        model, corpus().iloc[2000:2300]["text"].tolist(), config=config, seed=0
+        BLUEPRINT, model, texts_frame(corpus().iloc[2000:2300]["text"]), config=config, seed=0
     )
     texts = tweets().iloc[:100]["text"].tolist()
-    features = bundle.featurizer.transform(texts, [str(x) for x in model.predict(texts)])
+    features = bundle.featurizer.transform(texts, answers(model.predict(texts)))
     (result,) = bundle.detectors.run(features)
     assert result.kind == kind
     assert result.detected and math.isnan(result.p_value) and np.isfinite(result.score)

@@ -1,28 +1,55 @@
 import pytest
 
 from driftloop.cli import main
+from driftloop.blueprints.drift import SuggestedDetector
 from driftloop.monitor.config import (
     DEFAULT_CONFIG,
-    MMD_PROJECTION,
     ConfigError,
     load_config,
+    mmd_detector,
     parse_config,
 )
 from driftloop.settings import Settings
 
 
-def test_default_config_covers_every_feature_group():
-    groups = {d.features for d in DEFAULT_CONFIG.detectors}
-    assert groups == {"projection", "text_stats", "prediction"}
-    assert {d.kind for d in DEFAULT_CONFIG.detectors} == {"ks", "chisquare"}
-    assert DEFAULT_CONFIG.p_val == 0.01
+class Featurizer:
+    """A stand-in for a blueprint's drift featurizer: groups and suggested detectors."""
+
+    groups = {"numeric": "continuous", "prediction": "categorical"}
+
+    def default_detectors(self):
+        return [
+            SuggestedDetector("ks-numeric", "ks", "numeric", correction="fdr"),
+            SuggestedDetector("chi2-prediction", "chisquare", "prediction"),
+        ]
+
+
+def test_default_config_takes_the_featurizers_detectors():
+    assert DEFAULT_CONFIG.detectors is None and DEFAULT_CONFIG.p_val == 0.01
+    resolved = DEFAULT_CONFIG.resolve(Featurizer())
+    assert [(d.name, d.kind, d.features, d.correction) for d in resolved.detectors] == [
+        ("ks-numeric", "ks", "numeric", "fdr"),
+        ("chi2-prediction", "chisquare", "prediction", "bonferroni"),
+    ]
+    assert resolved.detector_p_val(resolved.detectors[0]) == 0.005
     # the optional MMD detector brings its own p_val: its permutation test cannot go lower
-    assert (
-        DEFAULT_CONFIG.model_copy(
-            update={"detectors": [*DEFAULT_CONFIG.detectors, MMD_PROJECTION]}
-        ).detector_p_val(MMD_PROJECTION)
-        == 0.01
-    )
+    mmd = mmd_detector("numeric")
+    with_mmd = parse_config({"detectors": [mmd.model_dump()]}).resolve(Featurizer())
+    assert with_mmd.detector_p_val(mmd) == 0.01
+
+
+@pytest.mark.parametrize(
+    ("detector", "message"),
+    [
+        ({"name": "x", "kind": "ks", "features": "prediction"}, "chisquare"),
+        ({"name": "x", "kind": "chisquare", "features": "numeric"}, "categorical"),
+        ({"name": "x", "kind": "ks", "features": "projection"}, "not a feature group"),
+    ],
+)
+def test_groups_are_checked_against_the_featurizer(detector, message):
+    config = parse_config({"detectors": [detector]})  # any group name parses
+    with pytest.raises(ConfigError, match=message):
+        config.resolve(Featurizer())
 
 
 def test_family_p_value_is_split_over_batch_detectors_only():
@@ -46,12 +73,11 @@ def test_family_p_value_is_split_over_batch_detectors_only():
 def test_yaml_file_is_loaded_and_window_falls_back_to_settings(tmp_path):
     path = tmp_path / "monitor.yaml"
     path.write_text(
-        "p_val: 0.01\nprojection_dims: 8\ndetectors:\n"
+        "p_val: 0.01\ndetectors:\n"
         "  - {name: cvm, kind: cvm, features: projection, correction: fdr}\n"
     )
     settings = Settings(home=tmp_path, monitor_config=path, monitor_window=123)
     config = load_config(settings=settings)
-    assert config.projection_dims == 8
     assert config.detectors[0].correction == "fdr"
     assert config.window_size(settings) == 123
     assert load_config(settings=Settings(home=tmp_path)) is DEFAULT_CONFIG
@@ -61,11 +87,7 @@ def test_yaml_file_is_loaded_and_window_falls_back_to_settings(tmp_path):
     ("data", "message"),
     [
         ({"detectors": []}, "detectors"),
-        ({"detectors": [{"name": "x", "kind": "ks", "features": "prediction"}]}, "chisquare"),
-        (
-            {"detectors": [{"name": "x", "kind": "chisquare", "features": "projection"}]},
-            "categorical",
-        ),
+        ({"detectors": [{"name": "x", "kind": "ks", "features": "a b"}]}, "features"),
         (
             {"detectors": [{"name": "x", "kind": "magic", "features": "projection"}]},
             r"detectors\.0\.kind",

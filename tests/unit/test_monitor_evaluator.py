@@ -24,7 +24,9 @@ def test_fingerprint_is_stable_and_order_independent():
     assert fingerprint({}) == "cbf29ce484222325"
 
 
-def metrics_text(*, drift=0, backlog=0, accuracy=0.9, samples=40, score=0.85) -> str:
+def metrics_text(
+    *, drift=0, backlog=0, live=0.9, samples=40, score=0.85, greater=True, accuracy=0.9
+) -> str:
     m = MonitorMetrics()
     for detector, value in (("ks-projection", drift), ("chi2-prediction", 0)):
         m.drift_detected.labels(
@@ -38,7 +40,8 @@ def metrics_text(*, drift=0, backlog=0, accuracy=0.9, samples=40, score=0.85) ->
         judged=samples,
         accuracy=accuracy,
     )
-    m.champion_test_score.labels(model="sentiment", version="3").set(score)
+    m.set_live_score("sentiment", "3", value=live, samples=samples)
+    m.set_champion("sentiment", "3", test_score=score, greater_is_better=greater)
     return m.render().decode()
 
 
@@ -93,16 +96,17 @@ def test_condition_that_clears_while_pending_never_fires(evaluator):
     assert evaluator.payloads() == [] and evaluator.states == {}
 
 
-def test_feedback_backlog_and_accuracy_drop_use_the_shared_thresholds(evaluator):
-    step(evaluator, 0, backlog=49, accuracy=0.76, samples=40)
-    assert step(evaluator, 31, backlog=49, accuracy=0.76, samples=40) == []  # 49 < 50, 0.76 >= 0.75
-    step(evaluator, 1, backlog=50, accuracy=0.74, samples=40)
-    fired = step(evaluator, 31, backlog=50, accuracy=0.74, samples=40)
-    assert sorted(fired) == [("FeedbackBacklog", "firing"), ("LiveAccuracyDrop", "firing")]
+def test_feedback_backlog_and_score_drop_use_the_shared_thresholds(evaluator):
+    # macro-F1 0.85 on test, margin 10 % of it: fires below 0.765
+    step(evaluator, 0, backlog=49, live=0.77, samples=40)
+    assert step(evaluator, 31, backlog=49, live=0.77, samples=40) == []  # 49 < 50, 0.77 >= 0.765
+    step(evaluator, 1, backlog=50, live=0.74, samples=40)
+    fired = step(evaluator, 31, backlog=50, live=0.74, samples=40)
+    assert sorted(fired) == [("FeedbackBacklog", "firing"), ("LiveScoreDrop", "firing")]
     bodies = {group[0]: body for group, body in evaluator.payloads()}
-    drop = bodies["LiveAccuracyDrop"]["alerts"][0]
+    drop = bodies["LiveScoreDrop"]["alerts"][0]
     assert drop["labels"] == {
-        "alertname": "LiveAccuracyDrop",
+        "alertname": "LiveScoreDrop",
         "model": "sentiment",
         "version": "3",
         "severity": "critical",
@@ -113,11 +117,38 @@ def test_feedback_backlog_and_accuracy_drop_use_the_shared_thresholds(evaluator)
     )
 
 
-def test_too_few_samples_or_no_accuracy_holds_the_accuracy_alert(evaluator):
-    step(evaluator, 0, accuracy=0.2, samples=29)
-    assert step(evaluator, 31, accuracy=0.2, samples=29) == []
-    step(evaluator, 1, accuracy=None, samples=100)  # NaN: nothing judged yet
-    assert step(evaluator, 31, accuracy=None, samples=100) == []
+def test_too_few_samples_or_no_live_score_holds_the_score_alert(evaluator):
+    step(evaluator, 0, live=0.2, samples=29)
+    assert step(evaluator, 31, live=0.2, samples=29) == []
+    step(evaluator, 1, live=None, samples=100)  # NaN: too few pairs to score
+    assert step(evaluator, 31, live=None, samples=100) == []
+
+
+def test_a_lower_is_better_metric_fires_when_the_error_grows_not_when_it_shrinks(evaluator):
+    rmse = {"score": 2.0, "greater": False}  # fires above 2.0 x 1.1 = 2.2
+    step(evaluator, 0, live=1.0, **rmse)
+    assert step(evaluator, 31, live=1.0, **rmse) == []  # far better than on test
+    assert step(evaluator, 31, live=2.15, **rmse) == []  # worse, within the margin
+    step(evaluator, 1, live=2.5, **rmse)
+    assert step(evaluator, 31, live=2.5, **rmse) == [("LiveScoreDrop", "firing")]
+    assert step(evaluator, 1, live=0.5, **rmse) == [("LiveScoreDrop", "resolved")]
+
+
+def test_a_greater_is_better_metric_fires_when_it_falls_not_when_it_rises(evaluator):
+    step(evaluator, 0, live=0.99)
+    assert step(evaluator, 31, live=0.99) == []
+    step(evaluator, 1, live=0.5)
+    assert step(evaluator, 31, live=0.5) == [("LiveScoreDrop", "firing")]
+
+
+def test_score_dropped_follows_the_direction():
+    from driftloop.monitor.rules import score_dropped
+
+    assert score_dropped(2.3, 2.0, greater_is_better=False, margin=0.1)
+    assert not score_dropped(1.0, 2.0, greater_is_better=False, margin=0.1)
+    assert score_dropped(0.7, 0.85, greater_is_better=True, margin=0.1)
+    assert not score_dropped(0.95, 0.85, greater_is_better=True, margin=0.1)
+    assert score_dropped(-0.5, -0.2, greater_is_better=True, margin=0.1)  # r2 below zero
 
 
 def test_thresholds_follow_settings(tmp_path):

@@ -2,12 +2,14 @@ import json
 
 import pytest
 
+from driftloop.blueprints.codec import Limits
+from driftloop.blueprints.text_codec import TextCodec
 from driftloop.monitor.events import (
     InvalidEvent,
     pair_samples,
     parse_event,
-    request_texts,
-    response_labels,
+    request_batch,
+    response_outputs,
 )
 from tests.unit.conftest_monitor import (
     ce_headers,
@@ -16,6 +18,16 @@ from tests.unit.conftest_monitor import (
     v2_request,
     v2_response,
 )
+
+CODEC = TextCodec(None, Limits())  # decoding needs no model
+
+
+def request_texts(body):
+    return request_batch(body, CODEC).model_input
+
+
+def response_labels(body):
+    return [output["label"] for output in response_outputs(body)]
 
 
 def test_binary_mode_request_event_is_parsed():
@@ -70,10 +82,16 @@ def test_structured_mode_is_mapped_onto_binary():
 
 def test_v1_and_v2_payloads_give_the_same_samples():
     texts, labels = ["a great film", "dull"], ["positive", "negative"]
-    v1 = pair_samples(json.loads(v1_request(texts)), json.loads(v1_response(labels)))
-    v2 = pair_samples(json.loads(v2_request(texts)), json.loads(v2_response(labels)))
-    assert v1 == v2
-    assert [(s.text, s.label) for s in v1] == list(zip(texts, labels, strict=True))
+    v1 = pair_samples(json.loads(v1_request(texts)), json.loads(v1_response(labels)), CODEC)
+    v2 = pair_samples(json.loads(v2_request(texts)), json.loads(v2_response(labels)), CODEC)
+    for a, b in zip(v1, v2, strict=True):  # FP32 probabilities: equal up to float32
+        assert a.model_input == b.model_input and a.output["label"] == b.output["label"]
+        assert a.output["probabilities"] == pytest.approx(b.output["probabilities"])
+    assert [(s.model_input, s.output["label"]) for s in v1] == [
+        ([text], label) for text, label in zip(texts, labels, strict=True)
+    ]
+    assert v2[0].output["probabilities"] == pytest.approx({"negative": 0.1, "positive": 0.9})
+    assert v2[0].output["low_confidence"] is False
 
 
 def test_v1_instances_may_be_objects_with_text():
@@ -106,7 +124,7 @@ def test_v2_nested_data_is_flattened_and_label_tensor_found_by_name():
         ({"instances": "text"}, "instances must be a list"),
         ({"instances": [1]}, r"instances\[0\] must be a string"),
         ({"inputs": []}, "non-empty list"),
-        ({"inputs": [{"name": "x", "datatype": "FP32", "data": [1.0]}]}, "no tensor named 'text'"),
+        ({"inputs": [{"name": "x", "datatype": "FP32", "data": [1.0]}]}, "must be \"BYTES\""),
         ({"something": 1}, "neither instances"),
     ],
 )
@@ -116,5 +134,8 @@ def test_bad_request_payloads_name_the_field(body, message):
 
 
 def test_count_mismatch_between_request_and_response_is_invalid():
-    with pytest.raises(InvalidEvent, match="2 texts but response has 1"):
-        pair_samples({"instances": ["a", "b"]}, {"predictions": [{"label": "positive"}]})
+    for codec in (CODEC, None):  # without a reference the counts are still checked
+        with pytest.raises(InvalidEvent, match="2 instances but response has 1"):
+            pair_samples(
+                {"instances": ["a", "b"]}, {"predictions": [{"label": "positive"}]}, codec
+            )

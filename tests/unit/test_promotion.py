@@ -90,15 +90,15 @@ def test_roll_back_only_for_accuracy_drop_inside_window():
     promoted = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     soon = promoted + timedelta(hours=1)
     late = promoted + timedelta(hours=25)
-    assert should_roll_back("LiveAccuracyDrop", promoted, soon, timedelta(hours=24))
-    assert should_roll_back("LiveAccuracyDrop", promoted, soon, 3600.0)
-    assert not should_roll_back("LiveAccuracyDrop", promoted, late, timedelta(hours=24))
+    assert should_roll_back("LiveScoreDrop", promoted, soon, timedelta(hours=24))
+    assert should_roll_back("LiveScoreDrop", promoted, soon, 3600.0)
+    assert not should_roll_back("LiveScoreDrop", promoted, late, timedelta(hours=24))
     assert not should_roll_back("DriftDetected", promoted, soon, timedelta(hours=24))
-    assert not should_roll_back("LiveAccuracyDrop", None, soon, timedelta(hours=24))
+    assert not should_roll_back("LiveScoreDrop", None, soon, timedelta(hours=24))
     # a promotion stamped in the future (clock skew) is not "recent"
-    assert not should_roll_back("LiveAccuracyDrop", soon, promoted, timedelta(hours=24))
+    assert not should_roll_back("LiveScoreDrop", soon, promoted, timedelta(hours=24))
 
 
 def test_roll_back_refuses_mixed_naive_and_aware_times():
     with pytest.raises(ValueError, match="timezone"):
-        should_roll_back("LiveAccuracyDrop", datetime(2026, 1, 1), datetime.now(UTC), 60)
+        should_roll_back("LiveScoreDrop", datetime(2026, 1, 1), datetime.now(UTC), 60)

@@ -111,10 +111,10 @@ def test_rollback_restores_previous_and_tags_demoted(registry, logged_models):
         registry.rollback(name)
     registry.promote(name, v2)
 
-    assert registry.rollback(name, "LiveAccuracyDrop") == v1
+    assert registry.rollback(name, "LiveScoreDrop") == v1
     assert registry.aliases(name) == {CHAMPION: v1}
     demoted = registry.get_version(name, v2)
-    assert demoted.tag("rolled_back_reason") == "LiveAccuracyDrop"
+    assert demoted.tag("rolled_back_reason") == "LiveScoreDrop"
     assert demoted.tag("rolled_back_at")
     assert registry.get_version(name, v1).tag("restored_at")
     # the bad version cannot come back through a second rollback
@@ -186,8 +186,8 @@ def test_step_functions_speak_json(logged_models):
         "previous_champion": "1",
         "model_uri": f"models:/{name}@champion",
     }
-    rolled = json.loads(rollback_model(name, "LiveAccuracyDrop", tracking_uri=uri))
-    assert rolled == {"name": name, "champion": "1", "demoted": "2", "reason": "LiveAccuracyDrop"}
+    rolled = json.loads(rollback_model(name, "LiveScoreDrop", tracking_uri=uri))
+    assert rolled == {"name": name, "champion": "1", "demoted": "2", "reason": "LiveScoreDrop"}
     with pytest.raises(ValueError, match="tags_json"):
         register_from_run(name, logged_models.movies_run, "[1, 2]", tracking_uri=uri)
 

@@ -140,7 +140,7 @@ def test_one_run_per_model_at_a_time_then_cooldown(home):
         release_path(other_id).touch()
         wait_for_run(client, run_id, "succeeded")
         cooling = client.post(
-            "/alerts", json=webhook(alert(name="LiveAccuracyDrop", fingerprint="d"))
+            "/alerts", json=webhook(alert(name="LiveScoreDrop", fingerprint="d"))
         )
         assert outcomes(cooling) == ["cooling_down"]
         assert "cooldown" in cooling.json()["decisions"][0]["reason"]

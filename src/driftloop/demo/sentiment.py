@@ -174,13 +174,13 @@ def demo_settings(home: Path, retrain_csv: Path, options: DemoOptions) -> Settin
         monitor_feedback_poll_s=2.0,
         evaluator_interval_s=2.0,
         feedback_backlog_threshold=600 if quick else 1500,
-        # Live accuracy counts every judged row since v1 became champion, in-domain
+        # The live score counts every judged row since v1 became champion, in-domain
         # ones included; with the default 30 samples a slightly unlucky in-domain
-        # replay tripped LiveAccuracyDrop after a few dozen tweets, and a retraining
+        # replay tripped the live-metric alert (LiveScoreDrop) after a few dozen tweets, and a retraining
         # with that little tweet feedback was (rightly) kept out by the gate. Asking
         # for a drift window's worth of judged rows means no alert can start the
         # retraining before a window of tweets and their feedback is in the store.
-        accuracy_min_samples=options.sizes.monitor_window,
+        score_min_samples=options.sizes.monitor_window,
         # one retraining per demo: later alerts are recorded as busy / cooling_down
         trigger_cooldown_s=3600.0,
         retrain_arguments={

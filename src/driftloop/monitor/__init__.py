@@ -2,13 +2,14 @@
 
 Pieces, one job each:
 
-* ``events`` -- CloudEvents (KServe logger format) to texts and labels;
+* ``events`` -- CloudEvents (KServe logger format) to model inputs and answers,
+  decoded by the served version's codec;
 * ``pairing`` -- request/response pairing on ``ce-id`` with a TTL;
-* ``features`` -- texts + predicted labels to feature groups;
+* feature groups come from the version's blueprint (``blueprints.drift``);
 * ``config`` / ``detectors`` -- which alibi-detect detectors run on which group;
 * ``reference`` -- fit/save/load a version's drift reference (``fit_reference``);
 * ``engine`` -- windows tested on a background thread;
-* ``champion`` -- the watched version (registry) and its feedback (store);
+* ``champion`` -- the watched version (registry), its feedback and live score (store);
 * ``metrics`` -- every Prometheus series; ``service`` / ``app`` / ``server`` -- the process;
 * ``rules`` -- the alert rules (``alert_rules.yaml``); ``evaluator`` -- the same
   alerts without Prometheus, posting Alertmanager webhooks.

@@ -4,7 +4,7 @@ The batch is checked whole before any event is applied: one event that is not
 a usable CloudEvent rejects the batch (400, naming each bad index and field)
 and nothing of it is stored, so a sender can resend the good events without
 creating duplicates or holes. Problems that only show when a request meets its
-response (for example different counts of texts and labels) can come from an
+response (for example different counts of instances and predictions) can come from an
 earlier message, so they are found while applying; they are listed in the
 answer's ``rejected`` with their index, exactly where a lone event would have
 had its 400, and the rest of the batch still counts.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,9 +46,16 @@ class DetectorSet:
         config: MonitorConfig,
         reference: dict[str, np.ndarray],
         *,
-        n_classes: int,
+        categories: Mapping[str, dict[int, list[int]] | None] | None = None,
         seed: int = 0,
     ) -> DetectorSet:
+        """Fit ``config``'s (resolved) detectors on the reference features.
+
+        ``categories``: the featurizer's possible codes per column of each
+        categorical group (None or absent: the codes the reference holds).
+        """
+        if config.detectors is None:
+            raise ValueError("resolve the monitor config against the featurizer first")
         detectors = {}
         for spec in config.detectors:
             x_ref = reference[spec.features]
@@ -56,7 +64,8 @@ class DetectorSet:
                     len(x_ref), spec.max_reference, replace=False
                 )
                 x_ref = x_ref[np.sort(rows)]
-            detectors[spec.name] = _build_one(spec, config, x_ref, n_classes=n_classes, seed=seed)
+            codes = (categories or {}).get(spec.features)
+            detectors[spec.name] = _build_one(spec, config, x_ref, categories=codes, seed=seed)
         return cls(config, detectors)
 
     def run(self, features: dict[str, np.ndarray]) -> list[DetectorResult]:
@@ -97,14 +106,40 @@ class DetectorSet:
     def load(cls, config: MonitorConfig, directory: Path) -> DetectorSet:
         from alibi_detect.saving import load_detector
 
+        if config.detectors is None:
+            raise ValueError("a saved drift reference lists its detectors")
         missing = [s.name for s in config.detectors if not (directory / s.name).is_dir()]
         if missing:
             raise FileNotFoundError(f"saved detectors missing in {directory}: {', '.join(missing)}")
         return cls(config, {s.name: load_detector(directory / s.name) for s in config.detectors})
 
 
+def _chisquare_categories(
+    x_ref: np.ndarray, categories: dict[int, list[int]] | None
+) -> dict[int, list[int]]:
+    """Codes per column that the reference holds (of ``categories``, where given).
+
+    A code absent from the reference *and* a window would be an all-zero column of
+    the contingency table, which scipy's chi-square rejects; alibi-detect adds the
+    codes a window brings (an unseen category, a missing value) by itself.
+    """
+    columns = x_ref.reshape(len(x_ref), -1)
+    found = {}
+    for column in range(columns.shape[1]):
+        present = {int(v) for v in np.unique(columns[:, column])}
+        allowed = (categories or {}).get(column)
+        codes = sorted(present if allowed is None else present & {int(c) for c in allowed})
+        found[column] = codes or sorted(present)
+    return found
+
+
 def _build_one(
-    spec: DetectorSpec, config: MonitorConfig, x_ref: np.ndarray, *, n_classes: int, seed: int
+    spec: DetectorSpec,
+    config: MonitorConfig,
+    x_ref: np.ndarray,
+    *,
+    categories: dict[int, list[int]] | None,
+    seed: int,
 ):
     p_val = config.detector_p_val(spec)
     if spec.kind == "ks":
@@ -118,9 +153,11 @@ def _build_one(
     if spec.kind == "chisquare":
         from alibi_detect.cd import ChiSquareDrift
 
-        categories = {i: n_classes for i in range(x_ref.shape[1])}
         return ChiSquareDrift(
-            x_ref, p_val=p_val, categories_per_feature=categories, correction=spec.correction
+            x_ref,
+            p_val=p_val,
+            categories_per_feature=_chisquare_categories(x_ref, categories),
+            correction=spec.correction,
         )
     import torch
 

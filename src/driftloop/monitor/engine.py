@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from driftloop.monitor.detectors import DetectorResult
-from driftloop.monitor.events import Sample
+from driftloop.monitor.events import Sample, join_instances
 from driftloop.monitor.metrics import MonitorMetrics
 from driftloop.monitor.reference import ReferenceBundle
 
@@ -94,7 +94,7 @@ class DriftEngine:
             bundle = self._bundle
             if bundle is None:
                 return 0  # no reference: events are counted by the caller, nothing to test
-            known = [s for s in samples if bundle.featurizer.knows_label(s.label)]
+            known = [s for s in samples if bundle.featurizer.knows(s.output)]
             self._buffer.extend(known)
             ready = []
             while len(self._buffer) >= self.window:
@@ -170,9 +170,9 @@ class DriftEngine:
 
     def _evaluate(self, job: _Job) -> WindowReport | None:
         started = time.perf_counter()
-        texts = [s.text for s in job.samples]
-        labels = [s.label for s in job.samples]
-        features = job.bundle.featurizer.transform(texts, labels)
+        model_input = join_instances([s.model_input for s in job.samples])
+        outputs = [s.output for s in job.samples]
+        features = job.bundle.featurizer.transform(model_input, outputs)
         results = job.bundle.detectors.run(features)
         elapsed = time.perf_counter() - started
         if job.generation != self._generation:

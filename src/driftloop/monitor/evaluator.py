@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from driftloop.monitor.rules import ALERTS, AlertThresholds, parse_duration
+from driftloop.monitor.rules import ALERTS, AlertThresholds, parse_duration, score_dropped
 from driftloop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -80,26 +80,27 @@ def _feedback_backlog(series: Series, t: AlertThresholds) -> list[tuple[dict, fl
     return [({"model": m}, v) for (m,), v in grouped.items() if v >= t.feedback_backlog]
 
 
-def _live_accuracy_drop(series: Series, t: AlertThresholds) -> list[tuple[dict, float]]:
+def _live_score_drop(series: Series, t: AlertThresholds) -> list[tuple[dict, float]]:
     keys = ("model", "version")
-    accuracy = _max_by(series, "driftloop_live_accuracy", keys)
-    score = _max_by(series, "driftloop_champion_test_score", keys)
-    samples = _max_by(series, "driftloop_live_accuracy_samples", keys)
+    live = _max_by(series, "driftloop_live_score", keys)
+    test = _max_by(series, "driftloop_champion_test_score", keys)
+    greater = _max_by(series, "driftloop_score_greater_is_better", keys)
+    samples = _max_by(series, "driftloop_live_score_samples", keys)
     firing = []
-    for key, value in accuracy.items():
-        if key in score and key in samples:
-            if (
-                value < score[key] - t.accuracy_drop_margin
-                and samples[key] >= t.accuracy_min_samples
-            ):
-                firing.append(({"model": key[0], "version": key[1]}, value))
+    for key, value in live.items():
+        if key not in test or key not in samples or greater.get(key) not in (0.0, 1.0):
+            continue
+        if samples[key] >= t.score_min_samples and score_dropped(
+            value, test[key], greater[key] == 1.0, t.score_drop_margin
+        ):
+            firing.append(({"model": key[0], "version": key[1]}, value))
     return firing
 
 
 CONDITIONS: dict[str, Callable[[Series, AlertThresholds], list[tuple[dict, float]]]] = {
     "DriftDetected": _drift_detected,
     "FeedbackBacklog": _feedback_backlog,
-    "LiveAccuracyDrop": _live_accuracy_drop,
+    "LiveScoreDrop": _live_score_drop,
 }
 
 
@@ -207,8 +208,8 @@ class AlertEvaluator:
                 text = text.replace(f"{{{{ $labels.{name} }}}}", label)
             return (
                 text.replace("{threshold}", format(self.thresholds.feedback_backlog, "g"))
-                .replace("{margin}", format(self.thresholds.accuracy_drop_margin, "g"))
-                .replace("{samples}", format(self.thresholds.accuracy_min_samples, "g"))
+                .replace("{margin}", format(self.thresholds.score_drop_margin, "g"))
+                .replace("{samples}", format(self.thresholds.score_min_samples, "g"))
             )
 
         return {"summary": fill(spec.summary), "description": fill(spec.description)}

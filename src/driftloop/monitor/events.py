@@ -1,4 +1,4 @@
-"""Payload-logger CloudEvents: headers in, texts/labels out.
+"""Payload-logger CloudEvents: headers in, model inputs and answers out.
 
 The predictor's logger (ours locally, KServe's agent in a cluster) POSTs each
 request and each response as a CloudEvents 1.0 *binary-mode* HTTP message: the
@@ -7,8 +7,10 @@ Structured mode (``application/cloudevents+json``: one JSON envelope) and
 batches (``application/cloudevents-batch+json``: a JSON array of structured
 events, which driftloop's logger sends when several events are queued) are
 understood too. Both the v1 (``instances``/``predictions``) and the v2 Open
-Inference Protocol (``inputs``/``outputs``) shapes are understood here so the
-rest of the monitor only sees lists of texts and lists of labels.
+Inference Protocol (``inputs``/``outputs``) shapes are understood here: a
+request is decoded by the served version's codec (the predictor's own
+``decode_v1``/``decode_v2``) and a response becomes one answer dict per
+instance, so the rest of the monitor only sees model inputs and answers.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
+import pandas as pd
 from kserve.errors import InvalidInput
 
+from driftloop.blueprints.codec import Batch, Codec, InputError, InputTensor
 from driftloop.serving import wire
 from driftloop.serving.cloudevent_framing import BATCH_CONTENT_TYPE, REQUEST_TYPE, RESPONSE_TYPE
 
@@ -56,12 +61,13 @@ class InferenceEvent:
     body: dict
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Sample:
-    """One paired prediction: the text that went in and the label that came out."""
+    """One paired instance: its model input (a one-instance slice of what the codec
+    decoded) and the answer the model gave for it (one ``Answer.instances`` dict)."""
 
-    text: str
-    label: str
+    model_input: Any
+    output: dict
 
 
 def is_batch(content_type: str | None) -> bool:
@@ -179,81 +185,160 @@ def _structured_data(envelope: dict) -> object:
     return _decode_json(raw, "attribute data_base64")
 
 
-def request_texts(body: dict) -> list[str]:
-    """Texts of a v1 ``instances`` or v2 ``inputs`` request."""
+def request_batch(body: dict, codec: Codec) -> Batch:
+    """A logged v1 ``instances`` or v2 ``inputs`` request, decoded by the served version's codec."""
+    try:
+        if "instances" in body:
+            instances = body["instances"]
+            if not isinstance(instances, list):
+                raise InvalidEvent("request field instances must be a list")
+            return codec.decode_v1(instances)
+        if "inputs" in body:
+            return codec.decode_v2(v2_input_tensors(body["inputs"]))
+    except InputError as exc:
+        raise InvalidEvent(str(exc)) from None
+    raise InvalidEvent("request has neither instances (v1) nor inputs (v2)")
+
+
+def request_count(body: dict) -> int:
+    """How many instances a v1 or v2 request holds, read without a codec."""
     if "instances" in body:
         instances = body["instances"]
         if not isinstance(instances, list):
             raise InvalidEvent("request field instances must be a list")
-        return [_instance_text(item, index) for index, item in enumerate(instances)]
+        return len(instances)
     if "inputs" in body:
-        tensor = _pick_tensor(body["inputs"], "inputs", preferred="text", datatype="BYTES")
-        return [
-            _as_text(item, f"inputs[{tensor['name']}].data")
-            for item in _flat_data(tensor, "inputs")
-        ]
+        counts = {len(t.array) for t in v2_input_tensors(body["inputs"]).values()}
+        if len(counts) != 1:
+            raise InvalidEvent(f"inputs have different numbers of rows: {sorted(counts)}")
+        return counts.pop()
     raise InvalidEvent("request has neither instances (v1) nor inputs (v2)")
 
 
-def response_labels(body: dict) -> list[str]:
-    """Predicted labels of a v1 ``predictions`` or v2 ``outputs`` response."""
+def v2_input_tensors(inputs: object) -> dict[str, InputTensor]:
+    """A JSON v2 ``inputs`` list as the named tensors a codec decodes (``serving.wire`` reads each)."""
+    tensors: dict[str, InputTensor] = {}
+    for tensor in _tensor_list(inputs, "inputs"):
+        name = str(tensor.get("name"))
+        if name in tensors:
+            raise InvalidEvent(f"inputs[{name}] appears more than once")
+        tensors[name] = InputTensor(name, str(tensor["datatype"]), _array(tensor, "inputs"))
+    return tensors
+
+
+def response_outputs(body: dict) -> list[dict]:
+    """Per-instance answers of a v1 ``predictions`` or v2 ``outputs`` response.
+
+    Each is a dict with the keys of the codec's ``Answer.instances`` (e.g.
+    ``label``/``probabilities``/``low_confidence``, or ``prediction``). A v2
+    output of shape [n] gives each instance its item; one of shape [n, k] a
+    list, or a ``{name: value}`` mapping when the response's ``parameters.labels``
+    names the k columns (how class probabilities are sent).
+    """
     if "predictions" in body:
         predictions = body["predictions"]
         if not isinstance(predictions, list):
             raise InvalidEvent("response field predictions must be a list")
-        labels = []
         for index, item in enumerate(predictions):
-            label = item.get("label") if isinstance(item, dict) else item
-            labels.append(_as_text(label, f"predictions[{index}].label"))
-        return labels
+            if not isinstance(item, dict):
+                raise InvalidEvent(
+                    f"predictions[{index}] must be an object, got {type(item).__name__}"
+                )
+        return [dict(item) for item in predictions]
     if "outputs" in body:
-        tensor = _pick_tensor(body["outputs"], "outputs", preferred="label", datatype="BYTES")
+        parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+        labels = parameters.get("labels")
+        columns = [str(x) for x in labels] if isinstance(labels, list) else None
+        per_output: dict[str, list] = {}
+        count = None
+        for tensor in _tensor_list(body["outputs"], "outputs"):
+            name = str(tensor.get("name"))
+            array = _array(tensor, "outputs")
+            if array.ndim == 0:
+                array = array.reshape(1)
+            if count is not None and len(array) != count:
+                raise InvalidEvent(f"outputs[{name}] has {len(array)} rows; others have {count}")
+            count = len(array)
+            per_output[name] = [_instance_value(row, columns) for row in array]
         return [
-            _as_text(item, f"outputs[{tensor['name']}].data")
-            for item in _flat_data(tensor, "outputs")
+            {name: values[i] for name, values in per_output.items()} for i in range(count or 0)
         ]
     raise InvalidEvent("response has neither predictions (v1) nor outputs (v2)")
 
 
-def pair_samples(request: dict, response: dict) -> list[Sample]:
-    texts = request_texts(request)
-    labels = response_labels(response)
-    if len(texts) != len(labels):
-        raise InvalidEvent(f"request has {len(texts)} texts but response has {len(labels)} labels")
-    return [Sample(text=text, label=label) for text, label in zip(texts, labels, strict=True)]
+def pair_samples(request: dict, response: dict, codec: Codec | None) -> list[Sample]:
+    """The instances of one inference with their answers (none without a codec: only checked)."""
+    outputs = response_outputs(response)
+    if codec is None:
+        n = request_count(request)
+        model_input = None
+    else:
+        batch = request_batch(request, codec)
+        n, model_input = len(batch), batch.model_input
+    if n != len(outputs):
+        raise InvalidEvent(
+            f"request has {n} instances but response has {len(outputs)} predictions"
+        )
+    if model_input is None:
+        return []
+    return [
+        Sample(model_input=piece, output=output)
+        for piece, output in zip(split_instances(model_input, n), outputs, strict=True)
+    ]
 
 
-def _instance_text(item: object, index: int) -> str:
-    if isinstance(item, dict):
-        item = item.get("text")
-    return _as_text(item, f"instances[{index}]")
+# --- one instance at a time ---------------------------------------------------------
+# A model input is whatever the codec builds (a list of texts, a table's DataFrame,
+# an array of images); the monitor cuts it into instances and joins a window back.
+def split_instances(model_input: object, n: int) -> list:
+    if isinstance(model_input, pd.DataFrame):
+        return [model_input.iloc[i : i + 1] for i in range(n)]
+    if isinstance(model_input, np.ndarray):
+        return [model_input[i : i + 1] for i in range(n)]
+    items = list(model_input)  # type: ignore[call-overload]
+    return [items[i : i + 1] for i in range(n)]
 
 
-def _as_text(value: object, field: str) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if not isinstance(value, str):
-        raise InvalidEvent(f"{field} must be a string, got {type(value).__name__}")
-    return value
+def join_instances(pieces: Sequence) -> object:
+    first = pieces[0]
+    if isinstance(first, pd.DataFrame):
+        return pd.concat(list(pieces), ignore_index=True)
+    if isinstance(first, np.ndarray):
+        return np.concatenate(list(pieces))
+    return [item for piece in pieces for item in piece]
 
 
-def _pick_tensor(tensors: object, field: str, *, preferred: str, datatype: str) -> dict:
+def _tensor_list(tensors: object, field: str) -> list[dict]:
     if not isinstance(tensors, list) or not tensors:
         raise InvalidEvent(f"{field} must be a non-empty list of tensors")
-    candidates = [t for t in tensors if isinstance(t, dict)]
-    for tensor in candidates:
-        if tensor.get("name") == preferred:
-            return tensor
-    for tensor in candidates:
-        if tensor.get("datatype") == datatype:
-            return tensor
-    raise InvalidEvent(f"{field} has no tensor named {preferred!r} and none of datatype {datatype}")
+    for index, tensor in enumerate(tensors):
+        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+            raise InvalidEvent(f"{field}[{index}] must be a tensor object with a name")
+    return tensors
 
 
-def _flat_data(tensor: dict, field: str) -> list:
-    """The tensor's items, flat (v2 allows nested row-major data), read by ``serving.wire``:
-    a given shape must match the data; a logged body without one is read as sent."""
+def _array(tensor: dict, field: str) -> np.ndarray:
+    """The tensor's data, shaped as declared, read by ``serving.wire``."""
     try:
-        return wire.json_tensor(tensor, field).reshape(-1).tolist()
+        return wire.json_tensor(tensor, field)
     except InvalidInput as exc:
         raise InvalidEvent(str(exc)) from None
+
+
+def _instance_value(row: object, columns: list[str] | None) -> object:
+    if isinstance(row, np.ndarray):
+        items = [_plain(v) for v in row.reshape(-1).tolist()]
+        if row.size == 1 and row.ndim <= 1:
+            return items[0]
+        if columns is not None and len(columns) == len(items):
+            return dict(zip(columns, items, strict=True))
+        return items
+    return _plain(row)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, bytes | bytearray | np.bytes_):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -56,20 +56,39 @@ class MonitorMetrics:
             registry=r,
         )
         self.live_accuracy = Gauge(
-            "driftloop_live_accuracy",
+            "driftloop_live_accuracy_ratio",
             "Share of the champion's judged predictions that were right",
             ["model", "version"],
             registry=r,
         )
         self.live_accuracy_samples = Gauge(
             "driftloop_live_accuracy_samples",
-            "Feedback rows with a verdict (right or wrong) behind driftloop_live_accuracy",
+            "Feedback rows with a verdict (right or wrong) behind driftloop_live_accuracy_ratio",
+            ["model", "version"],
+            registry=r,
+        )
+        self.live_score = Gauge(
+            "driftloop_live_score",
+            "The champion's primary metric over its recent predictions with a ground truth "
+            "(NaN below the minimum of pairs)",
+            ["model", "version"],
+            registry=r,
+        )
+        self.live_score_samples = Gauge(
+            "driftloop_live_score_samples",
+            "Prediction/ground-truth pairs behind driftloop_live_score",
             ["model", "version"],
             registry=r,
         )
         self.champion_test_score = Gauge(
             "driftloop_champion_test_score",
             "The champion's primary metric on its test split",
+            ["model", "version"],
+            registry=r,
+        )
+        self.score_greater_is_better = Gauge(
+            "driftloop_score_greater_is_better",
+            "1 if a higher value of the champion's primary metric is better, 0 if lower is",
             ["model", "version"],
             registry=r,
         )
@@ -137,13 +156,36 @@ class MonitorMetrics:
         )
         self.live_accuracy_samples.labels(model=model, version=version).set(judged)
 
+    def set_live_score(
+        self, model: str, version: str, *, value: float | None, samples: int
+    ) -> None:
+        # NaN compares false, so LiveScoreDrop cannot fire on too few pairs
+        self.live_score.labels(model=model, version=version).set(
+            math.nan if value is None else value
+        )
+        self.live_score_samples.labels(model=model, version=version).set(samples)
+
+    def set_champion(
+        self, model: str, version: str, *, test_score: float | None, greater_is_better: bool | None
+    ) -> None:
+        """The champion's test value and its metric's direction (what LiveScoreDrop compares)."""
+        if test_score is not None:
+            self.champion_test_score.labels(model=model, version=version).set(test_score)
+        if greater_is_better is not None:
+            self.score_greater_is_better.labels(model=model, version=version).set(
+                1 if greater_is_better else 0
+            )
+
     def forget_version(self, model: str, version: str) -> None:
         """Drop a replaced champion's per-version series so alerts follow the new one."""
         for gauge in (
             self.feedback_since_champion,
             self.live_accuracy,
             self.live_accuracy_samples,
+            self.live_score,
+            self.live_score_samples,
             self.champion_test_score,
+            self.score_greater_is_better,
             self.reference_loaded,
         ):
             _remove(gauge, model, version)

@@ -1,15 +1,17 @@
 """The drift reference of one model version: featurizer + fitted detectors.
 
-``fit_reference`` featurises held-out rows with the version's own model,
-fits the configured alibi-detect detectors on them, saves everything into one
-directory (``save_detector`` per detector, the featurizer with joblib),
+``fit_reference`` resolves the version's blueprint from its tag, featurises
+held-out rows with the blueprint's drift featurizer and the version's own
+predictions, fits the configured alibi-detect detectors on them (by default
+the featurizer's suggestions), saves everything into one directory
+(``save_detector`` per detector, the featurizer and the codec with joblib),
 logs it as the ``drift_reference`` artifact of the version's run and tags the
 version with ``driftloop.drift_reference``. The monitor loads the reference of
 whichever version it watches, so a new champion brings its own.
 
 Use rows the model did not train on (the validation or test split): on its
-own training rows the model's vocabulary covers every token and its
-predictions are over-confident, so live traffic would look drifted from day one.
+own training rows a model is over-confident (and a text model's vocabulary
+covers every token), so live traffic would look drifted from day one.
 """
 
 from __future__ import annotations
@@ -17,27 +19,34 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
+import pandas as pd
 import yaml
 
+from driftloop.blueprints.codec import Batch
 from driftloop.lineage import TAG_DRIFT_REFERENCE, TAG_TRAIN_FINGERPRINT
 from driftloop.monitor.config import DEFAULT_CONFIG, MonitorConfig, load_config, parse_config
 from driftloop.monitor.detectors import DetectorSet
-from driftloop.monitor.features import fit_featurizer
 from driftloop.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 ARTIFACT_PATH = "drift_reference"
 FEATURIZER_FILE = "featurizer.joblib"
+CODEC_FILE = "codec.joblib"
 CONFIG_FILE = "config.yaml"
 META_FILE = "meta.json"
 DETECTORS_DIR = "detectors"
+MIN_ROWS = 40
+# The monitor reads what the predictor already accepted: its request limits don't apply.
+_LOGGED_MAX_INSTANCES = 1_000_000
+_LOGGED_MAX_CHARS = 100_000_000
 
 
 class ReferenceError(ValueError):
@@ -46,15 +55,19 @@ class ReferenceError(ValueError):
 
 @dataclass
 class ReferenceBundle:
-    featurizer: object
+    """A version's drift featurizer, fitted detectors, and the codec that decodes its traffic."""
+
+    featurizer: Any  # a blueprints.drift.DriftFeaturizer
     detectors: DetectorSet
     config: MonitorConfig
+    codec: Any = None  # a blueprints.codec.Codec
     meta: dict = field(default_factory=dict)
 
     def save(self, directory: Path) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         joblib.dump(self.featurizer, directory / FEATURIZER_FILE)
+        joblib.dump(self.codec, directory / CODEC_FILE)
         (directory / CONFIG_FILE).write_text(yaml.safe_dump(self.config.model_dump(mode="json")))
         (directory / META_FILE).write_text(json.dumps(self.meta, indent=2, sort_keys=True))
         self.detectors.save(directory / DETECTORS_DIR)
@@ -63,7 +76,7 @@ class ReferenceBundle:
     @classmethod
     def load(cls, directory: Path) -> ReferenceBundle:
         directory = Path(directory)
-        for name in (FEATURIZER_FILE, CONFIG_FILE, META_FILE, DETECTORS_DIR):
+        for name in (FEATURIZER_FILE, CODEC_FILE, CONFIG_FILE, META_FILE, DETECTORS_DIR):
             if not (directory / name).exists():
                 raise FileNotFoundError(f"drift reference {directory} has no {name}")
         config = parse_config(yaml.safe_load((directory / CONFIG_FILE).read_text()))
@@ -71,67 +84,83 @@ class ReferenceBundle:
             featurizer=joblib.load(directory / FEATURIZER_FILE),
             detectors=DetectorSet.load(config, directory / DETECTORS_DIR),
             config=config,
+            codec=joblib.load(directory / CODEC_FILE),
             meta=json.loads((directory / META_FILE).read_text()),
         )
 
 
 def build_reference(
+    blueprint,
     model,
-    texts: list[str],
+    frame: pd.DataFrame,
     *,
-    config: MonitorConfig = DEFAULT_CONFIG,
+    config: MonitorConfig | None = None,
     seed: int = 0,
-    feature_kind: str = "text",
     meta: dict | None = None,
 ) -> ReferenceBundle:
-    """Featurise ``texts`` with ``model`` and fit the configured detectors on them."""
-    if len(texts) < 40:
-        raise ReferenceError(f"the reference needs at least 40 rows, got {len(texts)}")
-    # The projection is fitted on one half and x_ref is the other half: an SVD
-    # projects its own training rows with more variance than unseen ones, which
-    # the detectors would report as drift on every unshifted window.
-    order = np.random.default_rng(seed).permutation(len(texts))
-    half = len(texts) // 2
-    projection_texts = [texts[i] for i in order[:half]]
-    reference_texts = [texts[i] for i in order[half:]]
-    featurizer = fit_featurizer(
-        feature_kind, model, projection_texts, dims=config.projection_dims, seed=seed
+    """Featurise held-out rows of ``blueprint``'s ``model`` and fit the detectors on them.
+
+    ``config`` without detectors (the default) takes the featurizer's
+    ``default_detectors()``; given detectors are checked against its groups.
+    """
+    if len(frame) < MIN_ROWS:
+        raise ReferenceError(f"the reference needs at least {MIN_ROWS} rows, got {len(frame)}")
+    # The featurizer is fitted on one half and x_ref is the other half: whatever
+    # it learns from rows (an SVD projection, category codes) describes its own
+    # rows more closely than unseen ones, which the detectors would report as
+    # drift on every unshifted window.
+    order = np.random.default_rng(seed).permutation(len(frame))
+    half = len(frame) // 2
+    fit_rows = frame.iloc[order[:half]].reset_index(drop=True)
+    reference_rows = frame.iloc[order[half:]].reset_index(drop=True)
+    featurizer = blueprint.drift_featurizer(model, fit_rows)
+    try:
+        config = (config or DEFAULT_CONFIG).resolve(featurizer)
+    except ValueError as exc:
+        raise ReferenceError(str(exc)) from None
+    codec = blueprint.codec(model)
+    codec.limits = replace(
+        codec.limits, max_instances=_LOGGED_MAX_INSTANCES, max_chars=_LOGGED_MAX_CHARS
     )
-    # live windows carry the model's predictions, so the reference must too (not true labels)
-    predicted = [str(label) for label in model.predict(reference_texts)]
-    features = featurizer.transform(reference_texts, predicted)
-    detectors = DetectorSet.build(config, features, n_classes=featurizer.n_classes, seed=seed)
-    info = {
-        "feature_kind": feature_kind,
-        "n_rows": len(texts),
-        "n_reference": len(reference_texts),
-        "classes": featurizer.classes,
-        "predicted_share": {
-            label: float(np.mean([p == label for p in predicted])) for label in featurizer.classes
-        },
+    # live windows carry the model's answers, so the reference must too (not true labels)
+    batch = Batch(model_input=blueprint.features(reference_rows), summaries=[])
+    answer = codec.predict(batch)
+    features = featurizer.transform(batch.model_input, answer.instances)
+    detectors = DetectorSet.build(
+        config,
+        features,
+        categories={group: featurizer.categories(group) for group in featurizer.groups},
+        seed=seed,
+    )
+    info: dict = {
+        "blueprint": str(blueprint.spec),
+        "groups": dict(featurizer.groups),
+        "n_rows": len(frame),
+        "n_reference": len(reference_rows),
         "created_at": datetime.now(UTC).isoformat(),
         "seed": seed,
     }
+    labels = [label for label in answer.labels if label is not None]
+    if labels:
+        shares = pd.Series(labels).value_counts(normalize=True).sort_index()
+        info["predicted_share"] = {str(k): float(v) for k, v in shares.items()}
     info.update(meta or {})
-    return ReferenceBundle(featurizer=featurizer, detectors=detectors, config=config, meta=info)
+    return ReferenceBundle(
+        featurizer=featurizer, detectors=detectors, config=config, codec=codec, meta=info
+    )
 
 
-def read_reference_texts(reference_path: Path | str, text_column: str = "text") -> list[str]:
+def read_reference_frame(reference_path: Path | str) -> pd.DataFrame:
+    """The held-out rows (Parquet, or CSV) a reference is fitted on."""
     path = Path(reference_path)
     if not path.is_file():
         raise ReferenceError(f"reference file not found: {path}")
     from driftloop.datasets.files import read_frame
 
     try:
-        frame = read_frame(path, dtype={})
+        return read_frame(path, dtype={})
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
         raise ReferenceError(f"cannot read reference file {path}: {exc}") from None
-    if text_column not in frame.columns:
-        raise ReferenceError(
-            f"reference file {path} has no column {text_column!r} (has {list(frame.columns)})"
-        )
-    texts = frame[text_column].dropna().astype(str)
-    return [t for t in texts if t.strip()]
 
 
 def fit_reference(
@@ -141,9 +170,11 @@ def fit_reference(
     settings: Settings | None = None,
     *,
     config: MonitorConfig | None = None,
-    text_column: str = "text",
 ) -> str:
-    """Fit, save and register the drift reference of one version; returns its artifact URI."""
+    """Fit, save and register the drift reference of one version; returns its artifact URI.
+
+    The version's blueprint (from its tag) says what to featurise and how.
+    """
     from driftloop.registry import ModelRegistry
 
     settings = settings or get_settings()
@@ -154,12 +185,14 @@ def fit_reference(
         raise ReferenceError(
             f"{model_name} version {version} has no run to attach the reference to"
         )
-    texts = read_reference_texts(reference_path, text_column)
-    _warn_if_training_rows(reference_path, info.tags.get(TAG_TRAIN_FINGERPRINT))
+    blueprint = info.blueprint()
+    frame = read_reference_frame(reference_path)
+    _warn_if_training_rows(frame, reference_path, info.tags.get(TAG_TRAIN_FINGERPRINT))
     model = registry.load_sklearn(model_name, version)
     bundle = build_reference(
+        blueprint,
         model,
-        texts,
+        frame,
         config=config,
         seed=settings.seed,
         meta={"model_name": model_name, "version": str(version), "source": str(reference_path)},
@@ -170,7 +203,7 @@ def fit_reference(
     run = registry.client.get_run(info.run_id)
     uri = f"{run.info.artifact_uri.rstrip('/')}/{ARTIFACT_PATH}"
     registry.set_tags(model_name, version, {TAG_DRIFT_REFERENCE: uri})
-    log.info("%s v%s: drift reference (%d rows) at %s", model_name, version, len(texts), uri)
+    log.info("%s v%s: drift reference (%d rows) at %s", model_name, version, len(frame), uri)
     return uri
 
 
@@ -188,17 +221,16 @@ def load_reference(uri: str, tracking_uri: str | None = None) -> ReferenceBundle
         return ReferenceBundle.load(Path(downloaded))
 
 
-def _warn_if_training_rows(reference_path: Path | str, train_fingerprint: str | None) -> None:
+def _warn_if_training_rows(
+    frame: pd.DataFrame, reference_path: Path | str, train_fingerprint: str | None
+) -> None:
     if not train_fingerprint:
         return
     try:
         from driftloop.training.splits import fingerprint
     except ImportError:
         return
-    from driftloop.datasets.files import read_frame
-
-    frame = read_frame(reference_path) if str(reference_path).endswith(".parquet") else None
-    if frame is not None and fingerprint(frame) == train_fingerprint:
+    if fingerprint(frame) == train_fingerprint:
         log.warning(
             "drift reference %s is the training split: expect false drift alarms; "
             "use the validation or test split",

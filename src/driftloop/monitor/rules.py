@@ -31,16 +31,25 @@ HEADER = (
 @dataclass(frozen=True)
 class AlertThresholds:
     feedback_backlog: int
-    accuracy_drop_margin: float
-    accuracy_min_samples: int
+    score_drop_margin: float
+    score_min_samples: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AlertThresholds:
         return cls(
             feedback_backlog=settings.feedback_backlog_threshold,
-            accuracy_drop_margin=settings.accuracy_drop_margin,
-            accuracy_min_samples=settings.accuracy_min_samples,
+            score_drop_margin=settings.score_drop_margin,
+            score_min_samples=settings.score_min_samples,
         )
+
+
+def score_dropped(
+    live: float, test: float, greater_is_better: bool, margin: float
+) -> bool:
+    """Whether ``live`` is worse than ``test`` by more than ``margin`` x |test|, in the
+    metric's direction (the condition LiveScoreDrop's expression spells in PromQL)."""
+    allowance = margin * abs(test)
+    return live < test - allowance if greater_is_better else live > test + allowance
 
 
 @dataclass(frozen=True)
@@ -76,16 +85,30 @@ EXPRESSIONS = {
     "FeedbackBacklog": lambda t: (
         f"max by (model) (driftloop_feedback_since_champion) >= {_number(t.feedback_backlog)}"
     ),
-    "LiveAccuracyDrop": lambda t: (
-        "max by (model, version) (driftloop_live_accuracy)"
-        " < on (model, version) "
-        "(max by (model, version) (driftloop_champion_test_score)"
-        f" - {_number(t.accuracy_drop_margin)})"
-        " and on (model, version) "
-        "max by (model, version) (driftloop_live_accuracy_samples)"
-        f" >= {_number(t.accuracy_min_samples)}"
-    ),
+    "LiveScoreDrop": lambda t: _live_score_drop(t),
 }
+
+_LIVE = "max by (model, version) (driftloop_live_score)"
+_TEST = "max by (model, version) (driftloop_champion_test_score)"
+_GREATER = "max by (model, version) (driftloop_score_greater_is_better)"
+_SAMPLES = "max by (model, version) (driftloop_live_score_samples)"
+
+
+def _live_score_drop(t: AlertThresholds) -> str:
+    """Live value worse than the test value by margin x |test|, in the metric's direction."""
+    margin = _number(t.score_drop_margin)
+    higher = (
+        f"({_LIVE} < on (model, version) ({_TEST} - {margin} * abs({_TEST}))"
+        f" and on (model, version) {_GREATER} == 1)"
+    )
+    lower = (
+        f"({_LIVE} > on (model, version) ({_TEST} + {margin} * abs({_TEST}))"
+        f" and on (model, version) {_GREATER} == 0)"
+    )
+    return (
+        f"({higher} or {lower})"
+        f" and on (model, version) {_SAMPLES} >= {_number(t.score_min_samples)}"
+    )
 
 ALERTS: tuple[AlertSpec, ...] = (
     AlertSpec(
@@ -108,13 +131,14 @@ ALERTS: tuple[AlertSpec, ...] = (
         ),
     ),
     AlertSpec(
-        name="LiveAccuracyDrop",
+        name="LiveScoreDrop",
         severity="critical",
-        summary="Live accuracy of model {{ $labels.model }} fell below its test score",
+        summary="Live score of model {{ $labels.model }} is worse than its test score",
         description=(
-            "Live accuracy of {{ $labels.model }} version {{ $labels.version }} is {{ $value }}, "
-            "more than {margin} below the champion's test score "
-            "(over at least {samples} feedback labels)."
+            "The primary metric of {{ $labels.model }} version {{ $labels.version }} on live "
+            "feedback is {{ $value }}, worse than the champion's test value by more than "
+            "{margin} of it, in the metric's direction "
+            "(over at least {samples} predictions with a ground truth)."
         ),
     ),
 )
@@ -137,8 +161,8 @@ def render_rules(settings: Settings, for_duration: str = "1m", interval: str | N
                     "description": alert.description.replace(
                         "{threshold}", _number(thresholds.feedback_backlog)
                     )
-                    .replace("{margin}", _number(thresholds.accuracy_drop_margin))
-                    .replace("{samples}", _number(thresholds.accuracy_min_samples)),
+                    .replace("{margin}", _number(thresholds.score_drop_margin))
+                    .replace("{samples}", _number(thresholds.score_min_samples)),
                 },
             }
         )
@@ -171,8 +195,8 @@ def default_settings() -> Settings:
             name: fields[name].default
             for name in (
                 "feedback_backlog_threshold",
-                "accuracy_drop_margin",
-                "accuracy_min_samples",
+                "score_drop_margin",
+                "score_min_samples",
             )
         }
     )

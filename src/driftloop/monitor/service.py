@@ -8,10 +8,21 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from driftloop.monitor.champion import ChampionSource, FeedbackSource, WatchedVersion
+from driftloop.monitor.champion import (
+    ChampionSource,
+    FeedbackSource,
+    WatchedVersion,
+    live_score,
+)
 from driftloop.monitor.config import load_config
 from driftloop.monitor.engine import DriftEngine
-from driftloop.monitor.events import InferenceEvent, InvalidEvent, pair_samples, parse_event
+from driftloop.monitor.events import (
+    InferenceEvent,
+    InvalidEvent,
+    pair_samples,
+    parse_event,
+    response_outputs,
+)
 from driftloop.monitor.metrics import MonitorMetrics
 from driftloop.monitor.pairing import EventPairer
 from driftloop.monitor.reference import ReferenceBundle, load_reference
@@ -108,8 +119,11 @@ class MonitorService:
             return IntakeResult(200, {"accepted": False, "duplicate": True, "id": event.event_id})
         if outcome.pair is None:
             return IntakeResult(202, {"accepted": True, "paired": False, "id": event.event_id})
+        bundle = self.engine.bundle
         try:
-            samples = pair_samples(outcome.pair.request, outcome.pair.response)
+            samples = pair_samples(
+                outcome.pair.request, outcome.pair.response, bundle.codec if bundle else None
+            )
         except InvalidEvent as exc:
             self.metrics.event(self.model_name, version, "invalid")
             return IntakeResult(400, {"detail": f"invalid inference payload: {exc}"})
@@ -117,7 +131,13 @@ class MonitorService:
         rejected = self.engine.add(samples)
         self.metrics.event(self.model_name, version, "invalid", rejected)
         return IntakeResult(
-            202, {"accepted": True, "paired": True, "id": event.event_id, "samples": len(samples)}
+            202,
+            {
+                "accepted": True,
+                "paired": True,
+                "id": event.event_id,
+                "samples": len(samples) if bundle is not None else _count(outcome.pair.response),
+            },
         )
 
     # --- reference and polling --------------------------------------------------
@@ -135,10 +155,7 @@ class MonitorService:
                 self.watched = None
                 self.use_reference(None, None)
             return
-        if current.test_score is not None:
-            self.metrics.champion_test_score.labels(
-                model=self.model_name, version=current.version
-            ).set(current.test_score)
+        self._publish_champion(current)
         unchanged = (
             previous is not None
             and previous.version == current.version
@@ -153,10 +170,15 @@ class MonitorService:
             return
         self.watched = current
         self.use_reference(current.version, self._load(current))
-        if current.test_score is not None:  # forget_version may just have cleared it
-            self.metrics.champion_test_score.labels(
-                model=self.model_name, version=current.version
-            ).set(current.test_score)
+        self._publish_champion(current)  # forget_version may just have cleared it
+
+    def _publish_champion(self, current: WatchedVersion) -> None:
+        self.metrics.set_champion(
+            self.model_name,
+            current.version,
+            test_score=current.test_score,
+            greater_is_better=current.greater_is_better,
+        )
 
     def _load(self, current: WatchedVersion) -> ReferenceBundle | None:
         uri = current.reference_uri
@@ -198,6 +220,19 @@ class MonitorService:
             judged=champion.judged,
             accuracy=champion.accuracy,
         )
+        watched = self.watched
+        score = live_score(
+            watched.feedback,
+            source.pairs(
+                self.model_name, watched.version, watched.since, self.settings.live_score_pairs
+            )
+            if watched.feedback is not None
+            else [],
+            min_samples=self.settings.score_min_samples,
+        )
+        self.metrics.set_live_score(
+            self.model_name, watched.version, value=score.value, samples=score.samples
+        )
 
     def expire_pending(self) -> None:
         dropped = self.pairer.expire()
@@ -236,6 +271,7 @@ class MonitorService:
             "window": self.engine.window,
             "pending": len(self.pairer),
             "test_score": watched.test_score if watched else None,
+            "metric": watched.metric if watched else None,
             "last_windows": [
                 {
                     "version": r.version,
@@ -254,6 +290,13 @@ class MonitorService:
                 for r in self.engine.reports[-5:]
             ],
         }
+
+
+def _count(response: dict) -> int:
+    try:
+        return len(response_outputs(response))
+    except InvalidEvent:
+        return 0
 
 
 def _finite_or_none(value: float) -> float | None:

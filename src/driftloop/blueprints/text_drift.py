@@ -1,4 +1,4 @@
-"""Turn texts and predicted labels into the numbers the detectors compare.
+"""Drift features of a text classifier: what its own TF-IDF sees, text statistics, predictions.
 
 For a text model (an sklearn ``Pipeline``: normalisation -> TF-IDF ->
 classifier) the monitor watches three feature groups:
@@ -15,10 +15,13 @@ classifier) the monitor watches three feature groups:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.decomposition import TruncatedSVD
 from sklearn.pipeline import FeatureUnion, Pipeline
+
+from driftloop.blueprints.drift import DriftFeaturizer, GroupKind, SuggestedDetector
 
 FEATURE_GROUPS = ("projection", "text_stats", "prediction")
 
@@ -27,8 +30,12 @@ class FeaturizerError(ValueError):
     """The model does not have the shape the text featurizer needs."""
 
 
-class TextFeaturizer:
-    kind = "text"
+class TextFeaturizer(DriftFeaturizer):
+    groups: dict[str, GroupKind] = {
+        "projection": "continuous",
+        "text_stats": "continuous",
+        "prediction": "categorical",
+    }
 
     def __init__(self, text_transform, vocab_probes, classes: Sequence[str], svd: TruncatedSVD):
         self.text_transform = text_transform
@@ -63,19 +70,26 @@ class TextFeaturizer:
     def n_classes(self) -> int:
         return len(self.classes)
 
-    def knows_label(self, label: str) -> bool:
-        return label in self._class_index
+    def knows(self, output: dict) -> bool:
+        return isinstance(output, dict) and output.get("label") in self._class_index
 
-    def transform(self, texts: Sequence[str], labels: Sequence[str]) -> dict[str, np.ndarray]:
-        texts = list(texts)
-        if len(texts) != len(labels):
-            raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+    def categories(self, group: str) -> dict[int, list[int]] | None:
+        if group == "prediction":
+            return {0: list(range(self.n_classes))}
+        return None
+
+    def transform(self, model_input: Any, outputs: Sequence[dict]) -> dict[str, np.ndarray]:
+        texts = [str(t) for t in model_input]
+        if len(texts) != len(outputs):
+            raise ValueError(f"{len(texts)} texts but {len(outputs)} outputs")
         matrix = self.text_transform.transform(texts)
         projection = self.svd.transform(matrix).astype(np.float32)
         lengths = np.log1p(np.array([len(t) for t in texts], dtype=np.float32))
         unknown = self.unknown_token_rate(texts)
         try:
-            predicted = np.array([self._class_index[label] for label in labels], dtype=np.int64)
+            predicted = np.array(
+                [self._class_index[output.get("label")] for output in outputs], dtype=np.int64
+            )
         except KeyError as exc:
             raise ValueError(
                 f"label {exc.args[0]!r} is not one of the model's classes {self.classes}"
@@ -98,6 +112,13 @@ class TextFeaturizer:
                     rates[row, column] = sum(t not in vocabulary for t in tokens) / len(tokens)
         return rates.mean(axis=0)
 
+    def default_detectors(self) -> list[SuggestedDetector]:
+        return [
+            SuggestedDetector("ks-projection", "ks", "projection", correction="fdr"),
+            SuggestedDetector("ks-text-stats", "ks", "text_stats"),
+            SuggestedDetector("chi2-prediction", "chisquare", "prediction"),
+        ]
+
 
 def _vocab_probes(model: Pipeline) -> list[tuple[object | None, object]]:
     """(the steps feeding it, vectorizer) for every fitted vectorizer before the classifier."""
@@ -111,16 +132,3 @@ def _vocab_probes(model: Pipeline) -> list[tuple[object | None, object]]:
             if hasattr(candidate, "vocabulary_") and hasattr(candidate, "build_analyzer"):
                 probes.append((prefix, candidate))
     return probes
-
-
-FEATURIZERS = {"text": TextFeaturizer}
-
-
-def fit_featurizer(kind: str, model, reference_texts: Sequence[str], *, dims: int, seed: int):
-    try:
-        featurizer_cls = FEATURIZERS[kind]
-    except KeyError:
-        raise FeaturizerError(
-            f"unknown drift feature kind {kind!r}; known: {sorted(FEATURIZERS)}"
-        ) from None
-    return featurizer_cls.fit(model, reference_texts, dims=dims, seed=seed)
