@@ -6,7 +6,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from driftloop.blueprints.sentiment import SentimentBlueprint
 from driftloop.serving import feedback, runtime
+from driftloop.serving.loader import LoadedModel
+from driftloop.serving.model import BlueprintModel
 from driftloop.settings import Settings
 from driftloop.store import PredictionRecord
 
@@ -23,10 +26,18 @@ def record(request_id: str) -> PredictionRecord:
     )
 
 
+def served_sentiment(settings: Settings) -> BlueprintModel:
+    """A predictor model serving version 1 of a sentiment model (the version answered)."""
+    blueprint = SentimentBlueprint()
+    model = BlueprintModel("sentiment", "models:/sentiment/1", settings)
+    model.swap(LoadedModel(None, blueprint, blueprint.codec(None), "1", "models:/sentiment/1"))
+    return model
+
+
 @pytest.fixture
 def serving_runtime(request, home):
-    store_on = request.param
-    serving = runtime.install(Settings(home=home, prediction_store=store_on)).start()
+    settings = Settings(home=home, prediction_store=request.param)
+    serving = runtime.install(settings).start([served_sentiment(settings)])
     app = FastAPI()
     app.include_router(feedback.router)
     try:

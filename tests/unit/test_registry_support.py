@@ -8,7 +8,7 @@ small blueprint-shaped scorer computing macro F1.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mlflow
 import mlflow.sklearn
@@ -19,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.pipeline import Pipeline
 
+from driftloop.blueprints import Metric
 from driftloop.registry import scoped_tracking_uri
 
 # two domains with disjoint sentiment vocabulary: a model trained on one
@@ -72,6 +73,8 @@ class TextBlueprint:
     primary_metric: str = "macro_f1"
     greater_is_better: bool = True
     labels: tuple[str, ...] = ("negative", "positive")
+    metric: Metric = Metric("macro_f1", True, floor=0.60)
+    options: dict = field(default_factory=dict)
 
     def score(self, model, frame: pd.DataFrame) -> dict[str, float]:
         predicted = model.predict(frame["text"].tolist())

@@ -61,7 +61,7 @@ def test_registry_of_blueprints():
     assert (blueprint.primary_metric, blueprint.greater_is_better) == ("macro_f1", True)
     assert blueprint.default_dataset == "sentiment-offline"
     assert blueprint.labels == ("negative", "positive")
-    assert len(blueprint.sample_inputs()) >= 2
+    assert len(blueprint.input_example()) >= 2
     assert (
         blueprint.better(0.9, 0.8)
         and not blueprint.better(0.8, 0.9)

@@ -1,4 +1,4 @@
-"""TextClassifierModel and its pure helpers: validation, v1/v2 answers, auth, feedback rules."""
+"""BlueprintModel and its pure helpers: decoding, v1/v2 answers, auth, feedback rules."""
 
 from __future__ import annotations
 
@@ -10,16 +10,18 @@ import pytest
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest
 
+from driftloop.blueprints.codec import Limits
+from driftloop.blueprints.feedback import LabelFeedback, NumberFeedback
+from driftloop.blueprints.sentiment import SentimentBlueprint
 from driftloop.serving import auth, metrics
-from driftloop.serving.feedback import FeedbackError, resolve_feedback
+from driftloop.serving.feedback import FeedbackBody, FeedbackError, resolve_feedback
 from driftloop.serving.loader import LoadedModel, is_alias_uri, model_uri_for, resolve
 from driftloop.serving.middleware import classify_path
-from driftloop.serving.model import TextClassifierModel
-from driftloop.serving.validation import check_texts, texts_from_v1, texts_from_v2
+from driftloop.serving.model import BlueprintModel, decode
 from driftloop.settings import Settings
 from driftloop.store import PredictionRecord
 
-LIMITS = {"max_instances": 3, "max_chars": 20}
+LIMITS = Limits(max_instances=3, max_chars=20)
 
 
 def pipeline():
@@ -34,18 +36,45 @@ def pipeline():
     )
 
 
+def loaded_version(model, version="7", limits=LIMITS):
+    blueprint = SentimentBlueprint()
+    codec = blueprint.codec(model, limits)
+    return LoadedModel(model, blueprint, codec, version, f"models:/m/{version}")
+
+
 @pytest.fixture(scope="module")
 def loaded():
-    model = pipeline()
-    return LoadedModel(model, "7", "models:/m/7", tuple(str(c) for c in model.classes_))
+    return loaded_version(pipeline())
+
+
+def served_with(settings, loaded_model):
+    model = BlueprintModel("m", "models:/m@champion", settings)
+    model.swap(loaded_model)
+    return model
 
 
 @pytest.fixture
 def served(tmp_path, loaded):
     settings = Settings(home=tmp_path, low_confidence_threshold=0.9, max_instances=4)
-    model = TextClassifierModel("m", "models:/m@champion", settings)
-    model.swap(loaded)
-    return model
+    limits = Limits(max_instances=4, low_confidence=0.9)
+    return served_with(settings, loaded_version(loaded.model, limits=limits))
+
+
+def infer(model, payload, headers=None, response_headers=None):
+    """KServe's template, as ``Model.__call__`` runs it."""
+    headers = headers or {}
+    call = model.preprocess(payload, headers)
+    return model.postprocess(
+        model.predict(call, headers, response_headers), headers, response_headers
+    )
+
+
+def texts_from_v1(body, limits=LIMITS):
+    return decode(loaded_version(None, limits=limits), body).model_input
+
+
+def texts_from_v2(request, limits=LIMITS):
+    return decode(loaded_version(None, limits=limits), request).model_input
 
 
 def v2_request(texts, shape=None, datatype="BYTES", request_id=None, name="text"):
@@ -60,7 +89,7 @@ def v2_request(texts, shape=None, datatype="BYTES", request_id=None, name="text"
         ([], 'must be a JSON object with "instances"'),
         ({}, 'missing "instances"'),
         ({"instances": "x"}, "must be a list"),
-        ({"instances": []}, "instances is empty"),
+        ({"instances": []}, "instances is empty: send at least one text"),
         ({"instances": ["a"] * 4}, "4 items; at most 3"),
         ({"instances": [3]}, "instances[0] must be a string"),
         ({"instances": ["  "]}, "instances[0] is an empty text"),
@@ -69,40 +98,40 @@ def v2_request(texts, shape=None, datatype="BYTES", request_id=None, name="text"
 )
 def test_v1_validation_names_the_problem(body, message):
     with pytest.raises(InvalidInput, match=message.replace("[", r"\[").replace("]", r"\]")):
-        texts_from_v1(body, **LIMITS)
+        texts_from_v1(body)
 
 
 def test_v1_accepts_strings_and_text_objects():
-    assert texts_from_v1({"instances": ["a", {"text": "b"}]}, **LIMITS) == ["a", "b"]
+    assert texts_from_v1({"instances": ["a", {"text": "b"}]}) == ["a", "b"]
 
 
 def test_v2_validation():
-    assert texts_from_v2(v2_request(["a", "b"]), **LIMITS) == ["a", "b"]
-    assert texts_from_v2(v2_request([b"caf\xc3\xa9"]), **LIMITS) == ["café"]
-    assert texts_from_v2(v2_request(["a", "b"], shape=[2, 1]), **LIMITS) == ["a", "b"]
+    assert texts_from_v2(v2_request(["a", "b"])) == ["a", "b"]
+    assert texts_from_v2(v2_request([b"caf\xc3\xa9"])) == ["café"]
+    assert texts_from_v2(v2_request(["a", "b"], shape=[2, 1])) == ["a", "b"]
     with pytest.raises(InvalidInput, match='datatype must be "BYTES", got "FP32"'):
-        texts_from_v2(v2_request([1.0], datatype="FP32"), **LIMITS)
+        texts_from_v2(v2_request([1.0], datatype="FP32"))
     with pytest.raises(InvalidInput, match=r"shape \[3\] does not match its 2 data items"):
-        texts_from_v2(v2_request(["a", "b"], shape=[3]), **LIMITS)
+        texts_from_v2(v2_request(["a", "b"], shape=[3]))
     with pytest.raises(InvalidInput, match="not valid UTF-8"):
-        texts_from_v2(v2_request([b"\xff\xfe"]), **LIMITS)
+        texts_from_v2(v2_request([b"\xff\xfe"]))
     with pytest.raises(InvalidInput, match='missing "inputs"'):
-        texts_from_v2(InferRequest("m", []), **LIMITS)
+        texts_from_v2(InferRequest("m", []))
     two = InferRequest(
         "m", [InferInput("a", [1], "BYTES", ["x"]), InferInput("b", [1], "BYTES", ["y"])]
     )
     with pytest.raises(InvalidInput, match='no input named "text"'):
-        texts_from_v2(two, **LIMITS)
+        texts_from_v2(two)
 
 
-def test_check_texts_decodes_bytes():
-    assert check_texts([b"ok"], max_instances=1, max_chars=5, field="f") == ["ok"]
+def test_v1_text_objects_decode_bytes():
+    assert texts_from_v1({"instances": [{"text": b"ok"}]}) == ["ok"]
 
 
 # --- the model ------------------------------------------------------------------------
 def test_v1_answer_contract(served):
     headers: dict[str, str] = {}
-    answer = served.predict({"instances": ["good great", "bad awful"]}, {}, headers)
+    answer = infer(served, {"instances": ["good great", "bad awful"]}, {}, headers)
     assert answer["model_version"] == "7"
     assert headers["x-request-id"] == answer["request_id"] and len(answer["request_id"]) == 32
     first, second = answer["predictions"]
@@ -114,15 +143,15 @@ def test_v1_answer_contract(served):
 
 
 def test_v1_uses_incoming_request_id_header(served):
-    answer = served.predict({"instances": ["good"]}, {"x-request-id": "abc"}, {})
+    answer = infer(served, {"instances": ["good"]}, {"x-request-id": "abc"}, {})
     assert answer["request_id"] == "abc"
     with pytest.raises(InvalidInput, match="at most 128"):
-        served.predict({"instances": ["good"]}, {"x-request-id": "x" * 129}, {})
+        infer(served, {"instances": ["good"]}, {"x-request-id": "x" * 129}, {})
 
 
 def test_v2_answer_contract(served, loaded):
     headers: dict[str, str] = {}
-    response = served.predict(v2_request(["good great", "hate it"], request_id="r-1"), {}, headers)
+    response = infer(served, v2_request(["good great", "hate it"], request_id="r-1"), {}, headers)
     body, _ = response.to_rest()
     assert body["id"] == "r-1" == headers["x-request-id"]
     assert body["model_name"] == "m" and body["model_version"] == "7"
@@ -132,21 +161,21 @@ def test_v2_answer_contract(served, loaded):
         outputs["probabilities"]["shape"] == [2, 3]
         and outputs["probabilities"]["datatype"] == "FP32"
     )
-    expected = loaded.pipeline.predict_proba(["good great", "hate it"]).reshape(-1)
+    expected = loaded.model.predict_proba(["good great", "hate it"]).reshape(-1)
     np.testing.assert_allclose(outputs["probabilities"]["data"], expected, rtol=1e-5)
     assert outputs["low_confidence"]["datatype"] == "BOOL"
     assert body["parameters"]["labels"] == ["negative", "neutral", "positive"]
 
 
 def test_v2_without_id_gets_a_generated_string_id(served):
-    response = served.predict(v2_request(["good"]), {}, {})
+    response = infer(served, v2_request(["good"]), {}, {})
     assert isinstance(response.id, str) and len(response.id) == 32
 
 
 def test_grpc_answer_carries_labels_as_json(served):
     request = v2_request(["good"])
     request.from_grpc = True
-    grpc_response = served.predict(request, {}, {}).to_grpc()
+    grpc_response = infer(served, request, {}, {}).to_grpc()
     assert json.loads(grpc_response.parameters["labels"].string_param) == [
         "negative",
         "neutral",
@@ -155,19 +184,16 @@ def test_grpc_answer_carries_labels_as_json(served):
 
 
 def test_low_confidence_threshold(tmp_path, loaded):
-    model = TextClassifierModel(
-        "m", "models:/m/7", Settings(home=tmp_path, low_confidence_threshold=0.0)
-    )
-    model.swap(loaded)
-    assert (
-        model.predict({"instances": ["meh"]}, {}, {})["predictions"][0]["low_confidence"] is False
-    )
-    model.settings = Settings(home=tmp_path, low_confidence_threshold=1.0)
-    assert model.predict({"instances": ["meh"]}, {}, {})["predictions"][0]["low_confidence"] is True
+    for threshold, flagged in ((0.0, False), (1.0, True)):
+        settings = Settings(home=tmp_path, low_confidence_threshold=threshold)
+        model = BlueprintModel("m", "models:/m/7", settings)
+        model.swap(loaded_version(loaded.model, limits=model.limits))
+        answer = infer(model, {"instances": ["meh"]}, {}, {})
+        assert answer["predictions"][0]["low_confidence"] is flagged
 
 
 def test_swap_updates_version_gauge_and_survives_pickling(served, loaded):
-    served.swap(LoadedModel(loaded.pipeline, "8", "models:/m/8", loaded.labels))
+    served.swap(loaded_version(loaded.model, "8"))
     assert metrics.MODEL_VERSION_INFO.labels(model="m", version="8")._value.get() == 1
     samples = {
         s.labels["version"]
@@ -177,7 +203,7 @@ def test_swap_updates_version_gauge_and_survives_pickling(served, loaded):
     assert samples == {"8"}
     clone = pickle.loads(pickle.dumps(served))
     assert clone.served_version == "8"
-    assert clone.predict({"instances": ["good"]}, {}, {})["model_version"] == "8"
+    assert infer(clone, {"instances": ["good"]}, {}, {})["model_version"] == "8"
 
 
 def test_metadata_types(served):
@@ -242,17 +268,32 @@ def prediction(labels=("positive",), classes=("negative", "positive")):
     return PredictionRecord("r", "m", "1", ["t"] * len(labels), outputs, labels[0], 0.5)
 
 
+def feedback(**body):
+    return FeedbackBody(**body)
+
+
 def test_feedback_rules():
-    assert resolve_feedback(prediction(), "negative", None) == ("negative", False)
-    assert resolve_feedback(prediction(), "positive", None) == ("positive", True)
-    assert resolve_feedback(prediction(), None, True) == ("positive", True)
-    assert resolve_feedback(prediction(), None, False) == ("negative", False)
+    labels = LabelFeedback()
+    assert resolve_feedback(prediction(), labels, feedback(label="negative")) == ("negative", False)
+    assert resolve_feedback(prediction(), labels, feedback(value="positive")) == ("positive", True)
+    assert resolve_feedback(prediction(), labels, feedback(correct=True)) == ("positive", True)
+    assert resolve_feedback(prediction(), labels, feedback(correct=False)) == ("negative", False)
     three = prediction(classes=("negative", "neutral", "positive"))
-    assert resolve_feedback(three, None, False) == (None, False)
+    assert resolve_feedback(three, labels, feedback(correct=False)) == (None, False)
     with pytest.raises(
         FeedbackError, match=r"not one of the model's labels \['negative', 'positive'\]"
     ):
-        resolve_feedback(prediction(), "neutral", None)
+        resolve_feedback(prediction(), labels, feedback(label="neutral"))
     with pytest.raises(FeedbackError) as missing:
-        resolve_feedback(prediction(), None, None)
+        resolve_feedback(prediction(), labels, feedback())
     assert missing.value.status == 422
+
+
+def test_numeric_feedback_rules():
+    numbers = NumberFeedback()
+    regression = PredictionRecord("r", "m", "1", [{"x": 1.0}], [{"prediction": 2.5}], None, None)
+    assert resolve_feedback(regression, numbers, feedback(value=3)) == (3.0, None)
+    assert resolve_feedback(regression, numbers, feedback(correct=False)) == (None, False)
+    with pytest.raises(FeedbackError, match="value: value must be a number, got str") as bad:
+        resolve_feedback(regression, numbers, feedback(value="3"))
+    assert bad.value.status == 422

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from driftloop.blueprints import get_blueprint
+from driftloop.blueprints import Metric, get_blueprint
 from driftloop.training.candidates import CandidateResult, pick_winner
 
 
@@ -23,7 +23,6 @@ def test_near_tie_goes_to_the_first_declared():
 
 def test_lower_is_better_blueprints_are_respected():
     class Loss(type(get_blueprint("sentiment"))):
-        primary_metric = "macro_f1"
-        greater_is_better = False
+        default_metric = Metric("macro_f1", greater_is_better=False)
 
     assert pick_winner(Loss(), _results(0.5, 0.2, 0.3), 0.0).name == "c1"

@@ -115,7 +115,12 @@ def test_kubernetes_target_without_kfp_endpoint_is_a_recorded_rejection(settings
                 "alerts": [
                     {
                         "status": "firing",
-                        "labels": {"alertname": "DriftDetected", "model": "sentiment"},
+                        # no champion here: the alert names the blueprint
+                        "labels": {
+                            "alertname": "DriftDetected",
+                            "model": "sentiment",
+                            "blueprint": "sentiment",
+                        },
                         "startsAt": "2026-11-23T10:00:00Z",
                         "fingerprint": "abc",
                     }

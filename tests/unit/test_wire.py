@@ -20,9 +20,21 @@ from kserve.protocol.infer_type import (
 )
 
 from driftloop.serving import wire
-from driftloop.serving.validation import texts_from_v2
+from driftloop.blueprints.codec import Limits
+from driftloop.blueprints.sentiment import SentimentBlueprint
+from driftloop.serving.loader import LoadedModel
+from driftloop.serving.model import decode
 
-LIMITS = {"max_instances": 5, "max_chars": 50}
+LIMITS = Limits(max_instances=5, max_chars=50)
+
+
+def texts_from_v2(request):
+    """The texts a sentiment model's codec reads from ``request``."""
+    blueprint = SentimentBlueprint()
+    loaded = LoadedModel(None, blueprint, blueprint.codec(None, LIMITS), "1", "models:/m/1")
+    return decode(loaded, request).model_input
+
+
 HEADER = "Inference-Header-Content-Length"
 
 
@@ -108,7 +120,7 @@ def test_binary_extension_round_trip_bytes_and_numbers():
     named = wire.inputs_by_name(request)
     assert wire.input_tensor(named["text"]).tolist() == ["great product", "caf\u00e9"]
     np.testing.assert_array_equal(wire.input_tensor(named["scores"]), scores)
-    assert texts_from_v2(request, **LIMITS) == ["great product", "caf\u00e9"]
+    assert texts_from_v2(request) == ["great product", "caf\u00e9"]
 
 
 def test_binary_extension_header_is_case_insensitive_and_may_mix_json_inputs():
@@ -140,7 +152,7 @@ def test_tritonclient_http_request_body_is_read():
     )
     assert json_size is not None
     request = wire.parse_rest_body(body, {HEADER: str(json_size)}, "m")
-    assert texts_from_v2(request, **LIMITS) == ["good", "bad"]
+    assert texts_from_v2(request) == ["good", "bad"]
     assert wire.wants_binary_output(request, "label")
     assert not wire.wants_binary_output(request, "probabilities")
 
@@ -222,7 +234,7 @@ def test_grpc_raw_input_contents_as_tritonclient_sends_them():
     request = grpc_request(grpc_tensor(shape=[2]), raw=[raw_bytes([b"good", b"bad"])])
     array = wire.input_tensor(request.inputs[0])
     assert array.tolist() == [b"good", b"bad"] and array.dtype == np.object_
-    assert texts_from_v2(request, **LIMITS) == ["good", "bad"]
+    assert texts_from_v2(request) == ["good", "bad"]
     assert wire.wants_binary_output(request, "label")  # raw in -> raw out (all outputs)
 
 
@@ -243,7 +255,7 @@ def test_grpc_shape_mismatch_and_garbage_are_invalid_input():
     with pytest.raises(InvalidInput, match=r"inputs\[text\]\.shape \[3\] does not match its 1"):
         wire.input_tensor(short.inputs[0])
     with pytest.raises(InvalidInput, match=r"inputs\[text\]\.shape \[3\] does not match its 1"):
-        texts_from_v2(short, **LIMITS)
+        texts_from_v2(short)
     garbage = grpc_request(grpc_tensor(shape=[1]), raw=[b"\x05\x00"])
     with pytest.raises(InvalidInput, match=r"inputs\[text\] has unreadable data"):
         wire.input_tensor(garbage.inputs[0])
@@ -271,7 +283,7 @@ def test_inputs_by_name():
     with pytest.raises(InvalidInput, match=r"inputs\[a\] appears more than once"):
         wire.inputs_by_name(twice)
     with pytest.raises(InvalidInput, match=r"inputs\[a\] appears more than once"):
-        texts_from_v2(twice, **LIMITS)
+        texts_from_v2(twice)
 
 
 def test_json_tensor_reads_logged_bodies_leniently_but_checks_a_given_shape():

@@ -13,7 +13,6 @@ again appends a row (history kept) and the latest one counts.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
@@ -55,12 +54,6 @@ class FeedbackBatch(BaseModel):
 def allowed_labels(prediction: PredictionRecord) -> list[str]:
     first = prediction.outputs[0] if prediction.outputs else {}
     return list(first.get("probabilities", {})) if isinstance(first, dict) else []
-
-
-@lru_cache(maxsize=64)
-def _feedback_kind(model_name: str, version: str, tracking_uri: str | None) -> Feedback:
-    """What a ground truth is for the version that answered (from its blueprint tag)."""
-    return loader.blueprint_of(f"models:/{model_name}/{version}", tracking_uri).feedback
 
 
 def _verdict_only(prediction: PredictionRecord, correct: bool) -> str | None:
@@ -110,12 +103,9 @@ def _serving() -> runtime.ServingRuntime:
 
 
 def _kind(serving: runtime.ServingRuntime, prediction: PredictionRecord) -> Feedback:
+    """What a ground truth is for the version that answered (its blueprint's feedback)."""
     try:
-        return _feedback_kind(
-            prediction.model_name,
-            str(prediction.model_version),
-            serving.settings.resolved_tracking_uri,
-        )
+        return serving.blueprint_for(prediction.model_name, str(prediction.model_version)).feedback
     except loader.ModelLoadError as exc:
         raise FeedbackError(409, f"cannot judge feedback for this prediction: {exc}") from None
 

@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from driftloop.serving.payload_logger import PayloadLogger
@@ -82,6 +83,7 @@ class ServingRuntime:
         self.loggers: dict[str, PayloadLogger] = {}
         self._periodic: list[Periodic] = []
         self._watched: set[str] = set()
+        self.models: dict[str, BlueprintModel] = {}
         self._lock = threading.Lock()
         self._started = False
         self._closed = False
@@ -113,6 +115,7 @@ class ServingRuntime:
         if model.name in self._watched:
             return
         self._watched.add(model.name)
+        self.models[model.name] = model
         if self.settings.logger_url:
             self.loggers[model.name] = PayloadLogger(
                 self.settings.logger_url,
@@ -157,6 +160,15 @@ class ServingRuntime:
         if payload_logger is not None:
             payload_logger.log(record.request_id, request_body, response_body)
 
+    def blueprint_for(self, model_name: str, version: str):  # noqa: ANN201 - a Blueprint
+        """The blueprint of a version this process answered with: the served one, else
+        the registry's tag (a prediction made before a reload)."""
+        model = self.models.get(model_name)
+        served = model.served if model is not None else None
+        if served is not None and served.version == version:
+            return served.blueprint
+        return _registry_blueprint(model_name, version, self.settings.resolved_tracking_uri)
+
     def find_prediction(self, request_id: str, wait_s: float = 1.0) -> PredictionRecord | None:
         """Look a prediction up, waiting for rows that may still be queued.
 
@@ -190,6 +202,13 @@ class ServingRuntime:
             self.writer.close()
         if self.store is not None:
             self.store.close()
+
+
+@lru_cache(maxsize=64)
+def _registry_blueprint(model_name: str, version: str, tracking_uri: str | None):  # noqa: ANN202
+    from driftloop.serving.loader import blueprint_of
+
+    return blueprint_of(f"models:/{model_name}/{version}", tracking_uri)
 
 
 def install(settings: Settings) -> ServingRuntime:

@@ -70,11 +70,16 @@ def champion_training_inputs(model: str, settings: Settings) -> dict[str, str]:
     Read from the version's tags, never guessed from the model's name; empty
     when there is no champion (or no registry to ask).
     """
+    from driftloop.environ import patched_environ
     from driftloop.lineage import TAG_BLUEPRINT, TAG_DATA_SOURCE, TAG_DATASET, TAG_LABEL_MAPPING
     from driftloop.registry import CHAMPION, ModelRegistry
 
+    # one quick question: MLflow's default retries would hold the launch for minutes
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
     try:
-        champion = ModelRegistry(settings.resolved_tracking_uri).version_by_alias(model, CHAMPION)
+        with patched_environ(quick):
+            registry = ModelRegistry(settings.resolved_tracking_uri)
+            champion = registry.version_by_alias(model, CHAMPION)
     except Exception as exc:  # noqa: BLE001 - an unknown model or an unreachable registry
         log.warning("cannot read the champion of %s: %s", model, exc)
         return {}
@@ -89,13 +94,18 @@ def champion_training_inputs(model: str, settings: Settings) -> dict[str, str]:
     return {argument: champion.tags[tag] for tag, argument in names.items() if tag in champion.tags}
 
 
-def candidate_arguments(request: RetrainRequest, settings: Settings) -> dict[str, Any]:
+TRAINING_INPUTS = {"blueprint", "dataset", "data_source", "label_mapping"}
+
+
+def candidate_arguments(
+    request: RetrainRequest, settings: Settings, *, lookup: bool = True
+) -> dict[str, Any]:
     """Every value a retraining pipeline may ask for, by the names pipelines use.
 
     The blueprint and the data come from the champion's tags; an alert's
     ``blueprint`` label is used only for a model with no champion yet.
     """
-    trained_with = champion_training_inputs(request.model, settings)
+    trained_with = champion_training_inputs(request.model, settings) if lookup else {}
     blueprint = trained_with.pop("blueprint", None) or request.labels.get("blueprint")
     return {
         "model_name": request.model,
@@ -117,7 +127,8 @@ def candidate_arguments(request: RetrainRequest, settings: Settings) -> dict[str
 
 
 def select_arguments(accepted: set[str], request: RetrainRequest, settings: Settings) -> dict:
-    candidates = candidate_arguments(request, settings)
+    # only a pipeline that takes a blueprint or data needs the registry asked
+    candidates = candidate_arguments(request, settings, lookup=bool(accepted & TRAINING_INPUTS))
     if "blueprint" in accepted and not candidates["blueprint"]:
         raise LaunchError(
             f"model {request.model!r} has no champion with a driftloop.blueprint tag and the "
