@@ -1,7 +1,7 @@
 """The retraining pipeline an alert launches: roll back, or retrain with feedback.
 
 rollback policy → (rolled back: done) | (retrain: ingest → merge feedback →
-the training pipeline's steps from validation on). A LiveAccuracyDrop shortly
+the training pipeline's steps from validation on). A LiveScoreDrop shortly
 after a promotion blames the promotion and restores the previous champion;
 every other alert (DriftDetected, FeedbackBacklog, a late accuracy drop) trains
 a challenger on the base data plus the labelled feedback and gates it.

@@ -99,7 +99,10 @@ def test_counts_pairs_and_rejects_events_without_a_reference(home):
         broken = client.post(
             "/events", content=v2_response(["positive"]), headers=ce_headers("response", "d")
         )
-        assert broken.status_code == 400 and "2 instances but response has 1" in broken.json()["detail"]
+        assert (
+            broken.status_code == 400
+            and "2 instances but response has 1" in broken.json()["detail"]
+        )
         client.post("/events", content=v2_request(["lonely"]), headers=ce_headers("request", "e"))
         metrics = wait_for(
             lambda: (

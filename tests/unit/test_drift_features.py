@@ -45,15 +45,21 @@ def test_unknown_token_rate_sees_new_vocabulary(featurizer):
 
 
 def test_text_length_feature_is_log_length(featurizer):
-    features = featurizer.transform(["a" * 9, "a good film " * 10], answers(["positive", "negative"]))
+    features = featurizer.transform(
+        ["a" * 9, "a good film " * 10], answers(["positive", "negative"])
+    )
     assert features["text_stats"][0, 0] == pytest.approx(np.log1p(9))
     assert features["text_stats"][1, 0] > features["text_stats"][0, 0]
 
 
 def test_projection_is_deterministic(model):
     texts = corpus().iloc[2000:2200]["text"].tolist()
-    a = TextFeaturizer.fit(model, texts, dims=6, seed=3).transform(texts[:5], answers(["positive"] * 5))
-    b = TextFeaturizer.fit(model, texts, dims=6, seed=3).transform(texts[:5], answers(["positive"] * 5))
+    a = TextFeaturizer.fit(model, texts, dims=6, seed=3).transform(
+        texts[:5], answers(["positive"] * 5)
+    )
+    b = TextFeaturizer.fit(model, texts, dims=6, seed=3).transform(
+        texts[:5], answers(["positive"] * 5)
+    )
     np.testing.assert_allclose(a["projection"], b["projection"])
 
 

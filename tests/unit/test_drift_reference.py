@@ -148,7 +148,9 @@ def test_engine_tests_full_windows_off_thread_and_exports_results(model, bundle)
         in_domain = corpus().iloc[3000:3150]["text"].tolist()
         shifted = tweets().iloc[:100]["text"].tolist()
         assert engine.add(window_samples(model, in_domain)) == 0  # 1 window + 50 buffered
-        assert engine.add([Sample(["text"], {"label": "neutral"})]) == 1  # not one of the model's classes
+        assert (
+            engine.add([Sample(["text"], {"label": "neutral"})]) == 1
+        )  # not one of the model's classes
         assert engine.add(window_samples(model, shifted[:50])) == 0  # completes a mixed window
         assert engine.wait_idle(60)
         assert len(engine.reports) == 2

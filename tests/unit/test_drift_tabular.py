@@ -13,7 +13,9 @@ from driftloop.monitor.events import join_instances, pair_samples
 N = 600
 
 
-def table(n: int, seed: int, *, shift: float = 0.0, mix: tuple[float, float, float] = (0.5, 0.3, 0.2)):
+def table(
+    n: int, seed: int, *, shift: float = 0.0, mix: tuple[float, float, float] = (0.5, 0.3, 0.2)
+):
     rng = np.random.default_rng(seed)
     x = rng.normal(0 + shift, 1, n)
     z = rng.uniform(0, 10, n)
@@ -110,7 +112,9 @@ def test_default_detectors_see_a_numeric_shift_and_a_category_mix_shift(which, r
         features = blueprint.features(frame.drop(columns=[drop]))
         outputs = bundle.codec.decode_v1(features.to_dict("records"))
         answer = bundle.codec.predict(outputs)
-        results = bundle.detectors.run(bundle.featurizer.transform(outputs.model_input, answer.instances))
+        results = bundle.detectors.run(
+            bundle.featurizer.transform(outputs.model_input, answer.instances)
+        )
         return {r.name: r.detected for r in results}
 
     assert not any(run(table(200, 2)).values())

@@ -124,7 +124,7 @@ def test_v2_nested_data_is_flattened_and_label_tensor_found_by_name():
         ({"instances": "text"}, "instances must be a list"),
         ({"instances": [1]}, r"instances\[0\] must be a string"),
         ({"inputs": []}, "non-empty list"),
-        ({"inputs": [{"name": "x", "datatype": "FP32", "data": [1.0]}]}, "must be \"BYTES\""),
+        ({"inputs": [{"name": "x", "datatype": "FP32", "data": [1.0]}]}, 'must be "BYTES"'),
         ({"something": 1}, "neither instances"),
     ],
 )
@@ -136,6 +136,4 @@ def test_bad_request_payloads_name_the_field(body, message):
 def test_count_mismatch_between_request_and_response_is_invalid():
     for codec in (CODEC, None):  # without a reference the counts are still checked
         with pytest.raises(InvalidEvent, match="2 instances but response has 1"):
-            pair_samples(
-                {"instances": ["a", "b"]}, {"predictions": [{"label": "positive"}]}, codec
-            )
+            pair_samples({"instances": ["a", "b"]}, {"predictions": [{"label": "positive"}]}, codec)

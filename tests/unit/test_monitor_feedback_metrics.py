@@ -109,7 +109,10 @@ def test_live_score_needs_the_minimum_of_pairs(tmp_path, store_url):
         def __init__(self, outputs, value):
             self.outputs, self.value = outputs, value
 
-    pairs = [Pair([{"prediction": 1.0}], 2.0), Pair([{"prediction": 3.0}, {"prediction": 3.0}], [3.0, 5.0])]
+    pairs = [
+        Pair([{"prediction": 1.0}], 2.0),
+        Pair([{"prediction": 3.0}, {"prediction": 3.0}], [3.0, 5.0]),
+    ]
     assert live_score(NumberFeedback(), pairs, min_samples=4).value is None
     score = live_score(NumberFeedback(), pairs, min_samples=3)
     assert score.samples == 3 and score.value == pytest.approx(((1 + 0 + 4) / 3) ** 0.5)

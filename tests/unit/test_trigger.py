@@ -139,9 +139,7 @@ def test_one_run_per_model_at_a_time_then_cooldown(home):
         release_path(run_id).touch()
         release_path(other_id).touch()
         wait_for_run(client, run_id, "succeeded")
-        cooling = client.post(
-            "/alerts", json=webhook(alert(name="LiveScoreDrop", fingerprint="d"))
-        )
+        cooling = client.post("/alerts", json=webhook(alert(name="LiveScoreDrop", fingerprint="d")))
         assert outcomes(cooling) == ["cooling_down"]
         assert "cooldown" in cooling.json()["decisions"][0]["reason"]
         wait_for_run(client, other_id, "succeeded")

@@ -66,7 +66,9 @@ class DetectorSpec(BaseModel):
             )
         categorical = groups[self.features] == "categorical"
         if categorical and self.kind != "chisquare":
-            raise ConfigError(f"{where}: features {self.features!r} are categorical: use kind chisquare")
+            raise ConfigError(
+                f"{where}: features {self.features!r} are categorical: use kind chisquare"
+            )
         if not categorical and self.kind == "chisquare":
             raise ConfigError(
                 f"{where}: kind chisquare needs categorical features, not {self.features!r}"
@@ -98,9 +100,7 @@ class MonitorConfig(BaseModel):
         detectors = self.detectors
         if detectors is None:
             detectors = [
-                DetectorSpec(
-                    name=d.name, kind=d.kind, features=d.features, correction=d.correction
-                )
+                DetectorSpec(name=d.name, kind=d.kind, features=d.features, correction=d.correction)
                 for d in featurizer.default_detectors()
             ]
             if not detectors:

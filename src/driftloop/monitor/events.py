@@ -260,9 +260,7 @@ def response_outputs(body: dict) -> list[dict]:
                 raise InvalidEvent(f"outputs[{name}] has {len(array)} rows; others have {count}")
             count = len(array)
             per_output[name] = [_instance_value(row, columns) for row in array]
-        return [
-            {name: values[i] for name, values in per_output.items()} for i in range(count or 0)
-        ]
+        return [{name: values[i] for name, values in per_output.items()} for i in range(count or 0)]
     raise InvalidEvent("response has neither predictions (v1) nor outputs (v2)")
 
 
@@ -276,9 +274,7 @@ def pair_samples(request: dict, response: dict, codec: Codec | None) -> list[Sam
         batch = request_batch(request, codec)
         n, model_input = len(batch), batch.model_input
     if n != len(outputs):
-        raise InvalidEvent(
-            f"request has {n} instances but response has {len(outputs)} predictions"
-        )
+        raise InvalidEvent(f"request has {n} instances but response has {len(outputs)} predictions")
     if model_input is None:
         return []
     return [

@@ -43,9 +43,7 @@ class AlertThresholds:
         )
 
 
-def score_dropped(
-    live: float, test: float, greater_is_better: bool, margin: float
-) -> bool:
+def score_dropped(live: float, test: float, greater_is_better: bool, margin: float) -> bool:
     """Whether ``live`` is worse than ``test`` by more than ``margin`` x |test|, in the
     metric's direction (the condition LiveScoreDrop's expression spells in PromQL)."""
     allowance = margin * abs(test)
@@ -109,6 +107,7 @@ def _live_score_drop(t: AlertThresholds) -> str:
         f"({higher} or {lower})"
         f" and on (model, version) {_SAMPLES} >= {_number(t.score_min_samples)}"
     )
+
 
 ALERTS: tuple[AlertSpec, ...] = (
     AlertSpec(
