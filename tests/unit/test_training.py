@@ -27,7 +27,10 @@ QUALITY_FLOOR = 0.90  # macro-F1 on the held-out test split (positive vs negativ
 
 @pytest.fixture(scope="module")
 def module_home(tmp_path_factory):
+    from mlflow.tracking._tracking_service import utils as tracking
+
     path = tmp_path_factory.mktemp("driftloop-home")
+    saved_global = tracking._tracking_uri  # training sets it; later modules must not see ours
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DRIFTLOOP_HOME", str(path))
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
@@ -35,6 +38,7 @@ def module_home(tmp_path_factory):
             patch.delenv(name, raising=False)
         get_settings.cache_clear()
         yield path
+    tracking._tracking_uri = saved_global
     get_settings.cache_clear()
 
 
@@ -105,11 +109,12 @@ def test_winner_quality_and_invariances_after_a_round_trip_through_mlflow(traine
         "positive",
         "negative",
     ]
-    # same in the pyfunc flavour a generic MLflow server would use
+    # the pyfunc flavour a generic MLflow server uses answers what the predictor does
     pyfunc = mlflow.pyfunc.load_model(result.model_uri)
-    assert list(pyfunc.predict(pd.DataFrame({"text": ["produto ótimo, chegou rápido"]}))) == [
-        "positive"
-    ]
+    answer = pyfunc.predict(pd.DataFrame({"text": ["produto ótimo, chegou rápido"]}))
+    assert list(answer.columns) == ["label", "proba_negative", "proba_positive"]
+    assert list(answer["label"]) == ["positive"]
+    assert answer["proba_positive"].iloc[0] > 0.5
 
 
 def test_evaluate_run_logs_test_metrics(trained, tmp_path):
@@ -186,7 +191,7 @@ def test_bad_inputs_fail_before_any_run(trained):
             splits.val,
             settings=settings,
         )
-    with pytest.raises(ValueError, match="lacks column"):
+    with pytest.raises(ValueError, match="lacks the target column"):
         train_candidates(
             "sentiment", splits.train.drop(columns="label"), splits.val, settings=settings
         )
