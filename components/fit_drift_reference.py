@@ -6,8 +6,10 @@ from components._base import driftloop_component
 
 
 @driftloop_component
-def fit_drift_reference(model_name: str, version: str, reference: Input[Dataset]) -> str:
-    """Returns the artifact URI of the saved detectors."""
+def fit_drift_reference(
+    model_name: str, version: str, val: Input[Dataset], test: Input[Dataset]
+) -> str:
+    """Returns the artifact URI of the saved detectors, fitted on both held-out splits."""
     from driftloop.monitor.reference import fit_reference
 
-    return str(fit_reference(model_name, version, reference.path))
+    return str(fit_reference(model_name, version, [val.path, test.path]))

@@ -110,11 +110,15 @@ def train_gate_and_promote(
     # The reference is fitted whatever the gate said, and before any promotion:
     # the monitor switches to a new champion's reference the moment the alias
     # moves, and a kept challenger promoted later already has its own. Held-out
-    # rows, not training rows: the model's own training texts look unusually
-    # familiar (low unknown-token rate) and made every live window "drift".
+    # rows (validation and test), not training rows: the model's own training
+    # texts look unusually familiar (low unknown-token rate) and made every live
+    # window "drift".
     reference = configure(
         fit_drift_reference(
-            model_name=model_name, version=registered.output, reference=splits.outputs["val"]
+            model_name=model_name,
+            version=registered.output,
+            val=splits.outputs["val"],
+            test=splits.outputs["test"],
         ),
         heavy=True,
     ).after(gated)

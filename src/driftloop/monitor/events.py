@@ -216,7 +216,7 @@ def request_count(body: dict) -> int:
 
 
 def v2_input_tensors(inputs: object) -> dict[str, InputTensor]:
-    """A JSON v2 ``inputs`` list as the named tensors a codec decodes (``serving.wire`` reads each)."""
+    """A JSON v2 ``inputs`` list as the named tensors a codec decodes (read by ``serving.wire``)."""
     tensors: dict[str, InputTensor] = {}
     for tensor in _tensor_list(inputs, "inputs"):
         name = str(tensor.get("name"))

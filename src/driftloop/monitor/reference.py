@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -166,7 +167,7 @@ def read_reference_frame(reference_path: Path | str) -> pd.DataFrame:
 def fit_reference(
     model_name: str,
     version: str,
-    reference_path: Path | str,
+    reference_path: Path | str | Sequence[Path | str],
     settings: Settings | None = None,
     *,
     config: MonitorConfig | None = None,
@@ -174,6 +175,8 @@ def fit_reference(
     """Fit, save and register the drift reference of one version; returns its artifact URI.
 
     The version's blueprint (from its tag) says what to featurise and how.
+    ``reference_path`` may name several held-out files (validation and test
+    splits): a small table's validation split alone is too few rows.
     """
     from driftloop.registry import ModelRegistry
 
@@ -186,8 +189,11 @@ def fit_reference(
             f"{model_name} version {version} has no run to attach the reference to"
         )
     blueprint = info.blueprint()
-    frame = read_reference_frame(reference_path)
-    _warn_if_training_rows(frame, reference_path, info.tags.get(TAG_TRAIN_FINGERPRINT))
+    paths = [reference_path] if isinstance(reference_path, str | Path) else list(reference_path)
+    frames = [read_reference_frame(path) for path in paths]
+    for path, part in zip(paths, frames, strict=True):
+        _warn_if_training_rows(part, path, info.tags.get(TAG_TRAIN_FINGERPRINT))
+    frame = pd.concat(frames, ignore_index=True)
     model = registry.load_sklearn(model_name, version)
     bundle = build_reference(
         blueprint,
@@ -195,7 +201,11 @@ def fit_reference(
         frame,
         config=config,
         seed=settings.seed,
-        meta={"model_name": model_name, "version": str(version), "source": str(reference_path)},
+        meta={
+            "model_name": model_name,
+            "version": str(version),
+            "source": ", ".join(map(str, paths)),
+        },
     )
     with tempfile.TemporaryDirectory(prefix="driftloop-reference-") as scratch:
         local = bundle.save(Path(scratch) / ARTIFACT_PATH)
