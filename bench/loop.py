@@ -1,6 +1,6 @@
 """The loop: drift onset → new champion serving, on the embedded stack, phase by phase.
 
-Runs engineer "loop"'s demo (``driftloop.demo.sentiment.SentimentDemo``,
+Runs the sentiment demo (``driftloop.demo.scenario.LoopDemo``,
 quick data sizes) twice: with real Prometheus + Alertmanager, and with the
 built-in alert evaluator that posts the same webhook. Nothing is
 re-implemented here: the phases are read off the demo's report and timeline,
@@ -126,13 +126,15 @@ def phases(report, timeline, home: Path) -> dict[str, float | None]:
 
 
 def run_demo(ctx: Context, alerting: str):
-    from driftloop.demo.sentiment import DemoOptions, SentimentDemo
+    from driftloop.demo.scenario import DemoOptions, LoopDemo
+    from driftloop.demo.sources import traffic_source
 
     state = ctx.work / f"demo-{alerting}"
     log_path = ctx.logs_dir() / f"demo-{alerting}.log"
     with open(log_path, "w") as log_file:
-        demo = SentimentDemo(
+        demo = LoopDemo(
             DemoOptions(state_dir=state, quick=True, alerting=alerting),
+            traffic_source("sentiment"),
             console=Console(file=log_file, width=160, force_terminal=False),
         )
         report = demo.run()

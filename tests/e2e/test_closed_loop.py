@@ -1,4 +1,4 @@
-"""The closed loop end to end on loopback, through ``driftloop demo sentiment --quick``.
+"""The closed loop end to end on loopback, through ``driftloop demo BLUEPRINT --quick``.
 
 Each demo run is a real subprocess: training pipeline (kfp.local) -> MLflow
 server -> monitor + predictor + trigger -> Prometheus + Alertmanager (or the
@@ -58,7 +58,7 @@ class DemoRun:
         return self.state_dir / "home"
 
 
-def run_demo(state_dir: Path, *extra: str) -> DemoRun:
+def run_demo(state_dir: Path, *extra: str, blueprint: str = "sentiment") -> DemoRun:
     report_path = state_dir.parent / f"{state_dir.name}-report.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTLOOP_", "MLFLOW_"))}
     started = time.monotonic()
@@ -66,7 +66,7 @@ def run_demo(state_dir: Path, *extra: str) -> DemoRun:
         [
             DRIFTLOOP,
             "demo",
-            "sentiment",
+            blueprint,
             "--quick",
             "--state-dir",
             str(state_dir),
@@ -115,7 +115,7 @@ def trigger_ledger(home: Path):
         ledger.dispose()
 
 
-def assert_loop_closed(run: DemoRun, alerting: str) -> None:
+def assert_loop_closed(run: DemoRun, alerting: str, model: str = "sentiment") -> None:
     assert run.returncode == 0, run.stdout[-3000:]
     report = run.report
     assert report["closed"] and report["alerting"] == alerting
@@ -127,7 +127,7 @@ def assert_loop_closed(run: DemoRun, alerting: str) -> None:
     assert launched[0].alert_status == "firing" and launched[0].fingerprint
     assert launched[0].alertname in {"DriftDetected", "FeedbackBacklog", "LiveScoreDrop"}
     # a new version was registered, gated and promoted; v1 became previous-champion
-    registry = registry_view(run.home)
+    registry = registry_view(run.home, model)
     assert set(registry["versions"]) == {"1", "2"}
     assert registry["aliases"]["champion"] == "2"
     assert registry["aliases"]["previous-champion"] == "1"
@@ -255,3 +255,22 @@ def test_monitor_crash_does_not_stop_serving_and_monitoring_resumes(prometheus_d
         wait_for(lambda: events() >= 20, timeout_s=60)  # a fresh monitor counts again
     finally:
         stack.down(timeout_s=10)
+
+
+@pytest.mark.parametrize(("dataset", "metric"), [("penguins", "macro_f1"), ("diabetes", "rmse")])
+def test_tabular_demo_closes_the_loop_on_a_column_shift(tmp_path, dataset, metric):
+    """A classification and a regression table: a unit change in one column is
+    detected, the retrained model is promoted and served (Prometheus when installed)."""
+    alerting = "prometheus" if alerting_binaries() is not None else "evaluator"
+    extra = ("--dataset", dataset) + (() if alerting == "prometheus" else ("--no-prometheus",))
+    run = run_demo(tmp_path / dataset, *extra, blueprint="tabular")
+    assert_loop_closed(run, alerting, model=f"tabular-{dataset}")
+    report = run.report
+    assert report["metric"] == metric
+    shifted, after = report["traffic"]["shifted"], report["traffic"]["after"]
+    # the shift hurt the live score and the new champion repaired it, in the metric's direction
+    if metric == "rmse":
+        assert after["live_score"] < shifted["live_score"]
+    else:
+        assert after["live_score"] > shifted["live_score"]
+    assert "monitor: drift detected" in run.stdout

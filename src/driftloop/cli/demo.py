@@ -1,4 +1,4 @@
-"""``driftloop demo sentiment``: the closed loop on this machine, as a timeline."""
+"""``driftloop demo NAME``: the closed loop on this machine, as a timeline."""
 
 from __future__ import annotations
 
@@ -21,12 +21,8 @@ class LoopNotClosed(click.ClickException):
         click.echo(f"driftloop: demo failed: {self.format_message()}", err=True, file=file)
 
 
-@click.group(invoke_without_command=False)
-def demo() -> None:
-    """Run a use case's closed loop end to end on the embedded stack."""
-
-
-@demo.command("sentiment")
+@click.command()
+@click.argument("name", metavar="BLUEPRINT")
 @click.option(
     "--quick",
     is_flag=True,
@@ -36,9 +32,9 @@ def demo() -> None:
 @click.option(
     "--state-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    default=Path(".driftloop/demo"),
-    show_default=True,
-    help="Where the demo keeps its own registry, store and logs (recreated each run).",
+    default=None,
+    help="Where the demo keeps its own registry, store and logs (recreated each run; "
+    "default .driftloop/demo-BLUEPRINT).",
 )
 @click.option(
     "--no-prometheus",
@@ -60,33 +56,46 @@ def demo() -> None:
     default=None,
     help="Also write the summary as JSON to this file.",
 )
-def sentiment(
+@click.option("--dataset", metavar="NAME", help="tabular: a shipped table (penguins, diabetes).")
+@click.option("--data", metavar="PATH_OR_URL", help="tabular: your own CSV or Parquet table.")
+@click.option("--target", metavar="COLUMN", help="tabular: the column to predict.")
+@click.option("--shift-column", metavar="COLUMN", help="tabular: the numeric column that shifts.")
+def demo(
+    name: str,
     quick: bool,
-    state_dir: Path,
+    state_dir: Path | None,
     no_prometheus: bool,
     timeout_s: float | None,
     report_path: Path | None,
+    **traffic_options: str | None,
 ) -> None:
-    """Train v1 on film snippets, shift traffic to tweets, watch retraining promote v2."""
+    """Train v1, replay traffic, shift it, and watch retraining promote v2 (any BLUEPRINT
+    that ships demo traffic: sentiment, tabular)."""
     from rich.console import Console
 
-    from driftloop.demo.sentiment import (
-        DemoOptions,
-        DemoSetupError,
-        SentimentDemo,
-        print_summary,
-    )
+    from driftloop.demo.scenario import DemoOptions, DemoSetupError, LoopDemo, print_summary
+    from driftloop.demo.sources import traffic_source
 
+    given = {key: value for key, value in traffic_options.items() if value is not None}
+    try:
+        source = traffic_source(name, **given)
+    except TypeError:
+        raise UserError(
+            f"demo {name}: options {', '.join('--' + k.replace('_', '-') for k in given)} "
+            "do not apply to it"
+        ) from None
+    except (ValueError, OSError) as exc:
+        raise UserError(str(exc)) from None
     # bound to the real stdout now: kfp.local redirects sys.stdout while a pipeline runs
     console = Console(file=sys.stdout)
     options = DemoOptions(
-        state_dir=state_dir,
+        state_dir=state_dir or Path(f".driftloop/demo-{name}"),
         quick=quick,
         alerting="evaluator" if no_prometheus else "auto",
         loop_timeout_s=timeout_s,
     )
     try:
-        report = SentimentDemo(options, console).run()
+        report = LoopDemo(options, source, console).run()
     except DemoSetupError as exc:
         raise UserError(str(exc)) from exc
     print_summary(report, console)

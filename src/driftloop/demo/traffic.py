@@ -1,73 +1,108 @@
-"""Live traffic for the demo: predictions over HTTP, and feedback for some of them."""
+"""Live traffic for the demo: v1 predictions over HTTP, and the ground truth for some of them.
+
+Any blueprint's traffic is a list of :class:`Example` (a v1 instance and its
+ground truth); the replayer sends one instance per request (feedback is per
+request), keeps each answer next to its truth, and scores them with the
+model's own live metric, the one ``LiveScoreDrop`` watches.
+"""
 
 from __future__ import annotations
 
 import random
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-import pandas as pd
+import httpx
 
-from driftloop.serving.client import PredictorClient, PredictorError
+
+@dataclass(frozen=True)
+class Example:
+    instance: Any  # one v1 instance: a text, a {column: value} row, ...
+    truth: Any  # its ground truth: a label, a number, ...
+
+
+# (outputs, truths) -> the live value of the model's metric
+LiveScore = Callable[[Sequence[dict], Sequence[Any]], float]
 
 
 @dataclass
 class TrafficStats:
     requests: int = 0
-    texts: int = 0
-    correct: int = 0
+    predictions: int = 0
     feedback: int = 0
     errors: int = 0
+    outputs: list[dict] = field(default_factory=list)
+    truths: list[Any] = field(default_factory=list)
     versions: Counter = field(default_factory=Counter)
     last_version: str | None = None
     first_seen: dict[str, float] = field(default_factory=dict)  # version -> time.time()
+    live_score: float | None = None  # the model's metric over outputs/truths, when last scored
 
-    @property
-    def accuracy(self) -> float | None:
-        return self.correct / self.texts if self.texts else None
+    def score(self, live_score: LiveScore) -> float | None:
+        return live_score(self.outputs, self.truths) if self.outputs else None
+
+    def add(self, other: TrafficStats) -> None:
+        self.requests += other.requests
+        self.predictions += other.predictions
+        self.feedback += other.feedback
+        self.errors += other.errors
+        self.outputs += other.outputs
+        self.truths += other.truths
+        self.versions.update(other.versions)
 
 
 class TrafficReplayer:
-    """Sends a frame's texts in small batches; sends the true label back for a fraction."""
+    """Sends examples one per request (v1); sends the truth back for a fraction of them."""
 
     def __init__(
         self,
-        client: PredictorClient,
+        base_url: str,
         model: str,
         *,
-        batch_size: int = 1,  # feedback is per request: one text per request
         feedback_fraction: float = 0.5,
         seed: int = 42,
+        timeout_s: float = 15.0,
     ) -> None:
-        self.client = client
         self.model = model
-        self.batch_size = batch_size
         self.feedback_fraction = feedback_fraction
         self._random = random.Random(seed)
+        self._http = httpx.Client(base_url=base_url, timeout=timeout_s)
 
-    def send(self, rows: pd.DataFrame, stats: TrafficStats, protocol: str = "v2") -> None:
-        """One batch: predict, then feedback for the sampled share of it."""
-        texts = rows["text"].tolist()
+    def __enter__(self) -> TrafficReplayer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._http.close()
+
+    def send(self, example: Example, stats: TrafficStats) -> None:
+        """One request: predict, then feedback if this example is sampled."""
         try:
-            predictions = self.client.predict(self.model, texts, protocol=protocol)
-        except PredictorError:
+            response = self._http.post(
+                f"/v1/models/{self.model}:predict", json={"instances": [example.instance]}
+            )
+            response.raise_for_status()
+            body = response.json()
+            (output,) = body["predictions"]
+        except (httpx.HTTPError, ValueError, KeyError):
             stats.errors += 1
             return
+        version = str(body.get("model_version"))
         stats.requests += 1
-        stats.texts += len(texts)
-        for prediction, truth in zip(predictions, rows["label"], strict=True):
-            stats.versions[str(prediction.model_version)] += 1
-            stats.last_version = str(prediction.model_version)
-            stats.first_seen.setdefault(stats.last_version, time.time())
-            stats.correct += prediction.label == truth
-            if self._random.random() < self.feedback_fraction:
-                try:
-                    self.client.feedback(prediction.request_id, label=truth, source="demo")
-                    stats.feedback += 1
-                except PredictorError:
-                    stats.errors += 1
-
-    def batches(self, frame: pd.DataFrame):
-        for start in range(0, len(frame), self.batch_size):
-            yield frame.iloc[start : start + self.batch_size]
+        stats.predictions += 1
+        stats.outputs.append(output)
+        stats.truths.append(example.truth)
+        stats.versions[version] += 1
+        stats.last_version = version
+        stats.first_seen.setdefault(version, time.time())
+        if self._random.random() < self.feedback_fraction:
+            try:
+                self._http.post(
+                    f"/v1/feedback/{body['request_id']}",
+                    json={"value": example.truth, "source": "demo"},
+                ).raise_for_status()
+                stats.feedback += 1
+            except httpx.HTTPError:
+                stats.errors += 1

@@ -1,4 +1,4 @@
-"""The demo's data: a training file, held-out in-domain traffic and shifted traffic.
+"""The sentiment demo's traffic: a training file, held-out in-domain traffic and shifted traffic.
 
 v1 trains on Rotten Tomatoes snippets (``sentiment-offline``); live traffic
 first replays held-out snippets, then switches to tweets
@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from driftloop.datasets import load_dataset
+from driftloop.demo.sources import DemoData, DemoPlan, TrafficSource
+from driftloop.demo.traffic import Example
 
 # the raw column values the sentiment-offline loader maps (fresh -> positive, rotten -> negative)
 RAW_CATEGORY = {"positive": "fresh", "negative": "rotten"}
@@ -49,16 +51,6 @@ FULL = DemoSizes(
 )
 
 
-@dataclass(frozen=True)
-class DemoData:
-    train_csv: Path  # what v1 trains on
-    retrain_csv: Path  # labelled snippets that arrived since v1: the retraining's base data
-    train_rows: int
-    retrain_rows: int
-    baseline: pd.DataFrame  # held-out snippets, never seen in training
-    shifted: pd.DataFrame  # tweets
-
-
 def write_raw(frame: pd.DataFrame, path: Path) -> Path:
     """In the shipped corpus's own format, so the sentiment-offline loader reads it."""
     raw = pd.DataFrame({"category": frame["label"].map(RAW_CATEGORY), "text": frame["text"]})
@@ -84,10 +76,37 @@ def prepare(directory: Path, sizes: DemoSizes, seed: int = 42) -> DemoData:
         n=sizes.shifted_requests, random_state=seed, replace=False
     )
     return DemoData(
-        train_csv=write_raw(training, directory / "snippets-v1.csv"),
-        retrain_csv=write_raw(retraining, directory / "snippets-since-v1.csv"),
+        train_source=write_raw(training, directory / "snippets-v1.csv"),
+        retrain_source=write_raw(retraining, directory / "snippets-since-v1.csv"),
         train_rows=len(training),
         retrain_rows=len(retraining),
-        baseline=held_out.reset_index(drop=True),
-        shifted=tweets.reset_index(drop=True),
+        baseline=examples(held_out),
+        shifted=examples(tweets),
+        describe_data=(
+            f"data: {len(training)} film snippets for v1, {len(retraining)} more labelled since "
+            f"(the retraining's base data), {len(held_out)} held out as live traffic, "
+            f"{len(tweets)} tweets for the shift"
+        ),
+        describe_shift="traffic shifts to tweets (new vocabulary, ~70% negative)",
     )
+
+
+def examples(frame: pd.DataFrame) -> list[Example]:
+    return [Example(text, label) for text, label in zip(frame["text"], frame["label"], strict=True)]
+
+
+class SentimentTraffic(TrafficSource):
+    model = "sentiment"
+
+    def plan(self, quick: bool) -> DemoPlan:
+        sizes = QUICK if quick else FULL
+        return DemoPlan(
+            blueprint="sentiment",
+            dataset="sentiment-offline",
+            monitor_window=sizes.monitor_window,
+            # v1 is a deliberately small first model; it must still be served
+            settings={"promotion_floor": 0.55},
+        )
+
+    def prepare(self, directory: Path, quick: bool, seed: int) -> DemoData:
+        return prepare(directory, QUICK if quick else FULL, seed)

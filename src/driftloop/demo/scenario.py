@@ -1,4 +1,10 @@
-"""The sentiment demo: v1 on film snippets, traffic shifts to tweets, the loop closes.
+"""The closed loop as one scenario for every blueprint that ships demo traffic.
+
+Train v1 with the training pipeline -> start the embedded stack -> replay
+in-domain traffic with feedback -> shift the traffic -> the monitor sees drift,
+an alert fires, the trigger launches the retraining pipeline, the gate promotes
+a challenger -> the predictor answers with it. What is replayed, and how it
+shifts, is the blueprint's traffic source (``demo.sources``).
 
 Everything lives in its own state directory (its own MLflow database,
 prediction store, trigger ledger and stack processes on free loopback ports),
@@ -22,9 +28,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from driftloop.demo import data as demo_data
+from driftloop.blueprints import get_blueprint
+from driftloop.demo.sources import DemoData, DemoPlan, TrafficSource
 from driftloop.demo.timeline import Timeline
-from driftloop.demo.traffic import TrafficReplayer, TrafficStats
+from driftloop.demo.traffic import LiveScore, TrafficReplayer, TrafficStats
 from driftloop.demo.watch import monitor_gauges, prometheus_alerts, trigger_json
 from driftloop.environ import patched_environ
 from driftloop.lineage import (
@@ -64,14 +71,9 @@ class DemoSetupError(ValueError):
 class DemoOptions:
     state_dir: Path
     quick: bool = False
-    model: str = "sentiment"
     alerting: str = "auto"  # auto | prometheus | evaluator
     loop_timeout_s: float | None = None  # drift onset -> new champion served
     seed: int = 42
-
-    @property
-    def sizes(self) -> demo_data.DemoSizes:
-        return demo_data.QUICK if self.quick else demo_data.FULL
 
     @property
     def timeout_s(self) -> float:
@@ -80,6 +82,8 @@ class DemoOptions:
 
 @dataclass
 class DemoReport:
+    model: str = ""
+    metric: str = ""
     closed: bool = False
     alerting: str = ""
     champion_before: str | None = None
@@ -100,8 +104,8 @@ class DemoReport:
     def to_json(self) -> dict[str, Any]:
         def stats(value: TrafficStats) -> dict[str, Any]:
             return {
-                "predictions": value.texts,
-                "accuracy": value.accuracy,
+                "predictions": value.predictions,
+                "live_score": value.live_score,
                 "feedback": value.feedback,
                 "errors": value.errors,
                 "versions": dict(value.versions),
@@ -111,6 +115,8 @@ class DemoReport:
             return None if at is None or self.drift_onset is None else at - self.drift_onset
 
         return {
+            "model": self.model,
+            "metric": self.metric,
             "closed": self.closed,
             "failure": self.failure,
             "alerting": self.alerting,
@@ -158,8 +164,7 @@ def prepare_state_dir(path: Path) -> Path:
     return path
 
 
-def demo_settings(home: Path, retrain_csv: Path, options: DemoOptions) -> Settings:
-    quick = options.quick
+def demo_settings(home: Path, plan: DemoPlan, data: DemoData, options: DemoOptions) -> Settings:
     return Settings(
         home=home,
         tracking_uri=None,
@@ -167,28 +172,29 @@ def demo_settings(home: Path, retrain_csv: Path, options: DemoOptions) -> Settin
         api_token=None,
         trigger_token=None,
         seed=options.seed,
-        # v1 is a deliberately small first model (see demo.data); it must still be served
-        promotion_floor=0.55,
         reload_interval_s=2.0,
-        monitor_window=options.sizes.monitor_window,
+        monitor_window=plan.monitor_window,
         monitor_feedback_poll_s=2.0,
         evaluator_interval_s=2.0,
-        feedback_backlog_threshold=600 if quick else 1500,
+        feedback_backlog_threshold=max(600, 3 * plan.monitor_window)
+        if options.quick
+        else max(1500, 3 * plan.monitor_window),
         # The live score counts every judged row since v1 became champion, in-domain
         # ones included; with the default 30 samples a slightly unlucky in-domain
-        # replay tripped the live-metric alert (LiveScoreDrop) after a few dozen tweets, and a retraining
-        # with that little tweet feedback was (rightly) kept out by the gate. Asking
-        # for a drift window's worth of judged rows means no alert can start the
-        # retraining before a window of tweets and their feedback is in the store.
-        score_min_samples=options.sizes.monitor_window,
+        # replay tripped LiveScoreDrop after a few dozen shifted rows, and a retraining
+        # with that little feedback was (rightly) kept out by the gate. Asking for a
+        # drift window's worth of judged rows means no alert can start the retraining
+        # before a window of shifted traffic and its feedback is in the store.
+        score_min_samples=plan.monitor_window,
         # one retraining per demo: later alerts are recorded as busy / cooling_down
         trigger_cooldown_s=3600.0,
         retrain_arguments={
-            "blueprint": "sentiment",
-            "dataset": "sentiment-offline",
-            "data_source": str(retrain_csv),
+            "blueprint": plan.blueprint,
+            "dataset": plan.dataset,
+            "data_source": str(data.retrain_source),
         },
         stack_health_timeout_s=120.0,
+        **plan.settings,
         **dict(zip(PORT_FIELDS, free_ports(len(PORT_FIELDS)), strict=True)),
     )
 
@@ -216,13 +222,20 @@ def describe_drift(gauges: dict[str, float]) -> str:
 
 
 # --- the demo -------------------------------------------------------------------------
-class SentimentDemo:
-    def __init__(self, options: DemoOptions, console: Console | None = None) -> None:
+class LoopDemo:
+    def __init__(
+        self, options: DemoOptions, source: TrafficSource, console: Console | None = None
+    ) -> None:
         self.options = options
+        self.source = source
+        self.model = source.model
+        self.plan = source.plan(options.quick)
+        blueprint = get_blueprint(self.plan.blueprint)
+        self.live_score: LiveScore = blueprint.feedback.live_score
         # bound to the real stdout now: kfp.local redirects sys.stdout while a pipeline runs
         self.console = console or Console(file=sys.stdout)
         self.timeline = Timeline(self.console)
-        self.report = DemoReport()
+        self.report = DemoReport(model=self.model, metric=blueprint.primary_metric)
         self.stack: Stack | None = None
 
     def note(self, kind: str, message: str) -> float:
@@ -234,18 +247,16 @@ class SentimentDemo:
         home = state / "home"
         home.mkdir()
         self.note("setup", f"state directory {state} (quick={options.quick})")
-        data = demo_data.prepare(state / "data", options.sizes, options.seed)
-        self.note(
-            "setup",
-            f"data: {data.train_rows} film snippets for v1, {data.retrain_rows} more labelled "
-            f"since (the retraining's base data), {len(data.baseline)} held out as live "
-            f"traffic, {len(data.shifted)} tweets for the shift",
-        )
+        try:
+            data = self.source.prepare(state / "data", options.quick, options.seed)
+        except (ValueError, OSError) as exc:
+            raise DemoSetupError(str(exc)) from exc
+        self.note("setup", data.describe_data)
         with demo_environment(home):
-            settings = demo_settings(home, data.retrain_csv, options)
+            settings = demo_settings(home, self.plan, data, options)
             self.stack = Stack(
                 settings,
-                options.model,
+                self.model,
                 alerting=options.alerting,
                 say=lambda message: self.note("setup", message),
                 repeat_interval="10s",
@@ -283,19 +294,19 @@ class SentimentDemo:
         return ModelRegistry(tracking_uri=self.stack.tracking_uri)
 
     def champion(self):
-        return self.registry().version_by_alias(self.options.model, "champion")
+        return self.registry().version_by_alias(self.model, "champion")
 
-    def train_v1(self, settings: Settings, data: demo_data.DemoData) -> None:
+    def train_v1(self, settings: Settings, data: DemoData) -> None:
         from pipelines.local_run import run_pipeline_locally
         from pipelines.training import training_pipeline
 
         from driftloop.trigger.launchers import accepted_inputs
 
         wanted = {
-            "blueprint": "sentiment",
-            "model_name": self.options.model,
-            "dataset": "sentiment-offline",
-            "data_source": str(data.train_csv),
+            "blueprint": self.plan.blueprint,
+            "model_name": self.model,
+            "dataset": self.plan.dataset,
+            "data_source": str(data.train_source),
             "seed": self.options.seed,
         }
         inputs = accepted_inputs(training_pipeline)
@@ -337,32 +348,39 @@ class SentimentDemo:
             "challenger_score": tags.get(TAG_CHALLENGER_SCORE),
         }
 
-    def client(self):
-        from driftloop.serving.client import PredictorClient
-
-        return PredictorClient(self.stack.url("predictor"), timeout_s=15.0)
-
-    def replay_baseline(self, data: demo_data.DemoData) -> None:
-        self.note("traffic", f"replaying {len(data.baseline)} held-out snippets, feedback for 30%")
-        stats = self.report.baseline
-        with self.client() as client:
-            replayer = TrafficReplayer(client, self.options.model, feedback_fraction=0.3)
-            for rows in replayer.batches(data.baseline):
-                replayer.send(rows, stats)
-        gauges = monitor_gauges(self.stack, self.options.model)
-        self.note(
-            "traffic",
-            f"in-domain: {stats.texts} predictions, live accuracy {stats.accuracy:.2f}, "
-            f"{stats.feedback} feedback, {stats.errors} errors; " + describe_drift(gauges),
+    def replayer(self, feedback_fraction: float, seed: int = 42) -> TrafficReplayer:
+        return TrafficReplayer(
+            self.stack.url("predictor"), self.model, feedback_fraction=feedback_fraction, seed=seed
         )
-        if stats.texts == 0:
+
+    def describe_traffic(self, stats: TrafficStats) -> str:
+        score = stats.live_score = stats.score(self.live_score)
+        shown = "-" if score is None else f"{score:.2f}"
+        return (
+            f"{stats.predictions} predictions, live {self.report.metric} {shown}, "
+            f"{stats.feedback} feedback, {stats.errors} errors"
+        )
+
+    def replay_baseline(self, data: DemoData) -> None:
+        share = self.plan.baseline_feedback
+        self.note(
+            "traffic", f"replaying {len(data.baseline)} held-out rows, feedback for {share:.0%}"
+        )
+        stats = self.report.baseline
+        with self.replayer(share) as replayer:
+            for example in data.baseline:
+                replayer.send(example, stats)
+        gauges = monitor_gauges(self.stack, self.model)
+        self.note(
+            "traffic", f"in-domain: {self.describe_traffic(stats)}; " + describe_drift(gauges)
+        )
+        if stats.predictions == 0:
             raise DemoError("the predictor answered no request; see " + str(self.stack.dir))
 
-    def shift_and_watch(self, data: demo_data.DemoData) -> None:
+    def shift_and_watch(self, data: DemoData) -> None:
         report = self.report
-        report.drift_onset = self.note(
-            "drift", "traffic shifts to tweets (new vocabulary, ~70% negative); feedback for 80%"
-        )
+        share = self.plan.shifted_feedback
+        report.drift_onset = self.note("drift", f"{data.describe_shift}; feedback for {share:.0%}")
         deadline = report.drift_onset + self.options.timeout_s
         seen_decisions: set[int] = set()
         said: set[tuple] = set()
@@ -370,20 +388,19 @@ class SentimentDemo:
         alert_states: dict[str, str] = {}
         drift_seen = False
         next_poll = 0.0
-        with self.client() as client:
-            replayer = TrafficReplayer(client, self.options.model, feedback_fraction=0.8, seed=7)
-            batches = replayer.batches(data.shifted)
+        with self.replayer(share, seed=7) as replayer:
+            examples = iter(data.shifted)
             while time.time() < deadline:
                 # keep the traffic flowing: it is what the monitor sees and what answers show
-                rows = next(batches, None)
-                if rows is None:
-                    # replay again to keep the traffic up, but label each tweet once:
-                    # repeated feedback would put the same text in train and test
+                example = next(examples, None)
+                if example is None:
+                    # replay again to keep the traffic up, but label each row once:
+                    # repeated feedback would put the same row in train and test
                     replayer.feedback_fraction = 0.0
-                    batches = replayer.batches(data.shifted)
-                    rows = next(batches)
+                    examples = iter(data.shifted)
+                    example = next(examples)
                 stats = report.after if report.champion_promoted else report.shifted
-                replayer.send(rows, stats)
+                replayer.send(example, stats)
                 new_version = report.champion_after
                 if new_version and new_version in report.shifted.first_seen | stats.first_seen:
                     # the predictor may have reloaded before we saw the alias move
@@ -398,6 +415,7 @@ class SentimentDemo:
                         f"(first at +{served_at - report.drift_onset:.1f}s after the drift began)",
                     )
                     report.champion_served = served_at
+                    self.describe_traffic(report.shifted)
                     self.confirm_serving(replayer, data, new_version)
                     report.closed = True
                     return
@@ -408,7 +426,7 @@ class SentimentDemo:
                     continue
                 next_poll = time.time() + 1.0
                 if not drift_seen:
-                    gauges = monitor_gauges(self.stack, self.options.model)
+                    gauges = monitor_gauges(self.stack, self.model)
                     if gauges.get("driftloop_drift_detected", 0) >= 1:
                         drift_seen = True
                         self.note(
@@ -416,7 +434,7 @@ class SentimentDemo:
                             "monitor: drift detected (score "
                             f"{gauges.get('driftloop_drift_score', 0):.3f}, p "
                             f"{gauges.get('driftloop_drift_p_value', float('nan')):.2g}) after "
-                            f"{report.shifted.texts} tweets",
+                            f"{report.shifted.predictions} shifted requests",
                         )
                 for alert in prometheus_alerts(self.stack):
                     name = alert["labels"].get("alertname", "?")
@@ -460,18 +478,15 @@ class SentimentDemo:
             f"the loop did not close within {self.options.timeout_s:.0f}s of the drift onset"
         )
 
-    def confirm_serving(self, replayer: TrafficReplayer, data, version: str) -> None:
+    def confirm_serving(self, replayer: TrafficReplayer, data: DemoData, version: str) -> None:
         """Every answer from now on comes from the new champion."""
         confirmation = TrafficStats()
         replayer.feedback_fraction = 0.0
-        for rows in replayer.batches(data.shifted.tail(10)):
-            replayer.send(rows, confirmation)
+        for example in data.shifted[-10:]:
+            replayer.send(example, confirmation)
         after = self.report.after
-        after.texts += confirmation.texts
-        after.correct += confirmation.correct
-        after.feedback += confirmation.feedback
-        after.errors += confirmation.errors
-        after.versions.update(confirmation.versions)
+        after.add(confirmation)
+        self.describe_traffic(after)
         served = dict(confirmation.versions)
         if set(served) != {version}:
             raise DemoError(f"after the reload the predictor answered with versions {served}")
@@ -502,11 +517,11 @@ class SentimentDemo:
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=self.stack.tracking_uri)
-        versions = client.search_model_versions(f"name='{self.options.model}'")
+        versions = client.search_model_versions(f"name='{self.model}'")
         if not versions:
             return None
         newest = max(versions, key=lambda v: int(v.version))
-        return client.get_model_version(self.options.model, newest.version)
+        return client.get_model_version(self.model, newest.version)
 
     def collect_trigger_view(self) -> None:
         if self.stack is None or self.stack.running_pid("trigger") is None:
@@ -517,7 +532,7 @@ class SentimentDemo:
 
 # --- summary --------------------------------------------------------------------------
 def print_summary(report: DemoReport, console: Console) -> None:
-    table = Table(title="driftloop demo: sentiment", show_header=False)
+    table = Table(title=f"driftloop demo: {report.model}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
 
@@ -547,11 +562,12 @@ def print_summary(report: DemoReport, console: Console) -> None:
         ("shifted", report.shifted),
         ("after", report.after),
     ):
-        if stats.texts:
+        if stats.predictions:
+            score = stats.live_score
             table.add_row(
                 f"traffic {label}",
-                f"{stats.texts} predictions, accuracy {stats.accuracy:.2f}, "
-                f"{stats.feedback} feedback",
+                f"{stats.predictions} predictions, live {report.metric} "
+                f"{'-' if score is None else f'{score:.2f}'}, {stats.feedback} feedback",
             )
     alerts = sorted(
         {d.get("alertname") or "?" for d in report.decisions if d.get("alert_status") == "firing"}
