@@ -19,7 +19,13 @@ from driftloop.cli import UserError
 @click.option("--grpc-port", default=8081, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--no-grpc", is_flag=True, help="Serve REST only.")
-def serve(name, alias, model_uri, http_port, grpc_port, workers, no_grpc) -> None:  # noqa: ANN001
+@click.option(
+    "--docs",
+    is_flag=True,
+    help="Serve Swagger UI on /docs and the typed, example-rich OpenAPI document on "
+    "/openapi.json. Off by default: a production predictor should not advertise its API.",
+)
+def serve(name, alias, model_uri, http_port, grpc_port, workers, no_grpc, docs) -> None:  # noqa: ANN001
     """Serve model NAME (models:/NAME@champion) over REST v1/v2 and gRPC, with feedback."""
     from driftloop.cli.threads import default_to_one_math_thread
 
@@ -43,6 +49,7 @@ def serve(name, alias, model_uri, http_port, grpc_port, workers, no_grpc) -> Non
             grpc_port=grpc_port,
             workers=workers,
             enable_grpc=not no_grpc,
+            docs=docs,
         )
     except ModelLoadError as exc:
         raise UserError(f"{source}: {exc}") from exc

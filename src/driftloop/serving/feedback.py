@@ -13,15 +13,15 @@ again appends a row (history kept) and the latest one counts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Body, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from driftloop.blueprints.feedback import Feedback
 from driftloop.blueprints.feedback import FeedbackError as TruthError
-from driftloop.serving import loader, metrics, runtime
+from driftloop.serving import docs, loader, metrics, runtime
 from driftloop.store import FeedbackRecord, PredictionRecord
 
 MAX_BATCH_ITEMS = 1000
@@ -36,10 +36,18 @@ class FeedbackError(Exception):
 
 class FeedbackBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    value: Any = Field(default=None, description="the ground truth, as the model's blueprint says")
-    label: str | None = Field(default=None, max_length=256)
-    correct: bool | None = None
-    source: str = Field(default="api", max_length=64)
+    value: Any = Field(
+        default=None,
+        description="the ground truth, any JSON, as the model's blueprint says: a label "
+        "for a classifier, a number for a regressor, ...",
+    )
+    label: str | None = Field(
+        default=None, max_length=256, description="a classifier's true label (same as value)"
+    )
+    correct: bool | None = Field(
+        default=None, description="a verdict on the prediction, with or without the truth"
+    )
+    source: str = Field(default="api", max_length=64, description="who or what sent it")
 
 
 class FeedbackItem(FeedbackBody):
@@ -167,8 +175,15 @@ def submit_batch(serving: runtime.ServingRuntime, batch: FeedbackBatch) -> list[
 router = APIRouter(tags=["feedback"])
 
 
-@router.post("/v1/feedback/{request_id}")
-async def post_feedback(request_id: str, body: FeedbackBody) -> dict:
+@router.post(
+    "/v1/feedback/{request_id}",
+    summary="Ground truth for one prediction",
+    responses=docs.FEEDBACK_RESPONSES,
+)
+async def post_feedback(
+    request_id: str,
+    body: Annotated[FeedbackBody, Body(openapi_examples=docs.FEEDBACK_EXAMPLES)],
+) -> dict:
     serving = _serving()
     try:
         record = await run_in_threadpool(submit_feedback, serving, request_id, body)
@@ -177,8 +192,14 @@ async def post_feedback(request_id: str, body: FeedbackBody) -> dict:
     return _as_json(record)
 
 
-@router.post("/v1/feedback")
-async def post_feedback_batch(batch: FeedbackBatch) -> dict:
+@router.post(
+    "/v1/feedback",
+    summary="Ground truth for several predictions (all or nothing)",
+    responses=docs.FEEDBACK_BATCH_RESPONSES,
+)
+async def post_feedback_batch(
+    batch: Annotated[FeedbackBatch, Body(openapi_examples=docs.FEEDBACK_BATCH_EXAMPLES)],
+) -> dict:
     serving = _serving()
     try:
         records = await run_in_threadpool(submit_batch, serving, batch)

@@ -8,6 +8,8 @@
 - ``GET /v2/models/{name}`` adds the served version as ``versions``.
 - the feedback routes, auth and request-metrics middleware, and the startup
   and shutdown hooks of the process's serving runtime.
+- with ``docs`` (``driftloop serve --docs``): ``/docs`` and the typed
+  ``/openapi.json`` of ``serving.docs``; without it nothing of that is installed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from kserve.errors import ModelNotReady
 
+from driftloop.serving import docs as api_docs
 from driftloop.serving import feedback, runtime, wire
 from driftloop.serving.auth import AuthMiddleware
 from driftloop.serving.middleware import RequestMetricsMiddleware
@@ -27,7 +30,7 @@ if TYPE_CHECKING:
     from kserve.protocol.dataplane import DataPlane
 
 
-def install(app: FastAPI, dataplane: DataPlane, settings: Settings) -> None:
+def install(app: FastAPI, dataplane: DataPlane, settings: Settings, *, docs: bool = False) -> None:
     async def infer(model_name: str, request: Request) -> Response:
         if not await dataplane.model_ready(model_name, True):
             raise ModelNotReady(model_name)
@@ -51,9 +54,22 @@ def install(app: FastAPI, dataplane: DataPlane, settings: Settings) -> None:
         metadata["versions"] = [version] if version else []
         return metadata
 
-    app.add_api_route("/v2/models/{model_name}/infer", infer, methods=["POST"])
-    app.add_api_route("/v2/models/{model_name}", model_metadata, methods=["GET"])
+    # infer reads the raw body: its typed body is documented (openapi_extra), not declared
+    app.add_api_route(
+        "/v2/models/{model_name}/infer",
+        infer,
+        methods=["POST"],
+        **(api_docs.INFER_ROUTE if docs else {}),
+    )
+    app.add_api_route(
+        "/v2/models/{model_name}",
+        model_metadata,
+        methods=["GET"],
+        **(api_docs.METADATA_ROUTE if docs else {}),
+    )
     app.include_router(feedback.router)
+    if docs:
+        api_docs.install(app, token_configured=bool(settings.api_token))
 
     def start_runtime() -> None:
         models = [m for m in dataplane.model_registry.get_models().values() if hasattr(m, "reload")]

@@ -7,6 +7,8 @@ metadata/ready/live, ``/metrics``, the feedback API, and gRPC v2 on its own
 port. The subclasses below exist only to hook in: KServe builds its REST and
 gRPC servers inside ``ModelServer.start`` and its worker processes import the
 app afresh, so the additions are installed where the app is created.
+``docs=True`` (``driftloop serve --docs``) is KServe's ``enable_docs_url``:
+Swagger UI on ``/docs`` and the typed ``/openapi.json`` (``serving.docs``).
 """
 
 from __future__ import annotations
@@ -38,13 +40,14 @@ log = logging.getLogger(__name__)
 
 
 class DriftloopRESTServer(RESTServer):
-    def __init__(self, *args, settings: Settings, **kwargs) -> None:
+    def __init__(self, *args, settings: Settings, docs: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.settings = settings
+        self.docs = docs
 
     def _register_endpoints(self, app) -> None:  # noqa: ANN001
         # ours first: the first matching route wins, so these replace KServe's
-        rest.install(app, self.dataplane, self.settings)
+        rest.install(app, self.dataplane, self.settings, docs=self.docs)
         super()._register_endpoints(app)
 
     def _add_middlewares(self, app) -> None:  # noqa: ANN001
@@ -60,8 +63,16 @@ WORKER_START_GRACE_S = 120.0
 
 class DriftloopRESTServerMultiProcess(RESTServerMultiProcess):
     def __init__(
-        self, app: str, data_plane, extension, http_port: int, *, settings: Settings, **kwargs
-    ) -> None:  # noqa: ANN001
+        self,
+        app: str,
+        data_plane,  # noqa: ANN001
+        extension,  # noqa: ANN001
+        http_port: int,
+        *,
+        settings: Settings,
+        docs: bool = False,
+        **kwargs,
+    ) -> None:
         super().__init__(app, data_plane, extension, http_port, **kwargs)
         self._rest_server = DriftloopRESTServer(
             app,
@@ -74,6 +85,7 @@ class DriftloopRESTServerMultiProcess(RESTServerMultiProcess):
             kwargs.get("event_loop", "auto"),
             kwargs.get("timeout_keep_alive", 65),
             settings=settings,
+            docs=docs,
         )
         self._born: dict[int | None, float] = {}
 
@@ -157,6 +169,7 @@ class DriftloopModelServer(ModelServer):
                 self.model_repository_extension,
                 self.http_port,
                 settings=self.settings,
+                docs=self.enable_docs_url,
                 log_config_file=kserve_args.log_config_file,
                 **common,
             )
@@ -168,6 +181,7 @@ class DriftloopModelServer(ModelServer):
                 self.model_repository_extension,
                 self.http_port,
                 settings=self.settings,
+                docs=self.enable_docs_url,
                 **common,
             )
             self.servers.append(self._rest_server.start())
@@ -213,9 +227,14 @@ def serve(
     grpc_port: int = 8081,
     workers: int = 1,
     enable_grpc: bool = True,
+    docs: bool = False,
     settings: Settings | None = None,
 ) -> None:
-    """Load the model and serve it until SIGINT/SIGTERM (blocking)."""
+    """Load the model and serve it until SIGINT/SIGTERM (blocking).
+
+    ``docs`` serves Swagger UI on ``/docs`` and the typed ``/openapi.json``; off by
+    default, as a production predictor should not advertise its API.
+    """
     settings = settings or get_settings()
     model = build_model(name, alias=alias, model_uri=model_uri, settings=settings)
     server = DriftloopModelServer(
@@ -224,5 +243,6 @@ def serve(
         grpc_port=grpc_port,
         workers=workers,
         enable_grpc=enable_grpc,
+        enable_docs_url=docs,
     )
     server.start([model])
