@@ -201,6 +201,16 @@ def render_summary(
     help="Kind of problem (tabular; default: auto, decided from the target).",
 )
 @click.option("--id-column", metavar="COLUMN", help="Column of unique row ids (tabular).")
+@click.option(
+    "--metric",
+    metavar="NAME",
+    help="Rank and gate by this metric instead of the blueprint's (e.g. accuracy, mae).",
+)
+@click.option(
+    "--floor",
+    type=float,
+    help="Score a first model must reach (a ceiling for lower-is-better metrics).",
+)
 @click.option("--experiment", metavar="NAME", help="MLflow experiment (default: settings).")
 @click.option("--model-name", metavar="NAME", help="Registered model name (default: BLUEPRINT).")
 @click.option("--seed", type=int, help="Random seed (default: settings).")
@@ -218,6 +228,8 @@ def train(
     target: str | None,
     task: str | None,
     id_column: str | None,
+    metric: str | None,
+    floor: float | None,
     experiment: str | None,
     model_name: str | None,
     seed: int | None,
@@ -235,10 +247,17 @@ def train(
         if not path.is_file():
             raise UserError(f"--data: no such file: {data}")
         data = str(path.resolve())
-    options = {"target": target, "task": task, "id_column": id_column}
+    options = {
+        "target": target,
+        "task": task,
+        "id_column": id_column,
+        "metric": metric,
+        "floor": floor,
+    }
     try:
         spec = BlueprintSpec(blueprint_name, {k: v for k, v in options.items() if v is not None})
         blueprint, chosen_dataset, note = get_blueprint(spec).prepare(dataset, data)
+        blueprint.metric  # noqa: B018 - an unknown --metric fails here, before the run
     except (ValueError, FileNotFoundError, OSError) as exc:
         # DatasetError and blueprint option errors are ValueErrors whose message names the option
         raise UserError(str(exc)) from None

@@ -12,7 +12,6 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +20,25 @@ from sklearn.base import clone
 
 from driftloop.blueprints import Blueprint, ParamChoice, ParamRange, get_blueprint
 from driftloop.datasets.files import read_frame
-from driftloop.lineage import TAG_BLUEPRINT
+from driftloop.lineage import (
+    TAG_BEST_CANDIDATE,
+    TAG_BLUEPRINT,
+    TAG_CANDIDATE,
+    TAG_DATASET_FINGERPRINT,
+    TAG_HPO,
+    TAG_PRIMARY_METRIC,
+    TAG_SEED,
+    TAG_SPLIT_SCHEME,
+    runtime_tag,
+    runtime_versions,
+    split_fingerprint_tag,
+)
 from driftloop.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 MODEL_ARTIFACT_PATH = "model"
 # training-runtime packages recorded on the run (and by the registry on versions)
-RUNTIME_PACKAGES = ("scikit-learn", "numpy", "pandas", "scipy", "cloudpickle", "mlflow")
 
 
 @dataclass
@@ -105,18 +115,6 @@ def ensure_experiment(name: str, settings: Settings | None = None) -> str:
         if found is None:
             raise
         return found.experiment_id
-
-
-def runtime_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
-    versions = {}
-    for package in RUNTIME_PACKAGES + extra:
-        for distribution in (package, f"{package}-cpu"):
-            try:
-                versions[package] = metadata.version(distribution)
-                break
-            except metadata.PackageNotFoundError:
-                continue
-    return versions
 
 
 def loggable_params(estimator: Any) -> dict[str, str]:
@@ -264,8 +262,8 @@ def train_candidates(
     primary = blueprint.primary_metric
     run_tags = {
         TAG_BLUEPRINT: blueprint.spec.to_text(),
-        "driftloop.seed": str(seed),
-        **{f"driftloop.runtime.{pkg}": version for pkg, version in runtime_versions().items()},
+        TAG_SEED: str(seed),
+        **{runtime_tag(pkg): version for pkg, version in runtime_versions().items()},
         **_fingerprint_tags(fingerprints or {}),
         **(tags or {}),
     }
@@ -293,7 +291,7 @@ def train_candidates(
                 experiment_id=experiment_id,
                 run_name=name,
                 nested=True,
-                tags={"driftloop.candidate": name},
+                tags={TAG_CANDIDATE: name},
             ) as child:
                 seconds = _fit(estimator, blueprint, train)
                 metrics = blueprint.score(estimator, val)
@@ -320,7 +318,7 @@ def train_candidates(
                 experiment_id=experiment_id,
                 run_name=f"hpo-{best.name}",
                 nested=True,
-                tags={"driftloop.candidate": best.name, "driftloop.hpo": "optuna"},
+                tags={TAG_CANDIDATE: best.name, TAG_HPO: "optuna"},
             ):
                 params, best_value, values = tune(
                     blueprint,
@@ -341,9 +339,7 @@ def train_candidates(
                 tuned = params
 
         input_example = blueprint.input_example(train)
-        mlflow.set_tags(
-            {"driftloop.best_candidate": best.name, "driftloop.primary_metric": primary}
-        )
+        mlflow.set_tags({TAG_BEST_CANDIDATE: best.name, TAG_PRIMARY_METRIC: primary})
         mlflow.log_params({f"tuned.{key}": value for key, value in tuned.items()})
         mlflow.log_metrics(_prefixed(val_metrics, "val_"))
         mlflow.log_dict(
@@ -377,11 +373,11 @@ def _fingerprint_tags(fingerprints: dict[str, str]) -> dict[str, str]:
         if not value:
             continue
         if split == "dataset":
-            tags["driftloop.dataset_fingerprint"] = str(value)
+            tags[TAG_DATASET_FINGERPRINT] = str(value)
         elif split == "scheme":
-            tags["driftloop.split.scheme"] = str(value)
+            tags[TAG_SPLIT_SCHEME] = str(value)
         else:
-            tags[f"driftloop.split.{split}_fingerprint"] = str(value)
+            tags[split_fingerprint_tag(split)] = str(value)
     return tags
 
 
