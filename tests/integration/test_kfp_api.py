@@ -20,6 +20,9 @@ import httpx
 import pytest
 
 from driftloop.pipelines_client import compiled_package
+
+# no registry here: the alert names the blueprint, as Alertmanager's labels can
+SENTIMENT_ALERT = {"blueprint": "sentiment"}
 from driftloop.settings import Settings
 from driftloop.trigger.launchers import KfpLauncher, RetrainRequest
 from driftloop.trigger.ledger import RunRecord
@@ -44,7 +47,9 @@ def tasks_of(pipeline_spec: dict) -> dict:
 
 def test_launcher_submits_the_retraining_pipeline_with_caching_off(kfp_api, settings):
     launcher = KfpLauncher(Settings(home=settings.home, target="kubernetes"))
-    request = RetrainRequest(run_id="r1", model="sentiment", reason="DriftDetected")
+    request = RetrainRequest(
+        run_id="r1", model="sentiment", reason="DriftDetected", labels=SENTIMENT_ALERT
+    )
 
     launched = launcher.launch(request)
 
@@ -72,8 +77,16 @@ def test_launcher_submits_the_retraining_pipeline_with_caching_off(kfp_api, sett
 
 def test_a_second_alert_reuses_the_experiment(kfp_api, settings):
     launcher = KfpLauncher(Settings(home=settings.home, target="kubernetes"))
-    launcher.launch(RetrainRequest(run_id="r1", model="sentiment", reason="DriftDetected"))
-    launcher.launch(RetrainRequest(run_id="r2", model="sentiment", reason="LiveScoreDrop"))
+    launcher.launch(
+        RetrainRequest(
+            run_id="r1", model="sentiment", reason="DriftDetected", labels=SENTIMENT_ALERT
+        )
+    )
+    launcher.launch(
+        RetrainRequest(
+            run_id="r2", model="sentiment", reason="LiveScoreDrop", labels=SENTIMENT_ALERT
+        )
+    )
     assert len(kfp_api.state.experiments) == 1
     names = sorted(run["display_name"] for run in kfp_api.state.runs.values())
     assert names[0].startswith("retrain-sentiment-DriftDetected-")
@@ -86,7 +99,9 @@ def test_a_second_alert_reuses_the_experiment(kfp_api, settings):
 )
 def test_poll_maps_kfp_run_states(kfp_api, settings, states, expected):
     launcher = KfpLauncher(Settings(home=settings.home, target="kubernetes"))
-    launched = launcher.launch(RetrainRequest(run_id="r1", model="sentiment", reason="manual"))
+    launched = launcher.launch(
+        RetrainRequest(run_id="r1", model="sentiment", reason="manual", labels=SENTIMENT_ALERT)
+    )
     kfp_api.state.run_states[launched.external_id] = list(states)
     record = RunRecord(
         run_id="r1",
@@ -142,7 +157,11 @@ def test_trigger_on_the_kubernetes_target_launches_a_kfp_run(kfp_api, home):
             "alerts": [
                 {
                     "status": "firing",
-                    "labels": {"alertname": "FeedbackBacklog", "model": "sentiment"},
+                    "labels": {
+                        "alertname": "FeedbackBacklog",
+                        "model": "sentiment",
+                        **SENTIMENT_ALERT,
+                    },
                     "startsAt": "2026-11-23T10:00:00Z",
                     "fingerprint": "f00dfeed",
                 }

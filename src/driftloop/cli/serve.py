@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from driftloop.cli import UserError
@@ -68,9 +70,24 @@ def _model_uri_from_settings(configured: str | None) -> str | None:
     return configured
 
 
+def parse_instance(text: str) -> object:
+    """An instance from the command line: JSON when it reads as an object or list, else text."""
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"INSTANCE {text[:40]!r} looks like JSON but is not: {exc}") from None
+    return text
+
+
+def _shown(value: object, width: int = 50) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 @click.command()
 @click.argument("name")
-@click.argument("texts", nargs=-1, required=True)
+@click.argument("instances", nargs=-1, required=True, metavar="INSTANCE...")
 @click.option("--url", default="http://127.0.0.1:8080", show_default=True)
 @click.option("--protocol", type=click.Choice(["v1", "v2"]), default="v2", show_default=True)
 @click.option(
@@ -79,22 +96,26 @@ def _model_uri_from_settings(configured: str | None) -> str | None:
     default=None,
     help="API token (env DRIFTLOOP_API_TOKEN).",
 )
-def predict(name, texts, url, protocol, token) -> None:  # noqa: ANN001
-    """Classify TEXTS with the predictor serving NAME at --url."""
+def predict(name, instances, url, protocol, token) -> None:  # noqa: ANN001
+    """Ask the predictor serving NAME at --url about each INSTANCE: a text, or a JSON
+    object of column values ('{"bill_length_mm": 39.1, "island": "Dream"}')."""
     from rich.console import Console
     from rich.table import Table
 
     from driftloop.serving.client import PredictorClient, PredictorError
 
+    parsed = [parse_instance(text) for text in instances]
     try:
         with PredictorClient(url, token=token) as client:
-            predictions = client.predict(name, list(texts), protocol=protocol)
+            predictions = client.predict(name, parsed, protocol=protocol)
     except PredictorError as exc:
         raise UserError(f"--url {url}: {exc}") from exc
+    fields = list(dict.fromkeys(key for p in predictions for key in p.output))
     table = Table(title=f"{name} (version {predictions[0].model_version})")
-    for column in ("text", "label", "confidence", "low_confidence", "request id"):
+    for column in ("instance", *fields, "request id"):
         table.add_column(column)
     for p in predictions:
-        text = p.text if len(p.text) <= 60 else p.text[:57] + "..."
-        table.add_row(text, p.label, f"{p.confidence:.3f}", str(p.low_confidence), p.request_id)
+        table.add_row(
+            _shown(p.instance), *(_shown(p.output.get(f, "")) for f in fields), p.request_id
+        )
     Console().print(table)

@@ -1,4 +1,11 @@
-"""HTTP client for a running predictor (used by ``driftloop predict`` and the smoke step)."""
+"""HTTP client for a running predictor (``driftloop predict``, the smoke step).
+
+It knows no blueprint: v1 sends the instances as they are; v2 builds one input
+per name the served model's metadata declares (an instance that is an object
+gives each input its own field; a single-input model takes the instance
+itself) and reads the answer back into per-instance outputs shaped like v1's
+(``{"label", "probabilities", "low_confidence"}``, ``{"prediction"}``, ...).
+"""
 
 from __future__ import annotations
 
@@ -14,17 +21,11 @@ class PredictorError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class TextPrediction:
-    text: str
-    label: str
-    probabilities: dict[str, float]
-    low_confidence: bool
+class Prediction:
+    instance: Any
+    output: dict  # what v1 answers for this instance
     request_id: str
     model_version: str | None
-
-    @property
-    def confidence(self) -> float:
-        return max(self.probabilities.values())
 
 
 class PredictorClient:
@@ -42,9 +43,9 @@ class PredictorClient:
     def close(self) -> None:
         self._http.close()
 
-    def _send(self, path: str, body: dict) -> httpx.Response:
+    def _send(self, method: str, path: str, body: dict | None = None) -> httpx.Response:
         try:
-            response = self._http.post(path, json=body)
+            response = self._http.request(method, path, json=body)
         except httpx.HTTPError as exc:
             raise PredictorError(f"cannot reach predictor at {self.url}: {exc}") from exc
         if response.status_code != 200:
@@ -53,106 +54,130 @@ class PredictorClient:
             )
         return response
 
-    def _post(self, path: str, body: dict) -> tuple[dict, str]:
-        response = self._send(path, body)
+    def _json(self, method: str, path: str, body: dict | None = None) -> tuple[dict, str]:
+        response = self._send(method, path, body)
         try:
             return response.json(), response.headers.get("x-request-id", "")
         except ValueError as exc:
             raise PredictorError(f"{path} answered non-JSON: {response.text[:200]}") from exc
 
-    def predict_v1(self, model: str, texts: list[str]) -> list[TextPrediction]:
-        body, header_id = self._post(f"/v1/models/{model}:predict", {"instances": list(texts)})
-        return parse_v1(body, texts, header_id)
+    def metadata(self, model: str) -> dict:
+        return self._json("GET", f"/v2/models/{model}")[0]
 
-    def predict_v2(self, model: str, texts: list[str]) -> list[TextPrediction]:
-        request = {
-            "inputs": [
-                {"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": list(texts)}
-            ]
-        }
+    def predict_v1(self, model: str, instances: list[Any]) -> list[Prediction]:
+        body, header_id = self._json(
+            "POST", f"/v1/models/{model}:predict", {"instances": list(instances)}
+        )
+        return parse_v1(body, instances, header_id)
+
+    def predict_v2(self, model: str, instances: list[Any]) -> list[Prediction]:
         from kserve.errors import InvalidInput
 
         from driftloop.serving import wire  # imports KServe: only v2 callers pay for it
 
+        request = v2_request(self.metadata(model), instances)
         path = f"/v2/models/{model}/infer"
-        response = self._send(path, request)
+        response = self._send("POST", path, request)
         try:  # JSON, or binary outputs after a JSON header (OIP binary tensor extension)
             answer = wire.parse_rest_response(response.content, response.headers)
         except InvalidInput as exc:
             raise PredictorError(f"{path} answered no v2 answer: {exc}") from exc
-        return parse_v2(answer, texts, response.headers.get("x-request-id", ""))
+        return parse_v2(answer, instances, response.headers.get("x-request-id", ""))
 
-    def predict(self, model: str, texts: list[str], protocol: str = "v2") -> list[TextPrediction]:
-        return self.predict_v2(model, texts) if protocol == "v2" else self.predict_v1(model, texts)
+    def predict(self, model: str, instances: list[Any], protocol: str = "v2") -> list[Prediction]:
+        if protocol == "v2":
+            return self.predict_v2(model, instances)
+        return self.predict_v1(model, instances)
 
     def feedback(self, request_id: str, **body) -> dict:  # noqa: ANN003
-        return self._post(f"/v1/feedback/{request_id}", body)[0]
+        return self._json("POST", f"/v1/feedback/{request_id}", body)[0]
 
 
-def parse_v1(body: dict, texts: list[str], header_id: str = "") -> list[TextPrediction]:
+def v2_request(metadata: dict, instances: list[Any]) -> dict:
+    """One input per name the model declares, filled from the instances."""
+    specs = metadata.get("inputs") or []
+    if not specs:
+        raise PredictorError("the model's metadata declares no inputs")
+    inputs = []
+    for spec in specs:
+        if len(specs) == 1 and not isinstance(instances[0], dict):
+            data = list(instances)
+        else:
+            try:
+                data = [instance[spec["name"]] for instance in instances]
+            except (KeyError, TypeError):
+                raise PredictorError(
+                    f"every instance must give input {spec['name']!r} "
+                    f"(the model takes {', '.join(s['name'] for s in specs)})"
+                ) from None
+        inputs.append(
+            {"name": spec["name"], "datatype": spec["datatype"], "shape": [len(data)], "data": data}
+        )
+    return {"inputs": inputs}
+
+
+def parse_v1(body: dict, instances: list[Any], header_id: str = "") -> list[Prediction]:
     try:
         request_id = body["request_id"]
         predictions = body["predictions"]
-        if len(predictions) != len(texts):
+        if len(predictions) != len(instances):
             raise PredictorError(
-                f"v1 answer has {len(predictions)} predictions for {len(texts)} texts"
+                f"v1 answer has {len(predictions)} predictions for {len(instances)} instances"
             )
         if header_id and header_id != request_id:
             raise PredictorError(f"x-request-id {header_id!r} differs from body {request_id!r}")
         return [
-            TextPrediction(
-                text=text,
-                label=str(p["label"]),
-                probabilities={str(k): float(v) for k, v in p["probabilities"].items()},
-                low_confidence=bool(p["low_confidence"]),
-                request_id=request_id,
-                model_version=body.get("model_version"),
-            )
-            for text, p in zip(texts, predictions, strict=True)
+            Prediction(instance, dict(output), request_id, body.get("model_version"))
+            for instance, output in zip(instances, predictions, strict=True)
         ]
     except (KeyError, TypeError, AttributeError) as exc:
         raise PredictorError(f"malformed v1 answer ({exc!r}): {str(body)[:200]}") from exc
 
 
-def parse_v2(body: Any, texts: list[str], header_id: str = "") -> list[TextPrediction]:
-    """Predictions from a v2 answer: a decoded JSON body or a KServe ``InferResponse``
-    (tensors read by ``serving.wire``, so binary outputs and nested data work too)."""
+def parse_v2(body: Any, instances: list[Any], header_id: str = "") -> list[Prediction]:
+    """Per-instance outputs from a v2 answer (a decoded JSON body or a KServe
+    ``InferResponse``; tensors read by ``serving.wire``, so binary outputs work too).
+
+    A [n] tensor gives each instance a value; a [n, k] tensor whose k columns the
+    answer's ``parameters.labels`` names gives each instance a {label: value} mapping.
+    """
     from kserve.errors import InvalidInput
     from kserve.protocol.infer_type import InferResponse
 
     from driftloop.serving import wire
 
+    n = len(instances)
     try:
         answer = body if isinstance(body, InferResponse) else InferResponse.from_rest(body)
-        request_id = answer.id
-        outputs = {o.name: o for o in answer.outputs}
-        labels = wire.output_tensor_array(outputs["label"]).reshape(-1).tolist()
-        probabilities = wire.output_tensor_array(outputs["probabilities"])
-        low = wire.output_tensor_array(outputs["low_confidence"]).reshape(-1).tolist()
-        classes = answer.parameters["labels"]
-        if isinstance(classes, str):  # gRPC-style parameters carry the list as JSON text
-            classes = json.loads(classes)
-        n, k = len(texts), len(classes)
-        if len(labels) != n or probabilities.size != n * k or len(low) != n:
-            raise PredictorError(f"v2 answer sizes do not match {n} texts x {k} labels")
-        if list(probabilities.shape) != [n, k]:
-            raise PredictorError(f"v2 probabilities shape {list(probabilities.shape)}")
-        if header_id and header_id != request_id:
-            raise PredictorError(f"x-request-id {header_id!r} differs from body {request_id!r}")
+        labels = (answer.parameters or {}).get("labels")
+        if isinstance(labels, str):  # gRPC-style parameters carry the list as JSON text
+            labels = json.loads(labels)
+        outputs: list[dict] = [{} for _ in range(n)]
+        for tensor in answer.outputs:
+            array = wire.output_tensor_array(tensor)
+            if array.shape[0] != n:
+                raise PredictorError(f"v2 output {tensor.name!r} has {array.shape[0]} rows for {n}")
+            for output, row in zip(outputs, array, strict=True):
+                if array.ndim == 1:
+                    output[tensor.name] = _plain(row)
+                elif labels is not None and array.shape[1] == len(labels):
+                    output[tensor.name] = {
+                        str(c): float(v) for c, v in zip(labels, row, strict=True)
+                    }
+                else:
+                    output[tensor.name] = [_plain(v) for v in row]
+        if header_id and header_id != answer.id:
+            raise PredictorError(f"x-request-id {header_id!r} differs from body {answer.id!r}")
         return [
-            TextPrediction(
-                text=texts[i],
-                label=_text(labels[i]),
-                probabilities={str(c): float(probabilities[i, j]) for j, c in enumerate(classes)},
-                low_confidence=bool(low[i]),
-                request_id=request_id,
-                model_version=answer.model_version,
-            )
-            for i in range(n)
+            Prediction(instance, output, answer.id, answer.model_version)
+            for instance, output in zip(instances, outputs, strict=True)
         ]
     except (KeyError, TypeError, IndexError, ValueError, InvalidInput) as exc:
         raise PredictorError(f"malformed v2 answer ({exc!r}): {str(body)[:200]}") from exc
 
 
-def _text(value: Any) -> str:
-    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+def _plain(value: Any) -> Any:
+    """A tensor element as JSON: bytes as text, numpy scalars as Python ones."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value.item() if hasattr(value, "item") else value
