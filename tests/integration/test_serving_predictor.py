@@ -279,10 +279,10 @@ def test_feedback_api(stack):
     try:
         history = store.feedback_history(request_id)
         assert [f.label for f in history] == ["negative", "positive", "positive"]
-        frame = store.labelled_feedback("sentiment").set_index("id")
-        assert frame.loc[request_id, "label"] == "positive"
-        assert frame.loc[request_id, "text"] == "i love it"
-        assert frame.loc[second, "label"] == "negative"
+        pairs = {pair.request_id: pair for pair in store.feedback_pairs("sentiment")}
+        assert pairs[request_id].value == "positive"
+        assert pairs[request_id].inputs == ["i love it"]
+        assert pairs[second].value == "negative"
         assert len(store.feedback_history(second)) == 1  # the failed batch wrote nothing
         assert store.feedback_stats("sentiment").count >= 2
     finally:

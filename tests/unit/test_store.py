@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -83,9 +84,8 @@ def test_feedback_history_kept_and_latest_wins(store):
     store.add_feedback("a", label="positive", correct=True)
     store.add_feedback("b", label="negative", correct=True)
     assert [f.label for f in store.feedback_history("a")] == ["negative", "positive"]
-    frame = store.labelled_feedback("sentiment")
-    assert list(frame.columns) == ["id", "text", "label"]
-    assert dict(zip(frame["id"], frame["label"], strict=True)) == {"a": "positive", "b": "negative"}
+    pairs = store.feedback_pairs("sentiment")
+    assert {p.request_id: p.value for p in pairs} == {"a": "positive", "b": "negative"}
     stats = store.feedback_stats("sentiment")
     assert (stats.count, stats.correct, stats.accuracy) == (2, 2, 1.0)
 
@@ -95,15 +95,29 @@ def test_feedback_for_unknown_request_raises(store):
         store.add_feedback("nope", label="positive", correct=None)
 
 
-def test_labelled_feedback_multi_text_and_unlabelled(store):
+def test_feedback_becomes_training_rows_one_per_instance(store, tmp_path):
+    from driftloop.datasets import write_frame
+    from driftloop.training.data_steps import merge_feedback
+
     store.insert_predictions(
         [record("m", texts=("x", "y"), labels=("positive", "positive")), record("u")]
     )
     store.add_feedback("m", label="negative", correct=False)
-    store.add_feedback("u", label=None, correct=False)
-    frame = store.labelled_feedback("sentiment")
-    assert sorted(frame["id"]) == ["m:0", "m:1"]
-    assert store.labelled_feedback("nobody").empty
+    store.add_feedback("u", label=None, correct=False)  # "wrong" alone names no truth
+    base = write_frame(
+        pd.DataFrame({"id": ["b1", "m:0"], "text": ["base", "stale"], "label": ["positive"] * 2}),
+        tmp_path / "base.parquet",
+    )
+    summary = merge_feedback(base, tmp_path / "merged.parquet", "sentiment", "sentiment", store.url)
+    merged = pd.read_parquet(tmp_path / "merged.parquet").set_index("id")
+    assert summary["feedback_rows"] == 2 and summary["duplicates_dropped"] == 1
+    # the user's truth wins over the row it corrects
+    assert merged.to_dict("index") == {
+        "b1": {"text": "base", "label": "positive"},
+        "m:0": {"text": "x", "label": "negative"},
+        "m:1": {"text": "y", "label": "negative"},
+    }
+    assert store.feedback_pairs("nobody") == []
 
 
 def test_feedback_stats_since_and_version(store):

@@ -184,12 +184,8 @@ def _check_upgrade_keeps_rows_and_takes_new_kinds(url: str) -> None:
             ("negative", "negative"),
             ("positive", "positive"),
         ]
-        frame = store.labelled_feedback("sentiment").set_index("id")
-        assert frame["label"].to_dict() == {
-            "a": "positive",
-            "b:0": "negative",
-            "b:1": "negative",
-        }
+        truths = {pair.request_id: pair.value for pair in store.feedback_pairs("sentiment")}
+        assert truths == {"a": "positive", "b": "negative", "c": None}
         stats = store.feedback_stats("sentiment")
         assert (stats.count, stats.judged, stats.correct) == (3, 3, 2)
 
@@ -344,7 +340,8 @@ def test_add_feedback_value_and_label(tmp_path):
         assert store.add_feedback("r2", correct=True).value is None
         both = store.add_feedback("r3", label="positive", value={"label": "positive", "note": "!"})
         assert (both.label, both.value) == ("positive", {"label": "positive", "note": "!"})
-        assert set(store.labelled_feedback("sentiment")["id"]) == {"r0", "r1", "r3"}
+        named = {p.request_id for p in store.feedback_pairs("sentiment") if p.value is not None}
+        assert named == {"r0", "r1", "r3"}
     finally:
         store.close()
 

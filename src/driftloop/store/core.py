@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import sqlalchemy as sa
 
 from driftloop.store.schema import feedback as feedback_table
@@ -333,24 +332,6 @@ class PredictionStore:
             .where(predictions_table.c.model_name == model_name)
             .order_by(feedback_table.c.id)
         )
-
-    def labelled_feedback(self, model_name: str) -> pd.DataFrame:
-        """Texts with their current feedback label: columns ``id``, ``text``, ``label``.
-
-        A request with several texts yields one row per text, ids ``<request id>:<i>``.
-        Feedback that only said "wrong" without naming a label is left out.
-        """
-        with self.engine.connect() as conn:
-            rows = conn.execute(self._current_feedback_query(model_name)).all()
-        records = []
-        for row in rows:
-            if row.label is None:
-                continue
-            texts = list(row.inputs)
-            for index, text in enumerate(texts):
-                row_id = row.request_id if len(texts) == 1 else f"{row.request_id}:{index}"
-                records.append({"id": row_id, "text": text, "label": row.label})
-        return pd.DataFrame.from_records(records, columns=["id", "text", "label"])
 
     def feedback_pairs(
         self,
