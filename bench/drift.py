@@ -75,15 +75,19 @@ class DriftloopDetectors:
     """One window through driftloop's featuriser and configured detectors."""
 
     def __init__(self, model, reference: list[str], seed: int, config):
+        from driftloop.blueprints import get_blueprint
         from driftloop.monitor.reference import build_reference
 
         self.model = model
-        self.bundle = build_reference(model, reference, config=config, seed=seed)
+        frame = pd.DataFrame({"text": reference})
+        self.bundle = build_reference(
+            get_blueprint("sentiment"), model, frame, config=config, seed=seed
+        )
 
     def window(self, texts: list[str]) -> tuple[bool, float, dict[str, float]]:
         started = time.perf_counter()
-        labels = [str(x) for x in self.model.predict(texts)]
-        features = self.bundle.featurizer.transform(texts, labels)
+        outputs = [{"label": str(x)} for x in self.model.predict(texts)]
+        features = self.bundle.featurizer.transform(texts, outputs)
         results = self.bundle.detectors.run(features)
         elapsed = time.perf_counter() - started
         return any(r.detected for r in results), elapsed, {r.name: r.seconds for r in results}

@@ -164,7 +164,7 @@ def build_sentiment(
     """Train the sentiment champion with driftloop's training code and register it."""
     from driftloop.blueprints import get_blueprint
     from driftloop.datasets import load_dataset
-    from driftloop.lineage import split_fingerprint_tag
+    from driftloop.lineage import blueprint_tags, split_fingerprint_tag
     from driftloop.training.candidates import train_candidates
     from driftloop.training.splits import split_frame
 
@@ -179,7 +179,7 @@ def build_sentiment(
     tags = {
         split_fingerprint_tag(split): splits.fingerprints[split]
         for split in ("train", "val", "test")
-    }
+    } | blueprint_tags(blueprint.spec, blueprint.flavour)
     version = _register_champion(name, result.run_id, tags)
     model_uri = f"models:/{name}@champion"
     return ModelFixture(
