@@ -1,4 +1,5 @@
-"""Helpers for the serving integration tests: a real registered text model and a real predictor.
+"""Helpers for the serving integration tests: real registered models (a text model, or any
+blueprint trained without the pipeline) and a real predictor.
 
 Imported explicitly by tests/integration/test_serving*.py (not a pytest conftest).
 """
@@ -13,8 +14,10 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pandas as pd
 
 from driftloop.ports import free_ports
 from driftloop.serving.smoke import SERVE_ENTRY
@@ -62,6 +65,8 @@ def register_text_model(
     import mlflow.sklearn
     from mlflow import MlflowClient
 
+    from driftloop.blueprints import BlueprintSpec
+    from driftloop.lineage import blueprint_tags
     from driftloop.registry import scoped_tracking_uri
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -75,10 +80,91 @@ def register_text_model(
             info = mlflow.sklearn.log_model(
                 train_text_model(c), name="model", pip_requirements=["scikit-learn"]
             )
-        version = mlflow.register_model(info.model_uri, name).version
+        # the predictor serves a version as the blueprint tagged on it says
+        tags = blueprint_tags(BlueprintSpec("sentiment"), "sklearn")
+        version = mlflow.register_model(info.model_uri, name, tags=tags).version
     if alias:
         client.set_registered_model_alias(name, alias, version)
     return str(version)
+
+
+def table_frame(dataset: str) -> tuple[pd.DataFrame, str]:
+    """A shipped table (penguins, diabetes) with its ``id`` column, and its default target."""
+    from driftloop.datasets.tables import shipped_table, with_ids
+
+    frame, target = shipped_table(dataset)
+    return with_ids(frame)[0], target
+
+
+@dataclass
+class RegisteredBlueprintModel:
+    name: str
+    version: str
+    blueprint: Any  # the Blueprint instance the version is tagged with
+    model: Any  # the fitted model, as the predictor loads it
+    train: pd.DataFrame
+    val: pd.DataFrame
+
+
+def register_blueprint_model(
+    tracking_uri: str,
+    name: str,
+    spec: Any,
+    frame: pd.DataFrame,
+    *,
+    candidates: list[str],
+    home: Path,
+    alias: str | None = "champion",
+    seed: int = 7,
+    val_share: float = 0.25,
+) -> RegisteredBlueprintModel:
+    """Train ``spec``'s ``candidates`` on ``frame``, register, tag and alias it, no pipeline.
+
+    ``spec`` is anything ``get_blueprint`` takes (a name, a ``BlueprintSpec``, its JSON
+    text, an instance); a blueprint whose task depends on the data is resolved on
+    ``frame``. The version carries the lineage tags a pipeline writes (the blueprint
+    spec and flavour included), so ``driftloop serve``, feedback and the monitor
+    treat it as a pipeline-registered version.
+    """
+    from driftloop.blueprints import get_blueprint
+    from driftloop.lineage import version_tags
+    from driftloop.registry import ModelRegistry, scoped_tracking_uri
+    from driftloop.settings import Settings
+    from driftloop.training.candidates import train_candidates
+
+    blueprint = get_blueprint(spec)
+    if hasattr(blueprint, "resolve"):
+        blueprint, _ = blueprint.resolve(frame)
+    shuffled = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    cut = int(len(shuffled) * (1 - val_share))
+    train, val = shuffled.iloc[:cut], shuffled.iloc[cut:]
+    # scoped: training sets MLflow's process-global URI; this process's other tests
+    # must not keep talking to this registry
+    with scoped_tracking_uri(tracking_uri):
+        result = train_candidates(
+            blueprint,
+            train,
+            val,
+            seed=seed,
+            experiment="serving-tests",
+            settings=Settings(home=home),
+            candidates=candidates,
+        )
+    registry = ModelRegistry(tracking_uri)
+    primary = blueprint.primary_metric
+    tags = version_tags(
+        dataset_fingerprint="test",
+        split_fingerprints={},
+        metric_name=primary,
+        metric_value=result.val_metrics[primary],
+        metric_split="val",
+        blueprint=blueprint.spec,
+        flavour=blueprint.flavour,
+    )
+    version = registry.register(name, result.run_id, tags=tags)
+    if alias:
+        registry.set_alias(name, alias, version)
+    return RegisteredBlueprintModel(name, version, blueprint, result.model, train, val)
 
 
 def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:

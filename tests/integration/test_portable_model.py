@@ -107,12 +107,70 @@ def train_sentiment_xgboost(settings):
     )
 
 
+def train_table(dataset: str, candidate: str, settings):
+    """One tabular candidate on a shipped table (rows with ids; the task resolved from it)."""
+    from driftloop.blueprints import get_blueprint
+    from driftloop.datasets.tables import SHIPPED_TABLES
+    from driftloop.training.candidates import train_candidates
+
+    blueprint = get_blueprint("tabular", target=SHIPPED_TABLES[dataset][1])
+    frame = blueprint.load(dataset, None).sample(frac=1.0, random_state=3)
+    blueprint, _ = blueprint.resolve(frame)
+    cut = int(len(frame) * 0.8)
+    return train_candidates(
+        blueprint,
+        frame.iloc[:cut],
+        frame.iloc[cut:],
+        seed=7,
+        experiment=f"portable-{dataset}",
+        settings=settings,
+        candidates=[candidate],
+    )
+
+
 CASES = [
     PortableCase(
         id="sentiment-xgboost",
         train=train_sentiment_xgboost,
         inputs=pd.DataFrame({"text": ["produto ótimo, chegou rápido", "não recomendo, péssimo"]}),
         kind="classifier",
+    ),
+    # mixed numeric/categorical columns (TableSchema, ColumnTransformer, one-hot) -> species
+    PortableCase(
+        id="tabular-penguins-hgb",
+        train=lambda settings: train_table("penguins", "hist_gradient_boosting", settings),
+        inputs=pd.DataFrame(
+            {
+                "island": ["Biscoe", "Dream"],
+                "bill_length_mm": [45.2, 39.5],
+                "bill_depth_mm": [14.8, 18.9],
+                "flipper_length_mm": [212.0, 190.0],
+                "body_mass_g": [5200.0, 3800.0],
+                "sex": ["female", "male"],
+                "year": [2008, 2009],
+            }
+        ),
+        kind="classifier",
+    ),
+    # an all-numeric regression with xgboost's regressor
+    PortableCase(
+        id="tabular-diabetes-xgboost",
+        train=lambda settings: train_table("diabetes", "xgboost", settings),
+        inputs=pd.DataFrame(
+            {
+                "age": [59.0, 48.0],
+                "sex": [2.0, 1.0],
+                "bmi": [32.1, 21.6],
+                "bp": [101.0, 87.0],
+                "s1": [157.0, 183.0],
+                "s2": [93.2, 103.2],
+                "s3": [38.0, 70.0],
+                "s4": [4.0, 3.0],
+                "s5": [4.8598, 3.8918],
+                "s6": [87.0, 69.0],
+            }
+        ),
+        kind="regressor",
     ),
 ]
 
@@ -267,6 +325,8 @@ def test_logged_requirements_are_pinned_and_install_cpu_builds(case, registered)
     assert "driftloop" not in names
     assert {"mlflow", "scikit-learn", "numpy", "pandas", "cloudpickle"} <= names
     assert not ({"xgboost", "xgboost-cpu"} <= names)  # never both builds of one module
+    if "xgboost" in case.id:
+        assert names & {"xgboost", "xgboost-cpu"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])

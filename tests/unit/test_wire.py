@@ -19,9 +19,9 @@ from kserve.protocol.infer_type import (
     serialize_byte_tensor,
 )
 
-from driftloop.serving import wire
 from driftloop.blueprints.codec import Limits
 from driftloop.blueprints.sentiment import SentimentBlueprint
+from driftloop.serving import wire
 from driftloop.serving.loader import LoadedModel
 from driftloop.serving.model import decode
 
@@ -385,3 +385,41 @@ def test_grpc_raw_inputs_give_raw_outputs_for_every_output():
     plain = answer(grpc_request(grpc_tensor(shape=[1], bytes_contents=[b"x"]))).to_grpc()
     assert len(plain.raw_output_contents) == 0
     assert list(plain.outputs[0].contents.bytes_contents) == [b"positive", b"negative"]
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data", "problem"),
+    [
+        ("INT64", [2008, 2008.5], r"item 1 is 2008\.5, not an integer"),
+        ("UINT8", [300], r"item 0 is 300, outside UINT8's range 0\.\.255"),
+        ("UINT8", [-5], r"item 0 is -5, outside UINT8's range"),
+        ("INT32", [1, None], r"item 1 is null: an INT32 tensor has no missing value"),
+        ("FP32", [1.0, "1.5"], r"item 1 is '1\.5', not a number"),
+        ("FP64", [True], r"item 0 is True, not a number"),
+        ("BOOL", [True, None], r"item 1 is null: a BOOL tensor has no missing value"),
+        ("BOOL", [1], r"item 0 is 1, not true or false"),
+    ],
+)
+def test_json_items_that_numpy_would_cast_silently_are_invalid_input(datatype, data, problem):
+    with pytest.raises(
+        InvalidInput, match=rf"inputs\[x\] has unreadable {datatype} data: {problem}"
+    ):
+        wire.input_tensor(InferInput("x", [len(data)], datatype, data=data))
+
+
+def test_json_items_that_fit_their_datatype():
+    assert wire.input_tensor(
+        InferInput("x", [3], "INT64", data=[1, 2.0, np.int64(3)])
+    ).tolist() == [
+        1,
+        2,
+        3,
+    ]
+    floats = wire.input_tensor(InferInput("x", [3], "FP32", data=[1, None, np.float32(2.5)]))
+    assert floats[0] == 1.0 and np.isnan(floats[1]) and floats[2] == 2.5
+    assert wire.input_tensor(
+        InferInput("x", [2], "BOOL", data=[True, np.bool_(False)])
+    ).tolist() == [
+        True,
+        False,
+    ]

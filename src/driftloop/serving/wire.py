@@ -166,10 +166,42 @@ def _flat_from_data(data: Any, datatype: str, field: str) -> np.ndarray:
         array = np.empty(len(flat), dtype=np.object_)
         array[:] = flat
         return array
+    for index, item in enumerate(flat):
+        problem = _item_problem(item, np.dtype(dtype), datatype)
+        if problem:
+            raise InvalidInput(f"{field} has unreadable {datatype} data: item {index} {problem}")
     try:
         return np.array(flat, dtype=dtype)
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInput(f"{field} has unreadable {datatype} data: {exc}") from exc
+
+
+def _item_problem(item: Any, dtype: np.dtype, datatype: str) -> str | None:
+    """Why a JSON/typed item does not fit ``datatype`` (None: it fits).
+
+    Checked before numpy casts, which would silently read 2.5 as the INT64 2, wrap
+    300 into a UINT8 (44), read the text "1.5" or ``true`` as an FP32, and null as
+    the BOOL false.
+    """
+    if isinstance(item, bool | np.bool_):
+        return None if dtype.kind == "b" else f"is {item!r}, not a number"
+    if dtype.kind == "b":
+        if item is None:
+            return "is null: a BOOL tensor has no missing value; send true or false"
+        return f"is {item!r}, not true or false"
+    if item is None:
+        if dtype.kind == "f":
+            return None  # null is a missing number: NaN
+        return f"is null: an {datatype} tensor has no missing value; send FP32/FP64 with null"
+    if not isinstance(item, int | float | np.integer | np.floating):
+        return f"is {item!r}, not a number"
+    if dtype.kind in "iu":
+        if isinstance(item, float | np.floating) and not float(item).is_integer():
+            return f"is {item!r}, not an integer"
+        limits = np.iinfo(dtype)
+        if not limits.min <= int(item) <= limits.max:
+            return f"is {item!r}, outside {datatype}'s range {limits.min}..{limits.max}"
+    return None
 
 
 def _flatten(items: Iterable[Any]) -> Iterable[Any]:
