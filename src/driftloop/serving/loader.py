@@ -95,7 +95,7 @@ def blueprint_of(concrete: str, tracking_uri: str | None = None) -> Blueprint:
             if TAG_BLUEPRINT in tags:
                 return get_blueprint(tags[TAG_BLUEPRINT])
     except (RegistryError, ValueError) as exc:
-        raise ModelLoadError(f"cannot tell the blueprint of {concrete}: {exc}") from exc
+        raise ModelLoadError(f"cannot load {concrete}: {exc}") from exc
     raise ModelLoadError(
         f"cannot tell the blueprint of {concrete}: serve a registered version "
         "(models:/NAME/VERSION or models:/NAME@ALIAS) or a driftloop training run"
