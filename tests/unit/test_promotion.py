@@ -60,6 +60,32 @@ def test_lower_is_better_metrics():
     assert decide(0.99, 1.0, floor=2.0, min_improvement=0.01, greater_is_better=False).promote
 
 
+def test_an_error_metric_without_a_floor():
+    """RMSE: any finite first model is promoted; a challenger with a higher error is kept."""
+    first = decide(65.4, None, floor=None, min_improvement=0.01, greater_is_better=False)
+    assert first.promote and "no floor" in first.reason
+    worse = decide(70.0, 65.4, floor=None, min_improvement=0.01, greater_is_better=False)
+    assert worse.outcome == KEEP and "-7.03%" in worse.reason
+    assert decide(60.0, 65.4, floor=None, min_improvement=0.01, greater_is_better=False).promote
+
+
+def test_gate_floor_comes_from_the_run_then_the_deployment_then_the_blueprint(tmp_path):
+    from driftloop.blueprints import get_blueprint
+    from driftloop.settings import Settings
+    from driftloop.training.gate import gate_floor
+
+    regression = get_blueprint(
+        '{"name": "tabular", "options": {"target": "y", "task": "regression"}}'
+    )
+    sentiment = get_blueprint("sentiment")
+    deployment = Settings(home=tmp_path, promotion_floor=0.7)
+    assert gate_floor(regression, Settings(home=tmp_path)) is None
+    assert gate_floor(sentiment, Settings(home=tmp_path)) == 0.6
+    assert gate_floor(sentiment, deployment) == 0.7
+    run_option = get_blueprint('{"name": "sentiment", "options": {"floor": 0.8}}')
+    assert gate_floor(run_option, deployment) == 0.8
+
+
 def test_reason_states_the_numbers():
     decision = decide(0.81, 0.80, floor=0.6, min_improvement=0.02)
     assert decision.outcome == KEEP
