@@ -55,9 +55,17 @@ def split(
     *,
     seed: int = 42,
 ) -> dict:
-    """Id-hash split into train/val/test, every class in every split where there are classes."""
+    """Id-hash split into train/val/test, every class in every split where there are classes.
+
+    Validation and test together must hold the rows the drift reference needs
+    (it is fitted on both): a table too small for it fails here, not after training.
+    """
+    from driftloop.monitor.reference import MIN_ROWS
+
     blueprint = get_blueprint(blueprint)
-    return split_file(path, out, seed=seed, label_column=blueprint.class_column)
+    return split_file(
+        path, out, seed=seed, label_column=blueprint.class_column, min_held_out=MIN_ROWS
+    )
 
 
 def merge_feedback(
@@ -100,7 +108,9 @@ def merge_feedback(
     missing = [c for c in columns if c not in base.columns]
     if missing:
         raise ValueError(f"the training rows lack column(s) {', '.join(missing)} that feedback has")
-    combined = pd.concat([base[columns], feedback[columns]], ignore_index=True)
+    combined = _one_type_per_column(
+        pd.concat([base[columns], feedback[columns]], ignore_index=True)
+    )
     merged = combined.drop_duplicates(subset=blueprint.id_column, keep="last")
     merged = merged.reset_index(drop=True)
     write_frame(merged, out)
@@ -110,3 +120,29 @@ def merge_feedback(
         "duplicates_dropped": len(combined) - len(merged),
         "fingerprint": frame_fingerprint(merged),
     }
+
+
+def _one_type_per_column(frame):
+    """``frame`` with every column of mixed value types as text (missing kept).
+
+    Feedback carries a row's values as the wire had them -- a date as ISO text,
+    say -- where the training rows may hold a typed column; Parquet takes one
+    type per column, and the blueprint's own reading parses the text again.
+    """
+    import pandas as pd
+
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) in (
+            "mixed",
+            "mixed-integer",
+        ):
+            out[column] = values.map(lambda v: v if _is_missing(v) else str(v))
+    return out
+
+
+def _is_missing(value) -> bool:
+    import pandas as pd
+
+    return value is None or (not isinstance(value, list | tuple | dict) and bool(pd.isna(value)))

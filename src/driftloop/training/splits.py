@@ -23,6 +23,8 @@ from driftloop.datasets.fingerprint import frame_fingerprint
 from driftloop.training.split_scheme import SplitScheme
 
 SPLIT_NAMES = ("train", "val", "test")
+# classes named in a split error; the rest are counted
+_SHOWN_CLASSES = 5
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
@@ -71,17 +73,35 @@ def _check_columns(frame: pd.DataFrame, label_column: str | None, id_column: str
 
 
 def _check_class_counts(counts: pd.Series, scheme: SplitScheme, label_column: str) -> None:
+    check_class_counts(counts, label_column, test_size=scheme.test_size, val_size=scheme.val_size)
+
+
+def check_class_counts(
+    counts: pd.Series, label_column: str, *, test_size: float = 0.2, val_size: float = 0.1
+) -> None:
+    """Raise ``ValueError`` unless every class (``counts``: rows per class) can reach every split.
+
+    Seed-independent: a table can be checked before a run. The message names
+    the column, the row counts and at most a few of the classes that are short.
+    """
+    total = int(counts.sum())
     if len(counts) < 2:
         raise ValueError(
-            f"need at least two classes in {label_column!r} to split, got {list(counts.index)}"
+            f"need at least two classes in {label_column!r} to split, got "
+            f"{list(counts.index)} in {total} rows"
         )
-    needed = _min_rows_per_class(scheme.test_size, scheme.val_size)
-    too_few = counts[counts < needed]
+    needed = _min_rows_per_class(test_size, val_size)
+    too_few = counts[counts < needed].sort_values(kind="mergesort")
     if not too_few.empty:
-        detail = ", ".join(f"{label!r} has {count}" for label, count in too_few.items())
+        shown = too_few.head(_SHOWN_CLASSES)
+        detail = ", ".join(f"{label!r} has {count} rows" for label, count in shown.items())
+        more = len(too_few) - len(shown)
+        if more:
+            detail += f" and {more} more of the {len(counts)} classes"
         raise ValueError(
-            f"class {detail} rows; a split with test_size={scheme.test_size}, "
-            f"val_size={scheme.val_size} needs at least {needed} rows per class"
+            f"column {label_column!r}: class {detail} ({total} rows in all); a split with "
+            f"test_size={test_size}, val_size={val_size} needs at least {needed} rows per class "
+            "(every class must reach train, val and test): add rows or merge rare classes"
         )
 
 
@@ -93,9 +113,9 @@ def _check_every_class_reaches_every_split(
         empty = [name for name in SPLIT_NAMES if row[name] == 0]
         if empty:
             raise ValueError(
-                f"class {label!r} ({int(row.sum())} rows) has no row in the "
-                f"{' and '.join(empty)} split(s): the id hash spread it unevenly; "
-                "add rows of that class or change the split fractions"
+                f"column {label_column!r}: class {label!r} ({int(row.sum())} rows) has no row "
+                f"in the {' and '.join(empty)} split(s) of {len(frame)} rows: the id hash "
+                "spread it unevenly; add rows of that class or try another --seed"
             )
 
 
@@ -107,11 +127,13 @@ def split_frame(
     val_size: float = 0.1,
     label_column: str | None = "label",
     id_column: str = "id",
+    min_held_out: int = 0,
 ) -> Splits:
     """Split into train/val/test by a hash of each row's id (see ``SplitScheme``).
 
     ``label_column`` names the classes every split must hold (None: no classes,
-    e.g. a regression target).
+    e.g. a regression target). ``min_held_out``: the fewest rows val and test
+    may hold together (what is fitted on them afterwards needs them).
     """
     scheme = SplitScheme(seed=seed, test_size=test_size, val_size=val_size)
     _check_columns(frame, label_column, id_column)
@@ -122,8 +144,35 @@ def split_frame(
     assigned = pd.Series(scheme.assign(ordered[id_column].astype(str)), index=ordered.index)
     if label_column is not None:
         _check_every_class_reaches_every_split(ordered, assigned, label_column)
+    held_out = int((assigned != "train").sum())
+    if held_out < min_held_out:
+        raise ValueError(
+            f"{len(frame)} rows leave {held_out} for validation and test; at least "
+            f"{min_held_out} are needed (the drift reference is fitted on them): "
+            f"add rows (about {rows_needed(min_held_out, test_size, val_size)} or more)"
+        )
     parts = (ordered[assigned == name].reset_index(drop=True) for name in SPLIT_NAMES)
     return Splits(*parts, scheme=scheme)
+
+
+def rows_needed(min_held_out: int, test_size: float = 0.2, val_size: float = 0.1) -> int:
+    """Rows a table needs for val and test to hold ``min_held_out`` rows, with a margin."""
+    return math.ceil(1.5 * min_held_out / (test_size + val_size))
+
+
+def check_row_count(
+    rows: int, min_held_out: int, *, test_size: float = 0.2, val_size: float = 0.1
+) -> None:
+    """Raise ``ValueError`` when ``rows`` cannot be expected to leave ``min_held_out`` rows
+    for validation and test (seed-independent: checked before a run)."""
+    expected = rows * (test_size + val_size)
+    if expected < min_held_out:
+        raise ValueError(
+            f"the table has {rows} rows; validation and test take {test_size + val_size:.0%} "
+            f"of them (about {math.floor(expected)}), and at least {min_held_out} are needed "
+            f"(the drift reference is fitted on them): use about "
+            f"{rows_needed(min_held_out, test_size, val_size)} rows or more"
+        )
 
 
 def split_file(
@@ -134,6 +183,7 @@ def split_file(
     test_size: float = 0.2,
     val_size: float = 0.1,
     label_column: str | None = "label",
+    min_held_out: int = 0,
 ) -> dict:
     """Split a labelled parquet/CSV file; write ``train``/``val``/``test`` parquet.
 
@@ -145,7 +195,12 @@ def split_file(
     """
     frame = read_frame(in_path)
     splits = split_frame(
-        frame, seed=seed, test_size=test_size, val_size=val_size, label_column=label_column
+        frame,
+        seed=seed,
+        test_size=test_size,
+        val_size=val_size,
+        label_column=label_column,
+        min_held_out=min_held_out,
     )
     if isinstance(out, Mapping):
         missing = [name for name in SPLIT_NAMES if name not in out]

@@ -49,6 +49,21 @@ def infer_task(target: pd.Series) -> tuple[str, str]:
     return "regression", f"target {name!r} is numeric with {distinct} distinct values"
 
 
+def class_labels(values: pd.Series) -> pd.Series:
+    """A target's classes as text, missing kept: 1.0 and 1 are both "1", True is "True"."""
+
+    def label(value: Any) -> Any:
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            return np.nan
+        if isinstance(value, bool | np.bool_):
+            return str(bool(value))
+        if isinstance(value, float | np.floating) and float(value).is_integer():
+            return str(int(value))
+        return str(value).strip() if isinstance(value, str) else str(value)
+
+    return values.astype(object).map(label)
+
+
 def preprocessing(*, scale: bool) -> ColumnTransformer:
     """Imputation and encoding by column kind (the kinds TableSchema's output dtypes carry)."""
 
@@ -121,7 +136,12 @@ class TabularBlueprint(Blueprint):
         return self.options["target"]
 
     def prepare(self, dataset: str | None, source: str | None) -> tuple[Blueprint, str, str]:
+        """Read the table, fix the task, and check what would fail the run: the target's
+        values, every class reaching every split, and enough rows held out for the drift
+        reference (a one-line ``ValueError`` naming the option or column and row counts)."""
         from driftloop.datasets.tables import SHIPPED_TABLES
+        from driftloop.monitor.reference import MIN_ROWS
+        from driftloop.training.splits import check_class_counts, check_row_count
 
         if dataset and source:
             raise ValueError("--dataset names a shipped table; with --data give neither")
@@ -131,13 +151,30 @@ class TabularBlueprint(Blueprint):
             blueprint: TabularBlueprint = TabularBlueprint(**(self.options | {"target": target}))
         else:
             blueprint = self
-        resolved, why = blueprint.resolve(blueprint.load(dataset, source))
-        return resolved, dataset or "file", why
+        frame = blueprint.load(dataset, source)
+        if not blueprint.options.get("target"):
+            from driftloop.datasets.tables import column_list
+
+            columns = column_list(c for c in frame.columns if c != self.id_column)
+            raise ValueError(f"--target: name the column to predict; columns are {columns}")
+        resolved, why = blueprint.resolve(frame)
+        frame = resolved._labelled(frame)
+        what = source or f"table {dataset!r}"
+        resolved.validate(frame, what)
+        if resolved.class_column is not None:
+            check_class_counts(frame[resolved.class_column].value_counts(), resolved.target_column)
+        check_row_count(len(frame), MIN_ROWS)
+        notes = [why, f"{len(frame)} rows", frame.attrs.get("ids", "")]
+        return resolved, dataset or "file", "; ".join(n for n in notes if n)
 
     def resolve(self, frame: pd.DataFrame) -> tuple[TabularBlueprint, str]:
         """This instance with ``task`` fixed from the data (when "auto"), and why."""
         if self.target_column not in frame.columns:
             self._missing_target(frame)
+        if self.target_column == self.id_column:
+            raise DatasetValidationError(
+                f"--target: column {self.id_column!r} holds the row ids; predict another column"
+            )
         if self.options.get("task", "auto") != "auto":
             return self, f"task {self.task} (given)"
         task, why = infer_task(frame[self.target_column])
@@ -162,14 +199,31 @@ class TabularBlueprint(Blueprint):
             frame = read_table(source)
         else:
             frame, _ = shipped_table(dataset or self.options.get("dataset") or self.default_dataset)
-        frame, _how = with_ids(frame, self.options.get("id_column"))
+        id_column = self.options.get("id_column")
+        if id_column is not None and id_column == self.options.get("target"):
+            raise DatasetValidationError(
+                f"--id-column and --target both name {id_column!r}; the ids cannot be predicted"
+            )
+        frame, how = with_ids(frame, id_column)
+        frame.attrs["ids"] = how
+        if self.options.get("task", "auto") != "auto":
+            frame = self._labelled(frame)
         return frame
 
+    def _labelled(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with a classification target's classes as text (see ``class_labels``)."""
+        target = self.options.get("target")
+        if not self.classifier or target not in frame.columns:
+            return frame
+        labelled = frame.copy()
+        labelled[target] = class_labels(frame[target])
+        return labelled
+
     def _missing_target(self, frame: pd.DataFrame) -> None:
-        columns = ", ".join(c for c in frame.columns if c != self.id_column)
-        raise DatasetValidationError(
-            f"--target: no column {self.target_column!r} in the data; columns are {columns}"
-        )
+        from driftloop.datasets.tables import no_such_column
+
+        columns = [c for c in frame.columns if c != self.id_column]
+        raise DatasetValidationError(no_such_column("--target", self.target_column, columns))
 
     def validate(self, frame: pd.DataFrame, what: str = "dataset") -> dict:
         target = self.target_column
@@ -198,12 +252,17 @@ class TabularBlueprint(Blueprint):
                 )
             report["labels"] = {str(k): int(v) for k, v in counts.sort_index().items()}
         else:
-            numbers = pd.to_numeric(frame[target], errors="coerce")
-            bad = int(numbers.isna().sum())
+            values = frame[target]
+            if values.dtype == object:
+                values = values.map(lambda v: v.strip() if isinstance(v, str) else v)
+            numbers = pd.to_numeric(values, errors="coerce").astype(float)
+            bad = int((~np.isfinite(numbers)).sum())
             if bad:
+                example = frame[target][~np.isfinite(numbers)].iloc[0]
                 raise DatasetValidationError(
-                    f"column {target!r}: {bad} of {len(frame)} rows are not numbers; "
-                    "regression needs a numeric target",
+                    f"column {target!r}: {bad} of {len(frame)} rows are not finite numbers "
+                    f"(e.g. {example!r}); regression needs a numeric target "
+                    "(--task classification predicts classes)",
                     {target: f"{bad} rows not numeric"},
                 )
         return report
@@ -216,6 +275,8 @@ class TabularBlueprint(Blueprint):
         values = frame[self.target_column]
         if self.classifier:
             return values.astype(str).to_numpy()
+        if values.dtype == object:
+            values = values.map(lambda v: v.strip() if isinstance(v, str) else v)
         return pd.to_numeric(values).astype(float).to_numpy()
 
     def rows_from_feedback(self, inputs: Sequence[Any], truths: Sequence[Any]) -> pd.DataFrame:
@@ -251,8 +312,10 @@ class TabularBlueprint(Blueprint):
         return {
             "ridge": table_pipeline(Ridge(alpha=1.0), scale=True),
             "random_forest": table_pipeline(
+                # fewer, shallower trees than the classifier's: a continuous target grows a
+                # leaf per row, and 200 of those on 50k rows take minutes and ~100 MB to serve
                 RandomForestRegressor(
-                    n_estimators=200, min_samples_leaf=2, n_jobs=self.n_jobs, random_state=seed
+                    n_estimators=100, min_samples_leaf=3, n_jobs=self.n_jobs, random_state=seed
                 )
             ),
             "hist_gradient_boosting": table_pipeline(

@@ -83,8 +83,8 @@ def check_value(value: Any, kind: str, field: str) -> Any:
     if kind == "boolean":
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
         raise InputError(f"{field} must be true, false or null, got {value!r}")
     if kind == "datetime":
         if isinstance(value, datetime | date):

@@ -17,8 +17,9 @@ from sklearn.utils.validation import check_is_fitted
 
 ColumnKind = Literal["numeric", "categorical", "boolean", "datetime"]
 
-# an object column counts as dates when this share of its non-null values parses
+# an object column counts as dates (numbers) when this share of its non-null values parses
 _DATE_SHARE = 0.95
+_NUMBER_SHARE = 0.95
 _BOOLEAN_WORDS = {"true": True, "false": False}
 
 
@@ -30,16 +31,36 @@ def _looks_like_dates(values: pd.Series) -> bool:
     return parsed.notna().mean() >= _DATE_SHARE
 
 
+def _looks_like_numbers(values: pd.Series) -> bool:
+    """Numbers with a few stray markers ("?", "n.a.") that made a CSV column text: numeric.
+
+    A column whose every value is a number in text was typed so on purpose (a
+    Parquet string column of codes): it stays categorical.
+    """
+    present = values.dropna()
+    if present.empty or not all(isinstance(v, str | int | float) for v in present.head(500)):
+        return False
+    text = present.map(lambda v: isinstance(v, str))
+    if not text.any():  # numbers in an object column (None among them)
+        return not present.map(lambda v: isinstance(v, bool)).any()
+    share = pd.to_numeric(present.astype(str).str.strip(), errors="coerce").notna().mean()
+    return bool(_NUMBER_SHARE <= share < 1.0)
+
+
 def infer_kind(values: pd.Series) -> ColumnKind:
     if pd.api.types.is_bool_dtype(values):
         return "boolean"
     if pd.api.types.is_datetime64_any_dtype(values):
         return "datetime"
-    if pd.api.types.is_numeric_dtype(values):
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
         return "numeric"
-    lowered = values.dropna().astype(str).str.lower()
-    if not lowered.empty and lowered.isin(_BOOLEAN_WORDS).all():
+    lowered = values.dropna().astype(str).str.strip().str.lower()
+    if lowered.empty:  # no value at all: nothing to learn, imputed like a number
+        return "numeric"
+    if lowered.isin(_BOOLEAN_WORDS).all():
         return "boolean"
+    if _looks_like_numbers(values):
+        return "numeric"
     if _looks_like_dates(values):
         return "datetime"
     return "categorical"
@@ -55,27 +76,40 @@ def coerce_column(values: pd.Series, kind: ColumnKind) -> tuple[pd.Series, int]:
     if kind == "numeric":
         if pd.api.types.is_bool_dtype(values):
             values = values.astype(float)
+        if pd.api.types.is_timedelta64_dtype(values):
+            values = values.dt.total_seconds()
+        if values.dtype == object:
+            values = values.map(lambda v: v.strip() if isinstance(v, str) else v)
         converted = pd.to_numeric(values, errors="coerce").astype(float)
+        converted = converted.where(np.isfinite(converted), np.nan)  # inf: no number to learn
     elif kind == "datetime":
         converted = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
     elif kind == "boolean":
         converted = values.map(_flag)
     else:
-        converted = (
-            values.astype(object)
-            .where(present, np.nan)
-            .map(lambda v: v if isinstance(v, str) or v is np.nan else str(v))
+        # missing stays missing (imputed as "(missing)"), never the text "nan"
+        converted = values.astype(object).map(
+            lambda v: v if isinstance(v, str) else np.nan if _missing(v) else str(v)
         )
     failed = int((present & converted.isna()).sum())
     return converted, failed
+
+
+def _missing(value: object) -> bool:
+    return (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float | np.floating) and np.isnan(value))
+    )
 
 
 def _flag(value: object) -> object:
     """A boolean-ish value as the category "True"/"False"; anything else missing."""
     if isinstance(value, bool | np.bool_):
         return str(bool(value))
-    if isinstance(value, str) and value.lower() in _BOOLEAN_WORDS:
-        return str(_BOOLEAN_WORDS[value.lower()])
+    if isinstance(value, str) and value.strip().lower() in _BOOLEAN_WORDS:
+        return str(_BOOLEAN_WORDS[value.strip().lower()])
     if isinstance(value, int | float) and value in (0, 1):
         return str(bool(value))
     return np.nan
