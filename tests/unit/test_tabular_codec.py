@@ -289,3 +289,12 @@ def test_check_value():
     assert check_value(b"abc", "categorical", "f") == "abc"
     assert check_value(" True ", "boolean", "f") is True
     assert check_value(pd.Timestamp("2024-01-02"), "datetime", "f").startswith("2024-01-02")
+
+
+def test_a_text_cell_longer_than_the_limit_is_refused_by_name():
+    from driftloop.blueprints.tabular.codec import check_value
+
+    assert check_value("Dream", "categorical", "f", max_chars=5) == "Dream"
+    with pytest.raises(InputError, match=r"instances\[0\]\.island has 6 characters; at most 5"):
+        check_value("Dreams", "categorical", "instances[0].island", max_chars=5)
+    assert Limits().max_chars == 10_000

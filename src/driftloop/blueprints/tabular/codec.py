@@ -63,13 +63,15 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def check_value(value: Any, kind: str, field: str) -> Any:
+def check_value(value: Any, kind: str, field: str, max_chars: int | None = None) -> Any:
     """One cell, as the model's schema wants it; JSON-safe (None for missing)."""
     if isinstance(value, bytes | bytearray | np.bytes_):
         try:
             value = bytes(value).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InputError(f"{field} is not valid UTF-8: {exc.reason}") from exc
+    if max_chars is not None and isinstance(value, str) and len(value) > max_chars:
+        raise InputError(f"{field} has {len(value)} characters; at most {max_chars}")
     if isinstance(value, np.generic):
         value = value.item()
     if _is_missing(value):
@@ -135,7 +137,9 @@ class TableCodec(Codec):
             self._check_columns(list(item), field)
             rows.append(
                 {
-                    column: check_value(item[column], kind, f"{field}.{column}")
+                    column: check_value(
+                        item[column], kind, f"{field}.{column}", self.limits.max_chars
+                    )
                     for column, kind in self.kinds.items()
                 }
             )
@@ -164,7 +168,10 @@ class TableCodec(Codec):
             if count is not None and len(values) != count:
                 raise InputError(f"{field} has {len(values)} rows; other inputs have {count}")
             count = len(values)
-            columns[column] = [check_value(v, kind, f"{field}[{i}]") for i, v in enumerate(values)]
+            columns[column] = [
+                check_value(v, kind, f"{field}[{i}]", self.limits.max_chars)
+                for i, v in enumerate(values)
+            ]
         self.check_count(count or 0, "inputs", "row")
         return self._batch(
             [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
