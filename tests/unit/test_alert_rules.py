@@ -27,10 +27,19 @@ def test_checked_in_rules_equal_the_rendered_defaults():
 
 def test_rules_carry_model_and_severity_and_annotations():
     rules = render_rules(default_settings())["groups"][0]["rules"]
-    assert [r["alert"] for r in rules] == ["DriftDetected", "FeedbackBacklog", "LiveScoreDrop"]
+    assert [r["alert"] for r in rules] == [
+        "DriftDetected",
+        "FeedbackBacklog",
+        "LiveScoreDrop",
+        "DriftloopStoreDropping",
+    ]
+    sources = {a.name: a.source for a in ALERTS}
     for rule in rules:
         assert rule["labels"]["severity"] in {"info", "warning", "critical"}
-        assert "model" in rule["expr"]
+        if sources[rule["alert"]] == "monitor":
+            assert "model" in rule["expr"]
+        else:  # per predictor process; no model label, so the trigger never retrains on it
+            assert "by (job, instance)" in rule["expr"]
         assert {"summary", "description"} <= set(rule["annotations"])
 
 
@@ -62,7 +71,8 @@ def test_bad_for_duration_is_refused():
 def test_every_alert_has_an_evaluator_condition():
     from driftloop.monitor.evaluator import CONDITIONS
 
-    assert set(CONDITIONS) == {a.name for a in ALERTS}
+    # the built-in evaluator scrapes the monitor: it checks the monitor's alerts
+    assert set(CONDITIONS) == {a.name for a in ALERTS if a.source == "monitor"}
 
 
 @pytest.mark.integration
@@ -72,7 +82,7 @@ def test_promtool_accepts_the_checked_in_rules():
         [PROMTOOL, "check", "rules", str(RULES_FILE)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 rules found" in result.stdout
+    assert "4 rules found" in result.stdout
 
 
 PROMTOOL_TESTS = textwrap.dedent(
@@ -127,6 +137,11 @@ PROMTOOL_TESTS = textwrap.dedent(
             values: '0x10'
           - series: 'driftloop_live_score_samples{model="steady",version="1",job="monitor"}'
             values: '40x10'
+          # predictor p1 drops 50 rows per scrape from 75s to 105s; p2's counter never moves
+          - series: 'driftloop_store_dropped_total{job="predictor",instance="p1:8080"}'
+            values: '0x4 50+50x2 150x20'
+          - series: 'driftloop_store_dropped_total{job="predictor",instance="p2:8080"}'
+            values: '7x30'
         alert_rule_test:
           # drift set at 30s: pending until the 1m "for" has passed
           - {eval_time: 60s, alertname: DriftDetected, exp_alerts: []}
@@ -161,6 +176,18 @@ PROMTOOL_TESTS = textwrap.dedent(
                 exp_annotations:
                   summary: Live score of model prices is worse than its test score
                   description: The primary metric of prices version 2 on live feedback is 2.5, worse than the champion's test value by more than 0.1 of it, in the metric's direction (over at least 30 predictions with a ground truth).
+          # drops from 75s: pending until the 1m "for" has passed, then firing while the
+          # last 5 minutes hold a drop; cleared once they no longer do (105s + 5m)
+          - {eval_time: 60s, alertname: DriftloopStoreDropping, exp_alerts: []}
+          - {eval_time: 120s, alertname: DriftloopStoreDropping, exp_alerts: []}
+          - eval_time: 150s
+            alertname: DriftloopStoreDropping
+            exp_alerts:
+              - exp_labels: {job: predictor, instance: "p1:8080", severity: critical}
+                exp_annotations:
+                  summary: Predictor p1:8080 is dropping prediction rows
+                  description: The predictor at p1:8080 (job predictor) dropped prediction rows in the last 5 minutes (driftloop_store_dropped_total); its store queue is full, so the prediction database has been unreachable or too slow for longer than the queue can hold. Dropped rows are lost for good (no feedback can join them, no live score counts them); check the database and driftloop_store_queue_depth.
+          - {eval_time: 420s, alertname: DriftloopStoreDropping, exp_alerts: []}
     """
 )
 

@@ -398,8 +398,11 @@ def test_alertmanager_routes_the_three_alerts_to_the_trigger_with_a_bearer_secre
 
     rules = next(d for d in docs if d["kind"] == "PrometheusRule")
     alert_names = {r["alert"] for g in rules["spec"]["groups"] for r in g["rules"]}
-    assert alert_names == {"DriftDetected", "FeedbackBacklog", "LiveScoreDrop"}
-    assert all(re.fullmatch(matcher["value"], name) for name in alert_names)
+    retraining = {"DriftDetected", "FeedbackBacklog", "LiveScoreDrop"}
+    assert alert_names == retraining | {"DriftloopStoreDropping"}
+    assert all(re.fullmatch(matcher["value"], name) for name in retraining)
+    # dropped prediction rows page a person; they are no reason to retrain
+    assert not re.fullmatch(matcher["value"], "DriftloopStoreDropping")
     webhook = config["spec"]["receivers"][0]["webhookConfigs"][0]
     assert webhook["url"].startswith("http://driftloop-trigger.driftloop.svc.cluster.local:8095/")
     credentials = webhook["httpConfig"]["authorization"]["credentials"]

@@ -56,6 +56,11 @@ class AlertSpec:
     severity: str
     summary: str
     description: str
+    # "monitor": on the monitor's per-model metrics, which the built-in evaluator (it
+    # scrapes only the monitor) also checks; "predictor": on the predictor's own
+    # metrics, per scraped process, for Prometheus only (no ``model`` label, so the
+    # trigger never retrains on it)
+    source: str = "monitor"
 
     def expr(self, t: AlertThresholds) -> str:
         return EXPRESSIONS[self.name](t)
@@ -84,6 +89,10 @@ EXPRESSIONS = {
         f"max by (model) (driftloop_feedback_since_champion) >= {_number(t.feedback_backlog)}"
     ),
     "LiveScoreDrop": lambda t: _live_score_drop(t),
+    # any prediction row dropped in the last 5 minutes, per predictor process
+    "DriftloopStoreDropping": lambda t: (
+        "sum by (job, instance) (increase(driftloop_store_dropped_total[5m])) > 0"
+    ),
 }
 
 _LIVE = "max by (model, version) (driftloop_live_score)"
@@ -139,6 +148,20 @@ ALERTS: tuple[AlertSpec, ...] = (
             "{margin} of it, in the metric's direction "
             "(over at least {samples} predictions with a ground truth)."
         ),
+    ),
+    AlertSpec(
+        name="DriftloopStoreDropping",
+        severity="critical",
+        summary="Predictor {{ $labels.instance }} is dropping prediction rows",
+        description=(
+            "The predictor at {{ $labels.instance }} (job {{ $labels.job }}) dropped "
+            "prediction rows in the last 5 minutes (driftloop_store_dropped_total); its "
+            "store queue is full, so the prediction database has been unreachable or too "
+            "slow for longer than the queue can hold. Dropped rows are lost for good "
+            "(no feedback can join them, no live score counts them); check the database "
+            "and driftloop_store_queue_depth."
+        ),
+        source="predictor",
     ),
 )
 

@@ -88,7 +88,11 @@ def create_store_engine(url: str) -> sa.Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and enforced foreign keys."""
     url_obj = sa.make_url(url)
     if url_obj.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True)
+        connect_args = {}
+        if url_obj.get_backend_name() == "postgresql" and "connect_timeout" not in url_obj.query:
+            # an unreachable host fails a connect in seconds, not after the TCP timeout
+            connect_args["connect_timeout"] = 10
+        return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     if url_obj.database and url_obj.database != ":memory:":
         Path(url_obj.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -233,6 +237,21 @@ class PredictionStore:
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return None if row is None else self._record(row)
+
+    def get_predictions(self, request_ids: Iterable[str]) -> dict[str, PredictionRecord]:
+        """The predictions among ``request_ids`` that exist, by request id (one query per
+        500 ids)."""
+        wanted = list(dict.fromkeys(request_ids))
+        found: dict[str, PredictionRecord] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                query = sa.select(predictions_table).where(
+                    predictions_table.c.request_id.in_(chunk)
+                )
+                for row in conn.execute(query):
+                    found[row.request_id] = self._record(row)
+        return found
 
     def count_predictions(self, model_name: str | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(predictions_table)
