@@ -73,8 +73,62 @@ def resolve(uri: str, tracking_uri: str | None = None) -> tuple[str, str]:
     return uri, "0"
 
 
-def current_version(uri: str, tracking_uri: str | None = None) -> str:
+# The reload poll asks one short question per round. MLflow's client retries a failed
+# request with exponential backoff (minutes, by default): a poll caught in it during a
+# registry outage sleeps on long after the registry is back, and picks up a moved alias
+# only then. The next round is never more than one interval away, so the poll itself
+# need not retry.
+POLL_TIMEOUT_S = 5.0
+_ALIAS_ENDPOINT = "/api/2.0/mlflow/registered-models/alias"
+
+
+def current_version(
+    uri: str, tracking_uri: str | None = None, timeout_s: float = POLL_TIMEOUT_S
+) -> str:
+    """The version ``uri`` points at now -- for the reload poll: against an HTTP registry
+    one request of at most ``timeout_s``, never retried (:class:`ModelLoadError` if it fails).
+
+    The no-retry, short-timeout settings are passed to that one request
+    (``mlflow.utils.rest_utils.http_request``'s ``max_retries`` and ``timeout``), not put
+    in the environment: ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``/``_TIMEOUT`` are process-global,
+    and this poll runs on a background thread while other threads of the process (a model
+    load, a feedback's blueprint lookup) talk to MLflow with its usual retries.
+    """
+    alias = _ALIAS_URI.match(uri)
+    registry = _registry_uri(tracking_uri) if alias else None
+    if alias and registry and registry.split(":", 1)[0] in ("http", "https"):
+        return _alias_version_once(registry, alias["name"], alias["alias"], timeout_s)
     return resolve(uri, tracking_uri)[1]
+
+
+def _registry_uri(tracking_uri: str | None) -> str | None:
+    if tracking_uri:
+        return tracking_uri
+    import mlflow
+
+    return mlflow.get_registry_uri()
+
+
+def _alias_version_once(registry: str, name: str, alias: str, timeout_s: float) -> str:
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+    where = f"models:/{name}@{alias}"
+    try:
+        response = http_request(
+            get_default_host_creds(registry),
+            _ALIAS_ENDPOINT,
+            "GET",
+            params={"name": name, "alias": alias},
+            max_retries=0,
+            backoff_factor=0,
+            timeout=timeout_s,
+            raise_on_status=False,
+        )
+        verify_rest_response(response, _ALIAS_ENDPOINT)
+        return str(response.json()["model_version"]["version"])
+    except Exception as exc:  # MlflowException (unreachable, unknown alias), bad JSON
+        raise ModelLoadError(f"cannot resolve {where}: {exc}") from exc
 
 
 def blueprint_of(concrete: str, tracking_uri: str | None = None) -> Blueprint:

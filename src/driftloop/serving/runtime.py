@@ -51,6 +51,7 @@ class Periodic:
         self.action = action
         self.warm_up = warm_up
         self._stop = threading.Event()
+        self._last_warned = 0.0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> Periodic:
@@ -68,11 +69,27 @@ class Periodic:
                 self.warm_up()
             except Exception as exc:  # noqa: BLE001
                 log.warning("%s warm-up failed: %s", self._thread.name, exc)
+        failing_since: float | None = None
         while not self._stop.wait(self.interval_s):
             try:
                 self.action()
             except Exception as exc:  # noqa: BLE001 - keep polling after a bad round
-                log.warning("%s failed: %s", self._thread.name, exc)
+                # an outage fails every round: say so once, then once a minute
+                now = time.monotonic()
+                if failing_since is None or now - self._last_warned >= 60.0:
+                    self._last_warned = now
+                    log.warning("%s failed: %s", self._thread.name, exc)
+                else:
+                    log.debug("%s failed: %s", self._thread.name, exc)
+                failing_since = failing_since if failing_since is not None else now
+                continue
+            if failing_since is not None:
+                log.warning(
+                    "%s works again after %.1fs",
+                    self._thread.name,
+                    time.monotonic() - failing_since,
+                )
+                failing_since = None
 
 
 class ServingRuntime:
