@@ -68,7 +68,9 @@ def test_v2_infer_contract_and_request_id(stack):
     with_id = http.post(
         "/v2/models/sentiment/infer", json=v2_body(["fine"], "client-id-1"), headers=AUTH
     )
-    assert with_id.json()["id"] == "client-id-1" == with_id.headers["x-request-id"]
+    # a client's id is a correlation value; the request id is the server's
+    assert with_id.json()["id"] == with_id.headers["x-request-id"] != "client-id-1"
+    assert with_id.json()["parameters"]["client_request_id"] == "client-id-1"
 
 
 def test_v1_predict_contract(stack):
@@ -155,7 +157,7 @@ def test_bad_v2_input_is_a_400_naming_the_problem(stack, body, message):
 
 
 BAD_V1 = [
-    (b"{not json", "Unrecognized request format"),
+    (b"{not json", "request body is not valid JSON"),
     (b"{}", "missing"),
     (b'{"instances": []}', "is empty"),
     (b'{"instances": [42]}', "must be a string"),
@@ -287,6 +289,146 @@ def test_feedback_api(stack):
         assert store.feedback_stats("sentiment").count >= 2
     finally:
         store.close()
+
+
+def _store(stack) -> PredictionStore:
+    return PredictionStore(f"sqlite:///{stack['home'] / 'store.db'}")
+
+
+def _count_rows(stack) -> int:
+    """The stored predictions, once the predictor's write queue has settled."""
+    store = _store(stack)
+    try:
+        count = store.count_predictions()
+        while True:
+            time.sleep(0.3)
+            again = store.count_predictions()
+            if again == count:
+                return count
+            count = again
+    finally:
+        store.close()
+
+
+def test_a_reused_client_id_cannot_squat_or_relabel_another_prediction(stack):
+    http = stack["http"]
+    first = http.post(
+        "/v2/models/sentiment/infer", json=v2_body(["i love it"], "order-42"), headers=AUTH
+    )
+    second = http.post(
+        "/v2/models/sentiment/infer", json=v2_body(["awful, broken"], "order-42"), headers=AUTH
+    )
+    v1 = http.post(
+        "/v1/models/sentiment:predict",
+        json={"instances": ["meh"]},
+        headers={**AUTH, "x-request-id": "order-42"},
+    )
+    assert first.status_code == second.status_code == v1.status_code == 200
+    ids = [first.json()["id"], second.json()["id"], v1.json()["request_id"]]
+    assert len(set(ids)) == 3 and "order-42" not in ids
+    assert v1.json()["client_request_id"] == "order-42"
+    assert [r.headers["x-request-id"] for r in (first, second, v1)] == ids
+    # each client labels its own prediction; the squatter's id labels nothing
+    for request_id in ids:
+        answer = http.post(f"/v1/feedback/{request_id}", json={"correct": True}, headers=AUTH)
+        assert answer.status_code == 200, answer.text
+    squat = http.post("/v1/feedback/order-42", json={"label": "negative"}, headers=AUTH)
+    assert squat.status_code == 404
+    store = _store(stack)
+    try:
+        rows = [store.get_prediction(request_id) for request_id in ids]
+        assert [r.inputs for r in rows] == [["i love it"], ["awful, broken"], ["meh"]]
+        assert store.get_prediction("order-42") is None
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("client_id", ["\u20ac", "a\nb", "\r\n", "a\u0000b", "x" * 128])
+def test_any_client_id_text_is_answered_and_echoed(stack, client_id):
+    http = stack["http"]
+    response = http.post(
+        "/v2/models/sentiment/infer", json=v2_body(["great"], client_id), headers=AUTH
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["parameters"]["client_request_id"] == client_id
+    assert body["id"] == response.headers["x-request-id"] and len(body["id"]) == 32
+
+
+def test_too_long_client_id_is_a_400_and_stores_nothing(stack):
+    before = _count_rows(stack)
+    response = stack["http"].post(
+        "/v2/models/sentiment/infer", json=v2_body(["great"], "x" * 129), headers=AUTH
+    )
+    assert response.status_code == 400 and "at most 128" in response.text
+    assert _count_rows(stack) == before
+
+
+def test_v1_ignores_cloudevent_headers(stack):
+    response = stack["http"].post(
+        "/v1/models/sentiment:predict",
+        content=b'{"instances": ["great"]}',
+        headers={**AUTH, "ce-contenttype": "application/json", "content-type": "text/plain"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"][0]["label"] == "positive"
+
+
+def test_versioned_v2_route(stack):
+    http = stack["http"]
+    served = http.post(
+        f"/v2/models/sentiment/versions/{stack['version']}/infer",
+        json=v2_body(["great"]),
+        headers=AUTH,
+    )
+    assert served.status_code == 200, served.text
+    assert served.json()["model_version"] == stack["version"]
+    other = http.post(
+        "/v2/models/sentiment/versions/999/infer", json=v2_body(["great"]), headers=AUTH
+    )
+    assert other.status_code == 404 and "'999'" in other.text
+    unknown = http.post("/v2/models/nope/versions/1/infer", json=v2_body(["x"]), headers=AUTH)
+    assert unknown.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"label": NaN}',
+        b'{"value": Infinity}',
+        b'{"value": 1e400}',
+        b'{"label": "\\ud800"}',
+        b'{"label": "a\\u0000b"}',
+        b'{"source": "\\u0000"}',
+    ],
+)
+def test_hostile_feedback_bodies_are_422(stack, raw):
+    http = stack["http"]
+    request_id = http.post(
+        "/v1/models/sentiment:predict", json={"instances": ["fine"]}, headers=AUTH
+    ).json()["request_id"]
+    response = http.post(
+        f"/v1/feedback/{request_id}",
+        content=raw,
+        headers={**AUTH, "content-type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    batch = http.post(
+        "/v1/feedback",
+        content=b'{"items": [{"request_id": "%s", "label": NaN}]}' % request_id.encode(),
+        headers={**AUTH, "content-type": "application/json"},
+    )
+    assert batch.status_code == 422, batch.text
+
+
+def test_feedback_batch_of_unknown_ids_is_fast(stack):
+    items = [{"request_id": f"unknown-{i}", "label": "positive"} for i in range(1000)]
+    started = time.perf_counter()
+    response = stack["http"].post("/v1/feedback", json={"items": items}, headers=AUTH)
+    elapsed = time.perf_counter() - started
+    print(f"feedback batch of 1000 unknown ids: {elapsed:.3f} s")
+    assert response.status_code == 404 and "unknown-999" in response.text
+    assert elapsed < 1.0
 
 
 def test_payload_logger_sends_request_and_response_events(stack):

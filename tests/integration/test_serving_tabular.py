@@ -294,7 +294,10 @@ def test_v2_rest_json_one_input_per_column(tables, table):
     response = v2(served, column_inputs(served, served.rows), id="tabular-v2-json")
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["id"] == "tabular-v2-json" and body["model_version"] == served.version
+    assert body["model_version"] == served.version
+    # the request id is the server's; the client's comes back as a correlation value
+    assert body["id"] != "tabular-v2-json" and body["id"] == response.headers["x-request-id"]
+    assert body["parameters"]["client_request_id"] == "tabular-v2-json"
     check(from_v2_json(body, served, len(served.rows)), served)
     if served.classifier:
         assert body["parameters"]["labels"] == PENGUIN_CLASSES
@@ -340,7 +343,9 @@ def test_tritonclient_http_binary_inputs_and_outputs(tables, table):
         # no outputs named: tritonclient asks binary_data_output=true for all of them
         result = client.infer(served.name, tensors, headers=dict(AUTH), request_id="triton-http")
         response = result.get_response()
-        assert response["id"] == "triton-http" and response["model_version"] == served.version
+        assert response["model_version"] == served.version
+        assert response["id"] != "triton-http" and len(response["id"]) == 32  # server-assigned
+        assert response["parameters"]["client_request_id"] == "triton-http"
         assert all(o["parameters"]["binary_data_size"] > 0 for o in response["outputs"])
         assert all("data" not in o for o in response["outputs"])
         names = [o["name"] for o in response["outputs"]]
@@ -418,7 +423,9 @@ def test_grpc_typed_contents(tables, stubs, table):
         inputs=[grpc_tensor(t) for t in column_inputs(served, rows)],
     )
     response = stub.ModelInfer(request, metadata=GRPC_AUTH, timeout=20)
-    assert response.id == "grpc-typed" and response.model_version == served.version
+    assert response.model_version == served.version
+    assert response.id != "grpc-typed" and len(response.id) == 32  # server-assigned
+    assert response.parameters["client_request_id"].string_param == "grpc-typed"
     assert not response.raw_output_contents
     check(from_grpc_contents(response, served, len(rows)), served)
     if served.classifier:

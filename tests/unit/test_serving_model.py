@@ -142,9 +142,14 @@ def test_v1_answer_contract(served):
     assert first["low_confidence"] == (top < 0.9)
 
 
-def test_v1_uses_incoming_request_id_header(served):
-    answer = infer(served, {"instances": ["good"]}, {"x-request-id": "abc"}, {})
-    assert answer["request_id"] == "abc"
+def test_v1_incoming_request_id_header_is_only_a_correlation_value(served):
+    headers: dict[str, str] = {}
+    answer = infer(served, {"instances": ["good"]}, {"x-request-id": "abc"}, headers)
+    assert answer["client_request_id"] == "abc"
+    assert answer["request_id"] != "abc" and len(answer["request_id"]) == 32
+    assert headers["x-request-id"] == answer["request_id"]
+    again = infer(served, {"instances": ["bad"]}, {"x-request-id": "abc"}, {})
+    assert again["request_id"] != answer["request_id"]
     with pytest.raises(InvalidInput, match="at most 128"):
         infer(served, {"instances": ["good"]}, {"x-request-id": "x" * 129}, {})
 
@@ -153,7 +158,8 @@ def test_v2_answer_contract(served, loaded):
     headers: dict[str, str] = {}
     response = infer(served, v2_request(["good great", "hate it"], request_id="r-1"), {}, headers)
     body, _ = response.to_rest()
-    assert body["id"] == "r-1" == headers["x-request-id"]
+    assert body["id"] == headers["x-request-id"] != "r-1" and len(body["id"]) == 32
+    assert body["parameters"]["client_request_id"] == "r-1"
     assert body["model_name"] == "m" and body["model_version"] == "7"
     outputs = {o["name"]: o for o in body["outputs"]}
     assert outputs["label"]["data"] == ["positive", "negative"]

@@ -9,15 +9,24 @@ that does not fit the model (a label it cannot predict, a non-number for a
 regression) → 422 naming the field; a predictor running with
 ``DRIFTLOOP_PREDICTION_STORE=off`` → 503 naming that setting; sending feedback
 again appends a row (history kept) and the latest one counts.
+
+Bodies are read as strict JSON (orjson): a ``NaN``/``Infinity`` token, a number
+too large for a double or a lone surrogate is a 422 ``json_invalid`` naming the
+position, and a NUL character in any string is a 422 -- never a 500.
+A batch looks its ids up in one query and waits at most once for queued writes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException
+import orjson
+from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.responses import Response
 
 from driftloop.blueprints.feedback import Feedback
 from driftloop.blueprints.feedback import FeedbackError as TruthError
@@ -25,6 +34,43 @@ from driftloop.serving import docs, loader, metrics, runtime
 from driftloop.store import FeedbackRecord, PredictionRecord
 
 MAX_BATCH_ITEMS = 1000
+BATCH_WAIT_S = 0.5  # one wait for queued writes per batch, not one per id
+
+
+class _StrictJSONRequest(Request):
+    """FastAPI reads bodies with ``request.json()``: here that is orjson, which refuses
+    NaN/Infinity and lone surrogates (FastAPI answers its ``JSONDecodeError`` 422)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = orjson.loads(await self.body())
+        return self._json
+
+
+class StrictJSONRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            return await handler(_StrictJSONRequest(request.scope, request.receive))
+
+        return strict
+
+
+def _without_nul(value: Any, field: str) -> Any:
+    """``value`` when no string in it holds a NUL character (databases refuse them)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError(f"{field} must not contain NUL (\\u0000) characters")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
 
 
 class FeedbackError(Exception):
@@ -49,9 +95,19 @@ class FeedbackBody(BaseModel):
     )
     source: str = Field(default="api", max_length=64, description="who or what sent it")
 
+    @field_validator("value", "label", "source")
+    @classmethod
+    def _no_nul(cls, value: Any, info) -> Any:  # noqa: ANN001 - pydantic's ValidationInfo
+        return _without_nul(value, info.field_name)
+
 
 class FeedbackItem(FeedbackBody):
     request_id: str = Field(min_length=1, max_length=128)
+
+    @field_validator("request_id")
+    @classmethod
+    def _id_no_nul(cls, value: str) -> str:
+        return _without_nul(value, "request_id")
 
 
 class FeedbackBatch(BaseModel):
@@ -147,8 +203,9 @@ def submit_batch(serving: runtime.ServingRuntime, batch: FeedbackBatch) -> list[
     """All or nothing: every item is checked before any is written."""
     resolved = []
     unknown = []
+    found = serving.find_predictions([item.request_id for item in batch.items], BATCH_WAIT_S)
     for item in batch.items:
-        prediction = serving.find_prediction(item.request_id, wait_s=0.2)
+        prediction = found.get(item.request_id)
         if prediction is None:
             unknown.append(item.request_id)
             continue
@@ -172,7 +229,7 @@ def submit_batch(serving: runtime.ServingRuntime, batch: FeedbackBatch) -> list[
     return records
 
 
-router = APIRouter(tags=["feedback"])
+router = APIRouter(tags=["feedback"], route_class=StrictJSONRoute)
 
 
 @router.post(

@@ -4,7 +4,7 @@ Transport (REST v1/v2 with the binary extension, gRPC) is KServe's; this class
 fills KServe's own template:
 
 * ``preprocess`` decodes the request with the served version's codec (the
-  blueprint tagged on that version) into a batch, and fixes the request id;
+  blueprint tagged on that version) into a batch, and assigns the request id;
 * ``predict`` runs the model on the batch;
 * ``postprocess`` encodes the answer in the caller's protocol, stamps the
   request id, and hands the prediction to the process's serving runtime (store
@@ -43,12 +43,23 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def _request_id(explicit: Any, headers: dict[str, str]) -> str:
-    request_id = explicit or headers.get("x-request-id") or new_request_id()
-    request_id = str(request_id)
-    if len(request_id) > MAX_REQUEST_ID_CHARS:
-        raise InvalidInput(f"request id has {len(request_id)} characters; at most 128")
-    return request_id
+def client_request_id(explicit: Any, headers: dict[str, str]) -> str | None:
+    """The caller's own id for a request (the v2 ``id``, else the ``x-request-id`` header).
+
+    It is a correlation value only: echoed back as ``client_request_id``, never the
+    id the store, the feedback API or the payload logger use -- those get a
+    server-assigned one (:func:`new_request_id`), so no caller can take, overwrite
+    or relabel another caller's prediction by reusing its id.
+    """
+    client_id = explicit if explicit not in (None, "") else headers.get("x-request-id")
+    if client_id in (None, ""):
+        return None
+    client_id = str(client_id)
+    if len(client_id) > MAX_REQUEST_ID_CHARS:
+        raise InvalidInput(
+            f"request id has {len(client_id)} characters; at most {MAX_REQUEST_ID_CHARS}"
+        )
+    return client_id
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -68,6 +79,7 @@ class _Call:
     payload: dict | InferRequest
     batch: Batch
     started: float
+    client_id: str | None = None
     answer: Answer | None = None
 
 
@@ -178,8 +190,9 @@ class BlueprintModel(kserve.Model):
         if loaded is None:
             raise ModelNotReady(self.name)
         explicit = payload.id if isinstance(payload, InferRequest) else None
-        request_id = _request_id(explicit, headers or {})
-        return _Call(loaded, request_id, payload, decode(loaded, payload), started)
+        client_id = client_request_id(explicit, headers or {})
+        batch = decode(loaded, payload)
+        return _Call(loaded, new_request_id(), payload, batch, started, client_id)
 
     def predict(
         self,
@@ -215,6 +228,8 @@ class BlueprintModel(kserve.Model):
                 "request_id": call.request_id,
                 "model_version": version,
             }
+            if call.client_id is not None:
+                response["client_request_id"] = call.client_id
             request_body, response_body = call.payload, response
         if response_headers is not None:
             response_headers["x-request-id"] = call.request_id
@@ -230,7 +245,7 @@ class BlueprintModel(kserve.Model):
         # gRPC parameters hold scalars only, so there lists travel as JSON text.
         parameters = {
             key: json.dumps(value) if request.from_grpc and isinstance(value, list) else value
-            for key, value in answer.parameters.items()
+            for key, value in _parameters(call, answer).items()
         }
         return wire.infer_response(
             request,
@@ -259,7 +274,7 @@ class BlueprintModel(kserve.Model):
                 }
                 for name, datatype, array in answer.tensors
             ],
-            "parameters": answer.parameters,
+            "parameters": _parameters(call, answer),
         }
 
     def _record(self, call: _Call, request_body: Any, response_body: Any) -> None:
@@ -278,3 +293,10 @@ class BlueprintModel(kserve.Model):
             latency_ms=(time.perf_counter() - call.started) * 1000.0,
         )
         serving.record(record, request_body, response_body)
+
+
+def _parameters(call: _Call, answer: Answer) -> dict:
+    """The answer's v2 parameters, plus the caller's own id (``client_request_id``) if sent."""
+    if call.client_id is None:
+        return dict(answer.parameters)
+    return {**answer.parameters, "client_request_id": call.client_id}

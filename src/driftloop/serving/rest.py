@@ -5,6 +5,13 @@
   a message, and the response keeps its ``parameters.labels`` list. Bodies and
   answers go through ``serving.wire``: JSON or the OIP binary tensor extension
   (``Inference-Header-Content-Length``) both ways, as KServe's own handler does.
+- ``POST /v2/models/{name}/versions/{version}/infer`` is the same handler for the
+  served version; any other version answers 404 naming it (KServe's own route
+  would answer 501/500).
+- ``POST /v1/models/{name}:predict`` replaces KServe's handler: the body is read as
+  JSON ``{"instances": [...]}`` whatever its content type (driftloop takes no
+  CloudEvent bodies, so ``ce-*`` headers are ignored, not half-decoded into a 500);
+  bad JSON answers 400.
 - ``GET /v2/models/{name}`` adds the served version as ``versions``.
 - the feedback routes, auth and request-metrics middleware, and the startup
   and shutdown hooks of the process's serving runtime.
@@ -16,9 +23,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request
+import orjson
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import Response
-from kserve.errors import ModelNotReady
+from kserve.errors import InvalidInput, ModelNotReady
 
 from driftloop.serving import docs as api_docs
 from driftloop.serving import feedback, runtime, wire
@@ -47,6 +55,34 @@ def install(app: FastAPI, dataplane: DataPlane, settings: Settings, *, docs: boo
             content=body, media_type=media_type, headers={**response_headers, **wire_headers}
         )
 
+    async def versioned_infer(model_name: str, model_version: str, request: Request) -> Response:
+        if not await dataplane.model_ready(model_name, True):
+            raise ModelNotReady(model_name)
+        served = getattr(dataplane.get_model_from_registry(model_name), "served_version", None)
+        if served is None or model_version != str(served):
+            raise HTTPException(
+                status_code=404,
+                detail=f"model {model_name} has no version {model_version!r} here; "
+                f"it serves version {served!r}",
+            )
+        return await infer(model_name, request)
+
+    async def predict_v1(model_name: str, request: Request) -> Response:
+        if not await dataplane.model_ready(model_name, True):
+            raise ModelNotReady(model_name)
+        headers = dict(request.headers)
+        payload = _v1_body(await request.body())
+        response, response_headers = await dataplane.infer(
+            model_name=model_name, request=payload, headers=headers
+        )
+        body, wire_headers = wire.encode_rest_response(response)
+        response_headers.pop("content-length", None)
+        response_headers.pop("content-type", None)
+        media_type = wire_headers.pop("content-type")
+        return Response(
+            content=body, media_type=media_type, headers={**response_headers, **wire_headers}
+        )
+
     async def model_metadata(model_name: str) -> dict:
         metadata = await dataplane.model_metadata(model_name)
         model = dataplane.get_model_from_registry(model_name)
@@ -60,6 +96,15 @@ def install(app: FastAPI, dataplane: DataPlane, settings: Settings, *, docs: boo
         infer,
         methods=["POST"],
         **(api_docs.INFER_ROUTE if docs else {}),
+    )
+    app.add_api_route(
+        "/v2/models/{model_name}/versions/{model_version}/infer",
+        versioned_infer,
+        methods=["POST"],
+        include_in_schema=False,
+    )
+    app.add_api_route(
+        "/v1/models/{model_name}:predict", predict_v1, methods=["POST"], include_in_schema=False
     )
     app.add_api_route(
         "/v2/models/{model_name}",
@@ -77,6 +122,23 @@ def install(app: FastAPI, dataplane: DataPlane, settings: Settings, *, docs: boo
 
     app.router.on_startup.append(start_runtime)
     app.router.on_shutdown.append(runtime.close_unless_server_process)
+
+
+def _v1_body(raw: bytes) -> dict:
+    """A v1 predict body: strict JSON (no NaN, no lone surrogates), an object."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"request body is not valid UTF-8: {exc.reason} at byte {exc.start}"
+        ) from None
+    try:
+        document = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidInput('request body must be a JSON object with "instances"')
+    return document
 
 
 def add_middlewares(app: FastAPI, settings: Settings) -> None:

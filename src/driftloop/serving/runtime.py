@@ -206,6 +206,29 @@ class ServingRuntime:
                 return found
             time.sleep(0.05)
 
+    def find_predictions(
+        self, request_ids: list[str], wait_s: float = 0.5
+    ) -> dict[str, PredictionRecord]:
+        """The predictions of ``request_ids`` that exist, by id: one query for all of them,
+        then (for ids not found) one flush of this process's queue and one shared wait
+        of at most ``wait_s`` for other workers' flushers -- not a wait per id."""
+        if self.store is None:
+            return {}
+        found = self.store.get_predictions(request_ids)
+        missing = [request_id for request_id in request_ids if request_id not in found]
+        if not missing:
+            return found
+        if self.writer is not None:
+            self.writer.flush()
+        deadline = time.monotonic() + wait_s
+        while missing:
+            found.update(self.store.get_predictions(missing))
+            missing = [request_id for request_id in missing if request_id not in found]
+            if not missing or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        return found
+
     def close(self) -> None:
         with self._lock:
             if self._closed:
