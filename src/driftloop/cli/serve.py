@@ -17,6 +17,19 @@ from driftloop.cli import UserError
     default=None,
     help="Serve this model URI instead of NAME@alias (default: env DRIFTLOOP_MODEL_URI).",
 )
+@click.option(
+    "--host",
+    default=None,
+    help="Address REST and gRPC bind (default: env DRIFTLOOP_PREDICTOR_HOST, else 127.0.0.1). "
+    "A non-loopback address (0.0.0.0 in a pod) needs DRIFTLOOP_API_TOKEN, or --insecure.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Allow a non-loopback --host without DRIFTLOOP_API_TOKEN: predict, feedback and "
+    "the model repository are then open to anyone who reaches the port (also "
+    "DRIFTLOOP_INSECURE=1).",
+)
 @click.option("--http-port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--grpc-port", default=8081, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
@@ -27,17 +40,27 @@ from driftloop.cli import UserError
     help="Serve Swagger UI on /docs and the typed, example-rich OpenAPI document on "
     "/openapi.json. Off by default: a production predictor should not advertise its API.",
 )
-def serve(name, alias, model_uri, http_port, grpc_port, workers, no_grpc, docs) -> None:  # noqa: ANN001
+def serve(
+    name, alias, model_uri, host, insecure, http_port, grpc_port, workers, no_grpc, docs
+) -> None:  # noqa: ANN001
     """Serve model NAME (models:/NAME@champion) over REST v1/v2 and gRPC, with feedback."""
     from driftloop.cli.threads import default_to_one_math_thread
 
     default_to_one_math_thread()  # before the imports below load numpy and the model's libraries
     from driftloop.serving.loader import ModelLoadError
+    from driftloop.serving.safety import UnsafeBindError, check_bind
     from driftloop.serving.server import serve as run_server
     from driftloop.settings import get_settings
 
     if http_port == grpc_port and not no_grpc:
         raise UserError("--http-port and --grpc-port must differ")
+    settings = get_settings()
+    host = host or settings.predictor_host
+    insecure = insecure or settings.insecure
+    try:  # before loading the model: a refused bind fails fast, in one line
+        check_bind(host, settings.api_token, insecure)
+    except UnsafeBindError as exc:
+        raise UserError(str(exc)) from None
     source = "--model-uri/--alias"
     if model_uri is None:
         model_uri = _model_uri_from_settings(get_settings().model_uri)
@@ -52,6 +75,8 @@ def serve(name, alias, model_uri, http_port, grpc_port, workers, no_grpc, docs) 
             workers=workers,
             enable_grpc=not no_grpc,
             docs=docs,
+            host=host,
+            insecure=insecure,
         )
     except ModelLoadError as exc:
         raise UserError(f"{source}: {exc}") from exc

@@ -63,8 +63,27 @@ LOGGER_QUEUE_DEPTH = Gauge(
 )
 
 
+# Model label values come only from models this process serves: a name taken from a
+# request path (before auth, before routing) is counted as UNKNOWN_MODEL, so random URLs
+# cannot grow /metrics.
+UNKNOWN_MODEL = "unknown"
+_served_models: set[str] = set()
+
+
+def register_models(names) -> None:  # noqa: ANN001 - any iterable of names
+    _served_models.update(str(name) for name in names)
+
+
+def model_label(name: str) -> str:
+    """``name`` when this process serves it ("" stays ""), else ``UNKNOWN_MODEL``."""
+    if not name or name in _served_models:
+        return name
+    return UNKNOWN_MODEL
+
+
 def set_served_version(model: str, version: str, previous: str | None = None) -> None:
     """Point the version-info gauge at ``version`` (and retire ``previous``)."""
+    _served_models.add(model)
     if previous is not None and previous != version:
         try:
             MODEL_VERSION_INFO.remove(model, previous)

@@ -1,4 +1,8 @@
-"""HTTP request metrics: every predictor request counted by model, endpoint and status."""
+"""HTTP request metrics: every predictor request counted by model, endpoint and status.
+
+The model label is the path's model name only when this process serves that model
+(``metrics.model_label``); any other name is counted as ``"unknown"``.
+"""
 
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         model, endpoint = classify_path(scope["path"])
+        model = metrics.model_label(model)
         status = {"code": 500}
         started = time.perf_counter()
 

@@ -9,6 +9,13 @@ gRPC servers inside ``ModelServer.start`` and its worker processes import the
 app afresh, so the additions are installed where the app is created.
 ``docs=True`` (``driftloop serve --docs``) is KServe's ``enable_docs_url``:
 Swagger UI on ``/docs`` and the typed ``/openapi.json`` (``serving.docs``).
+
+Safe defaults (``serving.safety``): REST and gRPC bind ``settings.predictor_host``
+(127.0.0.1 unless ``--host``/``DRIFTLOOP_PREDICTOR_HOST``; KServe itself always
+binds 0.0.0.0/[::]); a non-loopback bind needs the API token or ``--insecure``;
+bodies above ``max_body_bytes`` answer 413; client errors log one line; control
+characters in log records are escaped; ``/v2/health/ready`` is ready only while
+every registered model is (an ``unload`` makes it 503).
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ from concurrent import futures
 from grpc import aio
 from kserve import ModelServer
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
+from kserve.errors import ModelNotReady
 from kserve.model_server import args as kserve_args
+from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, LoggingInterceptor
 from kserve.protocol.grpc.server import GRPCServer
@@ -29,7 +38,7 @@ from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess, RESTServerProcess
 from kserve.protocol.rest.server import RESTServer
 
-from driftloop.serving import rest, runtime
+from driftloop.serving import metrics, rest, runtime, safety
 from driftloop.serving.auth import GrpcAuthInterceptor
 from driftloop.serving.loader import model_uri_for
 from driftloop.serving.model import BlueprintModel
@@ -39,20 +48,56 @@ from driftloop.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 
+class DriftloopDataPlane(DataPlane):
+    """KServe's data plane, ready only while every registered model is ready.
+
+    KServe's ``ready()`` is always True (so an unloaded model left the server
+    "ready"), and its ``get_model`` reloads a not-ready model inline on the event
+    loop; an unloaded model stays unloaded until a repository ``load``.
+    """
+
+    async def ready(self) -> bool:
+        registry = self._model_registry
+        if hasattr(registry, "all_ready"):
+            return await registry.all_ready()
+        return await super().ready()
+
+    async def get_model(self, name: str):  # noqa: ANN201
+        registry = self._model_registry
+        if getattr(registry, "is_unloaded", lambda _: False)(name):
+            raise ModelNotReady(name)
+        return await super().get_model(name)
+
+
 class DriftloopRESTServer(RESTServer):
-    def __init__(self, *args, settings: Settings, docs: bool = False, **kwargs) -> None:
+    def __init__(
+        self, *args, settings: Settings, docs: bool = False, host: str | None = None, **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.settings = settings
         self.docs = docs
+        # KServe hard-codes 0.0.0.0; the multi-process server binds this config's socket too
+        self.config.host = host or settings.predictor_host
 
     def _register_endpoints(self, app) -> None:  # noqa: ANN001
+        # runs in every REST process: the log hygiene and the model label allow-list
+        safety.install_log_escaping()
+        metrics.register_models(self.dataplane.model_registry.get_models())
         # ours first: the first matching route wins, so these replace KServe's
         rest.install(app, self.dataplane, self.settings, docs=self.docs)
         super()._register_endpoints(app)
 
     def _add_middlewares(self, app) -> None:  # noqa: ANN001
         super()._add_middlewares(app)
+        # inside auth and request metrics (added next, outermost): 413s are counted
+        app.add_middleware(safety.BodySizeLimitMiddleware, max_bytes=self.settings.max_body_bytes)
         rest.add_middlewares(app, self.settings)
+
+    def _add_exception_handlers(self, app) -> None:  # noqa: ANN001
+        super()._add_exception_handlers(app)
+        # KServe logs every InvalidInput/ModelNotFound/... with a full traceback
+        for kind, handler in safety.client_error_handlers().items():
+            app.add_exception_handler(kind, handler)
 
 
 # KServe pings each worker with a 5 s timeout and kills the ones that miss it, but a
@@ -71,6 +116,7 @@ class DriftloopRESTServerMultiProcess(RESTServerMultiProcess):
         *,
         settings: Settings,
         docs: bool = False,
+        host: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(app, data_plane, extension, http_port, **kwargs)
@@ -86,6 +132,7 @@ class DriftloopRESTServerMultiProcess(RESTServerMultiProcess):
             kwargs.get("timeout_keep_alive", 65),
             settings=settings,
             docs=docs,
+            host=host,
         )
         self._born: dict[int | None, float] = {}
 
@@ -115,9 +162,10 @@ class DriftloopRESTServerMultiProcess(RESTServerMultiProcess):
 class DriftloopGRPCServer(GRPCServer):
     """KServe's gRPC server plus the auth interceptor."""
 
-    def __init__(self, *args, settings: Settings, **kwargs) -> None:
+    def __init__(self, *args, settings: Settings, host: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.settings = settings
+        self.host = host or settings.predictor_host
 
     async def start(self, max_workers: int) -> None:
         servicer = InferenceServicer(self._data_plane, self._model_repository_extension)
@@ -137,17 +185,19 @@ class DriftloopGRPCServer(GRPCServer):
             ],
         )
         grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
-        self._server.add_insecure_port(f"[::]:{self._port}")
+        self._server.add_insecure_port(safety.grpc_address(self.host, self._port))
         await self._server.start()
         await self._server.wait_for_termination()
 
 
 class DriftloopModelServer(ModelServer):
-    def __init__(self, settings: Settings, **kwargs) -> None:
+    def __init__(self, settings: Settings, host: str | None = None, **kwargs) -> None:
         kwargs.setdefault("registered_models", ReloadingModelRepository())
         kwargs.setdefault("enable_latency_logging", False)
         super().__init__(**kwargs)
         self.settings = settings
+        self.host = host or settings.predictor_host
+        self.dataplane = DriftloopDataPlane(model_registry=self.registered_models)
 
     def start(self, models: list[BlueprintModel]) -> None:
         self._register_and_check_atleast_one_model_is_ready(models)
@@ -170,6 +220,7 @@ class DriftloopModelServer(ModelServer):
                 self.http_port,
                 settings=self.settings,
                 docs=self.enable_docs_url,
+                host=self.host,
                 log_config_file=kserve_args.log_config_file,
                 **common,
             )
@@ -182,6 +233,7 @@ class DriftloopModelServer(ModelServer):
                 self.http_port,
                 settings=self.settings,
                 docs=self.enable_docs_url,
+                host=self.host,
                 **common,
             )
             self.servers.append(self._rest_server.start())
@@ -193,6 +245,7 @@ class DriftloopModelServer(ModelServer):
                 kwargs=vars(kserve_args),
                 grace_period=self.grace_period,
                 settings=self.settings,
+                host=self.host,
             )
             self.servers.append(self._grpc_server.start(self.max_threads))
         self.setup_event_loop()
@@ -228,17 +281,26 @@ def serve(
     workers: int = 1,
     enable_grpc: bool = True,
     docs: bool = False,
+    host: str | None = None,
+    insecure: bool | None = None,
     settings: Settings | None = None,
 ) -> None:
     """Load the model and serve it until SIGINT/SIGTERM (blocking).
 
     ``docs`` serves Swagger UI on ``/docs`` and the typed ``/openapi.json``; off by
-    default, as a production predictor should not advertise its API.
+    default, as a production predictor should not advertise its API. ``host``
+    (default ``settings.predictor_host``, 127.0.0.1) is where REST and gRPC bind;
+    a non-loopback one raises ``safety.UnsafeBindError`` without the API token
+    unless ``insecure`` (default ``settings.insecure``).
     """
     settings = settings or get_settings()
+    host = host or settings.predictor_host
+    safety.check_bind(host, settings.api_token, settings.insecure if insecure is None else insecure)
+    safety.install_log_escaping()
     model = build_model(name, alias=alias, model_uri=model_uri, settings=settings)
     server = DriftloopModelServer(
         settings,
+        host=host,
         http_port=http_port,
         grpc_port=grpc_port,
         workers=workers,
