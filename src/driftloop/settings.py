@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     model_uri: str | None = None
     store_url: str | None = None  # None means SQLite under ``home``
     api_token: str | None = None  # bearer token / API key for predict+feedback
+    # where `driftloop serve` binds REST and gRPC (DRIFTLOOP_PREDICTOR_HOST); a non-loopback
+    # address needs api_token, or insecure=True (DRIFTLOOP_INSECURE / --insecure) to run open
+    predictor_host: str = "127.0.0.1"
+    insecure: bool = False
+    # request bodies above this many bytes answer 413 (Content-Length or streamed/chunked)
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
     low_confidence_threshold: float = 0.6
     reload_interval_s: float = 5.0
     max_instances: int = 256
