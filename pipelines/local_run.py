@@ -20,13 +20,14 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from driftloop.environ import patched_environ
+from driftloop.security import mask_secrets, open_private, private_dir, secret_values
 from driftloop.settings import Settings
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -130,8 +131,14 @@ class LocalRunResult:
 class _LogTap(io.TextIOBase):
     """A stdout stand-in: writes everything to the run log and turns lines into events."""
 
-    def __init__(self, sink: io.TextIOBase, progress: Callable[[TaskEvent], None] | None):
+    def __init__(
+        self,
+        sink: io.TextIOBase,
+        progress: Callable[[TaskEvent], None] | None,
+        secrets: Iterable[str] = (),
+    ):
         self._sink = sink
+        self._secrets = tuple(secrets)
         self._progress = progress
         self._pending = ""
         self.tasks: dict[str, TaskRecord] = {}
@@ -142,14 +149,23 @@ class _LogTap(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
-        self._sink.write(text)
         self._pending += text
         *lines, self._pending = self._pending.split("\n")
         for line in lines:
-            self._line(_ANSI.sub("", line))
+            # whole lines reach the log, masked: a secret never splits across writes
+            masked = mask_secrets(line, self._secrets)
+            self._sink.write(masked + "\n")
+            self._line(_ANSI.sub("", masked))
         return len(text)
 
     def flush(self) -> None:
+        self._sink.flush()
+
+    def finish(self) -> None:
+        """Write (masked) what is left without a final newline."""
+        if self._pending:
+            self._sink.write(mask_secrets(self._pending, self._secrets))
+            self._pending = ""
         self._sink.flush()
 
     def _line(self, line: str) -> None:
@@ -235,11 +251,13 @@ def run_pipeline_locally(
     # A root per run: kfp.local names its run folder itself, and concurrent
     # runs (CLI + trigger) must never be confused with each other.
     run_root = settings.resolved_pipeline_root / f"{name}-{run_id}"
-    run_root.mkdir(parents=True)
+    private_dir(run_root.parent)
+    run_root.mkdir(mode=0o700)
     log_path = run_root / "run.log"
 
-    with _RUN_LOCK, open(log_path, "w", encoding="utf-8") as log_file:
-        tap = _LogTap(log_file, progress)
+    # run.log is 0600 and masks passwords in URLs and tokens (tasks print their arguments)
+    with _RUN_LOCK, open_private(log_path, "w", encoding="utf-8") as log_file:
+        tap = _LogTap(log_file, progress, secrets=secret_values(settings))
         started = time.time()
         error: str | None = None
         pipeline_outputs: dict[str, Any] = {}
@@ -264,7 +282,7 @@ def run_pipeline_locally(
                     # kfp.local's way of saying a task failed; the task's log has the cause.
                     error = _ANSI.sub("", str(exc))
         seconds = round(time.time() - started, 3)
-        tap.flush()
+        tap.finish()
 
     run_dirs = [path for path in run_root.iterdir() if path.is_dir() and path.name.startswith(name)]
     run_dir = run_dirs[0] if run_dirs else run_root

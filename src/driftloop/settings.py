@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     monitor_pending_ttl_s: float = 60.0  # unpaired request/response halves expire after this
     monitor_max_pending: int = 10_000
     monitor_feedback_poll_s: float = 15.0
+    # bearer token the monitor's event intake requires (the payload logger sends it);
+    # None: the intake takes events from loopback clients only (a pod's own sidecars)
+    monitor_token: str | None = None
     evaluator_interval_s: float = 15.0  # built-in alert evaluator (no Prometheus installed)
     evaluator_webhook_url: str | None = None  # None means the trigger on 127.0.0.1:8095/alerts
     feedback_backlog_threshold: int = 50
@@ -92,6 +95,8 @@ class Settings(BaseSettings):
     live_score_pairs: int = 500
     trigger_token: str | None = None
     trigger_cooldown_s: float = 600.0
+    # retraining runs in flight at once, all models together; more alerts are "busy"
+    trigger_max_concurrent_runs: int = Field(default=2, ge=1)
     trigger_host: str = "127.0.0.1"
     trigger_port: int = 8095
     trigger_url: str | None = None  # where alerts are posted; None means trigger_host:trigger_port
@@ -152,7 +157,8 @@ class Settings(BaseSettings):
         return ecosystem or self.kfp_host
 
     def ensure_home(self) -> Path:
-        self.home.mkdir(parents=True, exist_ok=True)
+        # a new home is private (0700): it holds tokens, logs and ledgers
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         return self.home
 
 

@@ -1,4 +1,8 @@
-"""The trigger receiving webhooks from a real Alertmanager (payload v4, bearer token)."""
+"""The trigger receiving webhooks from a real Alertmanager (payload v4, bearer token).
+
+Alertmanager forwards whatever anyone posts to its API, token attached: the
+trigger launches only for models the (real, MLflow server) registry knows.
+"""
 
 from __future__ import annotations
 
@@ -24,16 +28,21 @@ pytestmark = [
 def stack(home, monkeypatch):
     # the worker process imports the stand-in job from the tests package
     monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
+    ports = ("trigger_port", "alertmanager_port", "mlflow_port")
     settings = Settings(
         home=home,
-        **dict(zip(("trigger_port", "alertmanager_port"), free_ports(2), strict=True)),
+        **dict(zip(ports, free_ports(3), strict=True)),
         retrain_pipeline="tests.unit.test_trigger_jobs:quick_job",
         trigger_cooldown_s=0,
         stack_health_timeout_s=60,
     )
     stack = Stack(settings, "sentiment", alerting="prometheus", repeat_interval="2s")
     try:
-        stack.up(only=["trigger", "alertmanager"])
+        stack.up(only=["mlflow", "trigger", "alertmanager"])
+        from mlflow import MlflowClient
+
+        uri = stack.tracking_uri
+        MlflowClient(tracking_uri=uri, registry_uri=uri).create_registered_model("sentiment")
         yield stack
     finally:
         stack.down(timeout_s=10)
@@ -109,3 +118,25 @@ def test_a_wrong_token_reaches_nothing(stack, home):
     assert stack.token_file.stat().st_mode & 0o077 == 0, "token file must be private"
     config = (stack.dir / "alertmanager.yml").read_text()
     assert stack.trigger_token() not in config, "the token stays out of the config file"
+
+
+def test_alerts_for_unregistered_models_posted_to_alertmanager_launch_nothing(stack):
+    # anyone who reaches Alertmanager's API can post an alert; the token is Alertmanager's
+    starts_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    for index in range(5):
+        post_alert(stack, starts_at, model=f"forged-{index}")
+
+    def rejected():
+        decisions = trigger_get(stack, "/decisions").json()["decisions"]
+        return [d for d in decisions if d["outcome"] == "rejected"]
+
+    found = wait_for(lambda: len(rejected()) >= 5 and rejected(), 45, "five rejections")
+    assert {d["model"] for d in found} == {f"forged-{i}" for i in range(5)}
+    assert all("not registered" in d["reason"] for d in found)
+    assert trigger_get(stack, "/runs").json()["runs"] == []
+
+
+def test_alertmanager_api_listens_on_loopback_only(stack):
+    (service,) = [s for s in stack.services() if s.name == "alertmanager"]
+    listen = [a for a in service.argv if a.startswith("--web.listen-address=")]
+    assert listen == [f"--web.listen-address=127.0.0.1:{stack.settings.alertmanager_port}"]

@@ -105,7 +105,9 @@ def test_kubernetes_target_without_kfp_endpoint_is_a_recorded_rejection(settings
     from driftloop.trigger.service import TriggerService
 
     monkeypatch.delenv("KF_PIPELINES_ENDPOINT", raising=False)
-    service = TriggerService(Settings(home=settings.home, target="kubernetes"))
+    service = TriggerService(
+        Settings(home=settings.home, target="kubernetes"), model_exists=lambda name: True
+    )
     try:
         assert {"model_name", "reason"} <= service.launcher.package_inputs()
         payload = WebhookPayload.model_validate(

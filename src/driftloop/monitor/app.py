@@ -6,6 +6,12 @@ batch, ``application/cloudevents-batch+json``, as driftloop's logger sends
 several queued events); ``GET /metrics`` is Prometheus text;
 ``GET /status`` shows the watched version and the last windows;
 ``GET /healthz`` is for the supervisor and the kubelet.
+
+The intake is authenticated: with ``settings.monitor_token`` set, ``POST``
+needs ``Authorization: Bearer <token>`` (driftloop's payload logger sends it);
+without one, only loopback clients may post (KServe's agent and driftloop's
+logger reach a sidecar monitor on localhost). Bodies are capped at
+:data:`MAX_EVENT_BYTES`, counted as they arrive (chunked bodies included).
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from starlette.concurrency import run_in_threadpool
 
 from driftloop.monitor.batch_intake import handle_batch
 from driftloop.monitor.events import is_batch
-from driftloop.monitor.service import MonitorService
+from driftloop.monitor.service import IntakeResult, MonitorService
+from driftloop.security import BodyTooLarge, bearer_matches, is_loopback_client, read_body
 
 MAX_EVENT_BYTES = 32 * 1024 * 1024
 
@@ -36,17 +43,45 @@ def create_app(service: MonitorService) -> FastAPI:
     app = FastAPI(title="driftloop monitor", lifespan=lifespan)
     app.state.service = service
 
-    async def receive(request: Request) -> JSONResponse:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_EVENT_BYTES:
-            return JSONResponse(
-                status_code=413, content={"detail": f"event body over {MAX_EVENT_BYTES} bytes"}
-            )
-        body = await request.body()
-        if is_batch(request.headers.get("content-type")):
-            result = handle_batch(service, body)
+    token = getattr(service.settings, "monitor_token", None)
+
+    def refusal(request: Request) -> JSONResponse | None:
+        if token:
+            if bearer_matches(request.headers.get("authorization"), token):
+                return None
+            detail = "missing or wrong bearer token in the Authorization header"
+        elif is_loopback_client(request.client.host if request.client else None):
+            return None
         else:
-            result = service.handle(request.headers, body)
+            detail = (
+                "the monitor takes events from loopback clients only; set "
+                "DRIFTLOOP_MONITOR_TOKEN (on the monitor and the payload logger) for others"
+            )
+        service.metrics.event(service.model_name, service.engine.version, "unauthorised")
+        return JSONResponse(
+            status_code=401, content={"detail": detail}, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    async def receive(request: Request) -> JSONResponse:
+        refused = refusal(request)
+        if refused is not None:
+            return refused
+        try:
+            body = await read_body(request, MAX_EVENT_BYTES)
+        except BodyTooLarge:
+            return JSONResponse(
+                status_code=413,
+                content={"detail": f"event body over {MAX_EVENT_BYTES} bytes"},
+                headers={"Connection": "close"},
+            )
+        try:
+            if is_batch(request.headers.get("content-type")):
+                result = handle_batch(service, body)
+            else:
+                result = service.handle(request.headers, body)
+        except RecursionError:  # JSON nested deeper than anything an inference sends
+            service.metrics.event(service.model_name, service.engine.version, "invalid")
+            result = IntakeResult(400, {"detail": "invalid CloudEvent: JSON nested too deeply"})
         return JSONResponse(status_code=result.status, content=result.detail)
 
     app.add_api_route("/", receive, methods=["POST"], name="events-root")

@@ -170,6 +170,8 @@ def _decode_json(raw: bytes | str, what: str) -> object:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidEvent(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidEvent(f"{what} is JSON nested too deeply") from None
 
 
 def _structured_data(envelope: dict) -> object:

@@ -18,12 +18,17 @@ logging cheap under load. Failed sends are retried with exponential backoff;
 A sink that refuses a batch as a whole (4xx) gets its events again one by one,
 so one bad event never costs the others; if it then takes every one of them,
 it does not understand batches and this logger stops batching.
+
+With a monitor token (``token=``, else ``DRIFTLOOP_MONITOR_TOKEN``) every POST
+carries ``Authorization: Bearer <token>``: the monitor refuses events from
+other hosts without it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -63,6 +68,7 @@ class PayloadLogger:
         senders: int = 1,
         batch_max: int = 64,
         batch_wait_s: float = 0.0,
+        token: str | None = None,
     ) -> None:
         if batch_max < 1:
             raise ValueError(f"logger batch_max must be at least 1, got {batch_max}")
@@ -80,6 +86,8 @@ class PayloadLogger:
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
         self.batching = batch_max > 1
+        token = token or os.environ.get("DRIFTLOOP_MONITOR_TOKEN") or None
+        self._auth = {"authorization": f"Bearer {token}"} if token else {}
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._senders = senders
         self._threads: list[threading.Thread] = []
@@ -223,6 +231,8 @@ class PayloadLogger:
         self, connection: SinkConnection, body: bytes, headers: dict[str, str]
     ) -> SinkAnswer | None:
         """The sink's final answer, or None once retries are spent (5xx, 429, no connection)."""
+        if self._auth:
+            headers = {**headers, **self._auth}
         for attempt in range(self.max_retries + 1):
             try:
                 answer = connection.post(body, headers)

@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from driftloop.security import private_dir
 from driftloop.settings import Settings
 from driftloop.stack import alerting_config
 
@@ -115,16 +116,29 @@ class ServiceCatalogue:
     def token_file(self) -> Path:
         return self.dir / "trigger-token"
 
+    @property
+    def monitor_token_file(self) -> Path:
+        return self.dir / "monitor-token"
+
+    def _stack_token(self, path: Path) -> str:
+        if not path.is_file():
+            private_dir(self.dir)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_urlsafe(32))
+        return path.read_text().strip()
+
     def trigger_token(self) -> str:
         """The configured token, else one generated once for this stack (file mode 0600)."""
         if self.settings.trigger_token:
             return self.settings.trigger_token
-        if not self.token_file.is_file():
-            self.dir.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w") as handle:
-                handle.write(secrets.token_urlsafe(32))
-        return self.token_file.read_text().strip()
+        return self._stack_token(self.token_file)
+
+    def monitor_token(self) -> str:
+        """The token the payload logger sends the monitor: configured, else generated once."""
+        if self.settings.monitor_token:
+            return self.settings.monitor_token
+        return self._stack_token(self.monitor_token_file)
 
     # --- what runs ---------------------------------------------------------------
     def child_env(self) -> dict[str, str]:
@@ -142,6 +156,7 @@ class ServiceCatalogue:
         env["MLFLOW_TRACKING_URI"] = self.tracking_uri
         env["DRIFTLOOP_HOME"] = str(self.settings.home)
         env["DRIFTLOOP_TRIGGER_TOKEN"] = self.trigger_token()
+        env["DRIFTLOOP_MONITOR_TOKEN"] = self.monitor_token()
         env["DRIFTLOOP_TRIGGER_HOST"] = LOOPBACK
         env["DRIFTLOOP_LOGGER_URL"] = self.settings.logger_url or f"{self.url('monitor')}/"
         env["DRIFTLOOP_EVALUATOR_WEBHOOK_URL"] = self.trigger_webhook

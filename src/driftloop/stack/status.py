@@ -71,10 +71,14 @@ def ledger_view(stack: Stack, limit: int) -> dict[str, Any]:
 
 
 def collect_status(stack: Stack) -> dict[str, Any]:
-    return {
+    """Everything ``driftloop status`` shows, with passwords and tokens masked."""
+    from driftloop.security import mask_data, secret_values
+
+    report = {
         "model": stack.model,
         "alerting": stack.alerting,
         "processes": [state.to_json() for state in stack.status()],
         "champion": champion_of(stack),
         **trigger_view(stack),
     }
+    return mask_data(report, secret_values(stack.settings))

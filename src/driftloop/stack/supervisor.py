@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from driftloop.security import mask_secrets, open_private, private_dir, write_private
 from driftloop.settings import Settings
 from driftloop.stack.services import (
     LOOPBACK,
@@ -127,11 +128,13 @@ class Stack(ServiceCatalogue):
 
     # --- lifecycle ---------------------------------------------------------------
     def start(self, service: Service) -> int:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)
         env = {**self.child_env(), **service.env}
-        with open(self.log_file(service.name), "ab") as log:
+        # a backend URI on the command line may carry a password: never write it out
+        shown_argv = [mask_secrets(part) for part in service.argv]
+        with open_private(self.log_file(service.name), "ab") as log:
             log.write(
-                f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {service.argv}\n".encode()
+                f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {shown_argv}\n".encode()
             )
             log.flush()
             try:
@@ -152,10 +155,10 @@ class Stack(ServiceCatalogue):
             "ticks": process_start_ticks(process.pid),
             "port": service.port,
             "health_url": service.health_url,
-            "argv": service.argv,
+            "argv": shown_argv,
             "started_at": time.time(),
         }
-        self.pid_file(service.name).write_text(json.dumps(record))
+        write_private(self.pid_file(service.name), json.dumps(record))
         return process.pid
 
     def wait_healthy(self, service: Service, timeout_s: float | None = None) -> None:
@@ -197,7 +200,7 @@ class Stack(ServiceCatalogue):
             port = getattr(self.settings, f"{name}_port", None)
             if port is not None and not 0 < port < 65536:
                 raise StackError(f"{name}_port={port} is not a TCP port (1-65535)")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)
         if self.alerting == "prometheus":
             self.write_alerting_configs(set(only) if only is not None else set(ORDER))
         started: list[str] = []

@@ -4,12 +4,14 @@
 ``GET /decisions`` and ``GET /runs`` show what the trigger did; ``/metrics``
 is Prometheus text; ``/healthz`` is for the supervisor. With a token
 configured every route but ``/healthz`` and ``/metrics`` needs
-``Authorization: Bearer <token>``.
+``Authorization: Bearer <token>`` (compared as bytes in constant time).
+Webhook bodies are capped at :data:`MAX_WEBHOOK_BYTES`, counted as they
+arrive; a body that is not JSON, nests too deeply or is too large is a 4xx.
 """
 
 from __future__ import annotations
 
-import hmac
+import json
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -19,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from driftloop.security import BodyTooLarge, bearer_matches, read_body
 from driftloop.settings import Settings
 from driftloop.trigger.payload import WebhookPayload
 from driftloop.trigger.service import TriggerService
@@ -30,6 +33,10 @@ def describe_validation_error(errors: list[dict]) -> str:
         location = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
         parts.append(f"{location}: {error.get('msg', 'invalid')}")
     return "; ".join(parts)
+
+
+# Alertmanager sends at most a few hundred alerts per group; 4 MiB is far beyond that.
+MAX_WEBHOOK_BYTES = 4 * 1024 * 1024
 
 
 def create_app(
@@ -56,9 +63,7 @@ def create_app(
     def authorised(request: Request) -> None:
         if not token:
             return
-        header = request.headers.get("authorization", "")
-        scheme, _, presented = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip(), token):
+        if not bearer_matches(request.headers.get("authorization"), token):
             current().metrics.webhooks_total.labels(code="401").inc()
             raise HTTPException(
                 status_code=401,
@@ -81,9 +86,20 @@ def create_app(
 
     async def receive(request: Request) -> JSONResponse:
         try:
-            body = await request.json()
-        except ValueError:
+            raw = await read_body(request, MAX_WEBHOOK_BYTES)
+        except BodyTooLarge:
+            current().metrics.webhooks_total.labels(code="413").inc()
+            return JSONResponse(
+                status_code=413,
+                content={"detail": f"webhook body over {MAX_WEBHOOK_BYTES} bytes"},
+                headers={"Connection": "close"},
+            )
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
             return _rejected("body: not valid JSON")
+        except RecursionError:
+            return _rejected("body: JSON nested too deeply")
         try:
             payload = WebhookPayload.model_validate(body)
         except ValidationError as exc:

@@ -94,6 +94,25 @@ def champion_training_inputs(model: str, settings: Settings) -> dict[str, str]:
     return {argument: champion.tags[tag] for tag, argument in names.items() if tag in champion.tags}
 
 
+def model_is_registered(model: str, settings: Settings) -> bool:
+    """Whether ``model`` is a registered model in the MLflow registry.
+
+    One quick question (no MLflow retries, 10 s timeout): an alert for a model
+    the registry does not know must not launch anything, and the trigger must
+    not hang on an unreachable registry. Raises :class:`LaunchError` when the
+    registry cannot answer.
+    """
+    from driftloop.environ import patched_environ
+    from driftloop.registry import ModelRegistry
+
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    try:
+        with patched_environ(quick):
+            return ModelRegistry(settings.resolved_tracking_uri).exists(model)
+    except Exception as exc:  # noqa: BLE001 - unreachable registry, invalid name, ...
+        raise LaunchError(f"{type(exc).__name__}: {exc}".splitlines()[0][:300]) from exc
+
+
 TRAINING_INPUTS = {"blueprint", "dataset", "data_source", "label_mapping"}
 
 
@@ -205,8 +224,12 @@ class LocalLauncher(Launcher):
         return self.runs_dir / run_id
 
     def launch(self, request: RetrainRequest) -> Launched:
-        run_dir = self.run_dir(request.run_id)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        from driftloop.security import open_private, private_dir, write_private
+
+        # private: a run's files may name the store or the registry
+        private_dir(self.runs_dir.parent)
+        private_dir(self.runs_dir)
+        run_dir = private_dir(self.run_dir(request.run_id))
         spec = {
             "pipeline": self.pipeline,
             "runner": self.runner,
@@ -214,10 +237,10 @@ class LocalLauncher(Launcher):
             "result_path": str(run_dir / "result.json"),
         }
         spec_path = run_dir / "spec.json"
-        spec_path.write_text(json.dumps(spec, indent=2))
+        write_private(spec_path, json.dumps(spec, indent=2))
         env = {**os.environ, **(self.env or {})}
         env.setdefault("DRIFTLOOP_HOME", str(self.settings.home))
-        log = open(run_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child
+        log = open_private(run_dir / "worker.log", "ab")  # handed to the child
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", "driftloop.trigger.worker", str(spec_path)],

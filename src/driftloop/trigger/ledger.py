@@ -171,8 +171,12 @@ class RunRecord:
 
 class Ledger:
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            from driftloop.security import private_dir, touch_private
+
+            database = Path(url.removeprefix("sqlite:///"))
+            private_dir(database.parent)
+            touch_private(database)  # 0600 before SQLite creates it (its journals follow)
         self._engine = sa.create_engine(url)
         migrate(self._engine)
 

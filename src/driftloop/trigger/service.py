@@ -4,8 +4,14 @@ Decisions, in order, for every alert of a webhook:
 resolved -> ``resolved_ignored``; no ``model`` label -> ``rejected``;
 fingerprint + startsAt already acted on -> ``deduplicated``; a run for the
 model still in flight -> ``busy``; last launch for the model younger than the
-cooldown -> ``cooling_down``; otherwise -> ``launched``. Every decision is
-recorded with the alert's labels.
+cooldown -> ``cooling_down``; ``trigger_max_concurrent_runs`` runs in flight
+over all models -> ``busy`` (the global cap); a model the MLflow registry does
+not know (or a registry that cannot answer) -> ``rejected``; otherwise ->
+``launched``. Every decision is recorded with the alert's labels.
+
+Alertmanager forwards whatever alert anyone posts to its API, with the
+trigger's token attached, so the labels are not trusted: only registered models
+launch, and never more than the cap at once.
 """
 
 from __future__ import annotations
@@ -13,10 +19,17 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 from driftloop.settings import Settings
-from driftloop.trigger.launchers import Launcher, LaunchError, RetrainRequest, make_launcher
+from driftloop.trigger.launchers import (
+    Launcher,
+    LaunchError,
+    RetrainRequest,
+    make_launcher,
+    model_is_registered,
+)
 from driftloop.trigger.ledger import Decision, Ledger, RunRecord, utcnow
 from driftloop.trigger.metrics import TriggerMetrics
 from driftloop.trigger.payload import Alert, WebhookPayload
@@ -36,8 +49,12 @@ class TriggerService:
         launcher: Launcher | None = None,
         ledger: Ledger | None = None,
         metrics: TriggerMetrics | None = None,
+        model_exists: Callable[[str], bool] | None = None,
     ) -> None:
         self.settings = settings
+        # model name -> registered? (raises LaunchError when the registry cannot answer)
+        self.model_exists = model_exists or (lambda name: model_is_registered(name, settings))
+        self.max_concurrent_runs = settings.trigger_max_concurrent_runs
         self.launcher = launcher or make_launcher(settings)
         self.ledger = ledger or Ledger.at_home(settings.home)
         self.metrics = metrics or TriggerMetrics()
@@ -105,6 +122,31 @@ class TriggerService:
                 f"last run for {alert.model} started {last.isoformat()}; "
                 f"cooldown has {left:.0f}s left",
             )
+        in_flight = self.ledger.runs(state="running", limit=self.max_concurrent_runs)
+        if len(in_flight) >= self.max_concurrent_runs:
+            return self._record(
+                decision,
+                "busy",
+                f"{len(in_flight)} retraining runs in flight, the most at once "
+                f"(trigger_max_concurrent_runs={self.max_concurrent_runs})",
+            )
+        try:
+            known = self.model_exists(alert.model)
+        except LaunchError as exc:
+            log.warning("cannot ask the registry about %s: %s", alert.model, exc)
+            return self._record(
+                decision,
+                "rejected",
+                f"registry could not confirm model {alert.model!r}: {exc}",
+                metric_model="(unconfirmed)",
+            )
+        if not known:
+            return self._record(
+                decision,
+                "rejected",
+                f"model {alert.model!r} is not registered in the MLflow registry",
+                metric_model="(unregistered)",  # arbitrary labels must not grow the metrics
+            )
         return self._launch(alert, decision)
 
     def _launch(self, alert: Alert, decision: Decision) -> Decision:
@@ -140,14 +182,23 @@ class TriggerService:
         log.info("launched %s for %s (%s)", request.run_id, request.model, reason)
         return self._record(decision, "launched", f"{reason} fired for {alert.model}")
 
-    def _record(self, decision: Decision, outcome: str | None = None, reason: str | None = None):
+    def _record(
+        self,
+        decision: Decision,
+        outcome: str | None = None,
+        reason: str | None = None,
+        *,
+        metric_model: str | None = None,
+    ):
         if outcome:
             decision.outcome = outcome
         if reason:
             decision.reason = reason
         self.ledger.record_decision(decision)
         self.metrics.runs_total.labels(
-            model=decision.model or "", reason=decision.alertname or "", outcome=decision.outcome
+            model=metric_model or decision.model or "",
+            reason=decision.alertname or "",
+            outcome=decision.outcome,
         ).inc()
         return decision
 

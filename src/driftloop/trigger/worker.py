@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from driftloop.security import mask_data, mask_secrets, masked_output, secret_values, write_private
 from driftloop.settings import get_settings
 from driftloop.trigger.launchers import (
     RetrainRequest,
@@ -78,16 +79,22 @@ def main(argv: list[str]) -> int:
         print("usage: python -m driftloop.trigger.worker SPEC.json", file=sys.stderr)
         return 2
     spec = json.loads(Path(argv[0]).read_text())
-    try:
-        result = run(spec)
-    except BaseException as exc:  # everything ends up in result.json, KeyboardInterrupt too
-        traceback.print_exc()
-        result = {"state": "failed", "outputs": None, "error": f"{type(exc).__name__}: {exc}"}
-    result_path = Path(spec["result_path"])
-    partial = result_path.with_suffix(".tmp")
-    partial.write_text(json.dumps(result, indent=2, default=str))
-    os.replace(partial, result_path)  # the trigger never reads a half-written result
-    print(f"driftloop worker: {result['state']}", flush=True)
+    secrets = secret_values(get_settings())
+    # worker.log gets everything this process and its children (kfp.local tasks)
+    # print: passwords in URLs and tokens are masked on the way
+    with masked_output(secrets):
+        try:
+            result = run(spec)
+        except BaseException as exc:  # everything ends up in result.json, KeyboardInterrupt too
+            traceback.print_exc()
+            error = mask_secrets(f"{type(exc).__name__}: {exc}", secrets)
+            result = {"state": "failed", "outputs": None, "error": error}
+        result = mask_data(json.loads(json.dumps(result, default=str)), secrets)
+        result_path = Path(spec["result_path"])
+        partial = result_path.with_suffix(".tmp")
+        write_private(partial, json.dumps(result, indent=2, default=str))
+        os.replace(partial, result_path)  # the trigger never reads a half-written result
+        print(f"driftloop worker: {result['state']}", flush=True)
     return 0 if result["state"] == "succeeded" else 1
 
 
