@@ -185,6 +185,7 @@ def test_streamed_body_over_the_limit_is_a_fast_413(open_predictor):
 
 def test_client_errors_log_one_escaped_line(open_predictor):
     predictor, http = open_predictor
+    start = len(predictor.log_path.read_bytes())
     marker = uuid.uuid4().hex
     forged = f"{marker}\nFORGED-{marker} kserve ERROR admin login"
     http.post(f"/v2/models/{marker}%0AFORGED-{marker}%20kserve%20ERROR/infer", json=v2_body(["x"]))
@@ -194,7 +195,7 @@ def test_client_errors_log_one_escaped_line(open_predictor):
     http.post("/v2/models/sentiment/infer", content=b"{not json", headers={"x": "1"})
     http.post("/v1/models/sentiment:predict", json={"instances": "not-a-list" * 50})
     time.sleep(0.5)
-    log = predictor.log_path.read_text(errors="replace")
+    log = predictor.log_path.read_bytes()[start:].decode(errors="replace")
     assert marker in log
     forged_lines = [line for line in log.splitlines() if line.startswith(f"FORGED-{marker}")]
     assert forged_lines == []

@@ -24,7 +24,13 @@ from collections.abc import Mapping
 from http import HTTPStatus
 
 from fastapi.responses import JSONResponse
-from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady, UnsupportedProtocol
+from kserve.errors import (
+    InvalidInput,
+    ModelNotFound,
+    ModelNotReady,
+    ServerNotReady,
+    UnsupportedProtocol,
+)
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +217,7 @@ CLIENT_ERRORS: dict[type[Exception], HTTPStatus] = {
     UnsupportedProtocol: HTTPStatus.BAD_REQUEST,
     ModelNotFound: HTTPStatus.NOT_FOUND,
     ModelNotReady: HTTPStatus.SERVICE_UNAVAILABLE,
+    ServerNotReady: HTTPStatus.SERVICE_UNAVAILABLE,  # e.g. after an unload: a probe, not a fault
 }
 
 
