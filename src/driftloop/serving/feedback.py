@@ -48,11 +48,31 @@ class _StrictJSONRequest(Request):
 
 
 class StrictJSONRoute(APIRoute):
+    """Feedback bodies are JSON whatever the content type says: a body that is not
+    strict JSON (bad UTF-8, NaN, a lone surrogate, ...) is a 422 naming the problem,
+    before FastAPI would hand raw bytes to the model (and fail to echo them: a 500)."""
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def strict(request: Request) -> Response:
-            return await handler(_StrictJSONRequest(request.scope, request.receive))
+            body = await request.body()
+            scope = request.scope
+            document: Any = None
+            if body:
+                try:
+                    document = orjson.loads(body)
+                except orjson.JSONDecodeError as exc:
+                    raise HTTPException(
+                        status_code=422, detail=f"request body is not valid JSON: {exc}"
+                    ) from None
+                headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
+                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+            strict_request = _StrictJSONRequest(scope, request.receive)
+            strict_request._body = body
+            if body:
+                strict_request._json = document
+            return await handler(strict_request)
 
         return strict
 
