@@ -20,14 +20,14 @@ import httpx
 import pytest
 
 from driftloop.pipelines_client import compiled_package
-
-# no registry here: the alert names the blueprint, as Alertmanager's labels can
-SENTIMENT_ALERT = {"blueprint": "sentiment"}
 from driftloop.settings import Settings
 from driftloop.trigger.launchers import KfpLauncher, RetrainRequest
 from driftloop.trigger.ledger import RunRecord
 from tests.conftest import free_port
 from tests.integration.kfp_api import KfpApiServer
+
+# no registry here: the alert names the blueprint, as Alertmanager's labels can
+SENTIMENT_ALERT = {"blueprint": "sentiment"}
 
 pytestmark = pytest.mark.integration
 DRIFTLOOP = str(Path(sys.executable).parent / "driftloop")

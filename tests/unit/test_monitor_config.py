@@ -1,7 +1,7 @@
 import pytest
 
-from driftloop.cli import main
 from driftloop.blueprints.drift import SuggestedDetector
+from driftloop.cli import main
 from driftloop.monitor.config import (
     DEFAULT_CONFIG,
     ConfigError,
