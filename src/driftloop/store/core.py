@@ -13,7 +13,6 @@ Alembic migrations shipped in ``driftloop/store/migrations``;
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,11 +21,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from driftloop import alembic_chain
 from driftloop.store.schema import feedback as feedback_table
 from driftloop.store.schema import predictions as predictions_table
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-_migrate_lock = threading.Lock()
 _LABEL_MAX = 256  # feedback.label's length
 
 
@@ -111,25 +110,12 @@ def create_store_engine(url: str) -> sa.Engine:
 
 def alembic_config(connection: sa.Connection):  # noqa: ANN201 - alembic.config.Config
     """An Alembic config for the store's migrations, running on ``connection``."""
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes["connection"] = connection
-    return config
+    return alembic_chain.alembic_config(MIGRATIONS_DIR, connection)
 
 
 def migrate(url: str | sa.Engine, revision: str = "head") -> None:
     """Bring the store schema at ``url`` up to ``revision`` (the newest by default)."""
-    from alembic import command
-
-    engine = create_store_engine(url) if isinstance(url, str) else url
-    try:
-        with _migrate_lock, engine.begin() as connection:
-            command.upgrade(alembic_config(connection), revision)
-    finally:
-        if isinstance(url, str):
-            engine.dispose()
+    alembic_chain.upgrade(MIGRATIONS_DIR, url, revision, create_engine=create_store_engine)
 
 
 # SQLite: a batch of predictions in ONE statement (one JSON array parameter, one

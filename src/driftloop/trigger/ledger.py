@@ -11,7 +11,6 @@ on open. A ledger database made before the chain existed is upgraded in place.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,12 +19,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from driftloop import alembic_chain
+
 OUTCOMES = ("launched", "deduplicated", "cooling_down", "busy", "rejected", "resolved_ignored")
 RUN_STATES = ("running", "succeeded", "failed", "lost")
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSION_TABLE = "driftloop_ledger_alembic_version"
-_migrate_lock = threading.Lock()
 
 # What the code queries against; the migrations create exactly these tables.
 metadata = sa.MetaData()
@@ -75,25 +75,12 @@ runs = sa.Table(
 
 def alembic_config(connection: sa.Connection):  # noqa: ANN201 - alembic.config.Config
     """An Alembic config for the ledger's migrations, running on ``connection``."""
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes["connection"] = connection
-    return config
+    return alembic_chain.alembic_config(MIGRATIONS_DIR, connection)
 
 
 def migrate(url: str | sa.Engine, revision: str = "head") -> None:
     """Bring the ledger schema at ``url`` up to ``revision`` (the newest by default)."""
-    from alembic import command
-
-    engine = sa.create_engine(url) if isinstance(url, str) else url
-    try:
-        with _migrate_lock, engine.begin() as connection:
-            command.upgrade(alembic_config(connection), revision)
-    finally:
-        if isinstance(url, str):
-            engine.dispose()
+    alembic_chain.upgrade(MIGRATIONS_DIR, url, revision)
 
 
 def utcnow() -> datetime:
