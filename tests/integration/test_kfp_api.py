@@ -132,6 +132,12 @@ def test_pipelines_upload_creates_the_pipeline_then_versions(kfp_api, home):
 @pytest.mark.slow
 def test_trigger_on_the_kubernetes_target_launches_a_kfp_run(kfp_api, home):
     """The trigger process, a v4 webhook in, a KFP run out, the ledger following its state."""
+    from mlflow import MlflowClient
+
+    # the trigger launches only for models the registry knows
+    MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"]).create_registered_model(
+        "sentiment"
+    )
     port = free_port()
     env = {
         **os.environ,

@@ -103,9 +103,7 @@ def install(app: FastAPI, dataplane: DataPlane, settings: Settings, *, docs: boo
         methods=["POST"],
         include_in_schema=False,
     )
-    app.add_api_route(
-        "/v1/models/{model_name}:predict", predict_v1, methods=["POST"], include_in_schema=False
-    )
+    app.add_api_route("/v1/models/{model_name}:predict", predict_v1, methods=["POST"])
     app.add_api_route(
         "/v2/models/{model_name}",
         model_metadata,
