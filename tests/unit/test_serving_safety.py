@@ -114,7 +114,13 @@ def escaping():
     logging.setLogRecordFactory(previous)
 
 
-def test_log_records_of_our_loggers_are_escaped(escaping, caplog):
+def test_log_records_of_our_loggers_are_escaped(escaping, caplog, monkeypatch):
+    # uvicorn's own logging config (applied by any test that started a server in this
+    # process) stops uvicorn.access from propagating to the capture handler
+    access = logging.getLogger("uvicorn.access")
+    monkeypatch.setattr(access, "propagate", True)
+    monkeypatch.setattr(access, "disabled", False)
+
     class Id:
         def __str__(self) -> str:
             return "id\nFORGED"

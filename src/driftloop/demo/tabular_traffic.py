@@ -20,8 +20,11 @@ from driftloop.demo.sources import DemoData, DemoPlan, TrafficSource
 from driftloop.demo.traffic import Example
 
 UNIT_CHANGE = 0.001
-# shares of the shuffled table: v1's rows, the retraining's base rows, in-domain traffic;
-# the rest is the shifted traffic
+# shares of the shuffled table: v1's rows, rows labelled since, in-domain traffic; the
+# rest is the shifted traffic. A table is small, so the retraining reads v1's rows too
+# (a challenger trained on fewer rows than the champion lost the gate on diabetes even
+# with the shift's feedback); the gate still judges the champion only on rows it never
+# trained on (same id-hash split).
 SHARES = (0.45, 0.25, 0.10)
 
 
@@ -89,18 +92,19 @@ class TabularTraffic(TrafficSource):
         train_path = directory / "rows-v1.csv"
         retrain_path = directory / "rows-since-v1.csv"
         training.to_csv(train_path, index=False)
-        retraining.to_csv(retrain_path, index=False)
+        pd.concat([training, retraining]).to_csv(retrain_path, index=False)
         return DemoData(
             train_source=train_path,
             retrain_source=retrain_path,
             train_rows=len(training),
-            retrain_rows=len(retraining),
+            retrain_rows=len(training) + len(retraining),
             baseline=_examples(held_out, target, blueprint.classifier),
             shifted=_examples(shifted, target, blueprint.classifier),
             describe_data=(
                 f"data: {len(frame)} rows of {self.data or self.dataset} (target {target!r}, "
                 f"{blueprint.task}): {len(training)} for v1, {len(retraining)} more labelled "
-                f"since, {len(held_out)} held out as live traffic, {len(later)} for the shift"
+                f"since (the retraining reads both), {len(held_out)} held out as live traffic, "
+                f"{len(later)} for the shift"
             ),
             describe_shift=f"column {column!r} now arrives in another unit (x {UNIT_CHANGE})",
         )
