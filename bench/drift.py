@@ -419,8 +419,9 @@ def run(ctx: Context) -> None:
     )
     ours = DriftloopDetectors(model_fixture.estimator, pools.reference, seed=seed, config=config)
     raw = RawKSBaseline(model_fixture.estimator, pools.reference)
+    detectors = ours.bundle.config.detectors  # the blueprint's defaults when none configured
     ctx.note(
-        f"detectors: {', '.join(f'{d.name} ({d.kind} on {d.features})' for d in config.detectors)}"
+        f"detectors: {', '.join(f'{d.name} ({d.kind} on {d.features})' for d in detectors)}"
         f"; family p_val {config.p_val}; window {window}; reference {len(pools.reference)} "
         f"texts (validation + half the test split); replay pool {len(pools.clean)} held-out "
         f"texts (each window a random subset; windows overlap); torch intra-op threads = 1 "
