@@ -114,13 +114,22 @@ def escaping():
     logging.setLogRecordFactory(previous)
 
 
-def test_log_records_of_our_loggers_are_escaped(escaping, caplog, monkeypatch):
-    # uvicorn's own logging config (applied by any test that started a server in this
-    # process) stops uvicorn.access from propagating to the capture handler
-    access = logging.getLogger("uvicorn.access")
-    monkeypatch.setattr(access, "propagate", True)
-    monkeypatch.setattr(access, "disabled", False)
+@pytest.fixture
+def uvicorn_logs_captured():
+    """A server started in this process by an earlier test leaves uvicorn's loggers
+    not propagating (its logging config) and uvicorn.access at WARNING: undo that here."""
+    loggers = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.access")]
+    saved = [(lg.propagate, lg.disabled, lg.level) for lg in loggers]
+    for logger in loggers:
+        logger.propagate, logger.disabled = True, False
+        logger.setLevel(logging.INFO)  # setLevel also clears the isEnabledFor cache
+    yield
+    for logger, (propagate, disabled, level) in zip(loggers, saved, strict=True):
+        logger.propagate, logger.disabled = propagate, disabled
+        logger.setLevel(level)
 
+
+def test_log_records_of_our_loggers_are_escaped(escaping, uvicorn_logs_captured, caplog):
     class Id:
         def __str__(self) -> str:
             return "id\nFORGED"
