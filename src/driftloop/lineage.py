@@ -95,6 +95,8 @@ TAG_ROLLED_BACK_REASON = tag_key("rolled_back_reason")
 TAG_RESTORED_AT = tag_key("restored_at")
 # where the drift monitor's reference (fitted on the champion's data) is stored
 TAG_DRIFT_REFERENCE = tag_key("drift_reference")
+# a version brought by ``driftloop import``: the model file's name and sha256
+TAG_IMPORTED_FROM = tag_key("imported_from")
 
 
 def git_commit() -> str:

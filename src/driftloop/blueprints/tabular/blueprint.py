@@ -364,6 +364,12 @@ class TabularBlueprint(Blueprint):
             raise ValueError("the tabular input example comes from the training rows")
         return self.features(frame).head(2).reset_index(drop=True)
 
+    def adopt_model(self, model: Any, train: pd.DataFrame) -> Pipeline:
+        """A pipeline fitted elsewhere on the raw columns, behind the schema step serving needs."""
+        from driftloop.blueprints.tabular.imported import adopt_table_model
+
+        return adopt_table_model(model, self.features(train))
+
     # --- serving, drift, feedback --------------------------------------------------
     def codec(self, model: Any, limits: Limits | None = None) -> TableCodec:
         return TableCodec(model, limits or Limits(), classifier=self.classifier)
