@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "demo": "demo:demo",
     "deploy": "deploy:deploy",
     "pipelines": "pipelines:pipelines",
+    "import": "importer:import_command",
+    "datasets": "datasets:datasets",
 }
 
 
