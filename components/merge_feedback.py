@@ -9,7 +9,6 @@ from components._base import driftloop_component
 def merge_feedback(
     model_name: str,
     blueprint: str,
-    store_url: str,
     data: Input[Dataset],
     merged: Output[Dataset],
 ) -> str:
@@ -17,15 +16,18 @@ def merge_feedback(
 
     Feedback becomes rows the way the blueprint says (a text and its label, a
     table row and its true value, ...); see ``training.data_steps.merge_feedback``.
-    An empty ``store_url`` means the store the settings name (SQLite under
-    DRIFTLOOP_HOME, or the cluster's PostgreSQL through DRIFTLOOP_STORE_URL).
+    The store is the one the settings name: DRIFTLOOP_STORE_URL from the
+    ``driftloop-store`` Secret on the cluster, the launching process's settings
+    under kfp.local (SQLite under DRIFTLOOP_HOME when none is set). It is not a
+    parameter: its password would be stored with the run, shown in the KFP UI
+    and written into the task's logged inputs.
     """
     import json
 
     from driftloop.settings import get_settings
     from driftloop.training.data_steps import merge_feedback as merge
 
-    url = store_url or get_settings().resolved_store_url
-    summary = merge(data.path, merged.path, blueprint, model_name, url)
+    store_url = get_settings().resolved_store_url
+    summary = merge(data.path, merged.path, blueprint, model_name, store_url)
     merged.metadata.update(summary)
     return json.dumps(summary)

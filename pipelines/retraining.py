@@ -29,7 +29,6 @@ def retraining_pipeline(
     dataset: str = "sentiment-offline",
     data_source: str = "",
     label_mapping: str = "",
-    store_url: str = "",
     seed: int = 42,
     min_improvement: float = 0.01,
     experiment: str = "driftloop",
@@ -48,11 +47,13 @@ def retraining_pipeline(
                 label_mapping=label_mapping,
             )
         )
+        # the store URL carries credentials: the task reads it from its environment
+        # (DRIFTLOOP_STORE_URL: a Secret on the cluster, the settings under kfp.local),
+        # never from a parameter that KFP would store, show and log
         merged = configure(
             merge_feedback(
                 model_name=model_name,
                 blueprint=blueprint,
-                store_url=store_url,
                 data=ingested.outputs["data"],
             ),
             needs_store=True,

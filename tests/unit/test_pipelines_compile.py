@@ -26,6 +26,8 @@ TRAINING_TASKS = {
     "promote",
 }
 RETRAINING_TASKS = TRAINING_TASKS | {"rollback", "merge-feedback"}
+CANARY_PASSWORD = "s3cr3t-canary"
+CANARY_STORE_URL = f"postgresql+psycopg://driftloop:{CANARY_PASSWORD}@db.internal:5432/driftloop"
 SECRET_ENV = {
     "MLFLOW_TRACKING_URI",
     "AWS_ACCESS_KEY_ID",
@@ -80,7 +82,8 @@ def fresh(tmp_path_factory) -> Path:
 def custom_image(tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("compiled-custom")
     image = "registry.example.org/team/driftloop:9.9.9"
-    _compile(out, {"DRIFTLOOP_BASE_IMAGE": image})
+    # a store URL with a password in the compiling shell must not reach the IR
+    _compile(out, {"DRIFTLOOP_BASE_IMAGE": image, "DRIFTLOOP_STORE_URL": CANARY_STORE_URL})
     return out, image
 
 
@@ -209,4 +212,21 @@ def test_checked_in_yaml_loads_back_as_a_kfp_component(name):
     assert loaded.name == f"driftloop-{name}"
     assert "model_name" in loaded.component_spec.inputs
     if name == "retraining":
-        assert {"reason", "store_url", "rollback_window_hours"} <= set(loaded.component_spec.inputs)
+        assert {"reason", "rollback_window_hours"} <= set(loaded.component_spec.inputs)
+
+
+@pytest.mark.parametrize("name", ["training", "retraining"])
+def test_no_secret_is_a_pipeline_or_task_parameter(custom_image, name):
+    """KFP stores, shows and logs parameters: credentials reach tasks from Secrets only."""
+    out, _ = custom_image
+    text = (out / f"{name}.yaml").read_text(encoding="utf-8")
+    assert CANARY_PASSWORD not in text and "db.internal" not in text
+    spec = _load(out / f"{name}.yaml")
+    definitions = [spec["root"]] + list(spec["components"].values())
+    parameters = {
+        parameter
+        for definition in definitions
+        for parameter in definition.get("inputDefinitions", {}).get("parameters", {})
+    }
+    secret_like = ("store_url", "password", "token", "secret", "tracking_uri", "dsn")
+    assert not {p for p in parameters if any(word in p.lower() for word in secret_like)}

@@ -37,8 +37,15 @@ STORE_URL = f"postgresql://driftloop:{PASSWORD}@db.internal:5432/driftloop"
 DEEP = b"[" * 100_000 + b"]" * 100_000
 
 
-def leaky_job(model_name: str, store_url: str) -> dict:
-    """A retraining job that says its store URL every way a real one might."""
+def leaky_job(model_name: str) -> dict:
+    """A retraining job that says its store URL every way a real one might.
+
+    Like a real task it finds the store through its settings (the environment
+    the launcher hands down), not through an argument.
+    """
+    from driftloop.settings import get_settings
+
+    store_url = get_settings().resolved_store_url
     print(f"connecting to {store_url}", flush=True)
     print(f"password alone: {PASSWORD}", file=sys.stderr, flush=True)
     subprocess.run(["echo", f"child process sees {store_url}"], check=True)
@@ -290,7 +297,7 @@ def test_a_launch_never_writes_the_store_password_under_the_home(home):
     settings = Settings(home=home, retrain_pipeline=f"{HERE}:leaky_job", store_url=STORE_URL)
     launcher = LocalLauncher(
         settings,
-        env={"PYTHONPATH": str(REPO_ROOT), "DRIFTLOOP_STORE_URL": STORE_URL},
+        env={"PYTHONPATH": str(REPO_ROOT)},  # the store URL comes from the settings
     )
     service = TriggerService(settings, launcher=launcher, model_exists=lambda m: True)
     with TestClient(create_app(settings, service, watch_interval_s=0.1)) as client:

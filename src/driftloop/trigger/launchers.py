@@ -139,7 +139,9 @@ def candidate_arguments(
         "seed": settings.seed,
         "experiment": settings.experiment,
         "min_improvement": settings.min_improvement,
-        "store_url": settings.resolved_store_url,
+        # no store URL (nor any other credential): a run's arguments are stored and
+        # shown (spec files, run logs, the KFP UI); its tasks read secrets from their
+        # environment -- the settings under kfp.local, Secrets on the cluster
         # operator-configured values (DRIFTLOOP_RETRAIN_ARGUMENTS, JSON) win
         **settings.retrain_arguments,
     }
@@ -240,6 +242,10 @@ class LocalLauncher(Launcher):
         write_private(spec_path, json.dumps(spec, indent=2))
         env = {**os.environ, **(self.env or {})}
         env.setdefault("DRIFTLOOP_HOME", str(self.settings.home))
+        if self.settings.store_url and "DRIFTLOOP_STORE_URL" not in (self.env or {}):
+            # the run's tasks find the trigger's store through the environment they
+            # inherit, never through an argument written into the run's files
+            env["DRIFTLOOP_STORE_URL"] = self.settings.store_url
         log = open_private(run_dir / "worker.log", "ab")  # handed to the child
         try:
             process = subprocess.Popen(
@@ -337,11 +343,6 @@ class KfpLauncher(Launcher):
 
     def launch(self, request: RetrainRequest) -> Launched:
         arguments = select_arguments(self.package_inputs(), request, self.settings)
-        if "store_url" not in self.settings.retrain_arguments:
-            # the cluster's tasks read DRIFTLOOP_STORE_URL from a Secret; the trigger's
-            # own store URL means nothing in their pods, and a parameter would put
-            # the database credentials in the KFP UI
-            arguments.pop("store_url", None)
         stamp = utcnow().strftime("%Y%m%d-%H%M%S")
         from driftloop.pipelines_client import submit_run
 
