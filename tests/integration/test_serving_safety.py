@@ -1,14 +1,20 @@
 """Hostile-client checks against the real predictor on loopback: repository unload/load
-and readiness, bounded /metrics labels, streamed body limit, one-line and escaped logs."""
+and readiness (refused with several workers), bounded /metrics labels, streamed body
+limit (memory released), one-line and escaped logs for REST and gRPC client errors."""
 
 from __future__ import annotations
 
 import socket
+import statistics
 import time
 import uuid
 
+import grpc
 import httpx
+import psutil
 import pytest
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
 from tests.integration.conftest_serving import register_text_model, running_predictor, v2_body
 
@@ -163,15 +169,38 @@ def _chunked_upload(port: int, path: str, total: int, chunk: int = 64 * 1024):
     return reply.split(b"\r\n", 1)[0].decode(), time.perf_counter() - started, sent
 
 
+def _rss_mib(pid: int, samples: int = 5) -> float:
+    """Median resident set size of ``pid`` over a few samples 50 ms apart, in MiB."""
+    process = psutil.Process(pid)
+    readings = []
+    for _ in range(samples):
+        readings.append(process.memory_info().rss / 2**20)
+        time.sleep(0.05)
+    return statistics.median(readings)
+
+
+# what a rejected 1 GiB body may leave behind: allocator noise, not the body (it was 1.3 GB)
+RSS_MARGIN_MIB = 16.0
+
+
 def test_streamed_body_over_the_limit_is_a_fast_413(open_predictor):
     predictor, http = open_predictor
+    for _ in range(5):  # the request path's first-call allocations happen before the baseline
+        http.post("/v2/models/sentiment/infer", json=v2_body(["great product"]))
+    baseline = _rss_mib(predictor.process.pid)
     status, seconds, sent = _chunked_upload(
         predictor.http_port, "/v2/models/sentiment/infer", total=1024**3
     )
-    print(f"413 after {seconds:.3f}s, {sent} bytes sent of 1 GiB")
+    time.sleep(0.5)
+    after = _rss_mib(predictor.process.pid)
+    print(
+        f"413 after {seconds:.3f}s, {sent} bytes sent of 1 GiB; predictor RSS "
+        f"{baseline:.1f} MiB before, {after:.1f} MiB after ({after - baseline:+.1f} MiB)"
+    )
     assert " 413 " in status + " ", status
     assert seconds < 2.0
     assert sent < 64 * LIMIT
+    assert after - baseline < RSS_MARGIN_MIB, (baseline, after)
     declared = http.post(
         "/v2/models/sentiment/infer",
         content=b"x" * (LIMIT + 1),
@@ -200,6 +229,67 @@ def test_client_errors_log_one_escaped_line(open_predictor):
     forged_lines = [line for line in log.splitlines() if line.startswith(f"FORGED-{marker}")]
     assert forged_lines == []
     assert "Traceback" not in log, log[-3000:]
+
+
+def _tensor(name: str, datatype: str, shape: list[int], **contents):
+    tensor = pb.ModelInferRequest.InferInputTensor(name=name, datatype=datatype, shape=shape)
+    if contents:
+        tensor.contents.CopyFrom(pb.InferTensorContents(**contents))
+    return tensor
+
+
+def test_grpc_client_errors_log_one_escaped_line(open_predictor):
+    predictor, _ = open_predictor
+    marker = uuid.uuid4().hex
+    forged = f"\nFORGED-{marker} kserve ERROR admin login"
+    text = "text" + forged
+    requests = [
+        # an unknown model whose name carries a forged line
+        (pb.ModelInferRequest(model_name=f"x{forged}", inputs=[]), grpc.StatusCode.NOT_FOUND),
+        # KServe's own decoding refuses an unknown datatype
+        (
+            pb.ModelInferRequest(
+                model_name="sentiment",
+                id=f"id{forged}",
+                inputs=[_tensor(text, "X", [1], bytes_contents=[b"ok"])],
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        # driftloop's codec refuses non-UTF-8 text
+        (
+            pb.ModelInferRequest(
+                model_name="sentiment",
+                inputs=[_tensor("text", "BYTES", [1], bytes_contents=[b"\xff\xfe"])],
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        # raw contents too short for a BYTES length prefix
+        (
+            pb.ModelInferRequest(
+                model_name="sentiment",
+                inputs=[_tensor(text, "BYTES", [1])],
+                raw_input_contents=[b"\x00\x00"],
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+    ]
+    start = len(predictor.log_path.read_bytes())
+    with grpc.insecure_channel(f"127.0.0.1:{predictor.grpc_port}") as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        for request, expected in requests:
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.ModelInfer(request, timeout=10)
+            assert caught.value.code() == expected, caught.value.details()
+    time.sleep(0.5)
+    log = predictor.log_path.read_bytes()[start:].decode(errors="replace")
+    assert "Traceback" not in log, log[-3000:]
+    assert not [line for line in log.splitlines() if line.startswith(f"FORGED-{marker}")], log
+    error_lines = [line for line in log.splitlines() if "ModelInfer -> " in line]
+    assert len(error_lines) == len(requests), log
+    # the model name and the tensor name reach the log, escaped
+    naming = [line for line in error_lines if f"FORGED-{marker}" in line]
+    assert len(naming) == 2 and all(f"\\nFORGED-{marker}" in line for line in naming), naming
+    print("\n".join(error_lines))
 
 
 def test_non_loopback_bind_without_token_refuses_to_start(home):
@@ -238,3 +328,36 @@ def test_repository_needs_the_token_when_set(home):
                 http.post("/v2/repository/models/sentiment/load", headers=AUTH).status_code == 200
             )
             assert http.get("/v2/health/ready").status_code == 200
+
+
+def test_repository_changes_are_refused_with_several_workers(home):
+    """Each worker holds its own repository: load/unload would reach one process only."""
+    with running_predictor(
+        "sentiment", home, env=_env(home), workers=2, ready_timeout=180
+    ) as predictor:
+        start = len(predictor.log_path.read_bytes())
+        with httpx.Client(base_url=predictor.url, timeout=10) as http:
+            for action in ("unload", "load"):
+                answer = http.post(f"/v2/repository/models/sentiment/{action}")
+                assert answer.status_code == 409, answer.text
+                error = answer.json()["error"]
+                assert f"repository {action}" in error and "--workers 2" in error
+                assert "restart the predictor" in error
+            assert http.get("/v2/health/ready").status_code == 200
+            for _ in range(4):  # every worker still serves
+                assert (
+                    http.post("/v2/models/sentiment/infer", json=v2_body(["fine"])).status_code
+                    == 200
+                )
+        with grpc.insecure_channel(f"127.0.0.1:{predictor.grpc_port}") as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.RepositoryModelUnload(
+                    pb.RepositoryModelUnloadRequest(model_name="sentiment"), timeout=10
+                )
+            assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "--workers 2" in caught.value.details()
+            assert stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
+        time.sleep(0.3)
+        log = predictor.log_path.read_bytes()[start:].decode(errors="replace")
+        assert "Traceback" not in log, log[-3000:]

@@ -4,9 +4,13 @@
 re-resolves the model's URI and swaps in the version it points at now.
 ``.../unload`` takes the model out of service: it stays registered (so ``load``
 can bring it back from its URI) but is not ready -- ``/v2/models/NAME/ready``,
-``/v2/health/ready`` and inference answer 503 until the next ``load``. With
-several workers the call reaches only the worker that received it; the others
-catch up at their next reload poll (a load) or not at all (an unload).
+``/v2/health/ready`` and inference answer 503 until the next ``load``.
+
+With ``--workers N`` (N > 1) every REST worker process, and the parent that
+serves gRPC, holds its own repository: a call would reach one process and leave
+the others serving something else. :class:`SingleProcessRepositoryExtension`
+refuses both calls there (``RepositoryChangeRefused``: REST 409, gRPC
+``FAILED_PRECONDITION``) instead of half-applying them.
 """
 
 from __future__ import annotations
@@ -14,6 +18,35 @@ from __future__ import annotations
 import asyncio
 
 from kserve import ModelRepository
+from kserve.protocol.model_repository_extension import ModelRepositoryExtension
+
+
+class RepositoryChangeRefused(Exception):
+    """A repository load/unload that this predictor cannot apply to every process."""
+
+
+class SingleProcessRepositoryExtension(ModelRepositoryExtension):
+    """KServe's repository extension, refusing load/unload when ``workers`` > 1."""
+
+    def __init__(self, model_registry: ModelRepository, workers: int = 1) -> None:
+        super().__init__(model_registry)
+        self.workers = workers
+
+    def _refuse_with_several_workers(self, action: str) -> None:
+        if self.workers > 1:
+            raise RepositoryChangeRefused(
+                f"repository {action} is not supported with --workers {self.workers}: each "
+                "worker process holds its own copy of the model and the call would reach only "
+                "one of them; restart the predictor to change what it serves"
+            )
+
+    async def load(self, model_name: str) -> None:
+        self._refuse_with_several_workers("load")
+        await super().load(model_name)
+
+    async def unload(self, model_name: str) -> None:
+        self._refuse_with_several_workers("unload")
+        await super().unload(model_name)
 
 
 class ReloadingModelRepository(ModelRepository):

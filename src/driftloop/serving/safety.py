@@ -11,7 +11,11 @@
   ``logging.setLogRecordFactory`` hook, which survives KServe and uvicorn
   (re)configuring handlers and formatters.
 - :func:`client_error_handlers`: one-line log (no traceback) for KServe's
-  client errors (400/404/503), replacing handlers that log a full traceback.
+  client errors (400/404/409/503), replacing handlers that log a full traceback.
+- :class:`GrpcClientErrorInterceptor`: the same for gRPC: KServe's status mapping
+  (INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE, ...) with one escaped log line per
+  client error instead of KServe's traceback, whose text (the exception message
+  with a client's model name or tensor name in it) is not escaped.
 """
 
 from __future__ import annotations
@@ -23,14 +27,20 @@ import re
 from collections.abc import Mapping
 from http import HTTPStatus
 
+import grpc
 from fastapi.responses import JSONResponse
 from kserve.errors import (
+    InferenceError,
     InvalidInput,
     ModelNotFound,
     ModelNotReady,
+    ServerNotLive,
     ServerNotReady,
     UnsupportedProtocol,
 )
+from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
+
+from driftloop.serving.repository import RepositoryChangeRefused
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +228,7 @@ CLIENT_ERRORS: dict[type[Exception], HTTPStatus] = {
     ModelNotFound: HTTPStatus.NOT_FOUND,
     ModelNotReady: HTTPStatus.SERVICE_UNAVAILABLE,
     ServerNotReady: HTTPStatus.SERVICE_UNAVAILABLE,  # e.g. after an unload: a probe, not a fault
+    RepositoryChangeRefused: HTTPStatus.CONFLICT,  # load/unload with --workers > 1
 }
 
 
@@ -240,3 +251,31 @@ async def client_error_handler(request, exc: Exception) -> JSONResponse:  # noqa
 
 def client_error_handlers() -> dict[type[Exception], object]:
     return {kind: client_error_handler for kind in CLIENT_ERRORS}
+
+
+# KServe's own mapping, plus the repository refusal; order matters (first match wins)
+GRPC_CLIENT_ERRORS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
+    (UnsupportedProtocol, grpc.StatusCode.INVALID_ARGUMENT),
+    (InferenceError, grpc.StatusCode.INVALID_ARGUMENT),
+    (ModelNotFound, grpc.StatusCode.NOT_FOUND),
+    (ModelNotReady, grpc.StatusCode.UNAVAILABLE),
+    (ServerNotReady, grpc.StatusCode.UNAVAILABLE),
+    (ServerNotLive, grpc.StatusCode.UNAVAILABLE),
+    (RepositoryChangeRefused, grpc.StatusCode.FAILED_PRECONDITION),
+)
+
+
+class GrpcClientErrorInterceptor(ExceptionToStatusInterceptor):
+    """KServe's exception-to-status interceptor; client errors log one line, no traceback.
+
+    Anything else (a server fault: INTERNAL) keeps KServe's handling, traceback included.
+    """
+
+    async def handle_exception(self, ex, request_or_iterator, context, method_name):  # noqa: ANN001, ANN201
+        status = next((code for kind, code in GRPC_CLIENT_ERRORS if isinstance(ex, kind)), None)
+        if status is None:
+            await super().handle_exception(ex, request_or_iterator, context, method_name)
+            return
+        log.warning("gRPC %s -> %s %s: %s", method_name, status.name, type(ex).__name__, ex)
+        await context.abort(status, str(getattr(ex, "reason", None) or ex))

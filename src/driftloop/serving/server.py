@@ -15,7 +15,9 @@ Safe defaults (``serving.safety``): REST and gRPC bind ``settings.predictor_host
 binds 0.0.0.0/[::]); a non-loopback bind needs the API token or ``--insecure``;
 bodies above ``max_body_bytes`` answer 413; client errors log one line; control
 characters in log records are escaped; ``/v2/health/ready`` is ready only while
-every registered model is (an ``unload`` makes it 503).
+every registered model is (an ``unload`` makes it 503); with ``--workers`` > 1
+repository load/unload answer 409 / ``FAILED_PRECONDITION`` (each process holds
+its own repository, so a call would reach only one of them).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from kserve.errors import ModelNotReady
 from kserve.model_server import args as kserve_args
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
-from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, LoggingInterceptor
+from kserve.protocol.grpc.interceptors import LoggingInterceptor
 from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess, RESTServerProcess
@@ -42,7 +44,10 @@ from driftloop.serving import metrics, rest, runtime, safety
 from driftloop.serving.auth import GrpcAuthInterceptor
 from driftloop.serving.loader import model_uri_for
 from driftloop.serving.model import BlueprintModel
-from driftloop.serving.repository import ReloadingModelRepository
+from driftloop.serving.repository import (
+    ReloadingModelRepository,
+    SingleProcessRepositoryExtension,
+)
 from driftloop.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -174,7 +179,7 @@ class DriftloopGRPCServer(GRPCServer):
             interceptors=(
                 GrpcAuthInterceptor(self.settings.api_token),
                 LoggingInterceptor(),
-                ExceptionToStatusInterceptor(),
+                safety.GrpcClientErrorInterceptor(),
             ),
             options=[
                 ("grpc.max_send_message_length", self._kwargs.get("grpc_max_send_message_length")),
@@ -198,6 +203,10 @@ class DriftloopModelServer(ModelServer):
         self.settings = settings
         self.host = host or settings.predictor_host
         self.dataplane = DriftloopDataPlane(model_registry=self.registered_models)
+        # pickled into every spawned REST worker with the server object, as KServe's is
+        self.model_repository_extension = SingleProcessRepositoryExtension(
+            self.registered_models, workers=self.workers
+        )
 
     def start(self, models: list[BlueprintModel]) -> None:
         self._register_and_check_atleast_one_model_is_ready(models)
