@@ -11,6 +11,7 @@ only through these parts and never branches on its name or input type:
 * codec    -- OIP tensors, v1/v2 decoding, prediction, encoding (``blueprints.codec``)
 * drift    -- the feature groups the monitor compares (``blueprints.drift``)
 * feedback -- what a ground truth is, and the live score from prediction/truth pairs
+* explain  -- optional: per-instance contributions of the inputs (``blueprints.explain``)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from driftloop.blueprints.spec import BlueprintSpec
 if TYPE_CHECKING:
     from driftloop.blueprints.codec import Codec
     from driftloop.blueprints.drift import DriftFeaturizer
+    from driftloop.blueprints.explain import Explainer
     from driftloop.blueprints.feedback import Feedback
 
 
@@ -196,6 +198,14 @@ class Blueprint(ABC):
     @abstractmethod
     def feedback(self) -> Feedback:
         """What a ground truth is and how the live score is computed."""
+
+    def explainer(self, model: Any, background: Any = None) -> Explainer | None:
+        """Per-instance explanations of a fitted model (None: this blueprint has none).
+
+        ``background``: model inputs of held-out rows (``features`` of a frame) for an
+        explainer that explains against a sample (``Explainer.uses_background``).
+        """
+        return None
 
     def __repr__(self) -> str:
         return f"<Blueprint {self.spec}: {self.task}, ranked by {self.primary_metric}>"

@@ -162,6 +162,12 @@ class SentimentBlueprint(Blueprint):
     def feedback(self) -> Feedback:
         return LabelFeedback()
 
+    def explainer(self, model: Any, background: Any = None):
+        """Per-word permutation SHAP of the predicted class's probability (``text_explain``)."""
+        from driftloop.blueprints.text_explain import TextExplainer
+
+        return TextExplainer(model)
+
     # --- trainer -------------------------------------------------------------------
     def candidates(self, seed: int) -> dict[str, Pipeline]:
         def pipe(classifier, **overrides):

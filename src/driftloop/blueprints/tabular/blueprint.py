@@ -382,3 +382,11 @@ class TabularBlueprint(Blueprint):
     @property
     def feedback(self) -> Feedback:
         return LabelFeedback() if self.classifier else NumberFeedback()
+
+    def explainer(self, model: Any, background: pd.DataFrame | None = None):
+        """SHAP per input column (``tabular.explain``), for classification and regression."""
+        if getattr(self, "strategy", None) is not None:
+            return None  # clusters, anomaly scores, forecasts: no explainer yet
+        from driftloop.blueprints.tabular.explain import TableExplainer
+
+        return TableExplainer(model, background, classifier=self.classifier)
