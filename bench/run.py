@@ -39,6 +39,8 @@ SECTIONS: dict[str, str] = {
     "loop": "bench.loop",
     "pipelines": "bench.orchestration",
     "scale": "bench.scale",
+    "automl": "bench.automl",
+    "soak": "bench.soak",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 

@@ -1,15 +1,21 @@
 # Benchmarks (bench/). Included by the Makefile through `-include mk/*.mk`.
-#   make bench            every section, full durations (< 20 min on 2 cores)
-#   make bench-quick      every section, short (< 3 min; the loop section is full-only)
-#   make bench-SECTION    one section: serving drift loop pipelines scale
+#   make bench            every section, full durations (< 20 min on 2 cores, plus up to
+#                         ~2 h for automl)
+#   make bench-quick      every section, short (< 3 min plus ~12 min for automl; the loop
+#                         section is full-only)
+#   make bench-SECTION    one section: serving drift loop pipelines scale automl soak
+#   make bench-soak       10 min at the measured knee: errors, rows == answers, RSS growth
+#   make bench-automl     driftloop tabular vs FLAML vs default LightGBM on 10 tables:
+#                         60 s and 300 s budgets per table and system (up to ~2 h on 2 cores)
+#   make bench-automl-quick  the same with one 30 s budget (~12 min; indicative only)
 #   make bench-mlserver   the MLServer baseline's own virtualenv (.venv-mlserver)
 # Results: $(BENCH_OUT)/results.json, results.md and the scale plots.
 
 BENCH_OUT ?= bench/results
 BENCH_ARGS ?=
-BENCH_SECTIONS := serving drift loop pipelines scale
+BENCH_SECTIONS := serving drift loop pipelines scale automl soak
 
-.PHONY: bench bench-quick bench-mlserver $(addprefix bench-,$(BENCH_SECTIONS))
+.PHONY: bench bench-quick bench-mlserver bench-automl-quick $(addprefix bench-,$(BENCH_SECTIONS))
 
 bench-mlserver: $(STAMP)
 	@bash scripts/setup-mlserver.sh .venv-mlserver
@@ -22,3 +28,6 @@ bench-quick: $(STAMP) system-deps
 
 $(addprefix bench-,$(BENCH_SECTIONS)): bench-%: $(STAMP) system-deps
 	$(BIN)/python -m bench.run --section $* --out $(BENCH_OUT)/$* $(BENCH_ARGS)
+
+bench-automl-quick: $(STAMP)
+	$(BIN)/python -m bench.run --quick --section automl --out $(BENCH_OUT)/automl-quick $(BENCH_ARGS)
