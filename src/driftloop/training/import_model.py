@@ -500,9 +500,7 @@ def _log_run(
                 **{f"{split}_rows": len(frame) for split, frame in frames.items()},
             }
         )
-        log_split_inputs(
-            frames, source=data, dataset=dataset_label(dataset, data), blueprint=blueprint
-        )
+        log_split_inputs(frames, source=data, dataset=dataset, blueprint=blueprint)
         if model_file.path.is_dir():
             mlflow.log_artifacts(
                 str(model_file.path), f"{IMPORTED_ARTIFACT_PATH}/{model_file.path.name}"
@@ -520,20 +518,15 @@ def _log_run(
         return run.info.run_id
 
 
-def dataset_label(dataset: str, data: str) -> str:
-    """What the data is called in MLflow's dataset tracking: the file's stem for a file."""
-    if dataset and dataset != "file":
-        return dataset
-    tail = data.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
-    for suffix in (".gz", ".csv", ".parquet", ".pq", ".tsv", ".txt"):
-        tail = tail.removesuffix(suffix)
-    return tail or "data"
-
-
 def log_split_inputs(
     frames: dict[str, pd.DataFrame], *, source: str, dataset: str, blueprint: Blueprint
 ) -> None:
-    """``mlflow.log_input`` per split: name ``<dataset>-<split>``, the source, schema, digest."""
+    """``mlflow.log_input`` per split: name ``<dataset>-<split>``, the source, schema, digest.
+
+    Named as the training run names its inputs (``candidates.log_dataset_inputs``): the
+    dataset argument the pipeline gets (a shipped table's name, ``file`` for ``--data``),
+    so ``driftloop datasets`` lists an import's rows beside the trainings on the same rows.
+    """
     import mlflow
 
     for split, frame in frames.items():
