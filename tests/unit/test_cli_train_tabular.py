@@ -176,7 +176,7 @@ def test_missing_file_and_bad_task(home, tmp_path):
         "--data: no such file",
         home=home,
     )
-    result = train("--data", str(tmp_path / "nope.csv"), "--task", "clustering")
+    result = train("--data", str(tmp_path / "nope.csv"), "--task", "forecasting")
     assert result.exit_code == 2 and "Invalid value for '--task'" in result.output
 
 

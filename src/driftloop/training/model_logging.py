@@ -68,6 +68,9 @@ def predictor_output(model: Any, data: Any) -> pd.DataFrame:
         frame.insert(0, LABEL_COLUMN, labels)
         return frame
     predictions = np.asarray(model.predict(data))
+    if predictions.ndim == 2:  # several values per row (a forecast's steps): one column each
+        columns = [f"{PREDICTION_COLUMN}_{k}" for k in range(1, predictions.shape[1] + 1)]
+        return pd.DataFrame(predictions, columns=columns, index=index)
     column = LABEL_COLUMN if hasattr(model, "classes_") else PREDICTION_COLUMN
     if column == LABEL_COLUMN:
         predictions = predictions.astype(str).astype(object)

@@ -26,9 +26,15 @@ from driftloop.blueprints.feedback import Feedback, LabelFeedback, NumberFeedbac
 from driftloop.blueprints.scoring import classification_scores, regression_scores
 from driftloop.blueprints.tabular.codec import TableCodec
 from driftloop.blueprints.tabular.schema import DateParts, TableSchema
+from driftloop.blueprints.tabular.tasks import STRATEGIES, strategy_for
 from driftloop.datasets.errors import DatasetValidationError
 
-TASKS = ("classification", "regression")
+SUPERVISED_TASKS = ("classification", "regression")
+TASKS = (*SUPERVISED_TASKS, *STRATEGIES)
+# tasks whose models learn from the features alone (a target is optional or absent)
+TARGET_OPTIONAL = ("clustering", "anomaly")
+# a numeric target this serially correlated, on a regular time column, reads as a series
+MIN_SERIES_AUTOCORRELATION = 0.5
 # an integer target with at most this many distinct values reads as classes
 MAX_INTEGER_CLASSES = 10
 DEFAULT_CLASSIFICATION_FLOOR = 0.5
@@ -47,6 +53,33 @@ def infer_task(target: pd.Series) -> tuple[str, str]:
             f"target {name!r} holds {distinct} distinct integers (<= {MAX_INTEGER_CLASSES})",
         )
     return "regression", f"target {name!r} is numeric with {distinct} distinct values"
+
+
+def infer_series(frame: pd.DataFrame, target: str, id_column: str) -> tuple[str, str] | None:
+    """(time column, why) when ``frame`` reads as a series of a numeric ``target``: a date
+    column evenly spaced and in order, and the target serially correlated; else None."""
+    from driftloop.blueprints.tabular.schema import infer_kind
+
+    values = pd.to_numeric(frame[target], errors="coerce")
+    if values.isna().any() or len(values) < 8 or values.nunique() <= MAX_INTEGER_CLASSES:
+        return None
+    autocorrelation = values.autocorr(lag=1)
+    if not np.isfinite(autocorrelation) or autocorrelation < MIN_SERIES_AUTOCORRELATION:
+        return None
+    for column in frame.columns:
+        if column in (id_column, target) or infer_kind(frame[column]) != "datetime":
+            continue
+        times = pd.to_datetime(frame[column], errors="coerce", format="mixed")
+        if times.isna().any() or not times.is_monotonic_increasing or times.duplicated().any():
+            continue
+        freq = pd.infer_freq(pd.DatetimeIndex(times))
+        if freq is not None:
+            return column, (
+                f"column {column!r} is a regular time index (frequency {freq}) and target "
+                f"{target!r} is serially correlated (lag-1 autocorrelation "
+                f"{autocorrelation:.2f})"
+            )
+    return None
 
 
 def class_labels(values: pd.Series) -> pd.Series:
@@ -116,6 +149,14 @@ class TabularBlueprint(Blueprint):
         if task not in (*TASKS, "auto"):
             raise ValueError(f"--task must be one of auto, {', '.join(TASKS)}; got {task!r}")
         self.n_jobs = int(self.options.pop("n_jobs", 2))
+        contamination = self.options.get("contamination")
+        if contamination is not None and not 0 < float(contamination) <= 0.5:
+            raise ValueError(f"--contamination must be in (0, 0.5], got {contamination}")
+        horizon = self.options.get("horizon")
+        if horizon is not None and int(horizon) < 1:
+            raise ValueError(f"--horizon must be at least 1, got {horizon}")
+        # the task's strategy: None for classification and regression (this class's own)
+        self.strategy = strategy_for(task, self.options)
 
     # --- options -------------------------------------------------------------------
     @property
@@ -130,7 +171,11 @@ class TabularBlueprint(Blueprint):
         return self.task == "classification"
 
     @property
-    def target_column(self) -> str:
+    def target_column(self) -> str | None:
+        """The ground truth's column; None for a clustering, or an anomaly detection
+        without a label column: their models fit on the features alone."""
+        if self.strategy is not None:
+            return self.strategy.target_column
         if not self.options.get("target"):
             raise ValueError("--target: the tabular blueprint needs the column to predict")
         return self.options["target"]
@@ -139,49 +184,90 @@ class TabularBlueprint(Blueprint):
         """Read the table, fix the task, and check what would fail the run: the target's
         values, every class reaching every split, and enough rows held out for the drift
         reference (a one-line ``ValueError`` naming the option or column and row counts)."""
-        from driftloop.datasets.tables import SHIPPED_TABLES
+        from driftloop.datasets.tables import SHIPPED_DEFAULTS, SHIPPED_TABLES, column_list
         from driftloop.monitor.reference import MIN_ROWS
         from driftloop.training.splits import check_class_counts, check_row_count
 
         if dataset and source:
             raise ValueError("--dataset names a shipped table; with --data give neither")
         dataset = None if source else (dataset or self.default_dataset)
-        if dataset is not None and not self.options.get("target"):
-            _, target = SHIPPED_TABLES.get(dataset, (None, None))
-            blueprint: TabularBlueprint = TabularBlueprint(**(self.options | {"target": target}))
-        else:
-            blueprint = self
-        frame = blueprint.load(dataset, source)
-        if not blueprint.options.get("target"):
-            from driftloop.datasets.tables import column_list
-
+        task = self.options.get("task", "auto")
+        if task == "clustering" and self.options.get("target"):
+            raise ValueError("--target: a clustering has no target; leave --target out")
+        options = dict(self.options)
+        notes = []
+        if dataset is not None:
+            _, shipped_target = SHIPPED_TABLES.get(dataset, (None, None))
+            for key, value in SHIPPED_DEFAULTS.get(dataset, {}).items():
+                options.setdefault(key, value)
+            if task != "clustering" and shipped_target and not options.get("target"):
+                options["target"] = shipped_target
+        blueprint = TabularBlueprint(**options)
+        frame = blueprint._raw(dataset, source)
+        if frame.attrs.get("left_out"):
+            notes.append(frame.attrs["left_out"])
+        if not blueprint.options.get("target") and task not in TARGET_OPTIONAL:
             columns = column_list(c for c in frame.columns if c != self.id_column)
             raise ValueError(f"--target: name the column to predict; columns are {columns}")
         resolved, why = blueprint.resolve(frame)
-        frame = resolved._labelled(frame)
+        resolved._check_task_options()
+        frame = resolved.task_frame(frame)
         what = source or f"table {dataset!r}"
         resolved.validate(frame, what)
         if resolved.class_column is not None:
             check_class_counts(frame[resolved.class_column].value_counts(), resolved.target_column)
         check_row_count(len(frame), MIN_ROWS)
-        notes = [why, f"{len(frame)} rows", frame.attrs.get("ids", "")]
+        notes = [why, *notes, f"{len(frame)} rows", frame.attrs.get("ids", "")]
         return resolved, dataset or "file", "; ".join(n for n in notes if n)
 
+    def _check_task_options(self) -> None:
+        """Options of another task than the one resolved: a mistake worth one line."""
+        for option, task in (
+            ("contamination", "anomaly"),
+            ("horizon", "timeseries"),
+            ("time_column", "timeseries"),
+        ):
+            if self.options.get(option) is not None and self.task != task:
+                flag = "--" + option.replace("_", "-")
+                raise ValueError(f"{flag} applies to --task {task}, not {self.task}")
+
     def resolve(self, frame: pd.DataFrame) -> tuple[TabularBlueprint, str]:
-        """This instance with ``task`` fixed from the data (when "auto"), and why."""
-        if self.target_column not in frame.columns:
-            self._missing_target(frame)
-        if self.target_column == self.id_column:
+        """This instance with ``task`` fixed from the data (when "auto"), its data-dependent
+        options settled (a series' frequency), and why."""
+        target = self.options.get("target")
+        if target is not None and target not in frame.columns:
+            self._missing_target(frame, option="--target", name=target)
+        if target is not None and target == self.id_column:
             raise DatasetValidationError(
                 f"--target: column {self.id_column!r} holds the row ids; predict another column"
             )
-        if self.options.get("task", "auto") != "auto":
-            return self, f"task {self.task} (given)"
-        task, why = infer_task(frame[self.target_column])
-        return TabularBlueprint(**(self.options | {"task": task})), f"task {task}: {why}"
+        task = self.options.get("task", "auto")
+        if task != "auto":
+            resolved, why = self, f"task {task} (given)"
+        elif self.options.get("time_column"):
+            resolved = TabularBlueprint(**(self.options | {"task": "timeseries"}))
+            why = f"task timeseries: --time-column {self.options['time_column']!r} given"
+        elif (series := infer_series(frame, self.target_column, self.id_column)) is not None:
+            column, reason = series
+            options = self.options | {"task": "timeseries", "time_column": column}
+            resolved, why = TabularBlueprint(**options), f"task timeseries: {reason}"
+        else:
+            task, reason = infer_task(frame[self.target_column])
+            resolved, why = (
+                TabularBlueprint(**(self.options | {"task": task})),
+                f"task {task}: {reason}",
+            )
+        if resolved.strategy is None:
+            return resolved, why
+        settled, note = resolved.strategy.settle(frame)
+        if settled:
+            resolved = TabularBlueprint(**(resolved.options | settled))
+        return resolved, "; ".join(n for n in (why, note) if n)
 
     @property
     def default_metric(self) -> Metric:
+        if self.strategy is not None:
+            return self.strategy.default_metric()
         if self.classifier:
             return Metric("macro_f1", True, floor=DEFAULT_CLASSIFICATION_FLOOR)
         # an error's scale is the data's: no absolute bound for a first model
@@ -191,24 +277,45 @@ class TabularBlueprint(Blueprint):
     def load(
         self, dataset: str | None, source: str | None, label_mapping: str | None = None
     ) -> pd.DataFrame:
-        from driftloop.datasets.tables import read_table, shipped_table, with_ids
-
         if label_mapping:
             raise DatasetValidationError("--label-mapping applies to text datasets, not tables")
+        frame = self._raw(dataset, source)
+        if self.options.get("task", "auto") != "auto":
+            frame = self.task_frame(frame)
+        return frame
+
+    def _raw(self, dataset: str | None, source: str | None) -> pd.DataFrame:
+        """The table as read, with its ``id`` column."""
+        from driftloop.datasets.tables import read_table, shipped_table, with_ids
+
         if source:
             frame = read_table(source)
         else:
-            frame, _ = shipped_table(dataset or self.options.get("dataset") or self.default_dataset)
+            frame, answer = shipped_table(
+                dataset or self.options.get("dataset") or self.default_dataset
+            )
+            # a task without a target must not see a shipped table's answer column
+            if self.options.get("task", "auto") != "auto" and self.target_column is None:
+                frame = frame.drop(columns=[answer], errors="ignore")
+                frame.attrs["left_out"] = f"column {answer!r} left out"
         id_column = self.options.get("id_column")
         if id_column is not None and id_column == self.options.get("target"):
             raise DatasetValidationError(
                 f"--id-column and --target both name {id_column!r}; the ids cannot be predicted"
             )
+        left_out = frame.attrs.get("left_out", "")
         frame, how = with_ids(frame, id_column)
         frame.attrs["ids"] = how
-        if self.options.get("task", "auto") != "auto":
-            frame = self._labelled(frame)
+        frame.attrs["left_out"] = left_out
         return frame
+
+    def task_frame(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """The training rows of a raw table: classes as text, or a series' windows."""
+        if self.strategy is not None:
+            frame = self.strategy.task_frame(raw)
+            frame.attrs.setdefault("ids", raw.attrs.get("ids", ""))
+            return frame
+        return self._labelled(raw)
 
     def _labelled(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with a classification target's classes as text (see ``class_labels``)."""
@@ -219,13 +326,20 @@ class TabularBlueprint(Blueprint):
         labelled[target] = class_labels(frame[target])
         return labelled
 
-    def _missing_target(self, frame: pd.DataFrame) -> None:
+    def _missing_target(
+        self, frame: pd.DataFrame, option: str = "--target", name: str | None = None
+    ) -> None:
         from driftloop.datasets.tables import no_such_column
 
         columns = [c for c in frame.columns if c != self.id_column]
-        raise DatasetValidationError(no_such_column("--target", self.target_column, columns))
+        raise DatasetValidationError(no_such_column(option, name or self.target_column, columns))
 
     def validate(self, frame: pd.DataFrame, what: str = "dataset") -> dict:
+        if self.strategy is not None:
+            target = self.strategy.target_column
+            if target is not None and target not in frame.columns:
+                self._missing_target(frame)
+            return self.strategy.validate(frame, what)
         target = self.target_column
         if target not in frame.columns:
             self._missing_target(frame)
@@ -271,7 +385,15 @@ class TabularBlueprint(Blueprint):
     def class_column(self) -> str | None:
         return self.target_column if self.classifier else None
 
-    def targets(self, frame: pd.DataFrame) -> np.ndarray:
+    def features(self, frame: pd.DataFrame) -> Any:
+        if self.strategy is not None:
+            return self.strategy.features(frame)
+        return super().features(frame)
+
+    def targets(self, frame: pd.DataFrame) -> np.ndarray | None:
+        """The ground truth to fit on (None: the task's models fit on the features alone)."""
+        if self.strategy is not None:
+            return self.strategy.targets(frame)
         values = frame[self.target_column]
         if self.classifier:
             return values.astype(str).to_numpy()
@@ -280,12 +402,16 @@ class TabularBlueprint(Blueprint):
         return pd.to_numeric(values).astype(float).to_numpy()
 
     def rows_from_feedback(self, inputs: Sequence[Any], truths: Sequence[Any]) -> pd.DataFrame:
+        if self.strategy is not None:
+            return self.strategy.rows_from_feedback(inputs, truths)
         rows = pd.DataFrame([dict(row) for row in inputs])
         rows[self.target_column] = list(truths)
         return rows
 
     # --- trainer -------------------------------------------------------------------
-    def candidates(self, seed: int) -> dict[str, Pipeline]:
+    def candidates(self, seed: int) -> dict[str, Any]:
+        if self.strategy is not None:
+            return self.strategy.candidates(seed, self.n_jobs)
         if self.classifier:
             return {
                 "logistic_regression": table_pipeline(
@@ -330,6 +456,8 @@ class TabularBlueprint(Blueprint):
         }  # fmt: skip
 
     def tuning_space(self, candidate: str) -> dict[str, ParamRange | ParamChoice]:
+        if self.strategy is not None:
+            return self.strategy.tuning_space(candidate)
         return {
             "logistic_regression": {"model__C": ParamRange(0.01, 100.0, log=True)},
             "ridge": {"model__alpha": ParamRange(0.01, 100.0, log=True)},
@@ -350,6 +478,8 @@ class TabularBlueprint(Blueprint):
         }.get(candidate, {})
 
     def score(self, model: Any, frame: pd.DataFrame) -> dict[str, float]:
+        if self.strategy is not None:
+            return self.strategy.score(model, frame)
         if frame.empty:
             raise ValueError("cannot score a model on an empty frame")
         features = self.features(frame)
@@ -362,6 +492,8 @@ class TabularBlueprint(Blueprint):
     def input_example(self, frame: pd.DataFrame | None = None) -> pd.DataFrame:
         if frame is None:
             raise ValueError("the tabular input example comes from the training rows")
+        if self.strategy is not None:
+            return self.strategy.input_example(frame)
         return self.features(frame).head(2).reset_index(drop=True)
 
     def adopt_model(self, model: Any, train: pd.DataFrame) -> Pipeline:
@@ -371,16 +503,22 @@ class TabularBlueprint(Blueprint):
         return adopt_table_model(model, self.features(train))
 
     # --- serving, drift, feedback --------------------------------------------------
-    def codec(self, model: Any, limits: Limits | None = None) -> TableCodec:
+    def codec(self, model: Any, limits: Limits | None = None) -> Any:
+        if self.strategy is not None:
+            return self.strategy.codec(model, limits or Limits())
         return TableCodec(model, limits or Limits(), classifier=self.classifier)
 
     def drift_featurizer(self, model: Any, reference: pd.DataFrame):
         from driftloop.blueprints.tabular.drift import TableFeaturizer
 
+        if self.strategy is not None:
+            return self.strategy.drift_featurizer(model, reference)
         return TableFeaturizer.fit(model, self.features(reference), classifier=self.classifier)
 
     @property
     def feedback(self) -> Feedback:
+        if self.strategy is not None:
+            return self.strategy.feedback()
         return LabelFeedback() if self.classifier else NumberFeedback()
 
     def explainer(self, model: Any, background: pd.DataFrame | None = None):

@@ -10,7 +10,9 @@ Groups (a group with no columns for a table is left out):
   more code for values the reference never had ("other") and one for missing
   values, so chi-square sees new categories and a growing share of gaps;
 * ``prediction`` -- the predicted class index (classification, categorical) or
-  the predicted value (regression, continuous).
+  the predicted value (regression, continuous); other tasks name the output field
+  (``output_key``): a cluster id is categorical (the cluster mix), an anomaly score
+  continuous.
 """
 
 from __future__ import annotations
@@ -36,11 +38,13 @@ class TableFeaturizer(DriftFeaturizer):
         numeric: dict[str, float],
         categorical: dict[str, list[str]],
         classes: Sequence[str] | None,
+        output_key: str | None = None,
     ) -> None:
         self.schema = schema
         self.numeric = dict(numeric)  # column -> reference median (the fill for a missing value)
         self.categorical = {c: list(v) for c, v in categorical.items()}  # column -> categories
         self.classes = None if classes is None else [str(c) for c in classes]
+        self._output_key = output_key
         self._codes = {c: {v: i for i, v in enumerate(vs)} for c, vs in self.categorical.items()}
         self._class_index = (
             None if self.classes is None else {c: i for i, c in enumerate(self.classes)}
@@ -54,11 +58,27 @@ class TableFeaturizer(DriftFeaturizer):
         self.groups = groups
 
     @property
+    def output_key(self) -> str:
+        # getattr: a reference pickled before answers other than label/prediction existed
+        given = getattr(self, "_output_key", None)
+        return given or ("label" if self.classifier else "prediction")
+
+    @property
     def classifier(self) -> bool:
         return self.classes is not None
 
     @classmethod
-    def fit(cls, model: Any, features_frame: pd.DataFrame, classifier: bool) -> TableFeaturizer:
+    def fit(
+        cls,
+        model: Any,
+        features_frame: pd.DataFrame,
+        classifier: bool,
+        *,
+        classes: Sequence[str] | None = None,
+        output_key: str | None = None,
+    ) -> TableFeaturizer:
+        """``classes``: the categories of a categorical answer that is not a classifier's
+        label (e.g. cluster ids), read from ``output_key`` of each output."""
         schema = table_schema(model)
         frame = schema.transform(features_frame)
         numeric_columns = schema.columns_of("numeric", "datetime")
@@ -71,8 +91,11 @@ class TableFeaturizer(DriftFeaturizer):
             column: sorted({str(v) for v in _categories(features_frame, frame, column).dropna()})
             for column in schema.columns_of("categorical", "boolean")
         }
-        classes = list(model.classes_) if classifier else None
-        return cls(schema, numeric=medians, categorical=categorical, classes=classes)
+        if classes is None and classifier:
+            classes = list(model.classes_)
+        return cls(
+            schema, numeric=medians, categorical=categorical, classes=classes, output_key=output_key
+        )
 
     # --- codes ---------------------------------------------------------------------
     def other_code(self, column: str) -> int:
@@ -94,8 +117,8 @@ class TableFeaturizer(DriftFeaturizer):
         if not isinstance(output, dict):
             return False
         if self.classifier:
-            return output.get("label") in self._class_index
-        value = output.get("prediction")
+            return str(output.get(self.output_key)) in self._class_index
+        value = output.get(self.output_key)
         return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
 
     # --- features ------------------------------------------------------------------
@@ -124,13 +147,14 @@ class TableFeaturizer(DriftFeaturizer):
     def _predictions(self, outputs: Sequence[dict]) -> np.ndarray:
         if self.classifier:
             try:
-                index = [self._class_index[o.get("label")] for o in outputs]
+                index = [self._class_index[str(o.get(self.output_key))] for o in outputs]
             except KeyError as exc:
                 raise ValueError(
-                    f"label {exc.args[0]!r} is not one of the model's classes {self.classes}"
+                    f"{self.output_key} {exc.args[0]!r} is not one of the model's {self.classes}"
                 ) from None
             return np.array(index, dtype=np.int64).reshape(-1, 1)
-        return np.array([float(o["prediction"]) for o in outputs], dtype=np.float32).reshape(-1, 1)
+        values = [float(o[self.output_key]) for o in outputs]
+        return np.array(values, dtype=np.float32).reshape(-1, 1)
 
     def default_detectors(self) -> list[SuggestedDetector]:
         detectors = []
