@@ -253,3 +253,22 @@ def test_a_model_needing_columns_the_table_lacks_names_them(home, files, penguin
         "--model: the model failed on the --data rows",
     )
     assert not (home / "mlflow.db").exists()
+
+
+def test_a_regressor_is_scored_as_served_behind_the_schema():
+    from sklearn.linear_model import Ridge
+
+    from driftloop.training.import_model import check_task, score_on
+
+    diabetes, _ = shipped_table("diabetes")
+    blueprint = get_blueprint("tabular", target="progression", task="regression")
+    features = blueprint.features(diabetes)
+    model = make_pipeline(StandardScaler(), Ridge()).fit(features, diabetes["progression"])
+    check_task(blueprint, model, "")
+    adopted = adopt_table_model(model, features)
+    scores = score_on(blueprint, adopted, diabetes)
+    error = model.predict(features) - diabetes["progression"].to_numpy()
+    assert scores["rmse"] == pytest.approx(float(np.sqrt(np.mean(error**2))))
+    with pytest.raises(ModelImportError, match=r"^--task: the target 'progression' is scored"):
+        classes = get_blueprint("tabular", target="progression", task="classification")
+        check_task(classes, model, "given")

@@ -44,6 +44,10 @@ def _quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # driftloop logs its models with cloudpickle on purpose (model_logging); alibi-detect
+    # announces each folder it saves a detector into
+    for name in ("mlflow.sklearn", "alibi_detect"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _progress_printer(console):
@@ -83,14 +87,15 @@ def render_summary(console, result) -> None:
 
     outcome = Table(title="result", title_justify="left", show_header=False)
     outcome.add_column("", style="bold")
-    outcome.add_column("")
+    outcome.add_column("", overflow="fold")
     outcome.add_row("model", f"{result.model_name} version {result.version}")
     outcome.add_row("imported from", f"{result.imported_from} ({result.model_class})")
     rows = ", ".join(f"{split} {count}" for split, count in result.split_rows.items())
     outcome.add_row("rows", rows)
     if result.unused_columns:
         outcome.add_row("not used by the model", ", ".join(result.unused_columns))
-    outcome.add_row("smoke-serve", f"ok, {_number(result.smoke.get('latency_ms'))} ms")
+    latency = result.smoke.get("latency_ms")
+    outcome.add_row("smoke-serve", "ok" + (f", {float(latency):.0f} ms" if latency else ""))
     outcome.add_row("decision", result.decision)
     outcome.add_row("reason", result.reason)
     outcome.add_row("aliases", ", ".join(result.aliases) or "(none)")

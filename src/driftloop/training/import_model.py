@@ -282,7 +282,11 @@ def score_on(blueprint: Blueprint, model: Any, frame: pd.DataFrame) -> dict[str,
     from driftloop.training.evaluate import evaluate
 
     try:
-        return evaluate(blueprint, model, frame)
+        with warnings.catch_warnings():
+            # a foreign model's own warnings (feature names, versions) would break the one
+            # line a failure ends in; what matters here is whether it answers
+            warnings.simplefilter("ignore")
+            return evaluate(blueprint, model, frame)
     except Exception as exc:  # anything the foreign model raises on these rows
         raise ModelImportError(
             f"--model: the model failed on the --data rows ({type(exc).__name__}: "
