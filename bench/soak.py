@@ -13,7 +13,7 @@ store writer has flushed) and RSS growth under 5 % (median of the last minute
 against the median of the first, the ramp having warmed the process). Writes
 ``soak_rss_throughput.png`` (RSS and throughput over time).
 
-:func:`soak` is also what ``tests/integration/test_soak.py`` runs for ~15 s.
+:func:`soak` is also what ``tests/integration/test_soak.py`` runs for ~12 s.
 """
 
 from __future__ import annotations
@@ -224,19 +224,23 @@ def soak(
     )
 
 
+def knee_of(points: list[dict]) -> int:
+    """The first concurrency whose successor adds less than ``KNEE_GAIN`` throughput.
+
+    The ramp's last concurrency when every step still gains that much.
+    """
+    for here, there in zip(points, points[1:], strict=False):
+        if there["rps"] < here["rps"] * (1 + KNEE_GAIN):
+            return here["concurrency"]
+    return points[-1]["concurrency"]
+
+
 def find_knee(
     url: str, body: bytes, ramp: tuple[int, ...], seconds: float
 ) -> tuple[int, list[dict]]:
-    """The knee of a concurrency ramp and every point of it.
-
-    The knee is the first concurrency whose successor adds less than
-    ``KNEE_GAIN`` throughput; the ramp's last point when every step still gains.
-    """
+    """The knee of a concurrency ramp, and every point of the ramp."""
     points = [run_rest_load(url, body, concurrency=c, seconds=seconds) for c in ramp]
-    for here, there in zip(points, points[1:], strict=False):
-        if there["rps"] < here["rps"] * (1 + KNEE_GAIN):
-            return here["concurrency"], points
-    return points[-1]["concurrency"], points
+    return knee_of(points), points
 
 
 # --- the bench section ---------------------------------------------------------------------
@@ -405,7 +409,8 @@ def plot(ctx: Context, result: SoakRun, knee: int) -> None:
     rss_ax.set_ylabel("predictor RSS (MiB)")
     rss_ax.legend(fontsize=8)
     rss_ax.grid(True, alpha=0.3)
-    timeline = result.load["timeline"]
+    # whole seconds only: the last, partial one holds just the requests in flight at the end
+    timeline = result.load["timeline"][: int(result.seconds)]
     bucket = 10 if len(timeline) > 120 else 2
     xs, ys = [], []
     for start in range(0, len(timeline), bucket):
@@ -416,7 +421,8 @@ def plot(ctx: Context, result: SoakRun, knee: int) -> None:
     rps_ax.set_ylabel(f"answers/s ({bucket}-s mean)")
     rps_ax.set_xlabel("seconds into the soak")
     rps_ax.grid(True, alpha=0.3)
-    fig.suptitle(f"Soak at the knee ({knee} connections, REST v2, store + logging on)")
+    connections = f"{knee} connection" + ("s" if knee != 1 else "")
+    fig.suptitle(f"Soak at the knee ({connections}, REST v2, store + logging on)")
     fig.tight_layout()
     path = ctx.out / "soak_rss_throughput.png"
     fig.savefig(path, dpi=110)

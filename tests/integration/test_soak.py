@@ -1,6 +1,6 @@
 """A short soak of a real predictor with the bench's soak code (bench/soak.py).
 
-~15 s of REST v2 load at 4 connections against ``driftloop serve`` with its SQLite
+~12 s of REST v2 load at 4 connections against ``driftloop serve`` with its SQLite
 prediction store: 0 errors, and every 2xx answer is a row in the store once the
 writer has flushed. The predictor's RSS is sampled and reported, not asserted
 (a window this short says nothing about growth; ``make bench-soak`` does).
@@ -17,7 +17,7 @@ from tests.integration.conftest_serving import register_text_model, running_pred
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SECONDS = 15.0
+SECONDS = 12.0
 CONNECTIONS = 4
 
 
