@@ -16,8 +16,19 @@ def train(
     train: Input[Dataset],
     val: Input[Dataset],
     model: Output[Model],
+    search: str = "",
+    dataset: str = "",
+    data_source: str = "",
+    search_of_champion: str = "",
 ) -> NamedTuple("TrainOutputs", [("run_id", str), ("model_uri", str), ("summary", str)]):
-    """``summary`` is the JSON of every candidate's validation metrics and the winner."""
+    """``summary`` is the JSON of every candidate's validation metrics and the winner.
+
+    ``search``: the search settings' JSON (preset, sampler, pruner, trials, time
+    budget, candidates, validation; ``""``: the blueprint's default). With
+    ``search_of_champion`` (a model name) and no ``search``, the search that
+    model's champion was trained with is reused. ``dataset`` / ``data_source``
+    name the rows' origin on the MLflow dataset inputs.
+    """
     import json
 
     from driftloop.training.candidates import train_from_files
@@ -29,6 +40,10 @@ def train(
         seed=seed,
         experiment=experiment,
         fingerprints=json.loads(fingerprints),
+        search=search,
+        dataset=dataset,
+        data_source=data_source,
+        search_of_champion=search_of_champion,
     )
     # The model itself lives in MLflow; the artifact records where, for lineage.
     model.metadata.update({"run_id": result["run_id"], "model_uri": result["model_uri"]})

@@ -53,8 +53,14 @@ def train_gate_and_promote(
     dataset,
     data_source,
     label_mapping,
+    search="",
+    search_of_champion="",
 ) -> TrainingSteps:
-    """Wire the steps from validation to promotion over the rows in ``data``."""
+    """Wire the steps from validation to promotion over the rows in ``data``.
+
+    ``search``: the search settings' JSON for the train step; ``search_of_champion``:
+    a model whose champion's search the train step reuses when ``search`` is empty.
+    """
     validated = configure(validate(data=data, blueprint=blueprint))
     splits = configure(split(data=data, blueprint=blueprint, seed=seed)).after(validated)
     trained = configure(
@@ -65,6 +71,10 @@ def train_gate_and_promote(
             fingerprints=splits.outputs["fingerprints"],
             train=splits.outputs["train"],
             val=splits.outputs["val"],
+            search=search,
+            dataset=dataset,
+            data_source=data_source,
+            search_of_champion=search_of_champion,
         ),
         heavy=True,
     )

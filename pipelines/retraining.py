@@ -34,7 +34,11 @@ def retraining_pipeline(
     experiment: str = "driftloop",
     rollback_window_hours: float = 24.0,
     smoke_timeout_s: float = 120.0,
+    search: str = "",
 ):
+    """``search``: the search settings as JSON; ``""`` reuses the search the champion was
+    trained with (its ``driftloop.search`` tag), so a retrained challenger is searched
+    the way the model it challenges was."""
     policy = configure(
         rollback(model_name=model_name, reason=reason, window_hours=rollback_window_hours)
     )
@@ -69,4 +73,6 @@ def retraining_pipeline(
             dataset=dataset,
             data_source=data_source,
             label_mapping=label_mapping,
+            search=search,
+            search_of_champion=model_name,
         )

@@ -28,7 +28,10 @@ def training_pipeline(
     min_improvement: float = 0.01,
     experiment: str = "driftloop",
     smoke_timeout_s: float = 120.0,
+    search: str = "",
 ):
+    """``search``: the search settings as JSON (``driftloop train --preset/--sampler/...``;
+    see ``driftloop.training.presets``); ``""`` fits every candidate once."""
     ingested = configure(
         ingest(
             blueprint=blueprint,
@@ -48,4 +51,5 @@ def training_pipeline(
         dataset=dataset,
         data_source=data_source,
         label_mapping=label_mapping,
+        search=search,
     )

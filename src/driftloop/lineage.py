@@ -60,6 +60,22 @@ TAG_SPLIT_SCHEME = tag_key("split.scheme")
 TAG_METRIC_NAME = tag_key("metric.name")
 TAG_METRIC_VALUE = tag_key("metric.value")
 TAG_METRIC_SPLIT = tag_key("metric.split")
+# how the search ran (training runs; carried onto the registered version, and a
+# retraining reuses the champion's search settings)
+TAG_SEARCH = tag_key("search")
+TAG_SEARCH_SAMPLER = tag_key("search.sampler")
+TAG_SEARCH_PRUNER = tag_key("search.pruner")
+TAG_SEARCH_PRESET = tag_key("search.preset")
+TAG_OPTUNA_STORAGE = tag_key("search.optuna_storage")  # password masked
+TAG_OPTUNA_STUDIES = tag_key("search.optuna_studies")
+TAG_VALIDATION = tag_key("validation.strategy")
+TAG_VALIDATION_REASON = tag_key("validation.reason")
+TAG_VALIDATION_FOLDS = tag_key("validation.folds")
+# one Optuna trial's nested run
+TAG_TRIAL_NUMBER = tag_key("trial.number")
+TAG_TRIAL_STATE = tag_key("trial.state")
+# training-run tags the register step copies onto the version (prefixes)
+CARRIED_RUN_TAG_PREFIXES = (TAG_SEARCH, tag_key("validation."))
 
 
 def split_fingerprint_tag(split: str) -> str:

@@ -30,6 +30,7 @@ from mlflow.protos.databricks_pb2 import (
 )
 
 from driftloop.lineage import (
+    CARRIED_RUN_TAG_PREFIXES,
     TAG_BLUEPRINT,
     TAG_BLUEPRINT_NAME,
     TAG_METRIC_NAME,
@@ -506,7 +507,10 @@ def register_from_run(
     if not isinstance(tags, dict):
         raise ValueError("tags_json must be a JSON object of tag -> value")
     registry = ModelRegistry(tracking_uri)
-    version = registry.register(name, run_id, tags, artifact_path=artifact_path)
+    # how the run searched and validated travels with the version (the given tags win)
+    run_tags = registry.client.get_run(run_id).data.tags
+    carried = {k: v for k, v in run_tags.items() if k.startswith(CARRIED_RUN_TAG_PREFIXES)}
+    version = registry.register(name, run_id, carried | tags, artifact_path=artifact_path)
     return json.dumps(
         {"name": name, "version": version, "model_uri": registry.version_uri(name, version)}
     )

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # absolute floor for a first champion; None: each blueprint's own (a pipeline
     # run's blueprint option "floor" overrides both)
     promotion_floor: float | None = None
+    # Optuna studies of training searches (any SQLAlchemy URL, e.g. postgresql://...);
+    # None means SQLite under ``home`` (optuna.db)
+    optuna_storage: str | None = None
 
     # --- pipelines (KFP) ----------------------------------------------------
     base_image: str = "ghcr.io/driftloop/driftloop:0.1.0"

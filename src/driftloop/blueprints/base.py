@@ -51,6 +51,12 @@ class ParamChoice:
     choices: tuple[Any, ...]
 
 
+# Cost tiers of candidates (``Blueprint.candidate_tiers``): presets pick candidates by tier.
+LIGHT = "light"  # linear models, naive Bayes, small forests: seconds on thousands of rows
+BOOSTING = "boosting"  # gradient boosting: better on tables, several times the cost
+TIERS = (LIGHT, BOOSTING)
+
+
 @dataclass(frozen=True)
 class Metric:
     """How models of a blueprint are ranked and gated.
@@ -180,6 +186,23 @@ class Blueprint(ABC):
     def tuning_space(self, candidate: str) -> dict[str, ParamRange | ParamChoice]:
         """Hyperparameters worth searching for ``candidate`` (empty: nothing to tune)."""
         return {}
+
+    def candidate_tiers(self) -> dict[str, str]:
+        """Candidate name -> cost tier (``LIGHT`` or ``BOOSTING``); presets choose by tier.
+
+        Default: every candidate is light (a blueprint that declares nothing keeps
+        all its candidates in every preset).
+        """
+        return {}
+
+    @property
+    def time_column(self) -> str | None:
+        """The column that orders rows in time (None: rows are exchangeable).
+
+        A blueprint whose rows form a time series names it; validation then
+        uses forward-chaining splits (``TimeSeriesSplit``), never shuffled folds.
+        """
+        return self.options.get("time_column")
 
     @abstractmethod
     def input_example(self, frame: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -57,9 +57,10 @@ class StringLabelXGBClassifier(ClassifierMixin, BaseEstimator):
         self.booster_.fit(X, self._encoder.transform(np.asarray(y)), sample_weight=sample_weight)
         return self
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X, iteration_range: tuple[int, int] | None = None) -> np.ndarray:
+        """``iteration_range`` (XGBoost's): predict with those boosting rounds only."""
         check_is_fitted(self, "booster_")
-        return self.booster_.predict_proba(X)
+        return self.booster_.predict_proba(X, iteration_range=iteration_range)
 
-    def predict(self, X) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+    def predict(self, X, iteration_range: tuple[int, int] | None = None) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X, iteration_range), axis=1)]

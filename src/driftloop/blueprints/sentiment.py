@@ -22,7 +22,7 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
-from driftloop.blueprints.base import Blueprint, Metric, ParamRange
+from driftloop.blueprints.base import BOOSTING, LIGHT, Blueprint, Metric, ParamRange
 from driftloop.blueprints.codec import Limits
 from driftloop.blueprints.estimators import StringLabelXGBClassifier
 from driftloop.blueprints.feedback import Feedback, LabelFeedback
@@ -213,6 +213,14 @@ class SentimentBlueprint(Blueprint):
                 "classifier__max_depth": ParamRange(2, 8, integer=True),
             },
         }.get(candidate, {})
+
+    def candidate_tiers(self) -> dict[str, str]:
+        return {
+            "logreg": LIGHT,
+            "linear_svc": LIGHT,
+            "complement_nb": LIGHT,
+            "xgboost": BOOSTING,
+        }
 
     def score(self, model: Any, frame: pd.DataFrame) -> dict[str, float]:
         if frame.empty:

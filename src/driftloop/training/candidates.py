@@ -1,17 +1,22 @@
 """Candidate search: fit every candidate of a blueprint, keep the best, log it all.
 
 MLflow layout of one training: a parent run (the winner's model under
-artifact path ``model``, its validation metrics, split fingerprints as tags)
-with one nested child run per candidate (params, validation metrics, fit
-seconds), plus an ``hpo`` child run when an Optuna search ran.
+artifact path ``model``, its validation metrics, split fingerprints, the
+validation strategy and the search settings as tags, the train and validation
+frames as dataset inputs) with one nested child run per candidate (params,
+validation metrics, fit seconds). With a search (``search=`` settings, see
+``training.presets``), every candidate's run holds its Optuna trials as nested
+runs (``training.search``); the legacy ``hpo_trials`` tunes only the winner, in
+an ``hpo`` child run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +31,33 @@ from driftloop.lineage import (
     TAG_CANDIDATE,
     TAG_DATASET_FINGERPRINT,
     TAG_HPO,
+    TAG_OPTUNA_STORAGE,
+    TAG_OPTUNA_STUDIES,
     TAG_PRIMARY_METRIC,
+    TAG_SEARCH,
+    TAG_SEARCH_PRESET,
+    TAG_SEARCH_PRUNER,
+    TAG_SEARCH_SAMPLER,
     TAG_SEED,
     TAG_SPLIT_SCHEME,
+    TAG_VALIDATION,
+    TAG_VALIDATION_FOLDS,
+    TAG_VALIDATION_REASON,
     runtime_tag,
     runtime_versions,
     split_fingerprint_tag,
+    tag_key,
 )
 from driftloop.settings import Settings, get_settings
+from driftloop.training.presets import SearchPlan, SearchSettings, default_plan
+from driftloop.training.search import masked_storage_url, storage_url
+from driftloop.training.staged import fit_and_score
+from driftloop.training.validation import (
+    ValidationChoice,
+    choose_validation,
+    folds_of,
+    refit_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +72,9 @@ class CandidateResult:
     params: dict[str, str]
     fit_seconds: float
     run_id: str | None = None
+    # the search's best params for this candidate, when they beat its defaults
+    tuned_params: dict[str, Any] = field(default_factory=dict)
+    trials: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -60,6 +87,7 @@ class TrainResult:
     val_metrics: dict[str, float] = field(default_factory=dict)
     experiment_id: str | None = None
     tuned_params: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """JSON-serialisable summary (everything but the model object)."""
@@ -69,9 +97,19 @@ class TrainResult:
             "best_candidate": self.best_candidate,
             "val_metrics": self.val_metrics,
             "experiment_id": self.experiment_id,
-            "tuned_params": self.tuned_params,
-            "candidates": [asdict(candidate) for candidate in self.candidates],
+            "tuned_params": {k: _jsonable(v) for k, v in self.tuned_params.items()},
+            "search": self.search,
+            "candidates": [_jsonable_dict(asdict(candidate)) for candidate in self.candidates],
         }
+
+
+def _jsonable(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+
+
+def _jsonable_dict(data: dict) -> dict:
+    data["tuned_params"] = {k: _jsonable(v) for k, v in data.get("tuned_params", {}).items()}
+    return data
 
 
 # --- MLflow plumbing ---------------------------------------------------------
@@ -230,15 +268,22 @@ def train_candidates(
     run_name: str | None = None,
     tags: dict[str, str] | None = None,
     tie_tolerance: float | None = None,
+    search: SearchSettings | str | dict | None = None,
+    dataset: str = "",
+    data_source: str = "",
 ) -> TrainResult:
     """Fit the blueprint's candidates on ``train``, rank them on ``val``, log to MLflow.
 
     ``fingerprints`` ({"dataset", "train", "val", "test", "scheme"}) become run tags;
-    ``candidates`` restricts the search to those names; ``hpo_trials`` > 0 runs
-    an Optuna search over the winner's tuning space. Candidates whose
-    validation score is within ``tie_tolerance`` of the best (default: one
-    validation row's worth, 1/len(val)) count as tied, and the tie goes to the
-    one the blueprint declares first (its simpler, cheaper-to-serve choice).
+    ``candidates`` restricts the search to those names. ``search`` (settings, or
+    their JSON; see ``training.presets``) runs an Optuna study per candidate with
+    the preset's budget, sampler, pruner and validation strategy; without it every
+    candidate is fitted once and ranked on the validation split, and
+    ``hpo_trials`` > 0 tunes the winner alone. Candidates whose validation score
+    is within ``tie_tolerance`` of the best (default: one validation row's worth,
+    1/len(val)) count as tied, and the tie goes to the one the blueprint declares
+    first (its simpler, cheaper-to-serve choice). ``dataset`` / ``data_source``
+    name where the rows came from (the MLflow dataset inputs' name and source).
     """
     import mlflow
 
@@ -255,7 +300,13 @@ def train_candidates(
                 f"unknown candidate(s) {', '.join(unknown)} for blueprint {blueprint.name!r}; "
                 f"known: {', '.join(pool)}"
             )
-        pool = {name: pool[name] for name in candidates}
+    if isinstance(search, str | dict):
+        search = SearchSettings.parse(search)
+    plan = search.plan(blueprint, pool) if search is not None else default_plan(pool, candidates)
+    if search is not None and candidates and not search.candidates:
+        plan = replace(plan, candidates=[name for name in candidates if name in pool])
+    validation = _validation_choice(blueprint, plan, search, len(train) + len(val))
+    folds = folds_of(validation, blueprint, train, val, seed=seed)
 
     use_tracking(settings)
     experiment_id = ensure_experiment(experiment or settings.experiment, settings)
@@ -263,93 +314,133 @@ def train_candidates(
     run_tags = {
         TAG_BLUEPRINT: blueprint.spec.to_text(),
         TAG_SEED: str(seed),
+        TAG_VALIDATION: validation.strategy,
+        TAG_VALIDATION_REASON: validation.reason,
+        TAG_VALIDATION_FOLDS: str(len(folds)),
         **{runtime_tag(pkg): version for pkg, version in runtime_versions().items()},
         **_fingerprint_tags(fingerprints or {}),
+        **_search_tags(search),
         **(tags or {}),
     }
+    tolerance = tie_tolerance if tie_tolerance is not None else 1 / sum(len(s) for _, s in folds)
 
     results: list[CandidateResult] = []
     fitted: dict[str, Any] = {}
-    with mlflow.start_run(
-        experiment_id=experiment_id,
-        run_name=run_name or f"{blueprint.name}-train",
-        nested=mlflow.active_run() is not None,
-        tags=run_tags,
-    ) as parent:
+    searches: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    deadline = None if plan.time_budget_s is None else started + plan.time_budget_s
+    with (
+        contextlib.ExitStack() as cleanup,
+        mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=run_name or f"{blueprint.name}-train",
+            nested=mlflow.active_run() is not None,
+            tags=run_tags,
+        ) as parent,
+    ):
+        prepare = _trial_preparation(cleanup, enabled=len(folds) > 1 or plan.trials > 0)
+        log_dataset_inputs(train, val, dataset or blueprint.default_dataset, data_source)
         mlflow.log_params(
             {
                 "seed": seed,
-                "candidates": ",".join(pool),
+                "candidates": ",".join(plan.candidates),
                 "hpo_trials": hpo_trials,
+                "trials": plan.trials,
                 "train_rows": len(train),
                 "val_rows": len(val),
                 "primary_metric": primary,
             }
         )
-        for name, estimator in pool.items():
+        storage, studies = None, []
+        if plan.trials > 0:
+            storage = storage_url(settings)
+            mlflow.set_tag(TAG_OPTUNA_STORAGE, masked_storage_url(storage))
+        budgets = plan.trials_per_candidate()
+        for name in plan.candidates:
+            if deadline is not None and time.perf_counter() >= deadline and results:
+                log.warning("time budget spent: candidate %s and the rest skipped", name)
+                break
+            estimator = pool[name]
             with mlflow.start_run(
                 experiment_id=experiment_id,
                 run_name=name,
                 nested=True,
                 tags={TAG_CANDIDATE: name},
             ) as child:
-                seconds = _fit(estimator, blueprint, train)
-                metrics = blueprint.score(estimator, val)
+                fit_started = time.perf_counter()
+                metrics, models = fit_and_score(prepare(estimator), blueprint, folds)
+                seconds = (time.perf_counter() - fit_started) / len(folds)
                 params = loggable_params(estimator)
                 mlflow.log_params(params)
                 mlflow.log_metrics(_prefixed(metrics, "val_") | {"fit_seconds": seconds})
-            log.info("candidate %s: val %s=%.4f in %.1fs", name, primary, metrics[primary], seconds)
-            results.append(
-                CandidateResult(name, metrics, params, round(seconds, 4), child.info.run_id)
-            )
-            fitted[name] = estimator
-
-        best = pick_winner(
-            blueprint, results, tie_tolerance if tie_tolerance is not None else 1 / len(val)
-        )
-        model, val_metrics = fitted[best.name], best.metrics
-        mlflow.log_param(
-            "tie_tolerance", tie_tolerance if tie_tolerance is not None else round(1 / len(val), 6)
-        )
-
-        tuned: dict[str, Any] = {}
-        if hpo_trials > 0 and blueprint.tuning_space(best.name):
-            with mlflow.start_run(
-                experiment_id=experiment_id,
-                run_name=f"hpo-{best.name}",
-                nested=True,
-                tags={TAG_CANDIDATE: best.name, TAG_HPO: "optuna"},
-            ):
-                params, best_value, values = tune(
-                    blueprint,
-                    best.name,
-                    pool[best.name],
-                    train,
-                    val,
-                    seed=seed,
-                    n_trials=hpo_trials,
+                result = CandidateResult(
+                    name, metrics, params, round(seconds, 4), child.info.run_id
                 )
-                for step, value in enumerate(values):
-                    mlflow.log_metric(f"val_{primary}", value, step=step)
-                mlflow.log_params({f"best.{key}": value for key, value in params.items()})
-            if best_value is not None and blueprint.better(best_value, val_metrics[primary]):
-                model = clone(pool[best.name]).set_params(**params)
-                _fit(model, blueprint, train)
-                val_metrics = blueprint.score(model, val)
-                tuned = params
+                if budgets.get(name, 0) > 0 and blueprint.tuning_space(name):
+                    found = _search(
+                        blueprint, name, estimator, folds, plan, storage, parent.info.run_id,
+                        seed=seed, deadline=deadline, experiment_id=experiment_id,
+                        n_trials=budgets[name], prepare=prepare,
+                    )  # fmt: skip
+                    studies.append(found.study_name)
+                    searches.append(found.to_dict())
+                    result.trials = found.to_dict()
+                    if found.best_value is not None and blueprint.better(
+                        found.best_value, metrics[primary]
+                    ):
+                        result.metrics, result.tuned_params = found.best_metrics, found.best_params
+                        mlflow.log_params({f"tuned.{k}": v for k, v in found.best_params.items()})
+                        mlflow.log_metrics(_prefixed(found.best_metrics, "best_val_"))
+            log.info(
+                "candidate %s: %s %s=%.4f (%s)",
+                name,
+                validation.strategy,
+                primary,
+                result.metrics[primary],
+                f"tuned: {result.tuned_params}" if result.tuned_params else "defaults",
+            )
+            results.append(result)
+            if not validation.uses_folds and not result.tuned_params:
+                fitted[name] = _without_cache(models[0])
+        if studies:
+            mlflow.set_tag(TAG_OPTUNA_STUDIES, ",".join(studies))
+        if plan.trials > 0 and deadline is not None and not any(s["complete"] for s in searches):
+            raise ValueError(
+                f"--time-budget: {plan.time_budget_s:g} s is too small for one trial "
+                f"({time.perf_counter() - started:.1f} s went on fitting the candidates once)"
+            )
+
+        best = pick_winner(blueprint, results, tolerance)
+        val_metrics, tuned = best.metrics, best.tuned_params
+        if best.name in fitted:
+            model = fitted[best.name]
+        else:
+            model = _refit(blueprint, pool[best.name], tuned, refit_rows(validation, train, val))
+        mlflow.log_param("tie_tolerance", round(tolerance, 6))
+
+        if plan.ensembles:
+            model, val_metrics, best = ensemble_hook(
+                blueprint, pool, results, model, best, val_metrics, train, val, seed=seed
+            )
+
+        if hpo_trials > 0 and search is None and blueprint.tuning_space(best.name):
+            model, val_metrics, tuned = _tune_winner(
+                blueprint, pool, best, model, val_metrics, train, val,
+                seed=seed, hpo_trials=hpo_trials, experiment_id=experiment_id,
+            )  # fmt: skip
 
         input_example = blueprint.input_example(train)
         mlflow.set_tags({TAG_BEST_CANDIDATE: best.name, TAG_PRIMARY_METRIC: primary})
         mlflow.log_params({f"tuned.{key}": value for key, value in tuned.items()})
         mlflow.log_metrics(_prefixed(val_metrics, "val_"))
-        mlflow.log_dict(
-            {
-                "best_candidate": best.name,
-                "tuned_params": tuned,
-                "candidates": [asdict(result) for result in results],
-            },
-            "training/candidates.json",
-        )
+        summary = {
+            "best_candidate": best.name,
+            "tuned_params": {k: _jsonable(v) for k, v in tuned.items()},
+            "validation": {"strategy": validation.strategy, "reason": validation.reason},
+            "searches": searches,
+            "candidates": [_jsonable_dict(asdict(result)) for result in results],
+        }
+        mlflow.log_dict(summary, "training/candidates.json")
         # portable: ships the driftloop code, pins what the pickle imports, and its
         # pyfunc flavour returns label + per-class probabilities (model_logging)
         log_model(model, name=MODEL_ARTIFACT_PATH, input_example=input_example)
@@ -364,7 +455,225 @@ def train_candidates(
         val_metrics=val_metrics,
         experiment_id=experiment_id,
         tuned_params=tuned,
+        search={
+            "settings": json.loads(search.to_json()) if search is not None else {},
+            "validation": summary["validation"],
+            "trials": plan.trials,
+            "studies": studies,
+            "storage": masked_storage_url(storage) if storage else None,
+            "seconds": round(time.perf_counter() - started, 3),
+        },
     )
+
+
+def _validation_choice(
+    blueprint: Blueprint, plan: SearchPlan, search: SearchSettings | None, rows: int
+) -> ValidationChoice:
+    if search is None:
+        return ValidationChoice("holdout", "default: the validation split (no search asked for)")
+    preset = search.preset if search.validation is None else None
+    return choose_validation(plan.validation, blueprint, rows, folds=plan.folds, preset=preset)
+
+
+def _search_tags(search: SearchSettings | None) -> dict[str, str]:
+    if search is None:
+        return {}
+    tags = {
+        TAG_SEARCH: search.to_json(),
+        TAG_SEARCH_SAMPLER: search.sampler,
+        TAG_SEARCH_PRUNER: search.pruner,
+    }
+    if search.preset:
+        tags[TAG_SEARCH_PRESET] = search.preset
+    return tags
+
+
+def _trial_preparation(cleanup: contextlib.ExitStack, *, enabled: bool):
+    """Each fit's estimator, given a featurisation cache when the same rows are fitted many
+    times (folds, trials): the featurisation no trial changes is then fitted once per fold."""
+    if not enabled:
+        return lambda estimator: estimator
+    import tempfile
+
+    from joblib import Memory
+    from sklearn.pipeline import Pipeline
+
+    folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="driftloop-search-"))
+    memory = Memory(location=folder, verbose=0)
+
+    def prepare(estimator: Any) -> Any:
+        if isinstance(estimator, Pipeline) and len(estimator.steps) > 1:
+            return clone(estimator).set_params(memory=memory)
+        return estimator
+
+    return prepare
+
+
+def _without_cache(model: Any) -> Any:
+    """A fitted model fit to log: no reference to the search's (temporary) cache."""
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, Pipeline):
+        model.set_params(memory=None)
+    return model
+
+
+def _refit(blueprint: Blueprint, template: Any, params: dict[str, Any], rows: pd.DataFrame) -> Any:
+    model = clone(template).set_params(**params)
+    _fit(model, blueprint, rows)
+    return model
+
+
+def _search(
+    blueprint: Blueprint,
+    name: str,
+    estimator: Any,
+    folds: list,
+    plan: SearchPlan,
+    storage: str | None,
+    parent_run_id: str,
+    *,
+    seed: int,
+    deadline: float | None,
+    experiment_id: str,
+    n_trials: int,
+    prepare,
+):
+    from driftloop.training.search import search_candidate
+
+    timeout = None if deadline is None else max(0.0, deadline - time.perf_counter())
+    if timeout is not None and timeout <= 0:
+        n_trials = 0  # the clock ran out before this candidate's study could start
+    return search_candidate(
+        blueprint,
+        name,
+        estimator,
+        folds,
+        storage=storage,
+        study_name=f"{blueprint.name}-{parent_run_id[:12]}-{name}",
+        sampler=plan.sampler,
+        pruner=plan.pruner,
+        n_trials=n_trials,
+        seed=seed,
+        timeout_s=timeout,
+        experiment_id=experiment_id,
+        prepare=prepare,
+    )
+
+
+def ensemble_hook(
+    blueprint: Blueprint,
+    pool: dict[str, Any],
+    results: list[CandidateResult],
+    model: Any,
+    best: CandidateResult,
+    val_metrics: dict[str, float],
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    *,
+    seed: int,
+    top: int = 3,
+) -> tuple[Any, dict[str, float], CandidateResult]:
+    """Preset ``best``: voting/stacking ensembles over the top candidates, kept only when
+    one beats the winner on the validation split.
+
+    The ensembles come from ``training.ensembles.ensemble_candidates``; where that
+    module is not installed the winner stands as it is.
+    """
+    import mlflow
+
+    try:
+        from driftloop.training.ensembles import ensemble_candidates
+    except ImportError:
+        log.info("preset best: no ensembles module; the single best candidate stands")
+        mlflow.set_tag(tag_key("ensemble"), "unavailable")
+        return model, val_metrics, best
+    primary = blueprint.primary_metric
+    ranked = sorted(
+        results,
+        key=lambda r: r.metrics[primary],
+        reverse=blueprint.greater_is_better,
+    )[:top]
+    # the members and the winner are all fitted on the training rows and scored on the
+    # validation split, so the comparison is like for like whatever the search validated on
+    fitted = {r.name: _refit(blueprint, pool[r.name], r.tuned_params, train) for r in ranked}
+    if best.name not in fitted:
+        fitted[best.name] = _refit(blueprint, pool[best.name], best.tuned_params, train)
+    single = blueprint.score(fitted[best.name], val)
+    kept = (model, val_metrics, best)
+    top_score = single[primary]
+    for name, ensemble, metrics in ensemble_candidates(
+        blueprint, fitted, ranked, train, val, top=top, seed=seed
+    ):
+        log.info(
+            "ensemble %s: val %s=%.4f (best single %.4f)",
+            name,
+            primary,
+            metrics[primary],
+            top_score,
+        )
+        mlflow.log_metric(f"ensemble_{name}_val_{primary}", metrics[primary])
+        if blueprint.better(metrics[primary], top_score):
+            top_score = metrics[primary]
+            kept = (ensemble, metrics, CandidateResult(name, metrics, {}, 0.0))
+    mlflow.set_tag(tag_key("ensemble"), kept[2].name if kept[2] is not best else "none won")
+    return kept
+
+
+def _tune_winner(
+    blueprint: Blueprint,
+    pool: dict[str, Any],
+    best: CandidateResult,
+    model: Any,
+    val_metrics: dict[str, float],
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    *,
+    seed: int,
+    hpo_trials: int,
+    experiment_id: str,
+) -> tuple[Any, dict[str, float], dict[str, Any]]:
+    """The legacy ``hpo_trials``: a TPE search over the winner's space alone."""
+    import mlflow
+
+    primary = blueprint.primary_metric
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=f"hpo-{best.name}",
+        nested=True,
+        tags={TAG_CANDIDATE: best.name, TAG_HPO: "optuna"},
+    ):
+        params, best_value, values = tune(
+            blueprint, best.name, pool[best.name], train, val, seed=seed, n_trials=hpo_trials
+        )
+        for step, value in enumerate(values):
+            mlflow.log_metric(f"val_{primary}", value, step=step)
+        mlflow.log_params({f"best.{key}": value for key, value in params.items()})
+    if best_value is not None and blueprint.better(best_value, val_metrics[primary]):
+        model = _refit(blueprint, pool[best.name], params, train)
+        return model, blueprint.score(model, val), params
+    return model, val_metrics, {}
+
+
+def log_dataset_inputs(
+    train: pd.DataFrame, val: pd.DataFrame, dataset: str, data_source: str = ""
+) -> None:
+    """The train and validation frames as MLflow dataset inputs (digest, source, schema)."""
+    import warnings
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    source = data_source or dataset
+    for split, frame, context in (("train", train, "training"), ("val", val, "validation")):
+        try:
+            with warnings.catch_warnings():
+                # a bare name or path "can be interpreted in multiple ways": it is a local one
+                warnings.simplefilter("ignore", UserWarning)
+                data = mlflow.data.from_pandas(frame, source=source, name=f"{dataset}-{split}")
+            mlflow.log_input(data, context=context)
+        except MlflowException as exc:
+            log.warning("could not log the %s frame as a dataset input: %s", split, exc)
 
 
 def _fingerprint_tags(fingerprints: dict[str, str]) -> dict[str, str]:
@@ -391,10 +700,21 @@ def train_from_files(
     fingerprints: dict[str, str] | str | None = None,
     hpo_trials: int = 0,
     settings: Settings | None = None,
+    search: str = "",
+    dataset: str = "",
+    data_source: str = "",
+    search_of_champion: str = "",
 ) -> dict:
-    """The KFP step: parquet paths in, JSON-serialisable TrainResult summary out."""
+    """The KFP step: parquet paths in, JSON-serialisable TrainResult summary out.
+
+    ``search`` is the search settings' JSON (``""``: the blueprint's default). With
+    ``search_of_champion`` (a model name) and no ``search``, the search the model's
+    champion was trained with is reused (its ``driftloop.search`` tag).
+    """
     if isinstance(fingerprints, str):
         fingerprints = json.loads(fingerprints) if fingerprints.strip() else {}
+    if not search.strip() and search_of_champion:
+        search = champion_search(search_of_champion, settings)
     result = train_candidates(
         blueprint,
         read_frame(train_path),
@@ -404,5 +724,30 @@ def train_from_files(
         settings=settings,
         hpo_trials=hpo_trials,
         fingerprints=fingerprints,
+        search=search or None,
+        dataset=dataset,
+        data_source=data_source,
     )
     return result.to_dict()
+
+
+def champion_search(model_name: str, settings: Settings | None = None) -> str:
+    """The search settings (JSON) ``model_name``'s champion was trained with; ``""``: none."""
+    from driftloop.registry import CHAMPION, ModelRegistry
+
+    settings = settings or get_settings()
+    registry = ModelRegistry(settings.resolved_tracking_uri)
+    if not registry.exists(model_name):
+        return ""
+    champion = registry.version_by_alias(model_name, CHAMPION)
+    if champion is None:
+        return ""
+    found = champion.tags.get(TAG_SEARCH, "")
+    if found:
+        log.info(
+            "reusing the search of %s's champion (version %s): %s",
+            model_name,
+            champion.version,
+            found,
+        )
+    return found

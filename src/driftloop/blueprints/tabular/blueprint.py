@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from driftloop.blueprints.base import Blueprint, Metric, ParamChoice, ParamRange
+from driftloop.blueprints.base import BOOSTING, Blueprint, Metric, ParamChoice, ParamRange
 from driftloop.blueprints.codec import Limits
 from driftloop.blueprints.estimators import StringLabelXGBClassifier
 from driftloop.blueprints.feedback import Feedback, LabelFeedback, NumberFeedback
@@ -476,6 +476,12 @@ class TabularBlueprint(Blueprint):
                 "model__max_depth": ParamRange(2, 8, integer=True),
             },
         }.get(candidate, {})
+
+    def candidate_tiers(self) -> dict[str, str]:
+        """Presets pick candidates by cost: gradient boosting only from preset medium on."""
+        if self.strategy is not None:
+            return getattr(self.strategy, "candidate_tiers", dict)()
+        return {"hist_gradient_boosting": BOOSTING, "xgboost": BOOSTING}  # the rest: LIGHT
 
     def score(self, model: Any, frame: pd.DataFrame) -> dict[str, float]:
         if self.strategy is not None:
