@@ -73,9 +73,8 @@ class Receiver:
 def test_evaluator_posts_firing_then_resolved_with_the_bearer_token(tmp_path):
     settings = Settings(home=tmp_path, trigger_token="t0ken", evaluator_interval_s=0.2)
     service = MonitorService("sentiment", settings, watch=False)
-    drift = service.metrics.drift_detected.labels(
-        model="sentiment", version="4", detector="ks-projection", features="projection"
-    )
+    # the monitor's verdict DriftDetected fires on: flagged windows in a row
+    drift = service.metrics.drift_sustained.labels(model="sentiment", version="4")
     drift.set(0)
     service.metrics.feedback_since_champion.labels(model="sentiment", version="4").set(3)
     stop = threading.Event()

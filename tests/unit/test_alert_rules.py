@@ -92,11 +92,20 @@ PROMTOOL_TESTS = textwrap.dedent(
     tests:
       - interval: 15s
         input_series:
+          # sentiment: windows flagged from 15s, the second in a row at 30s (sustained)
           - series: 'driftloop_drift_detected{model="sentiment",version="3",detector="ks-projection",features="projection",job="monitor"}'
+            values: '0 1 1 1 1 1 1 1 0 0'
+          - series: 'driftloop_drift_sustained{model="sentiment",version="3",job="monitor"}'
             values: '0 0 1 1 1 1 1 1 0 0'
           - series: 'driftloop_drift_detected{model="sentiment",version="3",detector="chi2-prediction",features="prediction",job="monitor"}'
             values: '0x10'
+          # "quiet": one flagged window, and traffic so slow that the next takes minutes:
+          # the flag holds for longer than "for", but one window is not sustained drift
           - series: 'driftloop_drift_detected{model="quiet",version="1",detector="ks-projection",features="projection",job="monitor"}'
+            values: '0 1x9'
+          - series: 'driftloop_drift_windows_in_a_row{model="quiet",version="1",job="monitor"}'
+            values: '0 1x9'
+          - series: 'driftloop_drift_sustained{model="quiet",version="1",job="monitor"}'
             values: '0x10'
           - series: 'driftloop_feedback_since_champion{model="sentiment",version="3",job="monitor"}'
             values: '10+10x9'
@@ -143,7 +152,7 @@ PROMTOOL_TESTS = textwrap.dedent(
           - series: 'driftloop_store_dropped_total{job="predictor",instance="p2:8080"}'
             values: '7x30'
         alert_rule_test:
-          # drift set at 30s: pending until the 1m "for" has passed
+          # sustained from 30s: pending until the 1m "for" has passed; "quiet" never fires
           - {eval_time: 60s, alertname: DriftDetected, exp_alerts: []}
           - eval_time: 90s
             alertname: DriftDetected
@@ -151,7 +160,7 @@ PROMTOOL_TESTS = textwrap.dedent(
               - exp_labels: {model: sentiment, severity: warning}
                 exp_annotations:
                   summary: Input drift detected for model sentiment
-                  description: At least one drift detector flagged the last window of sentiment traffic as drifted from the champion's reference data. Retraining on recent data is advised.
+                  description: Drift detectors flagged the last windows of sentiment traffic, several in a row (the monitor config's consecutive_windows, 2 by default), as drifted from the champion's reference data. Retraining on recent data is advised.
           # cleared at 120s
           - {eval_time: 135s, alertname: DriftDetected, exp_alerts: []}
           # 10, 20, ... reaches 50 at 60s, fires after the 1m "for"; "quiet" stays at 49

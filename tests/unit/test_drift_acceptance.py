@@ -106,3 +106,31 @@ def test_label_prior_shift_is_detected_within_two_windows(setup):
         delays.append(first_detection(model, bundle, windows))
     print(f"\nlabel-prior shift (90% negative): first detection at windows {delays}")
     assert all(d is not None and d <= PRIOR_SHIFT_MAX_DELAY for d in delays)
+
+
+def test_domain_shift_raises_the_alarm_after_consecutive_windows(setup):
+    """The alarm (the engine's sustained verdict, what DriftDetected fires on) comes
+    ``consecutive_windows`` windows into a shift that every window flags."""
+    from driftloop.monitor.engine import DriftEngine
+    from driftloop.monitor.events import Sample
+    from driftloop.monitor.metrics import MonitorMetrics
+
+    model, bundle, _, window = setup
+    texts = tweets()["text"].tolist()
+    needed = DEFAULT_CONFIG.consecutive_windows
+    metrics = MonitorMetrics()
+    engine = DriftEngine("m", metrics, window=window, consecutive_windows=needed)
+    engine.set_reference("1", bundle)
+    engine.start()
+    sustained = []
+    try:
+        for index in range(needed):
+            chunk = texts[index * window : (index + 1) * window]
+            labels = model.predict(chunk)
+            engine.add([Sample([t], {"label": str(y)}) for t, y in zip(chunk, labels, strict=True)])
+            assert engine.wait_idle(120)
+            sustained.append(metrics.drift_sustained.labels(model="m", version="1")._value.get())
+    finally:
+        engine.close()
+    print(f"\ntweets: sustained after each window {sustained}")
+    assert sustained == [0.0] * (needed - 1) + [1.0]

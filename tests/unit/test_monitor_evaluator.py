@@ -25,13 +25,25 @@ def test_fingerprint_is_stable_and_order_independent():
 
 
 def metrics_text(
-    *, drift=0, backlog=0, live=0.9, samples=40, score=0.85, greater=True, accuracy=0.9
+    *,
+    drift=0,
+    flagged=None,
+    backlog=0,
+    live=0.9,
+    samples=40,
+    score=0.85,
+    greater=True,
+    accuracy=0.9,
 ) -> str:
+    """``drift``: sustained drift (windows in a row); ``flagged``: the last window's flag."""
     m = MonitorMetrics()
-    for detector, value in (("ks-projection", drift), ("chi2-prediction", 0)):
+    flagged = drift if flagged is None else flagged
+    for detector, value in (("ks-projection", flagged), ("chi2-prediction", 0)):
         m.drift_detected.labels(
             model="sentiment", version="3", detector=detector, features="x"
         ).set(value)
+    m.drift_windows_in_a_row.labels(model="sentiment", version="3").set(2 * drift or flagged)
+    m.drift_sustained.labels(model="sentiment", version="3").set(drift)
     m.set_feedback(
         "sentiment",
         "3",
@@ -94,6 +106,16 @@ def test_condition_that_clears_while_pending_never_fires(evaluator):
     assert step(evaluator, 10, drift=0) == []
     assert step(evaluator, 60, drift=0) == []
     assert evaluator.payloads() == [] and evaluator.states == {}
+
+
+def test_one_flagged_window_held_past_for_is_no_alert(evaluator):
+    """The issue's false alarm: slow traffic keeps one flagged window's gauge up for
+    minutes; the rule waits for the monitor to call the drift sustained."""
+    for _ in range(6):
+        assert step(evaluator, 20, flagged=1) == []
+    assert evaluator.payloads() == []
+    step(evaluator, 0, drift=1)
+    assert step(evaluator, 35, drift=1) == [("DriftDetected", "firing")]
 
 
 def test_feedback_backlog_and_score_drop_use_the_shared_thresholds(evaluator):

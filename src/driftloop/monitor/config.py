@@ -10,6 +10,7 @@ reference is built (:meth:`MonitorConfig.resolve`)::
 
     p_val: 0.01            # family-wise: split evenly over the batch detectors
     window: 200            # events per evaluation; omitted -> settings.monitor_window
+    consecutive_windows: 2 # DriftDetected needs this many flagged windows in a row
     detectors:             # omitted -> the blueprint's defaults
       - {name: ks-numeric, kind: ks, features: numeric, correction: fdr}
       - {name: mmd-numeric, kind: mmd, features: numeric, n_permutations: 100, p_val: 0.01}
@@ -84,6 +85,13 @@ class MonitorConfig(BaseModel):
 
     p_val: float = Field(default=0.01, gt=0, lt=1)  # family-wise false-alarm rate per window
     window: int | None = Field(default=None, ge=10)
+    # Windows in a row that some detector must flag before the monitor calls the drift
+    # sustained (driftloop_drift_sustained, which DriftDetected fires on). A calibrated
+    # test flags ~p_val of in-domain windows by design (one in 100 at 0.01: a false
+    # alarm every few hours of steady traffic); independent windows flag twice in a row
+    # ~p_val**2 of the time, while a real shift flags every window, so waiting for the
+    # second costs one window of delay. 1: alert on any flagged window.
+    consecutive_windows: int = Field(default=2, ge=1)
     # None: the blueprint's featurizer suggests them (``resolve``)
     detectors: list[DetectorSpec] | None = Field(default=None, min_length=1)
 

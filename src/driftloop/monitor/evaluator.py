@@ -70,7 +70,7 @@ def _max_by(series: Series, name: str, keys: tuple[str, ...]) -> dict[tuple[str,
 def _drift_detected(series: Series, t: AlertThresholds) -> list[tuple[dict, float]]:
     return [
         ({"model": m}, v)
-        for (m,), v in _max_by(series, "driftloop_drift_detected", ("model",)).items()
+        for (m,), v in _max_by(series, "driftloop_drift_sustained", ("model",)).items()
         if v == 1
     ]
 

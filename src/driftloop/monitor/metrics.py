@@ -37,6 +37,19 @@ class MonitorMetrics:
             detector_labels,
             registry=r,
         )
+        self.drift_windows_in_a_row = Gauge(
+            "driftloop_drift_windows_in_a_row",
+            "Windows in a row, up to the last, that at least one detector flagged",
+            ["model", "version"],
+            registry=r,
+        )
+        self.drift_sustained = Gauge(
+            "driftloop_drift_sustained",
+            "1 if the last consecutive_windows windows in a row were flagged "
+            "(the condition DriftDetected fires on)",
+            ["model", "version"],
+            registry=r,
+        )
         self.events = Counter(
             "driftloop_events",
             "Payload-logger events by type",
@@ -187,6 +200,8 @@ class MonitorMetrics:
             self.champion_test_score,
             self.score_greater_is_better,
             self.reference_loaded,
+            self.drift_windows_in_a_row,
+            self.drift_sustained,
         ):
             _remove(gauge, model, version)
         for gauge in (self.drift_score, self.drift_p_value, self.drift_detected):

@@ -59,8 +59,13 @@ class MonitorService:
         self.settings = settings
         self.alias = alias
         self.metrics = MonitorMetrics()
-        window = load_config(settings=settings).window_size(settings)
-        self.engine = DriftEngine(model_name, self.metrics, window=window)
+        config = load_config(settings=settings)
+        self.engine = DriftEngine(
+            model_name,
+            self.metrics,
+            window=config.window_size(settings),
+            consecutive_windows=config.consecutive_windows,
+        )
         self.pairer = EventPairer(
             ttl_s=settings.monitor_pending_ttl_s, max_pending=settings.monitor_max_pending
         )
