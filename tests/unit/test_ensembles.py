@@ -224,23 +224,3 @@ def test_sentiment_soft_voting_leaves_out_a_member_without_probabilities():
         assert blueprint.score(model, val)["macro_f1"] > 0.8, name
         # what the drift monitor reads: the TF-IDF before the final step
         blueprint.drift_featurizer(model, val)
-
-
-@pytest.mark.slow
-def test_an_ensemble_logs_and_loads_back_through_pyfunc(classification, home):
-    import mlflow
-
-    from driftloop.training.candidates import ensure_experiment, use_tracking
-    from driftloop.training.model_logging import log_model
-
-    blueprint, train, val, _, built = classification
-    model = built[STACKING][0]
-    use_tracking()
-    with mlflow.start_run(experiment_id=ensure_experiment("ensembles")):
-        info = log_model(model, name="model", input_example=blueprint.input_example(train))
-    loaded = mlflow.pyfunc.load_model(info.model_uri)
-    answer = loaded.predict(blueprint.features(val))
-    assert list(answer.columns) == ["label", "proba_down", "proba_up"]
-    assert (answer["label"].to_numpy() == model.predict(blueprint.features(val))).all()
-    native = loaded.get_raw_model()
-    assert blueprint.score(native, val) == pytest.approx(built[STACKING][1])

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "pipelines": "pipelines:pipelines",
     "import": "importer:import_command",
     "datasets": "datasets:datasets",
+    "report": "report:report",
 }
 
 

@@ -245,6 +245,21 @@ def _wrapped(prefix: list[tuple[str, Any]], ensemble: Any) -> Any:
     return Pipeline([*prefix, (ENSEMBLE_STEP, ensemble)]) if prefix else ensemble
 
 
+def voting_ensemble(
+    members: Sequence[tuple[str, Any]],
+    weights: Sequence[float] | None = None,
+    voting: str = "soft",
+) -> Any:
+    """A vote (``"soft"``/``"hard"``) or, for regressors (``voting="average"``), a weighted
+    mean over fitted members, their shared leading steps kept once in front."""
+    start = shared_steps([member for _, member in members])
+    prefix = list(members[0][1].steps[:start]) if start else []
+    tails = [(name, _tail(member, start)) for name, member in members]
+    if voting == "average":
+        return _wrapped(prefix, WeightedAverageRegressor.from_fitted(tails, weights))
+    return _wrapped(prefix, WeightedVotingClassifier.from_fitted(tails, weights, voting))
+
+
 # --- weights from scores -----------------------------------------------------------
 def score_weights(scores: Sequence[float], greater_is_better: bool) -> list[float]:
     """Voting weights proportional to a score (or to its inverse when lower is better)."""
@@ -343,32 +358,23 @@ def ensemble_candidates(
     members = [(r.name, fitted[r.name]) for r in chosen]
     weights = score_weights([r.metrics[primary] for r in chosen], blueprint.greater_is_better)
     start = shared_steps([member for _, member in members])
-    prefix = list(members[0][1].steps[:start]) if start else []
-    tails = [(name, _tail(member, start)) for name, member in members]
 
     builders: dict[str, Any] = {}
     if blueprint.class_column is not None:
         with_proba = [
             (pair, w)
-            for pair, w in zip(tails, weights, strict=True)
+            for pair, w in zip(members, weights, strict=True)
             if hasattr(pair[1], "predict_proba")
         ]
         if len(with_proba) >= 2:
-            builders[SOFT_VOTING] = lambda: _wrapped(
-                prefix,
-                WeightedVotingClassifier.from_fitted(
-                    [pair for pair, _ in with_proba], [w for _, w in with_proba], "soft"
-                ),
+            builders[SOFT_VOTING] = lambda: voting_ensemble(
+                [pair for pair, _ in with_proba], [w for _, w in with_proba], "soft"
             )
         else:
             log.info("soft voting skipped: fewer than two of the top candidates have predict_proba")
-        builders[HARD_VOTING] = lambda: _wrapped(
-            prefix, WeightedVotingClassifier.from_fitted(tails, weights, "hard")
-        )
+        builders[HARD_VOTING] = lambda: voting_ensemble(members, weights, "hard")
     else:
-        builders[WEIGHTED_AVERAGE] = lambda: _wrapped(
-            prefix, WeightedAverageRegressor.from_fitted(tails, weights)
-        )
+        builders[WEIGHTED_AVERAGE] = lambda: voting_ensemble(members, weights, "average")
     builders[STACKING] = lambda: _stacking(blueprint, members, start, train, seed)
 
     built: list[tuple[str, Any, dict[str, float]]] = []
