@@ -1,4 +1,4 @@
-"""Optional shared-secret auth for predict and feedback (REST and gRPC).
+"""Optional shared-secret auth for predict, explain and feedback (REST and gRPC).
 
 A request is let through when ``Authorization: Bearer <token>`` or
 ``X-API-Key: <token>`` matches ``settings.api_token`` (compared in constant
@@ -52,6 +52,7 @@ def is_protected_path(path: str) -> bool:
     return (
         path.endswith(":predict")
         or path.endswith(":explain")
+        or path.endswith("/explain")
         or path.endswith("/infer")
         or path.startswith("/v1/feedback")
         or path.startswith("/v2/repository")

@@ -10,6 +10,10 @@ fills KServe's own template:
   request id, and hands the prediction to the process's serving runtime (store
   + payload logger) without waiting for either.
 
+``explain`` (KServe's EXPLAIN verb: preprocess -> explain -> postprocess) answers
+the prediction and the top-k contributions per instance (``serving.explain``); an
+explanation is not stored, logged or counted as a prediction.
+
 ``reload`` swaps in a new version atomically: a request reads ``self._loaded``
 once (in preprocess) and is answered wholly by that version and its codec.
 """
@@ -29,6 +33,8 @@ from kserve.errors import InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from driftloop.blueprints.codec import Answer, Batch, InputError, InputTensor, Limits
+from driftloop.blueprints.explain import Explainer, ExplainError
+from driftloop.serving import explain as explaining
 from driftloop.serving import loader, metrics, runtime, wire
 from driftloop.serving.loader import LoadedModel
 from driftloop.settings import Settings
@@ -81,6 +87,8 @@ class _Call:
     started: float
     client_id: str | None = None
     answer: Answer | None = None
+    explanations: list[dict] | None = None  # set by explain: the answer is not a prediction
+    method: str = ""
 
 
 def decode(loaded: LoadedModel, payload: dict | InferRequest) -> Batch:
@@ -114,11 +122,14 @@ class BlueprintModel(kserve.Model):
         self.limits = limits_from(settings)
         self._loaded: LoadedModel | None = None
         self._reload_lock = threading.Lock()
+        # (the version it explains, its explainer): built on the first explain of a version
+        self._explainer: tuple[LoadedModel, Explainer] | None = None
 
     # KServe pickles registered models into its worker processes (--workers > 1).
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state.pop("_reload_lock", None)
+        state["_explainer"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -207,6 +218,32 @@ class BlueprintModel(kserve.Model):
             raise InvalidInput(f"the model cannot take these inputs: {exc}") from None
         return call
 
+    def explain(self, call: _Call, headers: dict[str, str] | None = None) -> _Call:
+        """The prediction and the top-k contributions per instance (``serving.explain``)."""
+        top_k = explaining.top_k_of(call.payload)
+        explaining.check_instance_count(len(call.batch), call.payload)
+        explainer = self._explainer_for(call.loaded)
+        self.predict(call)
+        try:
+            attributions = explainer.explain(call.batch.model_input, call.answer.labels)
+        except ExplainError as exc:
+            raise explaining.ExplainUnavailable(
+                f"model {self.name} version {call.loaded.version} cannot be explained: {exc}"
+            ) from None
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput(f"the model cannot explain these inputs: {exc}") from None
+        call.explanations = [attribution.top(top_k) for attribution in attributions]
+        call.method = explainer.method
+        return call
+
+    def _explainer_for(self, loaded: LoadedModel) -> Explainer:
+        cached = self._explainer
+        if cached is not None and cached[0] is loaded:
+            return cached[1]
+        explainer = explaining.build_explainer(self.name, loaded, self.tracking_uri)
+        self._explainer = (loaded, explainer)
+        return explainer
+
     def postprocess(
         self,
         call: _Call,
@@ -215,6 +252,18 @@ class BlueprintModel(kserve.Model):
     ) -> dict | InferResponse:
         answer = call.answer
         version = call.loaded.version
+        if response_headers is not None:
+            response_headers["x-request-id"] = call.request_id
+        if call.explanations is not None:  # an explanation: answered, never recorded
+            return explaining.explain_response(
+                name=self.name,
+                version=version,
+                request_id=call.request_id,
+                client_id=call.client_id,
+                method=call.method,
+                predictions=answer.instances,
+                explanations=call.explanations,
+            )
         if isinstance(call.payload, InferRequest):
             response = self._v2_response(call, answer)
             request_body = {
@@ -231,8 +280,6 @@ class BlueprintModel(kserve.Model):
             if call.client_id is not None:
                 response["client_request_id"] = call.client_id
             request_body, response_body = call.payload, response
-        if response_headers is not None:
-            response_headers["x-request-id"] = call.request_id
         for label in answer.labels:
             metrics.PREDICTIONS.labels(
                 model=self.name, version=version, label=label if label is not None else "value"

@@ -12,6 +12,10 @@
   JSON ``{"instances": [...]}`` whatever its content type (driftloop takes no
   CloudEvent bodies, so ``ce-*`` headers are ignored, not half-decoded into a 500);
   bad JSON answers 400.
+- ``POST /v1/models/{name}:explain`` replaces KServe's handler (same body reading as
+  ``:predict``), and ``POST /v2/models/{name}/explain`` adds the v2 equivalent KServe
+  0.21 lacks (the body of v2 infer, through ``serving.wire``); both answer JSON, see
+  ``serving.explain``. A version its blueprint cannot explain answers 501 naming it.
 - ``GET /v2/models/{name}`` adds the served version as ``versions``.
 - the feedback routes, auth and request-metrics middleware, and the startup
   and shutdown hooks of the process's serving runtime.
@@ -21,21 +25,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from kserve.errors import InvalidInput, ModelNotReady
 
 from driftloop.serving import docs as api_docs
 from driftloop.serving import feedback, runtime, wire
 from driftloop.serving.auth import AuthMiddleware
+from driftloop.serving.explain import ExplainUnavailable
 from driftloop.serving.middleware import RequestMetricsMiddleware
 from driftloop.settings import Settings
 
 if TYPE_CHECKING:
     from kserve.protocol.dataplane import DataPlane
+
+log = logging.getLogger(__name__)
 
 
 def install(app: FastAPI, dataplane: DataPlane, settings: Settings, *, docs: bool = False) -> None:
@@ -83,6 +91,34 @@ def install(app: FastAPI, dataplane: DataPlane, settings: Settings, *, docs: boo
             content=body, media_type=media_type, headers={**response_headers, **wire_headers}
         )
 
+    async def explained(model_name: str, payload: Any, headers: dict[str, str]) -> Response:
+        try:
+            response, response_headers = await dataplane.explain(
+                model_name=model_name, request=payload, headers=headers
+            )
+        except ExplainUnavailable as exc:
+            log.warning("explain %s -> 501: %s", model_name, exc)
+            return JSONResponse(status_code=501, content={"error": str(exc)})
+        body, wire_headers = wire.encode_rest_response(response)
+        # only the answer's own id: KServe's dataplane merges the request's headers in
+        return Response(
+            content=body,
+            media_type=wire_headers["content-type"],
+            headers={"x-request-id": response_headers.get("x-request-id", "")},
+        )
+
+    async def explain_v2(model_name: str, request: Request) -> Response:
+        if not await dataplane.model_ready(model_name, True):
+            raise ModelNotReady(model_name)
+        headers = dict(request.headers)
+        infer_request = wire.parse_rest_body(await request.body(), headers, model_name)
+        return await explained(model_name, infer_request, headers)
+
+    async def explain_v1(model_name: str, request: Request) -> Response:
+        if not await dataplane.model_ready(model_name, True):
+            raise ModelNotReady(model_name)
+        return await explained(model_name, _v1_body(await request.body()), dict(request.headers))
+
     async def model_metadata(model_name: str) -> dict:
         metadata = await dataplane.model_metadata(model_name)
         model = dataplane.get_model_from_registry(model_name)
@@ -104,6 +140,8 @@ def install(app: FastAPI, dataplane: DataPlane, settings: Settings, *, docs: boo
         include_in_schema=False,
     )
     app.add_api_route("/v1/models/{model_name}:predict", predict_v1, methods=["POST"])
+    app.add_api_route("/v1/models/{model_name}:explain", explain_v1, methods=["POST"])
+    app.add_api_route("/v2/models/{model_name}/explain", explain_v2, methods=["POST"])
     app.add_api_route(
         "/v2/models/{model_name}",
         model_metadata,

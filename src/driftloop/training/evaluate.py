@@ -33,11 +33,13 @@ def evaluate_run(
     settings: Settings | None = None,
     artifact_path: str = "model",
 ) -> dict[str, float]:
-    """Score ``runs:/<run_id>/model`` on the test file; log ``test_*`` metrics on the run."""
+    """Score ``runs:/<run_id>/model`` on the test file; log ``test_*`` metrics and the
+    global importance (``explanations/``) on the run."""
     import mlflow
     from mlflow.entities import Metric
 
     from driftloop.training.candidates import use_tracking
+    from driftloop.training.explain import log_global_importance
     from driftloop.training.model_logging import load_native
 
     use_tracking(settings)
@@ -53,4 +55,6 @@ def evaluate_run(
         ],
     )
     client.set_tag(run_id, TAG_TEST_FINGERPRINT, frame_fingerprint(test))
+    # SHAP global importance on test rows, logged on the run (``training.explain``)
+    log_global_importance(run_id, get_blueprint(blueprint), model, test, client=client)
     return metrics
