@@ -4,7 +4,7 @@ One classifier of the penguins' island (logistic regression; species and
 measurements separate the islands only in part, so scores move) is trained and registered the
 way the training pipeline registers it (lineage, data and split-scheme tags,
 ``@champion``), without the pipeline's other steps. The report then rebuilds
-its rows from those tags, refits it 3 + 3 + 4 times, and the test reads the
+its rows from those tags, refits it 3 + 3 + 5 times, and the test reads the
 numbers back from what the command printed and from the version's run.
 
 Version 3 is a soft-voting ensemble (``training.ensembles``) logged with
@@ -139,14 +139,15 @@ def test_report_refits_and_logs_on_the_run(registry_home, tmp_path):
     assert report["model"] == MODEL and report["version"] == version.version
     assert report["candidate"] == "logistic_regression" and report["metric"] == "macro_f1"
     assert report["seeds"] == [42, 43, 44]
-    for key, count in (("split_scores", 3), ("seed_scores", 3), ("param_scores", 4)):
+    for key, count in (("split_scores", 3), ("seed_scores", 3), ("param_scores", 5)):
         scores = report[key]
         assert len(scores) == count and all(0.0 <= s <= 1.0 for s in scores), (key, scores)
     # resampled splits hold different rows: their scores are not all one number
     assert len(set(report["split_scores"])) > 1
-    # C swept geometrically over the tuning space's range, 0.01 .. 100
-    assert report["param"] == "model__C"
-    assert report["param_values"] == pytest.approx([0.01, 0.2154, 4.6416, 100.0], rel=1e-3)
+    # C swept geometrically over the tuning space's range, 0.01 .. 100, plus the version's own
+    assert report["param"] == "model__C" and report["param_current"] == 1.0
+    assert report["param_values"] == pytest.approx([0.01, 0.2154, 1.0, 4.6416, 100.0], rel=1e-3)
+    assert "this version" in result.output
     # a C of 0.01 regularises the classifier far more than 100 does
     assert report["param_scores"][0] < report["param_scores"][-1]
     summary = {row["analysis"]: row for row in report["summary"]}

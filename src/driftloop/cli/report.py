@@ -147,7 +147,8 @@ def _analyse(console, wanted, settings, param, splits, seeds, points, out):
         raise StabilityError(f"--out: cannot create {png.parent}: {exc.strerror}") from None
     rows = training_rows(version)
     blueprint = rows.blueprint
-    tags = run_tags(version.run_id, uri)
+    # the training run's tags, with the version's own (newer pipelines copy them) on top
+    tags = run_tags(version.run_id, uri) | version.tags
     candidate = tags.get(TAG_BEST_CANDIDATE)
     template = clone(registry.load_sklearn(version.name, version.version))
 
@@ -193,7 +194,9 @@ def _analyse(console, wanted, settings, param, splits, seeds, points, out):
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("refitting", total=planned_fits(splits, seeds, sweep, points))
+        current = template.get_params(deep=True).get(sweep[0]) if sweep else None
+        total = planned_fits(splits, seeds, sweep, points, current)
+        task = progress.add_task("refitting", total=total)
         analyse(
             blueprint,
             template,

@@ -246,17 +246,25 @@ def _plain(value: Any) -> Any:
 
 
 # --- the sweep ---------------------------------------------------------------------
-def sweep_values(space: ParamRange | ParamChoice, points: int) -> list[Any]:
-    """``points`` values across a range (geometric when it is log-scaled), or every choice."""
+def sweep_values(space: ParamRange | ParamChoice, points: int, current: Any = None) -> list[Any]:
+    """``points`` values across a range (geometric when it is log-scaled), or every choice.
+
+    ``current`` (the version's own value) joins a numeric range it lies in, so
+    the sweep shows where the version sits on its curve.
+    """
     if isinstance(space, ParamChoice):
         return list(space.choices)
     if space.log:
-        values = np.geomspace(space.low, space.high, points)
+        values = [float(v) for v in np.geomspace(space.low, space.high, points)]
     else:
-        values = np.linspace(space.low, space.high, points)
+        values = [float(v) for v in np.linspace(space.low, space.high, points)]
+    own = isinstance(current, (int, float)) and not isinstance(current, bool)
+    if own and space.low <= current <= space.high:
+        if not any(math.isclose(current, v, rel_tol=1e-9) for v in values):
+            values.append(float(current))
     if space.integer:
         return sorted({int(round(v)) for v in values})
-    return [float(v) for v in values]
+    return sorted(values)
 
 
 def choose_param(
@@ -352,13 +360,15 @@ def analyse(
         report.seeds.append(seed)
         report.seed_scores.append(_fit_score(blueprint, model, train, val))
         advance(f"seed {seed}")
+    if seed_keys and len(set(report.seed_scores)) == 1 and seeds > 1:
+        report.notes.append("every seed scored the same: the fit does not depend on the seed")
 
     if sweep is not None:
         key, space = sweep
         report.param = key
         report.param_log = isinstance(space, ParamRange) and space.log
         report.param_current = template.get_params(deep=True).get(key)
-        for value in sweep_values(space, points):
+        for value in sweep_values(space, points, report.param_current):
             model = clone(template).set_params(**{key: value})
             report.param_values.append(value)
             report.param_scores.append(_fit_score(blueprint, model, train, val))
@@ -366,10 +376,10 @@ def analyse(
     return report
 
 
-def planned_fits(splits: int, seeds: int, sweep, points: int) -> int:
+def planned_fits(splits: int, seeds: int, sweep, points: int, current: Any = None) -> int:
     if sweep is None:
         return splits + seeds
-    return splits + seeds + len(sweep_values(sweep[1], points))
+    return splits + seeds + len(sweep_values(sweep[1], points, current))
 
 
 # --- the picture ---------------------------------------------------------------------
