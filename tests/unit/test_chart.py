@@ -219,6 +219,61 @@ def test_generated_secrets_are_random_and_consistent(charts):
         secret(first, "driftloop-trigger-token")["token"]
         != secret(first, "driftloop-api-token")["token"]
     )
+    monitor_token = secret(first, "driftloop-monitor-token")["token"]
+    assert len(monitor_token) == 48
+    assert monitor_token not in (
+        secret(first, "driftloop-api-token")["token"],
+        secret(second, "driftloop-monitor-token")["token"],
+    )
+
+
+def inference_service_env(docs) -> tuple[dict, dict, dict]:
+    isvc = next(d for d in docs if d["kind"] == "InferenceService")
+    predictor = isvc["spec"]["predictor"]
+    model = {e["name"]: e for e in predictor["model"]["env"]}
+    monitor = {e["name"]: e for e in predictor["containers"][0]["env"]}
+    return predictor, model, monitor
+
+
+@needs_helm
+def test_monitor_intake_token_is_a_value(charts):
+    predictor, model, monitor = inference_service_env(charts["default"])
+    assert "logger" not in predictor  # the predictor's own logger, with the token
+    assert model["DRIFTLOOP_LOGGER_URL"]["value"] == "http://localhost:8090/"
+    token = {"secretKeyRef": {"name": "driftloop-monitor-token", "key": "token"}}
+    assert model["DRIFTLOOP_MONITOR_TOKEN"]["valueFrom"] == token
+    assert monitor["DRIFTLOOP_MONITOR_TOKEN"]["valueFrom"] == token
+    # production brings its own Secrets: the pods name the same one
+    _, model, monitor = inference_service_env(charts["production"])
+    assert monitor["DRIFTLOOP_MONITOR_TOKEN"]["valueFrom"] == token
+
+    # off: KServe's agent sends the events, the monitor admits loopback only
+    docs = template("--set", "monitor.intakeToken=false")
+    predictor, model, monitor = inference_service_env(docs)
+    assert predictor["logger"] == {"mode": "all", "url": "http://localhost:8090/"}
+    assert "DRIFTLOOP_MONITOR_TOKEN" not in model | monitor
+    assert "DRIFTLOOP_LOGGER_URL" not in model
+    assert not [d for d in docs if d["metadata"]["name"] == "driftloop-monitor-token"]
+
+
+@needs_helm
+def test_trigger_run_cap_is_a_value(charts):
+    from driftloop.settings import Settings
+
+    def cap(docs) -> int:
+        trigger = next(
+            d
+            for d in docs
+            if d["kind"] == "Deployment" and d["metadata"]["name"] == "driftloop-trigger"
+        )
+        env = {e["name"]: e for e in trigger["spec"]["template"]["spec"]["containers"][0]["env"]}
+        value = env["DRIFTLOOP_TRIGGER_MAX_CONCURRENT_RUNS"]["value"]
+        return Settings(trigger_max_concurrent_runs=value).trigger_max_concurrent_runs
+
+    assert cap(charts["default"]) == Settings.model_fields["trigger_max_concurrent_runs"].default
+    assert cap(template("--set", "trigger.maxConcurrentRuns=5")) == 5
+    refused = helm("template", RELEASE, str(CHART), "--set", "trigger.maxConcurrentRuns=0")
+    assert refused.returncode != 0 and "maxConcurrentRuns" in refused.stderr
 
 
 @needs_helm

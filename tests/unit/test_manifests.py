@@ -342,15 +342,30 @@ def test_default_deny_and_a_network_policy_for_every_workload(rendered, overlay)
     ]
 
 
-def test_payload_logger_feeds_the_sidecar_monitor(rendered):
-    isvc = next(d for d in rendered["kind"] if d["kind"] == "InferenceService")
+def test_payload_logger_feeds_the_sidecar_monitor_with_its_token(rendered):
+    docs = rendered["kind"]
+    isvc = next(d for d in docs if d["kind"] == "InferenceService")
     assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
     predictor = isvc["spec"]["predictor"]
-    assert predictor["logger"] == {"mode": "all", "url": "http://localhost:8090/"}
+    # the predictor's own logger posts to the sidecar; KServe's cannot send a token
+    assert "logger" not in predictor
     monitor = next(c for c in predictor["containers"] if c["name"] == "drift-monitor")
     assert {"name": "monitor", "containerPort": 8090, "protocol": "TCP"} in monitor["ports"]
     env = {e["name"]: e for e in predictor["model"]["env"]}
     assert env["DRIFTLOOP_MODEL_URI"]["value"] == "models:/sentiment@champion"
+    assert env["DRIFTLOOP_LOGGER_URL"]["value"] == "http://localhost:8090/"
+    monitor_env = {e["name"]: e for e in monitor["env"]}
+    # one Secret, on both ends: the intake refuses events without its bearer token
+    reference = monitor_env["DRIFTLOOP_MONITOR_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert env["DRIFTLOOP_MONITOR_TOKEN"]["valueFrom"]["secretKeyRef"] == reference
+    secret = next(
+        d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == reference["name"]
+    )
+    assert secret["metadata"]["namespace"] == "driftloop" and reference["key"] in secret["data"]
+    api = next(
+        d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == "driftloop-api-token"
+    )
+    assert secret["data"][reference["key"]] != api["data"]["token"]
     runtime = next(d for d in rendered["kind"] if d["kind"] == "ClusterServingRuntime")
     assert "namespace" not in runtime["metadata"]  # cluster-scoped
     assert predictor["model"]["runtime"] == runtime["metadata"]["name"]
@@ -417,6 +432,11 @@ def test_alertmanager_routes_the_three_alerts_to_the_trigger_with_a_bearer_secre
     )
     env = {e["name"]: e for e in trigger["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["DRIFTLOOP_TRIGGER_TOKEN"]["valueFrom"]["secretKeyRef"] == credentials
+    # the global cap on retraining runs in flight, as the settings read it
+    from driftloop.settings import Settings
+
+    cap = env["DRIFTLOOP_TRIGGER_MAX_CONCURRENT_RUNS"]["value"]
+    assert Settings(trigger_max_concurrent_runs=cap).trigger_max_concurrent_runs == 2
 
 
 def test_prometheus_rule_is_generated_from_the_rules_file(rendered):
@@ -541,7 +561,8 @@ def test_secret_generator_fills_random_values_once(tmp_path):
     for example in MANIFESTS.glob("base/secrets/*.env.example"):
         shutil.copy(example, tmp_path / example.name)
     first = {p.name: gen.read_env(p) for p in gen.generate(tmp_path)}
-    assert len(first) == 6
+    assert len(first) == 7
+    assert len(first["monitor.env"]["token"]) == 48
     password = first["postgres.env"]["POSTGRES_PASSWORD"]
     assert len(password) == 48 and password != first["minio.env"]["secret-key"]
     assert f":{password}@" in first["store.env"]["url"]
