@@ -40,7 +40,7 @@ from driftloop.blueprints.feedback import Feedback, FeedbackError
 from driftloop.blueprints.scoring import anomaly_scores
 from driftloop.blueprints.tabular.codec import TableCodec
 from driftloop.blueprints.tabular.estimators import AnomalyDetector
-from driftloop.blueprints.tabular.tasks.base import TaskStrategy
+from driftloop.blueprints.tabular.tasks.base import TaskStrategy, per_instance
 from driftloop.datasets.errors import DatasetValidationError
 
 DEFAULT_CONTAMINATION = 0.05
@@ -104,9 +104,12 @@ class AnomalyFeedback(Feedback):
         self.ranked_by_label = ranked_by_label
 
     def parse(self, truth: Any, outputs: Sequence[dict]) -> tuple[Any, bool | None]:
-        if not isinstance(truth, bool):
-            raise FeedbackError(f"value must be true (an anomaly) or false, got {truth!r}")
-        return truth, all(output.get("anomaly") == truth for output in outputs)
+        """One answer for every instance of the request, or a list of one per instance."""
+        truths = per_instance(truth, outputs)
+        for item in truths:
+            if not isinstance(item, bool):
+                raise FeedbackError(f"value must be true (an anomaly) or false, got {item!r}")
+        return truth, all(o.get("anomaly") == t for o, t in zip(outputs, truths, strict=True))
 
     def live_score(self, outputs: Sequence[dict], truths: Sequence[Any]) -> float:
         truth = np.asarray([bool(t) for t in truths])

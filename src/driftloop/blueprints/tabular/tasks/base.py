@@ -9,9 +9,23 @@ from typing import Any
 import pandas as pd
 
 from driftloop.blueprints.base import Metric, ParamChoice, ParamRange
+from driftloop.blueprints.feedback import FeedbackError
 from driftloop.datasets.errors import DatasetValidationError
 
 ID_COLUMN = "id"
+
+
+def per_instance(truth: Any, outputs: Sequence[dict]) -> list[Any]:
+    """A request's truth for each of its instances: a list as long as the request gives one
+    each (as the monitor reads it), anything else applies to all."""
+    if isinstance(truth, list):
+        if len(truth) != len(outputs):
+            raise FeedbackError(
+                f"value has {len(truth)} items for a request of {len(outputs)} instances; "
+                "send one value, or one per instance"
+            )
+        return list(truth)
+    return [truth] * len(outputs)
 
 
 class TaskStrategy(ABC):

@@ -29,7 +29,7 @@ from driftloop.blueprints.feedback import Feedback, FeedbackError
 from driftloop.blueprints.scoring import cluster_scores
 from driftloop.blueprints.tabular.codec import TableCodec
 from driftloop.blueprints.tabular.estimators import DensityClusterer
-from driftloop.blueprints.tabular.tasks.base import TaskStrategy
+from driftloop.blueprints.tabular.tasks.base import TaskStrategy, per_instance
 
 DEFAULT_CLUSTERS = 3
 # silhouette on at most this many rows (it is quadratic in the rows)
@@ -74,11 +74,16 @@ class ClusterFeedback(Feedback):
     kind = "cluster"
 
     def parse(self, truth: Any, outputs: Sequence[dict]) -> tuple[Any, bool | None]:
-        if isinstance(truth, bool) or not isinstance(truth, int | float):
-            raise FeedbackError(f"value must be a cluster id (an integer), got {truth!r}")
-        if not float(truth).is_integer() or truth < 0:
-            raise FeedbackError(f"value must be a cluster id (an integer >= 0), got {truth!r}")
-        return int(truth), all(output.get("cluster") == int(truth) for output in outputs)
+        """One id for every instance of the request, or a list of one id per instance."""
+        truths = per_instance(truth, outputs)
+        for item in truths:
+            if isinstance(item, bool) or not isinstance(item, int | float):
+                raise FeedbackError(f"value must be a cluster id (an integer), got {item!r}")
+            if not float(item).is_integer() or item < 0:
+                raise FeedbackError(f"value must be a cluster id (an integer >= 0), got {item!r}")
+        ids = [int(item) for item in truths]
+        correct = all(o.get("cluster") == i for o, i in zip(outputs, ids, strict=True))
+        return (ids if isinstance(truth, list) else ids[0]), correct
 
     def live_score(self, outputs: Sequence[dict], truths: Sequence[Any]) -> float:
         # silhouette needs the features, not a user's opinion: no live value to compare
