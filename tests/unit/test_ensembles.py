@@ -224,3 +224,13 @@ def test_sentiment_soft_voting_leaves_out_a_member_without_probabilities():
         assert blueprint.score(model, val)["macro_f1"] > 0.8, name
         # what the drift monitor reads: the TF-IDF before the final step
         blueprint.drift_featurizer(model, val)
+
+
+def test_shared_steps_compare_configuration_not_identity():
+    pool = get_blueprint("sentiment").candidates(0)
+    # the default TF-IDF is a FeatureUnion (words + characters): configured alike in three
+    assert shared_steps([pool["logreg"], pool["linear_svc"], pool["complement_nb"]]) == 2
+    # the XGBoost candidate reads words only: only the normaliser is shared
+    assert shared_steps([pool["logreg"], pool["xgboost"]]) == 1
+    other = get_blueprint("sentiment", max_features=500).candidates(0)["logreg"]
+    assert shared_steps([pool["logreg"], other]) == 1

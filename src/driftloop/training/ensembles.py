@@ -193,6 +193,24 @@ class WeightedAverageRegressor(RegressorMixin, BaseEstimator):
 
 
 # --- shared leading steps --------------------------------------------------------
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal parameter values; estimators inside count as equal by type (a deep
+    ``get_params`` lists their own parameters separately)."""
+    if hasattr(a, "get_params") or hasattr(b, "get_params"):
+        return type(a) is type(b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        # e.g. a FeatureUnion's transformer_list: [(name, estimator), ...]
+        return (
+            type(a) is type(b)
+            and len(a) == len(b)
+            and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+        )
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # arrays and other values without a plain ==
+        return a is b
+
+
 def _same_configuration(a: Any, b: Any) -> bool:
     """Whether two (unfitted or fitted) estimators are configured alike, parameter by parameter."""
     if type(a) is not type(b) or not hasattr(a, "get_params"):
@@ -200,19 +218,7 @@ def _same_configuration(a: Any, b: Any) -> bool:
     params_a, params_b = a.get_params(deep=True), b.get_params(deep=True)
     if params_a.keys() != params_b.keys():
         return False
-    for key, value_a in params_a.items():
-        value_b = params_b[key]
-        if hasattr(value_a, "get_params"):  # nested estimators: their params are listed too
-            if type(value_a) is not type(value_b):
-                return False
-            continue
-        try:
-            if not bool(value_a == value_b):
-                return False
-        except (TypeError, ValueError):  # arrays and other values without a plain ==
-            if value_a is not value_b:
-                return False
-    return True
+    return all(_same_value(value, params_b[key]) for key, value in params_a.items())
 
 
 def shared_steps(members: Sequence[Any]) -> int:
