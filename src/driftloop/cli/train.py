@@ -57,6 +57,51 @@ def _check_label_mapping(label_mapping: str | None) -> None:
         raise UserError(f"--label-mapping: {exc}") from None
 
 
+def search_parameter(blueprint, **given: str | None) -> str:
+    """The training pipeline's ``search`` parameter (JSON) from the search options;
+    ``""`` when none is given. Bad values fail here, in one line naming the option."""
+    if all(value is None for value in given.values()):
+        return ""
+    from driftloop.training.presets import SearchSettings
+
+    options: dict = {
+        name: value
+        for name, value in (
+            ("preset", given["preset"]),
+            ("sampler", given["sampler"]),
+            ("pruner", given["pruner"]),
+            ("validation", given["validation"]),
+        )
+        if value is not None
+    }
+    if given["trials"] is not None:
+        try:
+            options["trials"] = int(given["trials"])
+        except ValueError:
+            raise UserError(f"--trials: not a whole number: {given['trials']!r}") from None
+    if given["time_budget"] is not None:
+        try:
+            options["time_budget_s"] = float(given["time_budget"])
+        except ValueError:
+            raise UserError(
+                f"--time-budget: not a number of seconds: {given['time_budget']!r}"
+            ) from None
+    try:
+        if given["candidates"] is not None:
+            options["candidates"] = SearchSettings.parse(
+                {"candidates": given["candidates"]}
+            ).candidates
+        search = SearchSettings(**options)
+        search.plan(blueprint, blueprint.candidates(0))  # unknown --candidates fail here
+        if search.validation == "timeseries" and not blueprint.time_column:
+            raise ValueError(
+                "--validation timeseries: the rows have no time column (give --time-column)"
+            )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return search.to_json()
+
+
 def _failure_message(result) -> str:
     """One line: which step failed and the exception it died of (from the task's log)."""
     task = result.failed_task
@@ -103,6 +148,7 @@ def summarize(result, model_name: str, primary_metric: str, tracking_uri: str) -
     return {
         "candidates": trained.get("candidates", []),
         "best_candidate": trained.get("best_candidate"),
+        "search": trained.get("search", {}),
         "primary_metric": primary_metric,
         "run_id": result.output("train", "run_id"),
         "test_metrics": test_metrics,
@@ -145,6 +191,22 @@ def _near_tie_note(summary: dict, metric: str, greater_is_better: bool) -> str |
     )
 
 
+def _search_note(search: dict) -> str | None:
+    """One line on how the candidates were searched and scored."""
+    validation = (search.get("validation") or {}).get("reason")
+    if not search.get("trials"):
+        return f"validation: {validation}" if validation and search.get("settings") else None
+    studies = search.get("searches") or []
+    complete = sum(s.get("complete", 0) for s in studies)
+    pruned = sum(s.get("pruned", 0) for s in studies)
+    settings = search.get("settings") or {}
+    return (
+        f"search: {settings.get('sampler', 'tpe')} sampler, {settings.get('pruner', 'hyperband')}"
+        f" pruner, {complete} trials complete, {pruned} pruned in {search.get('seconds', 0):.0f} s;"
+        f" validation: {validation}; studies in {search.get('storage')}"
+    )
+
+
 def render_summary(
     console, summary: dict, model_name: str, *, greater_is_better: bool = True
 ) -> None:
@@ -167,6 +229,9 @@ def render_summary(
             chosen,
         )
     console.print(candidates)
+    search_line = _search_note(summary.get("search") or {})
+    if search_line:
+        console.print(search_line, style="dim", highlight=False)
     near_tie = _near_tie_note(summary, metric, greater_is_better)
     if near_tie:
         console.print(near_tie, style="dim", highlight=False)
@@ -241,6 +306,24 @@ def render_summary(
     type=click.FloatRange(0.0, 1.0),
     help="Relative gain a challenger needs over the champion (default: settings).",
 )
+@click.option(
+    "--preset",
+    metavar="fast|medium|best",
+    help="Search preset: fast (~15 trials, light candidates, holdout), medium (~40 trials, "
+    "boosting, 5-fold CV), best (time-budgeted, ensembles). Default: every candidate once.",
+)
+@click.option("--sampler", metavar="tpe|random|grid", help="Optuna sampler (default: tpe).")
+@click.option("--pruner", metavar="hyperband|none", help="Optuna pruner (default: hyperband).")
+@click.option("--trials", metavar="N", help="Trials over all candidates (default: the preset's).")
+@click.option(
+    "--time-budget", metavar="SECONDS", help="Wall-clock bound on the search (any preset)."
+)
+@click.option("--candidates", metavar="A,B,…", help="Search only these candidates.")
+@click.option(
+    "--validation",
+    metavar="auto|holdout|kfold|timeseries",
+    help="How candidates are scored (default: the preset's; auto decides from the data).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def train(
     blueprint_name: str,
@@ -259,6 +342,13 @@ def train(
     model_name: str | None,
     seed: int | None,
     min_improvement: float | None,
+    preset: str | None,
+    sampler: str | None,
+    pruner: str | None,
+    trials: str | None,
+    time_budget: str | None,
+    candidates: str | None,
+    validation: str | None,
     as_json: bool,
 ) -> None:
     """Train, register and gate a model for BLUEPRINT (runs the training pipeline locally)."""
@@ -290,6 +380,16 @@ def train(
         # DatasetError and blueprint option errors are ValueErrors whose message names the option
         raise UserError(str(exc)) from None
     _check_label_mapping(label_mapping)
+    search = search_parameter(
+        blueprint,
+        preset=preset,
+        sampler=sampler,
+        pruner=pruner,
+        trials=trials,
+        time_budget=time_budget,
+        candidates=candidates,
+        validation=validation,
+    )
 
     settings = get_settings()
     model_name = model_name or blueprint.name
@@ -302,6 +402,7 @@ def train(
         "seed": settings.seed if seed is None else seed,
         "min_improvement": settings.min_improvement if min_improvement is None else min_improvement,
         "experiment": experiment or settings.experiment,
+        "search": search,
     }
 
     # Bound to the real stdout now: kfp.local's output is redirected while the run lasts.

@@ -422,6 +422,9 @@ def train_candidates(
             model, val_metrics, best = ensemble_hook(
                 blueprint, pool, results, model, best, val_metrics, train, val, seed=seed
             )
+            if best not in results:  # an ensemble won: it is listed with the candidates
+                results.append(best)
+                tuned = {}
 
         if hpo_trials > 0 and search is None and blueprint.tuning_space(best.name):
             model, val_metrics, tuned = _tune_winner(
@@ -460,6 +463,7 @@ def train_candidates(
             "validation": summary["validation"],
             "trials": plan.trials,
             "studies": studies,
+            "searches": searches,
             "storage": masked_storage_url(storage) if storage else None,
             "seconds": round(time.perf_counter() - started, 3),
         },

@@ -174,16 +174,24 @@ def search_candidate(
         return result
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     steps = staging_of(template, folds=len(folds), stages=DEFAULT_STAGES).steps(len(folds))
+    chosen_sampler, chosen_pruner = (
+        make_sampler(sampler, space, seed, n_trials),
+        make_pruner(pruner, steps),
+    )
     study = optuna.create_study(
         study_name=study_name,
         storage=storage,
         direction=blueprint.metric.direction,
-        sampler=make_sampler(sampler, space, seed, n_trials),
-        pruner=make_pruner(pruner, steps),
+        sampler=chosen_sampler,
+        pruner=chosen_pruner,
         load_if_exists=False,
     )
+    # a stored study does not keep its sampler or pruner: record what ran (and its stages)
     study.set_user_attr("candidate", name)
     study.set_user_attr("primary_metric", blueprint.primary_metric)
+    study.set_user_attr("sampler", type(chosen_sampler).__name__)
+    study.set_user_attr("pruner", type(chosen_pruner).__name__)
+    study.set_user_attr("stages", steps)
     metric_name = f"val_{blueprint.primary_metric}"
     metrics_of: dict[int, dict[str, float]] = {}
 
