@@ -184,6 +184,7 @@ def test_a_logged_ensemble_loads_back_through_pyfunc(registry_home):
     import mlflow
 
     from driftloop.registry import scoped_tracking_uri
+    from driftloop.training.model_logging import load_native
 
     _, uri, ensemble = registry_home
     blueprint, val, model = ensemble["blueprint"], ensemble["val"], ensemble["model"]
@@ -197,6 +198,14 @@ def test_a_logged_ensemble_loads_back_through_pyfunc(registry_home):
     assert blueprint.score(loaded.get_raw_model(), val) == pytest.approx(
         blueprint.score(model, val)
     )
+
+    # the predictor's path: the sklearn flavour (load_native), then the blueprint's codec
+    native = load_native(f"models:/{MODEL}/3", uri)
+    codec = blueprint.codec(native)
+    rows = features.head(3)
+    answer = codec.predict(codec.decode_v1(json.loads(rows.to_json(orient="records"))))
+    assert answer.labels == list(model.predict(rows))
+    assert all(set(i["probabilities"]) == set(classes) for i in answer.instances)
 
 
 def test_stability_of_an_ensemble_version(registry_home, tmp_path):
