@@ -140,7 +140,8 @@ def _analyse(console, wanted, settings, param, splits, seeds, points, out):
     uri = settings.resolved_tracking_uri
     registry = ModelRegistry(uri)
     version = find_version(registry, wanted)
-    png = out or Path(f"{version.name}-v{version.version}-stability.png")
+    safe_name = version.name.replace("/", "_")
+    png = out or Path(f"{safe_name}-v{version.version}-stability.png")
     try:
         png.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -197,19 +198,30 @@ def _analyse(console, wanted, settings, param, splits, seeds, points, out):
         current = template.get_params(deep=True).get(sweep[0]) if sweep else None
         total = planned_fits(splits, seeds, sweep, points, current)
         task = progress.add_task("refitting", total=total)
-        analyse(
-            blueprint,
-            template,
-            rows.train,
-            rows.val,
-            report=report,
-            splits=splits,
-            seeds=seeds,
-            base_seed=_seed(tags.get(TAG_SEED), settings.seed),
-            sweep=sweep,
-            points=points,
-            progress=lambda done: progress.update(task, advance=1, description=f"refit: {done}"),
-        )
+        try:
+            analyse(
+                blueprint,
+                template,
+                rows.train,
+                rows.val,
+                report=report,
+                splits=splits,
+                seeds=seeds,
+                base_seed=_seed(tags.get(TAG_SEED), settings.seed),
+                sweep=sweep,
+                points=points,
+                progress=lambda done: progress.update(
+                    task, advance=1, description=f"refit: {done}"
+                ),
+            )
+        except StabilityError:
+            raise
+        except (ValueError, TypeError, RuntimeError) as exc:
+            # a refit that fails on rows the version once trained on: say which, in one line
+            raise StabilityError(
+                f"NAME: refitting {version.name} version {version.version} failed: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            ) from None
     plot(report, png)
     logged = log_to_run(report, png, uri)
     return report, png, logged
