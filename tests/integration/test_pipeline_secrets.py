@@ -3,8 +3,9 @@
 The run goes the whole local way: the trigger's LocalLauncher starts a worker
 process, the worker runs a KFP pipeline through kfp.local, and the pipeline's
 feedback step -- the real ``merge_feedback`` component, wired with the real
-``configure`` -- reads labelled feedback from a real PostgreSQL store whose URL
-carries a password. The step must find the store through its environment (the
+``configure`` as the retraining pipeline wires it, on a small table of training
+rows -- reads labelled feedback from a real PostgreSQL store whose URL carries a
+password. The step must find the store through its environment (the
 trigger's settings handed down), so the URL is no argument anywhere: not in the
 run spec, not in the task inputs kfp.local logs, not in any output.
 """
@@ -14,8 +15,9 @@ import re
 import time
 from datetime import UTC, datetime
 
+import pandas as pd
 import pytest
-from components import ingest, merge_feedback
+from components import merge_feedback
 from kfp import dsl
 from pipelines._platform import configure
 
@@ -29,13 +31,11 @@ FEEDBACK = 6
 
 
 @dsl.pipeline(name="feedback-from-the-store")
-def feedback_pipeline(model_name: str = MODEL, blueprint: str = "sentiment"):
-    """The retraining pipeline's first two steps, configured as it configures them."""
-    ingested = configure(
-        ingest(blueprint=blueprint, dataset="sentiment-offline", data_source="", label_mapping="")
-    )
+def feedback_pipeline(rows_uri: str, model_name: str = MODEL, blueprint: str = "sentiment"):
+    """The retraining pipeline's feedback step, configured as it configures it."""
+    rows = dsl.importer(artifact_uri=rows_uri, artifact_class=dsl.Dataset, reimport=True)
     configure(
-        merge_feedback(model_name=model_name, blueprint=blueprint, data=ingested.outputs["data"]),
+        merge_feedback(model_name=model_name, blueprint=blueprint, data=rows.output),
         needs_store=True,
     )
 
@@ -77,6 +77,14 @@ def test_a_local_retraining_run_writes_no_store_password_under_the_home(home, po
     store_url = _with_password(postgres_url)  # trust auth: any password connects
     assert CANARY in store_url
     _add_feedback(store_url)
+    rows = home.parent / "rows.parquet"
+    pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "text": ["adorei o produto", "chegou quebrado"],
+            "label": ["positive", "negative"],
+        }
+    ).to_parquet(rows)
     settings = Settings(
         home=home,
         store_url=store_url,
@@ -84,7 +92,12 @@ def test_a_local_retraining_run_writes_no_store_password_under_the_home(home, po
     )
     # the store URL reaches the worker only through the launcher (the home fixture
     # removed DRIFTLOOP_STORE_URL from this process's environment)
-    launcher = LocalLauncher(settings, env={"PYTHONPATH": str(REPO_ROOT)}, cwd=REPO_ROOT)
+    # the worker reads its settings from the environment, as under the trigger
+    worker_env = {
+        "PYTHONPATH": str(REPO_ROOT),
+        "DRIFTLOOP_RETRAIN_ARGUMENTS": json.dumps({"rows_uri": str(rows)}),
+    }
+    launcher = LocalLauncher(settings, env=worker_env, cwd=REPO_ROOT)
     request = RetrainRequest(
         run_id="r-secret", model=MODEL, reason="DriftDetected", labels={"blueprint": "sentiment"}
     )
@@ -108,7 +121,7 @@ def test_a_local_retraining_run_writes_no_store_password_under_the_home(home, po
     # the feedback step read the password-protected store: its rows are in the output
     print("\ntask timings (s):", status.outputs["timings"])
     merged = json.loads(status.outputs["outputs"]["merge-feedback"]["Output"])
-    assert merged["feedback_rows"] == FEEDBACK
+    assert merged["feedback_rows"] == FEEDBACK and merged["rows"] == 2 + FEEDBACK
 
     files = [path for path in home.rglob("*") if path.is_file()]
     assert any(path.name == "run.log" for path in files)
