@@ -330,3 +330,23 @@ def test_time_column_errors_name_the_option(tmp_path):
         prepared(None, str(path), target="sales", time_column="day", horizon=190)
     with pytest.raises(ValueError, match="--horizon applies to --task timeseries"):
         prepared("diabetes", horizon=3)
+
+
+def test_feedback_per_instance_and_retraining_rows():
+    from driftloop.blueprints.tabular.tasks import strategy_for
+
+    clusters = strategy_for("clustering", {}).feedback()
+    outputs = [{"cluster": 0}, {"cluster": 1}]
+    assert clusters.parse([0, 1], outputs) == ([0, 1], True)
+    assert clusters.parse(0, outputs) == (0, False)
+    with pytest.raises(FeedbackError, match="3 items for a request of 2 instances"):
+        clusters.parse([0, 1, 1], outputs)
+    anomalies = strategy_for("anomaly", {"target": "bad"})
+    flags = [{"anomaly": True, "score": 1.0}, {"anomaly": False, "score": 0.0}]
+    assert anomalies.feedback().parse([True, False], flags) == ([True, False], True)
+    # retraining rows: the inputs themselves, with the label when the task has one
+    inputs = [{"a": 1.0}, {"a": 2.0}]
+    rows = anomalies.rows_from_feedback(inputs, [True, False])
+    assert rows.to_dict("list") == {"a": [1.0, 2.0], "bad": [1, 0]}
+    rows = strategy_for("clustering", {}).rows_from_feedback(inputs, [0, 1])
+    assert rows.to_dict("list") == {"a": [1.0, 2.0]}
