@@ -96,6 +96,7 @@ def test_linear_model_without_background_says_so(penguins_logistic):
     [
         ("random_forest", {"model__n_estimators": 30, "model__n_jobs": 1}),
         ("xgboost", {"model__n_estimators": 30, "model__n_jobs": 1}),
+        ("hist_gradient_boosting", {"model__max_iter": 15}),
     ],
 )
 def test_tree_contributions_add_up_to_the_model_output(candidate, params):
@@ -109,8 +110,10 @@ def test_tree_contributions_add_up_to_the_model_output(candidate, params):
     matrix = explainer.prepare.transform(rows)
     if candidate == "random_forest":  # forests explain the probability itself
         outputs = model.predict_proba(rows)
-    else:  # boosting: the margin (log-odds) per class
+    elif candidate == "xgboost":  # boosting: the margin (log-odds) per class
         outputs = estimator.booster_.predict(matrix, output_margin=True)
+    else:
+        outputs = estimator.decision_function(matrix)
     for row, (attribution, label) in enumerate(zip(attributions, labels, strict=True)):
         k = list(model.classes_).index(label)
         assert attribution.value == pytest.approx(float(outputs[row, k]), abs=1e-4)
@@ -120,6 +123,21 @@ def test_tree_contributions_add_up_to_the_model_output(candidate, params):
     assert attributions[0].output.startswith(
         "probability of" if candidate == "random_forest" else "log-odds of"
     )
+
+
+def test_any_other_estimator_gets_additive_permutation_shap():
+    from sklearn.neighbors import KNeighborsRegressor
+
+    blueprint, model, features = fitted("diabetes", "progression", "ridge")
+    model.steps[-1] = ("model", KNeighborsRegressor(n_neighbors=7))
+    model.fit(features, blueprint.targets(table_frame("diabetes")[0]))
+    explainer = blueprint.explainer(model, features.iloc[:20])
+    assert explainer.method == "permutation SHAP" and explainer.uses_background
+    rows = features.iloc[200:203]
+    attributions = explainer.explain(rows, [None] * 3)
+    np.testing.assert_allclose([a.value for a in attributions], model.predict(rows), rtol=1e-6)
+    background_mean = model.predict(features.iloc[:20]).mean()
+    assert attributions[0].base_value == pytest.approx(background_mean, rel=1e-6)
 
 
 def test_binary_one_output_model_explains_either_class():
