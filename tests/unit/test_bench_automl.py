@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from bench.automl import (
     Score,
     aligned_proba,
     evaluate,
+    ignoring_overruns,
     loss_of,
     metric_value,
     relative_loss,
@@ -115,6 +117,11 @@ def test_win_tie_and_relative_loss_per_table_and_summary():
     figures = summary([tie, loss])
     assert figures["win_or_tie_share"] == 0.5
     assert figures["mean_relative_loss_vs_flaml"] == pytest.approx((0.005 + 0.2) / 2)
+    # the diagnostic view scores an over-budget fit on its own predictions
+    late = row(3.0, 1.0, 1.0)
+    late.scores[DRIFTLOOP] = replace(late.scores[DRIFTLOOP], status="over budget", fitted_value=1.0)
+    assert not late.win_or_tie_vs_lightgbm
+    assert ignoring_overruns([late])[0].win_or_tie_vs_lightgbm
 
 
 # --- the constant fallback -------------------------------------------------------------
