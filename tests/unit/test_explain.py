@@ -96,7 +96,9 @@ def test_linear_model_without_background_says_so(penguins_logistic):
     [
         ("random_forest", {"model__n_estimators": 30, "model__n_jobs": 1}),
         ("xgboost", {"model__n_estimators": 30, "model__n_jobs": 1}),
-        ("hist_gradient_boosting", {"model__max_iter": 15}),
+        pytest.param(  # fitting 3 x 15 trees, and shap reading them: several seconds
+            "hist_gradient_boosting", {"model__max_iter": 15}, marks=pytest.mark.slow
+        ),
     ],
 )
 def test_tree_contributions_add_up_to_the_model_output(candidate, params):
