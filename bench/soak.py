@@ -11,7 +11,9 @@ Acceptance (issue 13): 0 errors (non-2xx and transport errors), every answered
 prediction stored (rows written in the window == 2xx answers, counted once the
 store writer has flushed) and RSS growth under 5 % (median of the last minute
 against the median of the first, the ramp having warmed the process). Writes
-``soak_rss_throughput.png`` (RSS and throughput over time).
+``soak_rss_throughput.png`` (RSS and throughput over time). The store is
+SQLite; with ``BENCH_SOAK_POSTGRES_URL`` (an admin URL) the whole soak runs
+again against a fresh PostgreSQL database (``soak_rss_throughput_postgresql.png``).
 
 :func:`soak` is also what ``tests/integration/test_soak.py`` runs for ~12 s.
 """
@@ -26,7 +28,8 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import ExitStack
+import uuid
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +38,9 @@ from bench.models import sentiment_model
 from bench.procs import Server, free_ports, running
 from bench.serving import cloudevents_sink, server_env, wait_for_sink, warm_up
 
+# an admin URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres): the soak then
+# runs a second time against a fresh database there, the cluster's store
+POSTGRES_ENV = "BENCH_SOAK_POSTGRES_URL"
 KNEE_GAIN = 0.10  # doubling the connections must add at least this much throughput
 RSS_GROWTH_LIMIT = 0.05
 REPO = Path(__file__).resolve().parents[1]
@@ -246,10 +252,10 @@ def find_knee(
 # --- the bench section ---------------------------------------------------------------------
 
 
-def start_predictor(ctx: Context, model, store_url: str, sink_url: str):  # noqa: ANN001, ANN201
+def start_predictor(ctx: Context, model, store: str, store_url: str, sink_url: str):  # noqa: ANN001, ANN201
     http_port, grpc_port = free_ports(2)
     return running(
-        "driftloop (soak)",
+        f"driftloop (soak, {store})",
         [
             sys.executable,
             "-m",
@@ -262,7 +268,7 @@ def start_predictor(ctx: Context, model, store_url: str, sink_url: str):  # noqa
             str(grpc_port),
         ],
         ready_url=f"http://127.0.0.1:{http_port}/v2/models/{model.name}/ready",
-        log=ctx.logs_dir() / f"{model.name}-predictor.log",
+        log=ctx.logs_dir() / f"{model.name}-predictor-{store}.log",
         env=server_env({"DRIFTLOOP_STORE_URL": store_url, "DRIFTLOOP_LOGGER_URL": sink_url}),
         timeout_s=120.0,
         http_port=http_port,
@@ -270,23 +276,38 @@ def start_predictor(ctx: Context, model, store_url: str, sink_url: str):  # noqa
     )
 
 
-def run(ctx: Context) -> None:
-    plan = Plan.for_budget(ctx.budget.quick)
-    model = sentiment_model(ctx)
-    store_url = f"sqlite:///{ctx.work / 'soak-store.db'}"
+@contextmanager
+def fresh_postgres_database(admin_url: str):
+    """A new, empty database on the server of ``admin_url`` for the block; dropped after."""
+    import sqlalchemy as sa
+
+    name = f"driftloop_soak_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create database "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+        admin.dispose()
+
+
+def soak_one_store(ctx: Context, model, plan: Plan, store: str, store_url: str, task) -> None:  # noqa: ANN001
     body = model.body("v2")
-    task = ctx.progress.add_task("soak", total=len(plan.ramp) + 1)
     with ExitStack() as stack:
         sink: Server = stack.enter_context(cloudevents_sink(ctx))
         predictor: Server = stack.enter_context(
-            start_predictor(ctx, model, store_url, f"{sink.base_url}/")
+            start_predictor(ctx, model, store, store_url, f"{sink.base_url}/")
         )
         warm_up(predictor, model)
         url = f"{predictor.base_url}/v2/models/{model.name}/infer"
-        ctx.progress.update(task, description="soak: knee ramp")
+        ctx.progress.update(task, description=f"soak ({store}): knee ramp")
         knee, ramp = find_knee(url, body, plan.ramp, plan.ramp_seconds)
         ctx.progress.advance(task, len(plan.ramp))
-        ctx.progress.update(task, description=f"soak: {plan.soak_seconds:.0f} s at {knee} conns")
+        ctx.progress.update(
+            task, description=f"soak ({store}): {plan.soak_seconds:.0f} s at {knee} conns"
+        )
         events_before = wait_for_sink(sink, 0, timeout_s=2)
         result = soak(
             url,
@@ -301,14 +322,35 @@ def run(ctx: Context) -> None:
         )
         events = wait_for_sink(sink, events_before + 2 * result.answered) - events_before
         ctx.progress.advance(task)
-    report(ctx, model.name, plan, knee, ramp, result, events)
-    plot(ctx, result, knee)
+    report(ctx, model.name, store, plan, knee, ramp, result, events)
+    plot(ctx, result, knee, store)
+
+
+def run(ctx: Context) -> None:
+    plan = Plan.for_budget(ctx.budget.quick)
+    model = sentiment_model(ctx)
+    postgres_admin = os.environ.get(POSTGRES_ENV)
+    stores = ["sqlite"] + (["postgresql"] if postgres_admin else [])
+    task = ctx.progress.add_task("soak", total=len(stores) * (len(plan.ramp) + 1))
+    soak_one_store(ctx, model, plan, "sqlite", f"sqlite:///{ctx.work / 'soak-store.db'}", task)
+    if not postgres_admin:
+        ctx.note(f"PostgreSQL store not soaked: set {POSTGRES_ENV} (an admin URL) to add it")
+        return
+    with fresh_postgres_database(postgres_admin) as store_url:
+        soak_one_store(ctx, model, plan, "postgresql", store_url, task)
 
 
 def report(
-    ctx: Context, model: str, plan: Plan, knee: int, ramp: list[dict], result: SoakRun, events: int
+    ctx: Context,
+    model: str,
+    store: str,
+    plan: Plan,
+    knee: int,
+    ramp: list[dict],
+    result: SoakRun,
+    events: int,
 ) -> None:
-    where = {"model": model, "protocol": "rest-v2", "generator": "bench.rest_load"}
+    where = {"model": model, "store": store, "protocol": "rest-v2", "generator": "bench.rest_load"}
     for point in ramp:
         ctx.add(
             "knee ramp throughput",
@@ -323,7 +365,7 @@ def report(
             **where,
         )
     ctx.note(
-        f"knee: {knee} connections (the ramp {list(plan.ramp)} gave "
+        f"{store} store: knee {knee} connections (the ramp {list(plan.ramp)} gave "
         + ", ".join(f"{p['rps']:.0f} req/s p99 {p['p99_ms']:.0f} ms" for p in ramp)
         + f"; the knee is the last step before one that adds < {KNEE_GAIN:.0%})"
     )
@@ -386,7 +428,8 @@ def report(
     )
     verdicts = result.verdicts()
     ctx.note(
-        f"soak ({plan.soak_seconds:.0f} s at {knee} conns): {result.answered} answered, "
+        f"soak, {store} store ({plan.soak_seconds:.0f} s at {knee} conns): "
+        f"{result.answered} answered, "
         f"{result.errors} errors, {result.rows} rows stored, RSS {first:.1f} -> {last:.1f} MiB "
         f"({result.rss_growth:+.2%}) -> "
         + "; ".join(f"{name}: {'PASS' if ok else 'FAIL'}" for name, ok in verdicts.items())
@@ -394,7 +437,7 @@ def report(
     )
 
 
-def plot(ctx: Context, result: SoakRun, knee: int) -> None:
+def plot(ctx: Context, result: SoakRun, knee: int, store: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -422,9 +465,11 @@ def plot(ctx: Context, result: SoakRun, knee: int) -> None:
     rps_ax.set_xlabel("seconds into the soak")
     rps_ax.grid(True, alpha=0.3)
     connections = f"{knee} connection" + ("s" if knee != 1 else "")
-    fig.suptitle(f"Soak at the knee ({connections}, REST v2, store + logging on)")
+    fig.suptitle(f"Soak at the knee ({connections}, REST v2, {store} store + logging on)")
     fig.tight_layout()
-    path = ctx.out / "soak_rss_throughput.png"
+    path = ctx.out / (
+        "soak_rss_throughput.png" if store == "sqlite" else f"soak_rss_throughput_{store}.png"
+    )
     fig.savefig(path, dpi=110)
     plt.close(fig)
     ctx.results.artifact(ctx.section, path)
