@@ -17,6 +17,7 @@ from driftloop.blueprints.spec import BlueprintSpec, BlueprintSpecError
 _BLUEPRINTS: dict[str, str] = {
     "sentiment": "driftloop.blueprints.sentiment:SentimentBlueprint",
     "tabular": "driftloop.blueprints.tabular.blueprint:TabularBlueprint",
+    "vision": "driftloop.blueprints.vision.blueprint:VisionBlueprint",
 }
 
 

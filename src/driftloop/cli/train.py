@@ -359,8 +359,8 @@ def train(
 
     if data is not None and not _is_url(data):
         path = Path(data).expanduser()
-        if not path.is_file():
-            raise UserError(f"--data: no such file: {data}")
+        if not path.exists():  # a file, or a folder (an image folder for vision)
+            raise UserError(f"--data: no such file or folder: {data}")
         data = str(path.resolve())
     options = {
         "target": target,

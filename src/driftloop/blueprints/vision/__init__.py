@@ -1,0 +1,5 @@
+"""The vision blueprint: image classification (see ``blueprint``)."""
+
+from driftloop.blueprints.vision.blueprint import VisionBlueprint
+
+__all__ = ["VisionBlueprint"]
