@@ -142,6 +142,42 @@ def test_any_other_estimator_gets_additive_permutation_shap():
     assert attributions[0].base_value == pytest.approx(background_mean, rel=1e-6)
 
 
+def test_an_ensemble_of_pipelines_is_explained_whole_over_input_columns():
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.pipeline import Pipeline
+
+    from driftloop.blueprints.tabular.schema import TableSchema
+
+    frame, _ = table_frame("penguins")
+    blueprint, _ = TabularBlueprint(target="species").resolve(frame)
+    frame = blueprint._labelled(frame)
+    candidates = blueprint.candidates(0)
+    members = [
+        (name, Pipeline(candidates[name].steps[1:]))  # each member prepares columns its own way
+        for name in ("logistic_regression", "random_forest")
+    ]
+    candidates["random_forest"].set_params(model__n_estimators=20, model__n_jobs=1)
+    ensemble = Pipeline(
+        [("schema", TableSchema()), ("ensemble", VotingClassifier(members, voting="soft"))]
+    )
+    features = blueprint.features(frame)
+    ensemble.fit(features, blueprint.targets(frame))
+
+    explainer = blueprint.explainer(ensemble, features.iloc[::7])
+    assert explainer.method == "permutation SHAP over input columns" and explainer.uses_background
+    rows = features.iloc[[3, 200, 300]]
+    labels = [str(label) for label in ensemble.predict(rows)]
+    attributions = explainer.explain(rows, labels)
+    probabilities = ensemble.predict_proba(rows)
+    for row, (attribution, label) in enumerate(zip(attributions, labels, strict=True)):
+        k = list(ensemble.classes_).index(label)
+        assert attribution.value == pytest.approx(probabilities[row, k], abs=1e-9)
+        assert attribution.features == list(features.columns)
+        assert attribution.output == f"probability of {label}"
+    with pytest.raises(ExplainError, match="background sample"):
+        blueprint.explainer(ensemble).explain(rows, labels)
+
+
 def test_binary_one_output_model_explains_either_class():
     frame, _ = table_frame("penguins")
     frame = frame[frame["species"] != "Chinstrap"]

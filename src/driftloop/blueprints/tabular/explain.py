@@ -9,6 +9,10 @@ SHAP values add up, so a column's sum is that column's own SHAP value.
 Which input column a transformed feature comes from is read from the fitted
 transformers' output names (``get_feature_names_out``); a step with none (the
 date-parts step) is taken to emit its outputs column by column, in input order.
+
+A model whose steps after the schema are not one ColumnTransformer and an estimator
+(an ensemble whose members each prepare the columns their own way) is explained as a
+whole: permutation SHAP over the input columns, against the background rows.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from driftloop.blueprints.explain import (
     Attribution,
     Explainer,
     ExplainError,
+    MatrixShap,
     explained_output,
     explainer_kind,
     matrix_attributions,
     needs_background,
+    permutation_values,
 )
 from driftloop.blueprints.tabular.schema import TableSchema
 
@@ -46,27 +52,30 @@ class TableExplainer(Explainer):
     ) -> None:
         if not isinstance(model, Pipeline) or not isinstance(model.steps[0][1], TableSchema):
             raise ExplainError("a tabular model is a Pipeline that starts with a TableSchema")
+        self.model = model
         self.schema: TableSchema = model.steps[0][1]
         self.columns = list(self.schema.kinds_)
+        self.classes = [str(c) for c in model.classes_] if classifier else None
+        steps = model.steps[1:-1]
+        # opaque: no one ColumnTransformer to read the features' columns from
+        self.opaque = not (len(steps) == 1 and isinstance(steps[0][1], ColumnTransformer))
         self.prepare = Pipeline(model.steps[:-1])
         self.estimator = model.steps[-1][1]
-        self.classes = [str(c) for c in model.classes_] if classifier else None
-        kind = explainer_kind(self.estimator)
-        self.method = METHODS[kind]
+        kind = "permutation" if self.opaque else explainer_kind(self.estimator)
+        self.method = METHODS[kind] + (" over input columns" if self.opaque else "")
         self.uses_background = needs_background(kind)
-        self.background = (
-            self.prepare.transform(background.head(BACKGROUND_ROWS))
-            if background is not None and self.uses_background
-            else None
-        )
-        probe = self.schema.transform(pd.DataFrame({c: [None] for c in self.columns}))
-        steps = model.steps[1:-1]
-        if len(steps) == 1 and isinstance(steps[0][1], ColumnTransformer):
-            sources = output_sources(steps[0][1], self.columns, probe)
-        elif not steps:
+        rows = None if background is None else background.head(BACKGROUND_ROWS)
+        if rows is None or not self.uses_background:
+            self.background = None
+        elif self.opaque:
+            self.background = rows[self.columns].to_numpy(dtype=object)
+        else:
+            self.background = self.prepare.transform(rows)
+        if self.opaque:
             sources = list(self.columns)
         else:
-            raise ExplainError("a tabular model's inputs are prepared by one ColumnTransformer")
+            probe = self.schema.transform(pd.DataFrame({c: [None] for c in self.columns}))
+            sources = output_sources(steps[0][1], self.columns, probe)
         # [transformed feature, input column] 0/1: sums each feature into its column
         self.grouping = np.array(
             [[1.0 if source == column else 0.0 for column in self.columns] for source in sources]
@@ -78,10 +87,13 @@ class TableExplainer(Explainer):
 
     def explain(self, model_input: pd.DataFrame, labels: Sequence[str | None]) -> list[Attribution]:
         frame = model_input[self.columns]
-        shap_values = matrix_attributions(
-            self.estimator, self.prepare.transform(frame), self.background, self.classes
-        )
-        shap_values.values = self.column_values(shap_values.values)
+        if self.opaque:
+            shap_values = self._whole_model(frame)
+        else:
+            shap_values = matrix_attributions(
+                self.estimator, self.prepare.transform(frame), self.background, self.classes
+            )
+            shap_values.values = self.column_values(shap_values.values)
         attributions = []
         for row, label in enumerate(labels):
             output, base, contributions = explained_output(shap_values, row, label)
@@ -95,6 +107,25 @@ class TableExplainer(Explainer):
                 )
             )
         return attributions
+
+    def _whole_model(self, frame: pd.DataFrame) -> MatrixShap:
+        """Permutation SHAP of the whole model over the input columns (cells as objects)."""
+        if self.background is None:
+            raise ExplainError(
+                "this model is explained against a background sample of training rows, "
+                "and this version has none logged (the evaluate step logs it)"
+            )
+
+        def predict(cells: np.ndarray) -> np.ndarray:
+            rows = pd.DataFrame(cells, columns=self.columns)
+            if self.classes is None:
+                return self.model.predict(rows)
+            return self.model.predict_proba(rows)
+
+        values, base = permutation_values(predict, frame.to_numpy(dtype=object), self.background)
+        if self.classes is None:
+            return MatrixShap(values, base, ["prediction"], "value")
+        return MatrixShap(values, base, list(self.classes), "probability")
 
 
 def output_sources(
