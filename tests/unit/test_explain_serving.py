@@ -20,6 +20,7 @@ from driftloop.serving.explain import (
     top_k_of,
 )
 from driftloop.serving.loader import LoadedModel
+from driftloop.serving.middleware import classify_path
 from tests.integration.conftest_serving import train_text_model
 from tests.unit.test_explain import fitted
 
@@ -90,3 +91,8 @@ def test_a_linear_table_without_its_background_is_refused_by_name(tmp_path):
 )
 def test_explain_routes_are_protected_like_predict(path):
     assert is_protected_path(path)
+
+
+def test_explain_requests_are_counted_per_endpoint():
+    assert classify_path("/v1/models/m:explain") == ("m", "v1_explain")
+    assert classify_path("/v2/models/m/explain") == ("m", "v2_explain")

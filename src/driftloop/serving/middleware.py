@@ -15,6 +15,7 @@ _MODEL_PATHS = (
     (re.compile(r"^/v1/models/(?P<model>[^/:]+):predict$"), "v1_predict"),
     (re.compile(r"^/v1/models/(?P<model>[^/:]+):explain$"), "v1_explain"),
     (re.compile(r"^/v2/models/(?P<model>[^/]+)(/versions/[^/]+)?/infer$"), "v2_infer"),
+    (re.compile(r"^/v2/models/(?P<model>[^/]+)/explain$"), "v2_explain"),
     (re.compile(r"^/v2/models/(?P<model>[^/]+)(/versions/[^/]+)?/ready$"), "v2_model_ready"),
     (re.compile(r"^/v2/models/(?P<model>[^/]+)$"), "v2_model_metadata"),
     (re.compile(r"^/v1/models/(?P<model>[^/:]+)$"), "v1_model_ready"),
