@@ -48,6 +48,7 @@ class Staging:
     parameter: str | None = None  # the set_params name grown at each stage (warm_start)
     values: tuple[int, ...] = ()  # the resource at each stage (rounds, trees, row chunks)
     predict_keyword: str | None = None  # staged_predict: iteration_range | num_iteration
+    switch: str | None = None  # warm_start: the set_params name that turns it on
 
     def steps(self, folds: int) -> int:
         if self.kind == "folds":
@@ -87,12 +88,13 @@ def staging_of(estimator: Any, *, folds: int, stages: int = DEFAULT_STAGES) -> S
     if hasattr(final, "partial_fit"):
         return Staging("partial_fit", values=tuple(range(1, stages + 1)))
     if "warm_start" in params:
+        switch = f"{prefix}warm_start"
         if isinstance(params.get("n_estimators"), int) and params["n_estimators"] > 1:
-            return Staging(
-                "warm_start", f"{prefix}n_estimators", _ladder(params["n_estimators"], stages)
-            )
+            ladder = _ladder(params["n_estimators"], stages)
+            return Staging("warm_start", f"{prefix}n_estimators", ladder, switch=switch)
         if "early_stopping" in params and isinstance(params.get("max_iter"), int):
-            return Staging("warm_start", f"{prefix}max_iter", _ladder(params["max_iter"], stages))
+            ladder = _ladder(params["max_iter"], stages)
+            return Staging("warm_start", f"{prefix}max_iter", ladder, switch=switch)
     rounds = params.get("n_estimators")
     method = getattr(final, "predict_proba", None) or getattr(final, "predict", None)
     keyword = _keyword_of(method, ("iteration_range", "num_iteration")) if method else None
@@ -161,12 +163,7 @@ def evaluate(
         return _by_partial_fit(template, blueprint, folds, staging, send)
     if staging.kind == "warm_start":
         # the same model per fold keeps its trees/rounds and grows more at each stage
-        switch = (
-            staging.parameter.rsplit("__", 1)[0] + "__warm_start"
-            if "__" in staging.parameter
-            else "warm_start"
-        )
-        models = [clone(template).set_params(**{switch: True}) for _ in folds]
+        models = [clone(template).set_params(**{staging.switch: True}) for _ in folds]
         for step, value in enumerate(staging.values, start=1):
             scores = []
             for model, (fit_rows, score_rows) in zip(models, folds, strict=True):
