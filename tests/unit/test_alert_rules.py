@@ -92,7 +92,7 @@ PROMTOOL_TESTS = textwrap.dedent(
     tests:
       - interval: 15s
         input_series:
-          # sentiment: windows flagged from 15s, the second in a row at 30s (sustained)
+          # sentiment: windows flagged from 15s, the second of the last three at 30s (sustained)
           - series: 'driftloop_drift_detected{model="sentiment",version="3",detector="ks-projection",features="projection",job="monitor"}'
             values: '0 1 1 1 1 1 1 1 0 0'
           - series: 'driftloop_drift_sustained{model="sentiment",version="3",job="monitor"}'
@@ -103,7 +103,7 @@ PROMTOOL_TESTS = textwrap.dedent(
           # the flag holds for longer than "for", but one window is not sustained drift
           - series: 'driftloop_drift_detected{model="quiet",version="1",detector="ks-projection",features="projection",job="monitor"}'
             values: '0 1x9'
-          - series: 'driftloop_drift_windows_in_a_row{model="quiet",version="1",job="monitor"}'
+          - series: 'driftloop_drift_flagged_windows{model="quiet",version="1",job="monitor"}'
             values: '0 1x9'
           - series: 'driftloop_drift_sustained{model="quiet",version="1",job="monitor"}'
             values: '0x10'
@@ -160,7 +160,7 @@ PROMTOOL_TESTS = textwrap.dedent(
               - exp_labels: {model: sentiment, severity: warning}
                 exp_annotations:
                   summary: Input drift detected for model sentiment
-                  description: Drift detectors flagged the last windows of sentiment traffic, several in a row (the monitor config's consecutive_windows, 2 by default), as drifted from the champion's reference data. Retraining on recent data is advised.
+                  description: Drift detectors flagged several recent windows of sentiment traffic (the monitor config's alarm_flagged of the last alarm_of_last, 2 of 3 by default) as drifted from the champion's reference data. Retraining on recent data is advised.
           # cleared at 120s
           - {eval_time: 135s, alertname: DriftDetected, exp_alerts: []}
           # 10, 20, ... reaches 50 at 60s, fires after the 1m "for"; "quiet" stays at 49

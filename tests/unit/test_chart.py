@@ -194,9 +194,16 @@ def test_monitor_config_map_is_the_monitors_default_config(charts, values, tmp_p
     assert config == DEFAULT_CONFIG
     assert window == 200
 
-    tuned = template("--set", "monitor.config.p_val=0.02", "--set", "monitor.window=300")
+    tuned = template(
+        "--set",
+        "monitor.config.p_val=0.02",
+        "--set",
+        "monitor.window=300",
+        "--set",
+        "monitor.config.alarm_of_last=4",
+    )
     config, window = sidecar_monitor_config(tuned, tmp_path)
-    assert (config.p_val, window) == (0.02, 300)
+    assert (config.p_val, window, config.alarm_of_last) == (0.02, 300, 4)
 
 
 @needs_helm

@@ -108,18 +108,24 @@ def test_label_prior_shift_is_detected_within_two_windows(setup):
     assert all(d is not None and d <= PRIOR_SHIFT_MAX_DELAY for d in delays)
 
 
-def test_domain_shift_raises_the_alarm_after_consecutive_windows(setup):
+def test_domain_shift_raises_the_alarm_after_alarm_flagged_windows(setup):
     """The alarm (the engine's sustained verdict, what DriftDetected fires on) comes
-    ``consecutive_windows`` windows into a shift that every window flags."""
+    ``alarm_flagged`` windows into a shift that every window flags."""
     from driftloop.monitor.engine import DriftEngine
     from driftloop.monitor.events import Sample
     from driftloop.monitor.metrics import MonitorMetrics
 
     model, bundle, _, window = setup
     texts = tweets()["text"].tolist()
-    needed = DEFAULT_CONFIG.consecutive_windows
+    needed = DEFAULT_CONFIG.alarm_flagged
     metrics = MonitorMetrics()
-    engine = DriftEngine("m", metrics, window=window, consecutive_windows=needed)
+    engine = DriftEngine(
+        "m",
+        metrics,
+        window=window,
+        alarm_flagged=needed,
+        alarm_of_last=DEFAULT_CONFIG.alarm_of_last,
+    )
     engine.set_reference("1", bundle)
     engine.start()
     sustained = []

@@ -9,8 +9,9 @@ condition (the built-in evaluator's, the rule's twin) on the metrics the engine 
 Why one flagged window is no alarm: the detectors are calibrated at a family-wise
 p_val of 0.01 per window, so ~1 % of in-domain windows are flagged by design (the
 Olist case flagged 1 of these 50, never two in a row; 3 of 300, 1.0 %). A real shift
-flags window after window; DriftDetected waits for ``consecutive_windows`` (2) in a
-row, which independent in-domain windows reach ~p_val**2 of the time.
+flags window after window; DriftDetected waits for ``alarm_flagged`` of the last
+``alarm_of_last`` windows (2 of 3), which independent in-domain windows reach about
+3 * p_val**2 of the time.
 
 Cases: part of the offline default data ("sentiment-offline"), and the Olist reviews
 sample when ``/work/shared/data/olist`` holds it (the issue's replay: Olist reviews of
@@ -94,7 +95,8 @@ def test_unseen_in_domain_windows_raise_no_alarm(source):
         "sentiment",
         metrics,
         window=window,
-        consecutive_windows=DEFAULT_CONFIG.consecutive_windows,
+        alarm_flagged=DEFAULT_CONFIG.alarm_flagged,
+        alarm_of_last=DEFAULT_CONFIG.alarm_of_last,
     )
     engine.set_reference("1", bundle)
     engine.start()

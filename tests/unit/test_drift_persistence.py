@@ -1,8 +1,9 @@
-"""The monitor calls drift sustained -- what DriftDetected fires on -- only after
-``consecutive_windows`` flagged windows in a row; a clean window or a new champion
-starts the count again. The detectors here are scripted (the real ones are tested
-in test_drift_acceptance / test_drift_in_domain); the engine, metrics and the
-alert condition are the monitor's own.
+"""The monitor calls drift sustained -- what DriftDetected fires on -- only once
+``alarm_flagged`` of the last ``alarm_of_last`` windows were flagged (2 of 3 by
+default); a lone flagged window is evidence, not an alarm, and a new champion starts
+gathering evidence afresh. The detectors here are scripted (the real ones are tested
+in test_drift_acceptance / test_drift_in_domain); the engine, metrics and the alert
+condition are the monitor's own.
 """
 
 from __future__ import annotations
@@ -53,40 +54,54 @@ def feed(engine: DriftEngine, flagged: bool) -> None:
 
 
 def state(metrics: MonitorMetrics, version: str = "1") -> tuple[float, float, bool]:
-    in_a_row = metrics.drift_windows_in_a_row.labels(model="m", version=version)._value.get()
+    flagged = metrics.drift_flagged_windows.labels(model="m", version=version)._value.get()
     sustained = metrics.drift_sustained.labels(model="m", version=version)._value.get()
     series = parse_metrics(metrics.render().decode())
     thresholds = AlertThresholds.from_settings(Settings.model_construct())
-    return in_a_row, sustained, bool(CONDITIONS["DriftDetected"](series, thresholds))
+    return flagged, sustained, bool(CONDITIONS["DriftDetected"](series, thresholds))
+
+
+def started(flagged: int = 2, of_last: int = 3) -> DriftEngine:
+    engine = DriftEngine(
+        "m", MonitorMetrics(), window=WINDOW, alarm_flagged=flagged, alarm_of_last=of_last
+    )
+    engine.set_reference("1", Bundle(TextFlag(), ScriptedDetectors()))
+    engine.start()
+    return engine
 
 
 @pytest.fixture
 def engine():
-    metrics = MonitorMetrics()
-    engine = DriftEngine("m", metrics, window=WINDOW, consecutive_windows=2)
-    engine.set_reference("1", Bundle(TextFlag(), ScriptedDetectors()))
-    engine.start()
+    engine = started()
     yield engine
     engine.close()
 
 
-def test_one_flagged_window_is_evidence_two_in_a_row_are_an_alarm(engine):
+def test_a_lone_flagged_window_is_evidence_two_of_three_are_an_alarm(engine):
     m = engine.metrics
     feed(engine, True)
     assert state(m) == (1, 0, False)  # the detector's own flag is still published
-    assert (
-        m.drift_detected.labels(model="m", version="1", detector="ks-x", features="x")._value.get()
-        == 1
-    )
+    flag = m.drift_detected.labels(model="m", version="1", detector="ks-x", features="x")
+    assert flag._value.get() == 1
+    for _ in range(3):
+        feed(engine, False)
+    assert state(m) == (0, 0, False)  # the lone flag has left the last three windows
+    feed(engine, True)
     feed(engine, False)
-    assert state(m) == (0, 0, False)
-    feed(engine, True)
-    feed(engine, True)
+    assert state(m) == (1, 0, False)
+    feed(engine, True)  # a weak shift: flagged, clean, flagged
     assert state(m) == (2, 1, True)
     feed(engine, True)
-    assert state(m) == (3, 1, True)
+    assert state(m) == (2, 1, True)
     feed(engine, False)
-    assert state(m) == (0, 0, False)
+    feed(engine, False)
+    assert state(m) == (1, 0, False)  # one flag left among the last three: cleared
+
+
+def test_a_strong_shift_alarms_at_its_second_window(engine):
+    feed(engine, True)
+    feed(engine, True)
+    assert state(engine.metrics) == (2, 1, True)
 
 
 def test_a_new_reference_starts_the_count_again(engine):
@@ -96,19 +111,24 @@ def test_a_new_reference_starts_the_count_again(engine):
     assert state(engine.metrics, "2") == (1, 0, False)
 
 
-def test_consecutive_windows_one_alarms_on_any_flagged_window():
-    engine = DriftEngine("m", MonitorMetrics(), window=WINDOW, consecutive_windows=1)
-    engine.set_reference("1", Bundle(TextFlag(), ScriptedDetectors()))
-    engine.start()
+def test_one_of_one_alarms_on_any_flagged_window():
+    engine = started(1, 1)
     try:
         feed(engine, True)
         assert state(engine.metrics) == (1, 1, True)
+        feed(engine, False)
+        assert state(engine.metrics) == (0, 0, False)
     finally:
         engine.close()
 
 
-def test_consecutive_windows_is_part_of_the_monitor_config():
-    assert DEFAULT_CONFIG.consecutive_windows == 2
-    assert parse_config({"consecutive_windows": 3}).consecutive_windows == 3
-    with pytest.raises(ConfigError, match="consecutive_windows"):
-        parse_config({"consecutive_windows": 0})
+def test_the_alarm_rule_is_part_of_the_monitor_config():
+    assert (DEFAULT_CONFIG.alarm_flagged, DEFAULT_CONFIG.alarm_of_last) == (2, 3)
+    config = parse_config({"alarm_flagged": 3, "alarm_of_last": 5})
+    assert (config.alarm_flagged, config.alarm_of_last) == (3, 5)
+    with pytest.raises(ConfigError, match="alarm_flagged"):
+        parse_config({"alarm_flagged": 0})
+    with pytest.raises(ConfigError, match="cannot exceed alarm_of_last"):
+        parse_config({"alarm_flagged": 4, "alarm_of_last": 3})
+    with pytest.raises(ValueError, match="alarm_flagged"):
+        DriftEngine("m", MonitorMetrics(), window=WINDOW, alarm_flagged=3, alarm_of_last=2)

@@ -35,14 +35,15 @@ def metrics_text(
     greater=True,
     accuracy=0.9,
 ) -> str:
-    """``drift``: sustained drift (windows in a row); ``flagged``: the last window's flag."""
+    """``drift``: sustained drift (enough recent flagged windows); ``flagged``: the last
+    window's flag."""
     m = MonitorMetrics()
     flagged = drift if flagged is None else flagged
     for detector, value in (("ks-projection", flagged), ("chi2-prediction", 0)):
         m.drift_detected.labels(
             model="sentiment", version="3", detector=detector, features="x"
         ).set(value)
-    m.drift_windows_in_a_row.labels(model="sentiment", version="3").set(2 * drift or flagged)
+    m.drift_flagged_windows.labels(model="sentiment", version="3").set(2 * drift or flagged)
     m.drift_sustained.labels(model="sentiment", version="3").set(drift)
     m.set_feedback(
         "sentiment",

@@ -10,7 +10,8 @@ reference is built (:meth:`MonitorConfig.resolve`)::
 
     p_val: 0.01            # family-wise: split evenly over the batch detectors
     window: 200            # events per evaluation; omitted -> settings.monitor_window
-    consecutive_windows: 2 # DriftDetected needs this many flagged windows in a row
+    alarm_flagged: 2       # DriftDetected: this many flagged windows ...
+    alarm_of_last: 3       # ... among the last this many
     detectors:             # omitted -> the blueprint's defaults
       - {name: ks-numeric, kind: ks, features: numeric, correction: fdr}
       - {name: mmd-numeric, kind: mmd, features: numeric, n_permutations: 100, p_val: 0.01}
@@ -85,15 +86,27 @@ class MonitorConfig(BaseModel):
 
     p_val: float = Field(default=0.01, gt=0, lt=1)  # family-wise false-alarm rate per window
     window: int | None = Field(default=None, ge=10)
-    # Windows in a row that some detector must flag before the monitor calls the drift
-    # sustained (driftloop_drift_sustained, which DriftDetected fires on). A calibrated
-    # test flags ~p_val of in-domain windows by design (one in 100 at 0.01: a false
-    # alarm every few hours of steady traffic); independent windows flag twice in a row
-    # ~p_val**2 of the time, while a real shift flags every window, so waiting for the
-    # second costs one window of delay. 1: alert on any flagged window.
-    consecutive_windows: int = Field(default=2, ge=1)
+    # The monitor calls drift sustained (driftloop_drift_sustained, what DriftDetected
+    # fires on) once alarm_flagged of the last alarm_of_last windows were flagged by some
+    # detector. A calibrated test flags ~p_val of in-domain windows by design (one in 100
+    # at 0.01: a false alarm every few hours of steady traffic, one window's flag held
+    # past the rule's "for" under slow traffic); independent in-domain windows reach 2 of
+    # 3 about 3 * p_val**2 of the time. A strong shift flags every window (the alarm
+    # comes one window later); a weak one, flagged in only some windows, still gathers
+    # 2 of 3 where it would rarely flag two in a row. 1 of 1: alarm on any flagged window.
+    alarm_flagged: int = Field(default=2, ge=1)
+    alarm_of_last: int = Field(default=3, ge=1)
     # None: the blueprint's featurizer suggests them (``resolve``)
     detectors: list[DetectorSpec] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _alarm_fits(self) -> MonitorConfig:
+        if self.alarm_flagged > self.alarm_of_last:
+            raise ValueError(
+                f"alarm_flagged ({self.alarm_flagged}) cannot exceed alarm_of_last "
+                f"({self.alarm_of_last})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> MonitorConfig:

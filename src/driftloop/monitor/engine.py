@@ -6,9 +6,9 @@ runs the detectors. If detection falls behind, the oldest queued window is
 dropped (and counted) rather than letting memory grow.
 
 A window some detector flags is evidence; drift is *sustained* -- what
-DriftDetected fires on -- once ``consecutive_windows`` windows in a row were
-flagged (``MonitorConfig.consecutive_windows``: a calibrated test flags ~p_val
-of in-domain windows, twice in a row ~p_val squared).
+DriftDetected fires on -- once ``alarm_flagged`` of the last ``alarm_of_last``
+windows were flagged (``MonitorConfig``; a calibrated test flags ~p_val of
+in-domain windows, 2 of 3 about 3 * p_val squared).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -55,18 +56,20 @@ class DriftEngine:
         metrics: MonitorMetrics,
         *,
         window: int,
-        consecutive_windows: int = 2,
+        alarm_flagged: int = 2,
+        alarm_of_last: int = 3,
         max_queued_windows: int = 4,
     ) -> None:
         if window < 2:
             raise ValueError("window must be at least 2")
-        if consecutive_windows < 1:
-            raise ValueError("consecutive_windows must be at least 1")
+        if not 1 <= alarm_flagged <= alarm_of_last:
+            raise ValueError("need 1 <= alarm_flagged <= alarm_of_last")
         self.model_name = model_name
         self.metrics = metrics
         self.window = window
-        self.consecutive_windows = consecutive_windows
-        self._in_a_row = 0  # flagged windows in a row of the watched version (worker thread)
+        self.alarm_flagged = alarm_flagged
+        # whether each of the last alarm_of_last windows of the watched version was flagged
+        self._recent: deque[bool] = deque(maxlen=alarm_of_last)
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=max_queued_windows)
         self._lock = threading.Lock()
         self._buffer: list[Sample] = []
@@ -95,7 +98,7 @@ class DriftEngine:
             self._version, self._bundle = version, bundle
             self._generation += 1
             self._buffer = []
-            self._in_a_row = 0  # a new reference starts a new run of evidence
+            self._recent.clear()  # a new reference starts gathering evidence afresh
         if old is not None and old != version:
             self.metrics.forget_version(self.model_name, old)
         if version is not None:
@@ -206,21 +209,23 @@ class DriftEngine:
             m.drift_score.labels(**labels).set(result.score)
             m.drift_p_value.labels(**labels).set(result.p_value)
             m.drift_detected.labels(**labels).set(1 if result.detected else 0)
-        self._in_a_row = self._in_a_row + 1 if report.drift else 0
+        self._recent.append(report.drift)
+        flagged = sum(self._recent)
         version_labels = dict(model=model, version=report.version)
-        m.drift_windows_in_a_row.labels(**version_labels).set(self._in_a_row)
-        sustained = self._in_a_row >= self.consecutive_windows
+        m.drift_flagged_windows.labels(**version_labels).set(flagged)
+        sustained = flagged >= self.alarm_flagged
         m.drift_sustained.labels(**version_labels).set(1 if sustained else 0)
         m.windows.labels(model=model, version=report.version).inc()
         m.detection_seconds.labels(model=model).observe(report.seconds)
         self.reports = (self.reports + [report])[-20:]
         log.info(
-            "%s v%s: window of %d, drift=%s (%d in a row, sustained=%s; %s) in %.2fs",
+            "%s v%s: window of %d, drift=%s (%d of the last %d flagged, sustained=%s; %s) in %.2fs",
             model,
             report.version,
             report.size,
             report.drift,
-            self._in_a_row,
+            flagged,
+            len(self._recent),
             sustained,
             ", ".join(f"{r.name}={r.p_value:.3g}" for r in report.results),
             report.seconds,

@@ -37,15 +37,15 @@ class MonitorMetrics:
             detector_labels,
             registry=r,
         )
-        self.drift_windows_in_a_row = Gauge(
-            "driftloop_drift_windows_in_a_row",
-            "Windows in a row, up to the last, that at least one detector flagged",
+        self.drift_flagged_windows = Gauge(
+            "driftloop_drift_flagged_windows",
+            "How many of the last alarm_of_last windows at least one detector flagged",
             ["model", "version"],
             registry=r,
         )
         self.drift_sustained = Gauge(
             "driftloop_drift_sustained",
-            "1 if the last consecutive_windows windows in a row were flagged "
+            "1 if alarm_flagged of the last alarm_of_last windows were flagged "
             "(the condition DriftDetected fires on)",
             ["model", "version"],
             registry=r,
@@ -200,7 +200,7 @@ class MonitorMetrics:
             self.champion_test_score,
             self.score_greater_is_better,
             self.reference_loaded,
-            self.drift_windows_in_a_row,
+            self.drift_flagged_windows,
             self.drift_sustained,
         ):
             _remove(gauge, model, version)

@@ -84,8 +84,8 @@ def _number(value: float) -> str:
 
 
 EXPRESSIONS = {
-    # sustained: the monitor config's consecutive_windows flagged windows in a row (a
-    # single flagged window is the ~p_val of in-domain windows a calibrated test flags)
+    # sustained: alarm_flagged of the last alarm_of_last windows flagged (monitor config;
+    # a lone flagged window is the ~p_val of in-domain windows a calibrated test flags)
     "DriftDetected": lambda t: "max by (model) (driftloop_drift_sustained) == 1",
     "FeedbackBacklog": lambda t: (
         f"max by (model) (driftloop_feedback_since_champion) >= {_number(t.feedback_backlog)}"
@@ -126,9 +126,9 @@ ALERTS: tuple[AlertSpec, ...] = (
         severity="warning",
         summary="Input drift detected for model {{ $labels.model }}",
         description=(
-            "Drift detectors flagged the last windows of {{ $labels.model }} traffic, "
-            "several in a row (the monitor config's consecutive_windows, 2 by default), "
-            "as drifted from the champion's reference data. "
+            "Drift detectors flagged several recent windows of {{ $labels.model }} traffic "
+            "(the monitor config's alarm_flagged of the last alarm_of_last, 2 of 3 by "
+            "default) as drifted from the champion's reference data. "
             "Retraining on recent data is advised."
         ),
     ),

@@ -64,7 +64,8 @@ class MonitorService:
             model_name,
             self.metrics,
             window=config.window_size(settings),
-            consecutive_windows=config.consecutive_windows,
+            alarm_flagged=config.alarm_flagged,
+            alarm_of_last=config.alarm_of_last,
         )
         self.pairer = EventPairer(
             ttl_s=settings.monitor_pending_ttl_s, max_pending=settings.monitor_max_pending
