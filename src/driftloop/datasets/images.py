@@ -125,6 +125,8 @@ def frame_pixels(frame: pd.DataFrame, what: str = "frame") -> np.ndarray:
 def pixel_id(pixels: np.ndarray) -> str:
     """``img-`` + the sha256 of the pixels and their shape (20 hex digits)."""
     array = np.ascontiguousarray(pixels, dtype=np.uint8)
+    if array.ndim == 2:  # [H, W] and [H, W, 1] are the same image
+        array = array[:, :, np.newaxis]
     digest = hashlib.sha256(repr(array.shape).encode() + array.tobytes()).hexdigest()
     return f"img-{digest[:20]}"
 
