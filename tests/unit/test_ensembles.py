@@ -234,3 +234,23 @@ def test_shared_steps_compare_configuration_not_identity():
     assert shared_steps([pool["logreg"], pool["xgboost"]]) == 1
     other = get_blueprint("sentiment", max_features=500).candidates(0)["logreg"]
     assert shared_steps([pool["logreg"], other]) == 1
+
+
+@pytest.mark.slow
+def test_an_ensemble_the_drift_monitor_cannot_watch_is_not_offered(caplog):
+    # logreg's TF-IDF (words + characters) and XGBoost's (words only) differ: only the
+    # normaliser is shared, so the ensemble has no TF-IDF before its final step
+    blueprint = get_blueprint("sentiment", max_features=300)
+    train, val = text_frame(120, 3), text_frame(60, 4)
+    pool = blueprint.candidates(0)
+    pool["xgboost"].set_params(classifier__n_estimators=10)
+    fitted = {name: pool[name] for name in ("logreg", "xgboost")}
+    results = []
+    for name, model in fitted.items():
+        model.fit(blueprint.features(train), blueprint.targets(train))
+        results.append(CandidateResult(name, blueprint.score(model, val), {}, 0.0))
+    with caplog.at_level("WARNING", logger="driftloop.training.ensembles"):
+        built = ensemble_candidates(blueprint, fitted, results, train, val)
+    assert built == []
+    refused = [r.getMessage() for r in caplog.records if "not offered" in r.getMessage()]
+    assert len(refused) == 3 and all("vectorizer" in message for message in refused)
