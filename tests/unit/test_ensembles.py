@@ -254,3 +254,13 @@ def test_an_ensemble_the_drift_monitor_cannot_watch_is_not_offered(caplog):
     assert built == []
     refused = [r.getMessage() for r in caplog.records if "not offered" in r.getMessage()]
     assert len(refused) == 3 and all("vectorizer" in message for message in refused)
+
+
+def test_rows_ordered_in_time_get_no_stacking(regression):
+    blueprint, train, val, results, _ = regression
+    in_time = get_blueprint("tabular", target="y", task="regression", time_column="a")
+    fitted = {f"only_{c}": one_column_member(c, LinearRegression()) for c in COLUMNS}
+    for member in fitted.values():
+        member.fit(blueprint.features(train), blueprint.targets(train))
+    built = [name for name, _, _ in ensemble_candidates(in_time, fitted, results, train, val)]
+    assert built == [WEIGHTED_AVERAGE]

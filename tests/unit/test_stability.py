@@ -144,3 +144,19 @@ def test_a_model_without_random_state_says_so():
     assert report.seed_scores[0] == report.seed_scores[1]
     # Ridge takes a random_state, used by none of the solvers it picks here
     assert any("every seed scored the same" in note for note in report.notes)
+
+
+def test_rows_ordered_in_time_are_split_forward_never_shuffled():
+    blueprint = get_blueprint("tabular", target="y", task="regression", time_column="day")
+    rows = regression_rows(100, 6)
+    rows["day"] = (pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(100), unit="D")).astype(
+        str
+    )
+    shuffled = rows.sample(frac=1.0, random_state=0)
+    splits = resampled_splits(blueprint, shuffled, 15, 4, seed=0)
+    assert len(splits) == 4
+    for train, held_out in splits:
+        assert len(held_out) == 15
+        # every scored row comes after every row the model was fitted on
+        assert pd.to_datetime(train["day"]).max() < pd.to_datetime(held_out["day"]).min()
+    assert [len(train) for train, _ in splits] == [40, 55, 70, 85]

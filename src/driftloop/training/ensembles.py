@@ -12,9 +12,11 @@ direction):
 * regression: ``weighted_average`` and ``stacking`` (a ridge regression over
   the members' out-of-fold predictions).
 
-Voting weights come from the members' validation scores. Every ensemble is
-scored with ``blueprint.score`` on the validation rows; the caller keeps one
-only when it beats the best single candidate.
+Voting weights come from the members' validation scores. Rows ordered in
+time (the blueprint names a ``time_column``) get no stacking: shuffled folds
+would score members on rows earlier than the ones they were fitted on. Every
+ensemble is scored with ``blueprint.score`` on the validation rows; the caller
+keeps one only when it beats the best single candidate.
 
 Shape of the result: the members' leading steps that are configured alike
 (a table's ``TableSchema``, a text model's normaliser and TF-IDF when the
@@ -292,6 +294,11 @@ def _stacking(
     train: pd.DataFrame,
     seed: int,
 ) -> Any | None:
+    if blueprint.time_column:
+        # out-of-fold predictions need every row scored by a model that did not see it,
+        # and rows ordered in time may only be scored by models fitted on earlier rows
+        log.info("stacking skipped: rows ordered in time have no out-of-fold predictions")
+        return None
     cv = _stacking_cv(blueprint, train, seed)
     if cv is None:
         log.info("stacking skipped: the train rows cannot make two folds")

@@ -8,7 +8,8 @@ included) again and again, scoring each fit with the blueprint's primary metric:
 
 * ``splits``: repeated random train/validation splits of the train and
   validation rows (stratified when the blueprint has classes), sized like the
-  original validation split;
+  original validation split; forward-chaining windows when the blueprint's
+  rows are ordered in time (``time_column``);
 * ``seeds``: the original split, every ``random_state`` in the model set to
   another seed;
 * ``sweep``: the original split, one hyperparameter of the version's candidate
@@ -306,12 +307,30 @@ def _fit_score(blueprint: Blueprint, estimator: Any, train: pd.DataFrame, val: p
     return score
 
 
+def _in_time_order(blueprint: Blueprint, pool: pd.DataFrame) -> pd.DataFrame:
+    column = blueprint.time_column
+    if column not in pool.columns:  # the rows carry their time order already
+        return pool.reset_index(drop=True)
+    order = pd.to_datetime(pool[column], errors="coerce", format="mixed")
+    return pool.iloc[order.argsort(kind="stable")].reset_index(drop=True)
+
+
 def resampled_splits(
     blueprint: Blueprint, pool: pd.DataFrame, val_rows: int, count: int, seed: int
 ) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
-    """``count`` random train/validation splits of ``pool``, stratified where there are classes."""
-    from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+    """``count`` random train/validation splits of ``pool``, stratified where there are classes.
 
+    Rows ordered in time (the blueprint names a ``time_column``) are never
+    shuffled: the splits are forward-chaining windows instead, each scored on
+    the ``val_rows`` (or fewer) rows that follow its training rows.
+    """
+    from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit, TimeSeriesSplit
+
+    if blueprint.time_column:
+        pool = _in_time_order(blueprint, pool)
+        window = max(1, min(val_rows, len(pool) // (count + 1)))
+        indices = TimeSeriesSplit(n_splits=count, test_size=window).split(pool)
+        return [(pool.iloc[tr], pool.iloc[te]) for tr, te in indices]
     arguments = {"n_splits": count, "test_size": val_rows, "random_state": seed}
     splitter: Any = ShuffleSplit(**arguments)
     labels = None
