@@ -20,7 +20,8 @@ TEST_PREFIX = "test_"
 def evaluate(blueprint: Blueprint | str, model: Any, test: pd.DataFrame) -> dict[str, float]:
     """The blueprint's metrics of ``model`` on ``test`` (keys unprefixed, e.g. "macro_f1")."""
     blueprint = get_blueprint(blueprint)
-    if blueprint.target_column not in test.columns:
+    target = blueprint.target_column  # None: an unsupervised task scores the features alone
+    if target is not None and target not in test.columns:
         raise ValueError(f"test frame lacks the target column {blueprint.target_column!r}")
     return blueprint.score(model, test)
 
