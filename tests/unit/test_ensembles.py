@@ -264,3 +264,15 @@ def test_rows_ordered_in_time_get_no_stacking(regression):
         member.fit(blueprint.features(train), blueprint.targets(train))
     built = [name for name, _, _ in ensemble_candidates(in_time, fitted, results, train, val)]
     assert built == [WEIGHTED_AVERAGE]
+
+
+def test_clusterers_get_no_ensemble(regression):
+    from sklearn.cluster import KMeans
+
+    blueprint, train, val, _, _ = regression
+    fitted, results = {}, []
+    for k in (2, 3):
+        model = one_column_member("a", KMeans(n_clusters=k, n_init=1, random_state=0))
+        fitted[f"kmeans_{k}"] = model.fit(blueprint.features(train))
+        results.append(CandidateResult(f"kmeans_{k}", {"rmse": float(k)}, {}, 0.0))
+    assert ensemble_candidates(blueprint, fitted, results, train, val) == []

@@ -12,6 +12,9 @@ direction):
 * regression: ``weighted_average`` and ``stacking`` (a ridge regression over
   the members' out-of-fold predictions).
 
+Members must be sklearn classifiers (resp. regressors); anything else
+(clusterers, anomaly detectors) gets no ensemble.
+
 Voting weights come from the members' validation scores. Rows ordered in
 time (the blueprint names a ``time_column``) get no stacking: shuffled folds
 would score members on rows earlier than the ones they were fitted on. Every
@@ -42,7 +45,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    RegressorMixin,
+    clone,
+    is_classifier,
+    is_regressor,
+)
 from sklearn.ensemble import StackingClassifier, StackingRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold, StratifiedKFold
@@ -366,6 +376,13 @@ def ensemble_candidates(
     """
     chosen = _ranked(blueprint, fitted, results)[: max(top, 0)]
     if len(chosen) < 2:
+        return []
+    # votes and stacks combine classifiers, averages combine regressors; cluster ids
+    # and anomaly scores have no such combination (their members are neither)
+    kind = is_classifier if blueprint.class_column is not None else is_regressor
+    others = [r.name for r in chosen if not kind(fitted[r.name])]
+    if others:
+        log.info("no ensembles: %s %s", ", ".join(others), f"not {kind.__name__[3:]}s")
         return []
     primary = blueprint.primary_metric
     members = [(r.name, fitted[r.name]) for r in chosen]
