@@ -56,6 +56,8 @@ def test_stages_follow_what_the_estimator_can_do():
     )
     assert kind(HistGradientBoostingClassifier())[:2] == ("warm_start", "model__max_iter")
     assert kind(StringLabelXGBClassifier(n_estimators=40))[0] == "staged_predict"
+    assert kind(StringLabelXGBClassifier(n_estimators=40), folds=5)[0] == "folds"
+    assert kind(RandomForestClassifier(), folds=5)[0] == "warm_start"  # grows across folds
     assert kind(SGDClassifier())[0] == "partial_fit"
     assert kind(ComplementNB())[0] == "partial_fit"
     assert kind(LogisticRegression()) == ("single", None, ())

@@ -8,11 +8,12 @@ How a model can be scored part-way is read from the estimator's capabilities
 * ``warm_start`` with ``n_estimators`` (random forests, gradient boosting) or
   with ``max_iter`` and ``early_stopping`` (HistGradientBoosting): more trees
   or boosting rounds are added to the same model at each stage;
-* a prediction limited to the first rounds (``iteration_range`` in XGBoost,
-  ``num_iteration`` in LightGBM): the model is fitted once, then scored at
-  each round count;
 * anything else, under k-fold validation: the folds are the stages (the
-  running mean after each fold);
+  running mean after each fold): a trial stopped after one fold saves the rest;
+* on a holdout, a prediction limited to the first rounds (``iteration_range``
+  in XGBoost, ``num_iteration`` in LightGBM): the model is fitted once, then
+  scored at each round count (that prunes without saving the fit, which is
+  why k-fold prefers the folds);
 * anything else on a holdout: one stage.
 
 ``evaluate`` reports the score after each stage (averaged over the folds) to
@@ -95,13 +96,15 @@ def staging_of(estimator: Any, *, folds: int, stages: int = DEFAULT_STAGES) -> S
         if "early_stopping" in params and isinstance(params.get("max_iter"), int):
             ladder = _ladder(params["max_iter"], stages)
             return Staging("warm_start", f"{prefix}max_iter", ladder, switch=switch)
+    if folds > 1:
+        # a model that can only be scored at fewer rounds after a full fit saves nothing when
+        # pruned at a round count; under k-fold, stopping after a fold saves the other fits
+        return Staging("folds")
     rounds = params.get("n_estimators")
     method = getattr(final, "predict_proba", None) or getattr(final, "predict", None)
     keyword = _keyword_of(method, ("iteration_range", "num_iteration")) if method else None
     if keyword and isinstance(rounds, int) and rounds > 1:
         return Staging("staged_predict", values=_ladder(rounds, stages), predict_keyword=keyword)
-    if folds > 1:
-        return Staging("folds")
     return Staging("single")
 
 
