@@ -178,9 +178,12 @@ def _analyse(console, wanted, settings, param, splits, seeds, points, out):
             )
         report.notes.append(f"sweep skipped: the registered model has no parameter {sweep[0]!r}")
         sweep = None
+    elif sweep is None and candidate:
+        report.notes.append(f"sweep skipped: candidate {candidate} has no numeric hyperparameter")
     elif sweep is None:
         report.notes.append(
-            f"sweep skipped: candidate {candidate or '(unknown)'} has no numeric hyperparameter"
+            f"sweep skipped: the version names no candidate ({TAG_BEST_CANDIDATE}) to take "
+            "a tuning space from"
         )
 
     console.print(
