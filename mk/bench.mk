@@ -1,14 +1,14 @@
 # Benchmarks (bench/). Included by the Makefile through `-include mk/*.mk`.
 #   make bench            every section, full durations (< 20 min on 2 cores, plus up to
 #                         ~2 h for automl and ~12 min for the soak)
-#   make bench-quick      every section, short (< 3 min plus ~12 min for automl and ~2 min
+#   make bench-quick      every section, short (< 3 min plus ~17 min for automl and ~2 min
 #                         for the soak; the loop section is full-only)
 #   make bench-SECTION    one section: serving drift loop pipelines scale automl soak
 #   make bench-soak       10 min (quick: 60 s) at the measured knee: 0 errors, rows stored ==
 #                         answers, predictor RSS growth < 5 %, RSS/throughput PNG
 #   make bench-automl     driftloop tabular vs FLAML vs default LightGBM on 10 tables:
 #                         60 s and 300 s budgets per table and system (up to ~2 h on 2 cores)
-#   make bench-automl-quick  the same with one 30 s budget (~12 min; indicative only)
+#   make bench-automl-quick  the same with one 30 s budget (~17 min on a busy 2-core box; indicative)
 #   make bench-mlserver   the MLServer baseline's own virtualenv (.venv-mlserver)
 # Results: $(BENCH_OUT)/results.json, results.md and the scale plots.
 
