@@ -173,6 +173,9 @@ def test_blueprint_options_metric_and_validation(fitted, tmp_path):
     with pytest.raises(ValueError, match="--data PATH"):
         blueprint.prepare("images", None)
     assert blueprint.prepare(None, str(tmp_path))[1] == "images"
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="--data: .*notes.txt is neither an image folder"):
+        blueprint.prepare(None, str(tmp_path / "notes.txt"))
     with pytest.raises(DatasetValidationError, match="two classes"):
         blueprint.validate(frame[frame["label"] == "circle"])
     with pytest.raises(DatasetValidationError, match="lacks column\\(s\\) pixels"):

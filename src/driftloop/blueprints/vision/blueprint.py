@@ -17,6 +17,7 @@ Options (``BlueprintSpec`` options; defaults sized for a loaded 2-core CPU):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -98,6 +99,15 @@ class VisionBlueprint(Blueprint):
             raise ValueError("--dataset images reads an image folder or manifest: give --data PATH")
         if dataset == FASHION_MNIST and source:
             raise ValueError("--dataset fashion-mnist reads the installed package: drop --data")
+        if source and not (
+            source.startswith(("http://", "https://"))
+            or source.lower().endswith(".csv")
+            or Path(source).is_dir()
+        ):
+            raise ValueError(
+                f"--data: {source} is neither an image folder (ROOT/CLASS/*.png|jpg|jpeg) "
+                "nor a manifest .csv (id,image,label)"
+            )
         chosen = IMAGES if source else FASHION_MNIST
         rows = "every row" if not self.max_rows else f"at most {self.max_rows} rows"
         return self, chosen, f"{rows}, CNN {self.epochs} epoch(s), cap {self.max_seconds:.0f} s"
