@@ -118,6 +118,8 @@ def anomaly():
 def test_anomaly_ranks_by_roc_auc_with_a_label(anomaly):
     blueprint, frame, train, val, models = anomaly
     assert blueprint.metric.name == "roc_auc" and blueprint.target_column == "anomaly"
+    # split and folded like classes: a split without an anomaly has no ROC-AUC
+    assert blueprint.class_column == "anomaly" and blueprint.targets(frame) is None
     assert "anomaly" not in blueprint.features(frame).columns  # the label is not a feature
     assert set(models) == {"isolation_forest", "local_outlier_factor", "one_class_svm"}
     for model in models.values():
@@ -160,6 +162,7 @@ def test_anomaly_without_a_label_ranks_by_score_stability(tmp_path):
     frame.to_csv(path, index=False)
     blueprint, _, _ = prepared(None, str(path), task="anomaly", contamination=0.1)
     assert blueprint.target_column is None and blueprint.metric.name == "score_stability"
+    assert blueprint.class_column is None
     frame = blueprint.load(None, str(path))
     train, val = halves(frame)
     model = blueprint.candidates(0)["isolation_forest"].fit(blueprint.features(train))

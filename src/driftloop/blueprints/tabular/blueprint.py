@@ -383,6 +383,8 @@ class TabularBlueprint(Blueprint):
 
     @property
     def class_column(self) -> str | None:
+        if self.strategy is not None:
+            return self.strategy.class_column
         return self.target_column if self.classifier else None
 
     def features(self, frame: pd.DataFrame) -> Any:

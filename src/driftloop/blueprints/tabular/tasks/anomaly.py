@@ -127,6 +127,12 @@ class AnomalyTask(TaskStrategy):
     def target_column(self) -> str | None:
         return self.options.get("target")
 
+    @property
+    def class_column(self) -> str | None:
+        # a split or fold without an anomaly (or without a normal row) has no ROC-AUC:
+        # the label column is split like classes
+        return self.target_column
+
     def default_metric(self) -> Metric:
         if self.target_column:
             return Metric("roc_auc", True, floor=0.5)

@@ -46,6 +46,11 @@ class TaskStrategy(ABC):
     @abstractmethod
     def default_metric(self) -> Metric: ...
 
+    @property
+    def class_column(self) -> str | None:
+        """The column whose values every split (and fold) must hold; None: no such column."""
+        return None
+
     def task_frame(self, raw: pd.DataFrame) -> pd.DataFrame:
         """The training rows of a raw table (with its ``id`` column)."""
         return raw
