@@ -102,3 +102,40 @@ def test_logged_model_loads_in_pyfunc_with_its_requirements(blueprint, shapes, t
     names = {line.split("==")[0].lower() for line in open(requirements).read().split()}
     assert {"torch", "pillow", "numpy", "scikit-learn"} <= names
     np.testing.assert_allclose(native.predict_proba(example), expected)
+
+
+def test_shared_search_prunes_cnn_trials_on_epoch_scores(blueprint, shapes, tmp_path):
+    """The shared Optuna search (Hyperband) gets one intermediate score per epoch."""
+    import mlflow
+    import optuna
+
+    from driftloop.registry import scoped_tracking_uri
+    from driftloop.training.search import search_candidate
+
+    train, val = shapes
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    with scoped_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}"):
+        experiment = mlflow.set_experiment("vision-search")
+        with mlflow.start_run():
+            found = search_candidate(
+                blueprint,
+                "cnn",
+                blueprint.candidates(seed=0)["cnn"],
+                [(train, val)],
+                storage=storage,
+                study_name="vision-cnn",
+                sampler="random",
+                pruner="hyperband",
+                n_trials=3,
+                seed=0,
+                timeout_s=None,
+                experiment_id=experiment.experiment_id,
+            )
+    study = optuna.load_study(study_name="vision-cnn", storage=storage)
+    assert len(study.trials) == 3 and found.best_value is not None
+    assert study.user_attrs["stages"] == 3 and study.user_attrs["pruner"] == "HyperbandPruner"
+    for trial in study.trials:
+        steps = sorted(trial.intermediate_values)
+        assert steps and steps == list(range(1, len(steps) + 1))
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            assert steps == [1, 2, 3]

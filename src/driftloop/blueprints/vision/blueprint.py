@@ -10,7 +10,7 @@ Options (``BlueprintSpec`` options; defaults sized for a loaded 2-core CPU):
 
 * ``max_rows`` -- rows kept by id order, a fixed pseudo-random subset
   (default 6000; 0 keeps every row: 70,000 for Fashion-MNIST);
-* ``epochs`` -- CNN epochs (default 3); ``max_seconds`` -- wall-clock cap of one
+* ``epochs`` -- CNN epochs (default 5); ``max_seconds`` -- wall-clock cap of one
   CNN fit (default 300); ``width`` -- CNN channels of the first block (default 16).
 """
 
@@ -51,7 +51,7 @@ class VisionBlueprint(Blueprint):
         self,
         *,
         max_rows: int = DEFAULT_MAX_ROWS,
-        epochs: int = 3,
+        epochs: int = 5,
         max_seconds: float = 300.0,
         width: int = 16,
         **options: Any,

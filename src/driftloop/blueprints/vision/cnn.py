@@ -65,10 +65,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         max_iter: int = 3,
-        learning_rate: float = 2e-3,
+        learning_rate: float = 3e-3,
         width: int = 16,
-        batch_size: int = 128,
+        batch_size: int = 64,
         weight_decay: float = 1e-4,
+        lr_decay: float = 0.7,
         max_seconds: float | None = None,
         warm_start: bool = False,
         early_stopping: bool = False,
@@ -81,6 +82,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.width = width
         self.batch_size = batch_size
         self.weight_decay = weight_decay
+        self.lr_decay = lr_decay
         self.max_seconds = max_seconds
         self.warm_start = warm_start
         self.early_stopping = early_stopping
@@ -169,6 +171,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         started = time.monotonic()
         self.stopped_by_time_ = False
         while self.epochs_done_ < int(self.max_iter):
+            # the rate decays per epoch done, not over max_iter: a warm-started fit
+            # continues the same schedule whatever max_iter the next stage sets
+            for group in self._optimizer.param_groups:
+                group["lr"] = self.learning_rate * self.lr_decay**self.epochs_done_
             self.net_.train()
             total, seen = 0.0, 0
             shuffled = rng.permutation(fit_rows)
