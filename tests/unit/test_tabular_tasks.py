@@ -353,3 +353,35 @@ def test_feedback_per_instance_and_retraining_rows():
     assert rows.to_dict("list") == {"a": [1.0, 2.0], "bad": [1, 0]}
     rows = strategy_for("clustering", {}).rows_from_feedback(inputs, [0, 1])
     assert rows.to_dict("list") == {"a": [1.0, 2.0]}
+
+
+@slow
+def test_forecast_feedback_merges_into_windows_per_instance(series, tmp_path):
+    """A request of two histories, one list of values per history: two window rows."""
+    from driftloop.datasets.files import write_frame
+    from driftloop.store import PredictionStore
+    from driftloop.store.core import PredictionRecord
+    from driftloop.training.data_steps import merge_feedback
+
+    blueprint, _, frame, _, val, models = series
+    codec = blueprint.codec(models["seasonal_naive"])
+    batch = codec.decode_v1(records(blueprint.features(val.head(2))))
+    answer = codec.predict(batch)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = PredictionStore(url)
+    store.insert_predictions(
+        [PredictionRecord("req-1", "temps", "1", batch.summaries, answer.instances, None, None)]
+    )
+    truths = [[float(v) for v in row] for row in blueprint.targets(val.head(2))]
+    store.add_feedback("req-1", value=truths)
+    store.close()
+    write_frame(frame, tmp_path / "base.parquet")
+    summary = merge_feedback(
+        tmp_path / "base.parquet", tmp_path / "m.parquet", blueprint.spec.to_text(), "temps", url
+    )
+    assert summary["feedback_rows"] == 2
+    merged = pd.read_parquet(tmp_path / "m.parquet").set_index("id")
+    for index in range(2):
+        row = merged.loc[f"req-1:{index}"]
+        assert row["ahead_12"] == truths[index][11]
+        assert row["lag_1"] == val["lag_1"].iloc[index]

@@ -97,10 +97,12 @@ def merge_feedback(
     for pair in pairs:
         if pair.value is None:  # "wrong" without the right answer teaches nothing
             continue
+        # a list as long as the request is one truth per instance (as the monitor reads it)
+        per_instance = isinstance(pair.value, list) and len(pair.value) == len(pair.inputs)
         for index, instance in enumerate(pair.inputs):
             ids.append(pair.request_id if len(pair.inputs) == 1 else f"{pair.request_id}:{index}")
             inputs.append(instance)
-            truths.append(pair.value)
+            truths.append(pair.value[index] if per_instance else pair.value)
     feedback = blueprint.rows_from_feedback(inputs, truths)
     feedback.insert(0, blueprint.id_column, ids)
     base = read_frame(path)
