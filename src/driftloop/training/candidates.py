@@ -181,7 +181,7 @@ def _fit(estimator: Any, blueprint: Blueprint, frame: pd.DataFrame) -> float:
 def _check_frames(blueprint: Blueprint, train: pd.DataFrame, val: pd.DataFrame) -> None:
     target = blueprint.target_column
     for name, frame in (("train", train), ("val", val)):
-        if target not in frame.columns:
+        if target is not None and target not in frame.columns:  # None: an unsupervised task
             raise ValueError(f"{name} frame lacks the target column {target!r}")
         if frame.empty:
             raise ValueError(f"{name} frame has no rows")
