@@ -18,6 +18,8 @@ _BLUEPRINTS: dict[str, str] = {
     "sentiment": "driftloop.blueprints.sentiment:SentimentBlueprint",
     "tabular": "driftloop.blueprints.tabular.blueprint:TabularBlueprint",
     "vision": "driftloop.blueprints.vision.blueprint:VisionBlueprint",
+    "forecast": "driftloop.blueprints.forecast.blueprint:ForecastBlueprint",
+    "recsys": "driftloop.blueprints.recsys.blueprint:RecsysBlueprint",
 }
 
 

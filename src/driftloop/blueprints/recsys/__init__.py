@@ -1,0 +1,1 @@
+"""Recommendations with cold start by user segment (see ``blueprint``)."""

@@ -1,0 +1,262 @@
+"""Recommendation requests on the wire, clicked items as feedback, drift of the traffic mix.
+
+v1: ``{"instances": [{"user_id": "42", "k": 10, "recent_items": ["318", "296"]}]}``
+(``k`` and ``recent_items`` optional); v2: ``user_id`` BYTES [n], optional
+``recent_items`` BYTES [n, m] (or [m] for one user; "" pads shorter lists) and ``k``
+INT32 [n] or [1]. Answers: ``item_ids`` BYTES [n, k], ``scores`` FP32 [n, k] ("" and
+0 pad a list shorter than the widest ``k``), ``segment`` BYTES [n]. Unknown users are
+served as anonymous; seen and recent items are never recommended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from driftloop.blueprints.codec import (
+    Answer,
+    Batch,
+    Codec,
+    InputError,
+    InputTensor,
+    Limits,
+    TensorSpec,
+)
+from driftloop.blueprints.drift import DriftFeaturizer, SuggestedDetector
+from driftloop.blueprints.feedback import Feedback, FeedbackError
+from driftloop.blueprints.recsys.metrics import ndcg_at_k
+from driftloop.blueprints.recsys.segments import SEGMENTS
+
+INTEGER_DATATYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
+MAX_RECENT = 1000
+
+
+def _text(value: Any, field: str) -> str:
+    if isinstance(value, bytes | bytearray | np.bytes_):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{field} is not valid UTF-8: {exc.reason}") from exc
+    if isinstance(value, bool) or not isinstance(value, str | int | np.integer):
+        raise InputError(f"{field} must be a string id, got {type(value).__name__}")
+    return str(value)
+
+
+class RecsysCodec(Codec):
+    def __init__(self, model: Any, limits: Limits, default_k: int = 10, max_k: int = 100):
+        super().__init__(model, limits)
+        self.default_k, self.max_k = int(default_k), int(max_k)
+        self.inputs = (
+            TensorSpec("user_id", "BYTES", (-1,)),
+            TensorSpec("recent_items", "BYTES", (-1, -1)),
+            TensorSpec("k", "INT32", (-1,)),
+        )
+        self.outputs = (
+            TensorSpec("item_ids", "BYTES", (-1, -1)),
+            TensorSpec("scores", "FP32", (-1, -1)),
+            TensorSpec("segment", "BYTES", (-1,)),
+        )
+
+    def _k(self, value: Any, field: str) -> int:
+        if value is None:
+            return self.default_k
+        value = value.item() if isinstance(value, np.generic) else value
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= self.max_k:
+            raise InputError(f"{field} must be an integer from 1 to {self.max_k}, got {value!r}")
+        return value
+
+    def _recent(self, values: Any, field: str) -> list[str]:
+        if values is None:
+            return []
+        if not isinstance(values, list | tuple | np.ndarray):
+            raise InputError(f"{field} must be a list of item ids")
+        items = [_text(v, f"{field}[{i}]") for i, v in enumerate(values)]
+        if len(items) > MAX_RECENT:
+            raise InputError(f"{field} has {len(items)} items; at most {MAX_RECENT}")
+        return [i for i in items if i]
+
+    def _batch(self, rows: list[dict]) -> Batch:
+        import pandas as pd
+
+        return Batch(model_input=pd.DataFrame(rows), summaries=rows)
+
+    def decode_v1(self, instances: list[Any]) -> Batch:
+        self.check_count(len(instances), "instances")
+        rows = []
+        for index, item in enumerate(instances):
+            field = f"instances[{index}]"
+            if not isinstance(item, dict):
+                raise InputError(f'{field} must be an object like {{"user_id": "42", "k": 10}}')
+            rows.append(
+                {
+                    "user_id": _text(item.get("user_id", ""), f"{field}.user_id"),
+                    "recent_items": self._recent(item.get("recent_items"), f"{field}.recent_items"),
+                    "k": self._k(item.get("k"), f"{field}.k"),
+                }
+            )
+        return self._batch(rows)
+
+    def decode_v2(self, tensors: Mapping[str, InputTensor]) -> Batch:
+        if "user_id" not in tensors:
+            raise InputError('inputs: missing "user_id" (BYTES [n])')
+        users = tensors["user_id"]
+        if users.datatype != "BYTES":
+            raise InputError('inputs[user_id].datatype must be "BYTES"')
+        ids = users.array.reshape(-1)
+        n = len(ids)
+        self.check_count(n, "inputs[user_id]", "user id")
+        ks = [self.default_k] * n
+        if "k" in tensors:
+            tensor = tensors["k"]
+            if tensor.datatype not in INTEGER_DATATYPES:
+                raise InputError('inputs[k].datatype must be an integer type ("INT32")')
+            values = tensor.array.reshape(-1).tolist()
+            if len(values) not in (1, n):
+                raise InputError(
+                    f"inputs[k] has {len(values)} values; send 1 or one per user ({n})"
+                )
+            ks = [self._k(v, "inputs[k]") for v in (values * n if len(values) == 1 else values)]
+        recent: list[list[str]] = [[] for _ in range(n)]
+        if "recent_items" in tensors:
+            tensor = tensors["recent_items"]
+            if tensor.datatype != "BYTES":
+                raise InputError('inputs[recent_items].datatype must be "BYTES"')
+            matrix = tensor.array
+            if matrix.ndim == 1 and n == 1:
+                matrix = matrix.reshape(1, -1)
+            if matrix.ndim != 2 or matrix.shape[0] != n:
+                raise InputError(
+                    f"inputs[recent_items].shape must be [n, m] with one row per user ({n}), "
+                    f"got {list(tensor.array.shape)}"
+                )
+            recent = [self._recent(list(row), f"inputs[recent_items][{i}]") for i, row in
+                      enumerate(matrix)]  # fmt: skip
+        rows = [
+            {"user_id": _text(u, f"inputs[user_id][{i}]"), "recent_items": r, "k": k}
+            for i, (u, r, k) in enumerate(zip(ids.tolist(), recent, ks, strict=True))
+        ]
+        return self._batch(rows)
+
+    def predict(self, batch: Batch) -> Answer:
+        frame = batch.model_input
+        answers = self.model.recommend(
+            frame["user_id"].tolist(), frame["recent_items"].tolist(), frame["k"].tolist()
+        )
+        width = max((len(items) for items, _, _ in answers), default=0)
+        ids = np.full((len(answers), width), "", dtype=object)
+        scores = np.zeros((len(answers), width), dtype=np.float32)
+        for row, (items, values, _) in enumerate(answers):
+            ids[row, : len(items)] = items
+            scores[row, : len(values)] = values
+        segments = [segment for _, _, segment in answers]
+        return Answer(
+            instances=[
+                {"item_ids": items, "scores": [float(v) for v in values], "segment": segment}
+                for items, values, segment in answers
+            ],
+            tensors=[
+                ("item_ids", "BYTES", ids),
+                ("scores", "FP32", scores),
+                ("segment", "BYTES", np.array(segments, dtype=object)),
+            ],
+            labels=segments,
+            confidences=[None] * len(answers),
+        )
+
+    def v2_inputs(self, summaries: Sequence[Any]) -> list[dict]:
+        width = max((len(s.get("recent_items", [])) for s in summaries), default=0)
+        inputs = [
+            {
+                "name": "user_id",
+                "datatype": "BYTES",
+                "shape": [len(summaries)],
+                "data": [str(s["user_id"]) for s in summaries],
+            },
+            {
+                "name": "k",
+                "datatype": "INT32",
+                "shape": [len(summaries)],
+                "data": [int(s.get("k", self.default_k)) for s in summaries],
+            },
+        ]
+        if width:
+            rows = [list(s.get("recent_items", [])) for s in summaries]
+            data = [row + [""] * (width - len(row)) for row in rows]
+            inputs.append(
+                {
+                    "name": "recent_items",
+                    "datatype": "BYTES",
+                    "shape": [len(summaries), width],
+                    "data": data,
+                }  # fmt: skip
+            )
+        return inputs
+
+
+class ClickFeedback(Feedback):
+    """The item ids the user clicked among (or beyond) those served; live NDCG@k."""
+
+    kind = "items"
+
+    def parse(self, truth: Any, outputs: Sequence[dict]) -> tuple[Any, bool | None]:
+        per_instance = (
+            truth
+            if len(outputs) > 1 and isinstance(truth, list) and len(truth) == len(outputs)
+            and all(isinstance(t, list) for t in truth)
+            else [truth]
+        )  # fmt: skip
+        for clicks in per_instance:
+            if not isinstance(clicks, list) or not all(isinstance(c, str) for c in clicks):
+                raise FeedbackError('value must be the clicked item ids, e.g. ["318", "296"]')
+        hit = any(
+            set(clicks) & set(output.get("item_ids", []))
+            for clicks, output in zip(per_instance * len(outputs), outputs, strict=False)
+        )
+        return truth, hit
+
+    def live_score(self, outputs: Sequence[dict], truths: Sequence[Any]) -> float:
+        values = []
+        for output, clicks in zip(outputs, truths, strict=True):
+            served = list(output.get("item_ids", []))
+            if served and clicks:
+                values.append(ndcg_at_k(served, set(map(str, clicks)), len(served)))
+        return float(np.mean(values)) if values else float("nan")
+
+
+class RecsysFeaturizer(DriftFeaturizer):
+    """``segment``: the segment mix (chi-square); ``traffic``: each request's history length
+    and the mean log-popularity of what was recommended (KS)."""
+
+    groups = {"segment": "categorical", "traffic": "continuous"}
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def categories(self, group: str) -> dict[int, list[int]] | None:
+        return {0: list(range(len(SEGMENTS)))} if group == "segment" else None
+
+    def knows(self, output: dict) -> bool:
+        return isinstance(output, dict) and output.get("segment") in SEGMENTS
+
+    def transform(self, model_input: Any, outputs: Sequence[dict]) -> dict[str, np.ndarray]:
+        model = self.model
+        popularity = np.log1p(model.popularity_)
+        lengths, popular = [], []
+        for user, recent, output in zip(
+            model_input["user_id"], model_input["recent_items"], outputs, strict=True
+        ):
+            lengths.append(len(set(model.history_of(user)) | set(recent)))
+            codes = [model.item_index_[i] for i in output.get("item_ids", []) if i in
+                     model.item_index_]  # fmt: skip
+            popular.append(float(popularity[codes].mean()) if codes else 0.0)
+        segment = np.array([[SEGMENTS.index(o["segment"])] for o in outputs], dtype=np.int64)
+        traffic = np.column_stack([np.log1p(lengths), popular]).astype(np.float32)
+        return {"segment": segment.reshape(-1, 1), "traffic": traffic}
+
+    def default_detectors(self) -> list[SuggestedDetector]:
+        return [
+            SuggestedDetector("chisquare-segment", "chisquare", "segment"),
+            SuggestedDetector("ks-traffic", "ks", "traffic", correction="fdr"),
+        ]
