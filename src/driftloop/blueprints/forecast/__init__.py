@@ -1,0 +1,2 @@
+"""Next-day price forecasting of one series (see ``blueprint``): the seed's LSTM, honestly
+gated against persistence."""

@@ -1,0 +1,215 @@
+"""Next-day close of one price series: the seed's LSTM and its baselines, gated against
+persistence.
+
+Rows are windows (``windows.window_frame``): a day's ``window`` previous closes and its
+close, id = its date. Candidates in one run: ``lstm`` (2 layers, hidden 64, scaler fitted
+on training windows only), ``persistence``, ``random_walk_drift`` and
+``lagged_returns_ridge``. Ranked by MASE against persistence (lower is better) with a
+ceiling of 1: persistence scores exactly 1, so a model that does not beat it cannot be
+promoted over it. ``backtest`` is the honest temporal evaluation (``backtest.py``).
+
+Options (``BlueprintSpec``; defaults sized for a loaded 2-core CPU): ``window`` (60),
+``max_days`` (most recent days kept, 2000; 0: all), ``epochs`` (10), ``hidden_size``
+(64), ``learning_rate`` (1e-3), ``max_seconds`` (120, cap of one LSTM fit),
+``date_column`` / ``value_column`` (a CSV's columns; found when not given).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from driftloop.blueprints.base import LIGHT, Blueprint, Metric, ParamChoice, ParamRange
+from driftloop.blueprints.codec import Limits
+from driftloop.blueprints.forecast.backtest import BacktestReport, run_backtest, score_frame
+from driftloop.blueprints.forecast.codec import INPUT, PriceCodec
+from driftloop.blueprints.forecast.drift import PriceFeaturizer
+from driftloop.blueprints.forecast.feedback import PriceFeedback
+from driftloop.blueprints.forecast.lstm import LSTMForecaster
+from driftloop.blueprints.forecast.models import (
+    LaggedReturnsForecaster,
+    PersistenceForecaster,
+    RandomWalkDriftForecaster,
+)
+from driftloop.blueprints.forecast.windows import price_columns, window_frame
+from driftloop.datasets.errors import DatasetValidationError
+from driftloop.datasets.prices import CLOSE, DATE, SHIPPED
+
+PRICES = "prices"  # a CSV given with --data
+
+
+class ForecastBlueprint(Blueprint):
+    name: ClassVar[str] = "forecast"
+    task = "price-forecasting"
+    default_dataset: ClassVar[str] = "msft"
+
+    def __init__(
+        self,
+        *,
+        window: int = 60,
+        max_days: int = 2000,
+        epochs: int = 10,
+        hidden_size: int = 64,
+        learning_rate: float = 1e-3,
+        max_seconds: float = 120.0,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self.window = int(window)
+        self.max_days = int(max_days)
+        self.epochs = int(epochs)
+        self.hidden_size = int(hidden_size)
+        self.learning_rate = float(learning_rate)
+        self.max_seconds = float(max_seconds)
+        for option, value in (("window", self.window), ("epochs", self.epochs),
+                              ("hidden_size", self.hidden_size)):  # fmt: skip
+            if value < 1:
+                raise ValueError(f"{option}: must be a positive number, got {value}")
+        if self.window < 3:
+            raise ValueError(f"window: needs at least 3 closes, got {self.window}")
+
+    @property
+    def spec(self):
+        from driftloop.blueprints.spec import BlueprintSpec
+
+        sized = {"window": self.window, "max_days": self.max_days, "epochs": self.epochs,
+                 "hidden_size": self.hidden_size, "learning_rate": self.learning_rate,
+                 "max_seconds": self.max_seconds}  # fmt: skip
+        return BlueprintSpec(self.name, sized | dict(self.options))
+
+    @property
+    def default_metric(self) -> Metric:
+        # persistence scores exactly 1: the ceiling lets only a model that beats it (or it) pass
+        return Metric("mase", greater_is_better=False, floor=1.0)
+
+    # --- data ----------------------------------------------------------------------
+    @property
+    def target_column(self) -> str:
+        return CLOSE
+
+    @property
+    def time_column(self) -> str | None:
+        return DATE
+
+    def prepare(self, dataset: str | None, source: str | None) -> tuple[Blueprint, str, str]:
+        if source:
+            if dataset not in (None, PRICES):
+                raise ValueError("--dataset: drop it with --data (a CSV is its own series)")
+            return self, PRICES, f"series from {source}, window {self.window}"
+        if dataset is not None and dataset not in SHIPPED:
+            raise ValueError(
+                f"--dataset: unknown series {dataset!r} (shipped: {', '.join(SHIPPED)})"
+            )
+        return self, dataset or self.default_dataset, f"window {self.window}, {self.epochs} epochs"
+
+    def series(self, dataset: str | None, source: str | None) -> pd.DataFrame:
+        """The checked ``date``/``close`` series, its most recent ``max_days`` days."""
+        from driftloop.datasets.prices import read_price_csv, shipped_series
+
+        if source:
+            series = read_price_csv(
+                source, self.options.get("date_column"), self.options.get("value_column")
+            )
+        else:
+            series = shipped_series(dataset or self.default_dataset)
+        return series.tail(self.max_days).reset_index(drop=True) if self.max_days else series
+
+    def load(
+        self, dataset: str | None, source: str | None, label_mapping: str | None = None
+    ) -> pd.DataFrame:
+        if label_mapping:
+            raise ValueError("--label-mapping: a price series has no labels")
+        return window_frame(self.series(dataset, source), self.window)
+
+    def validate(self, frame: pd.DataFrame, what: str = "dataset") -> dict:
+        needed = [DATE, *price_columns(self.window), CLOSE]
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise DatasetValidationError(
+                f"{what}: lacks column(s) {', '.join(missing[:5])}"
+                + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                + f" (window {self.window})"
+            )
+        values = frame[needed[1:]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(values) | (values <= 0)
+        if bad.any():
+            rows = int(bad.any(axis=1).sum())
+            raise DatasetValidationError(
+                f"{what}: {rows} of {len(frame)} rows have a missing or non-positive price",
+                {CLOSE: f"{rows} rows"},
+            )
+        return {"rows": int(len(frame)), "window": self.window,
+                "first": str(frame[DATE].min()), "last": str(frame[DATE].max())}  # fmt: skip
+
+    def features(self, frame: pd.DataFrame) -> np.ndarray:
+        return frame[price_columns(self.window)].to_numpy(dtype=float)
+
+    def targets(self, frame: pd.DataFrame) -> np.ndarray:
+        return frame[CLOSE].to_numpy(dtype=float)
+
+    def rows_from_feedback(self, inputs: Sequence[Any], truths: Sequence[Any]) -> pd.DataFrame:
+        windows = np.array([list(map(float, s[INPUT])) for s in inputs], dtype=float)
+        frame = pd.DataFrame(windows.reshape(len(inputs), self.window),
+                             columns=price_columns(self.window))  # fmt: skip
+        frame.insert(0, DATE, "")
+        frame[CLOSE] = [float(t) for t in truths]
+        return frame
+
+    def input_example(self, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+        if frame is not None and len(frame):
+            return frame[price_columns(self.window)].head(2).reset_index(drop=True)
+        ramp = np.linspace(100.0, 101.0, self.window)
+        return pd.DataFrame([ramp, ramp], columns=price_columns(self.window))
+
+    # --- trainer -------------------------------------------------------------------
+    def candidates(self, seed: int) -> dict[str, Any]:
+        return {
+            "lstm": LSTMForecaster(
+                hidden_size=self.hidden_size,
+                learning_rate=self.learning_rate,
+                epochs=self.epochs,
+                max_seconds=self.max_seconds,
+                random_state=seed,
+            ),  # fmt: skip
+            "persistence": PersistenceForecaster(),
+            "random_walk_drift": RandomWalkDriftForecaster(),
+            "lagged_returns_ridge": LaggedReturnsForecaster(),
+        }
+
+    def candidate_tiers(self) -> dict[str, str]:
+        return dict.fromkeys(self.candidates(0), LIGHT)
+
+    def tuning_space(self, candidate: str) -> dict[str, ParamRange | ParamChoice]:
+        return {
+            "lstm": {
+                "learning_rate": ParamRange(1e-4, 1e-2, log=True),
+                "hidden_size": ParamChoice((32, 64, 128)),
+            },
+            "lagged_returns_ridge": {
+                "alpha": ParamRange(1e-3, 100.0, log=True),
+                "lags": ParamRange(2, self.window - 1, integer=True),
+            },
+        }.get(candidate, {})
+
+    def score(self, model: Any, frame: pd.DataFrame) -> dict[str, float]:
+        if frame.empty:
+            raise ValueError("cannot score a model on an empty frame")
+        return score_frame(model, frame, self.window)
+
+    def backtest(self, frame: pd.DataFrame, **kwargs: Any) -> BacktestReport:
+        """Every candidate on a temporal split with gaps, gated (see ``backtest.py``)."""
+        return run_backtest(frame, self.candidates(0), self.window, **kwargs)
+
+    # --- serving, drift, feedback --------------------------------------------------
+    def codec(self, model: Any, limits: Limits | None = None) -> PriceCodec:
+        return PriceCodec(model, limits or Limits(), self.window)
+
+    def drift_featurizer(self, model: Any, reference: pd.DataFrame) -> PriceFeaturizer:
+        return PriceFeaturizer()
+
+    @property
+    def feedback(self) -> PriceFeedback:
+        return PriceFeedback()

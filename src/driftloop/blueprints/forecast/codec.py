@@ -1,0 +1,123 @@
+"""Wire format: the last ``window`` closes in, the next close and a drift warning out.
+
+v1 ``{"instances": [{"last_prices": [60 floats, oldest first]}]}``; v2 one FP32 (or FP64)
+tensor ``last_prices`` of shape ``[n, 60]``. Exactly ``window`` finite positive values per
+instance, or a 400 naming the count. Each answer: ``predicted_price``, ``last_price``,
+``drift_warning`` and ``drift_details`` (the window's statistics against the training
+windows' range shipped with the version); the v2 parameters name the served model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from driftloop.blueprints.codec import Answer, Batch, Codec, InputError, InputTensor, TensorSpec
+
+INPUT = "last_prices"
+NUMERIC = {"FP16", "FP32", "FP64", "INT32", "INT64"}
+
+
+class PriceCodec(Codec):
+    def __init__(self, model: Any, limits, window: int) -> None:
+        super().__init__(model, limits)
+        self.window = window
+        self.inputs = (TensorSpec(INPUT, "FP32", (-1, window)),)
+        self.outputs = (
+            TensorSpec("predicted_price", "FP64", (-1,)),
+            TensorSpec("last_price", "FP64", (-1,)),
+            TensorSpec("drift_warning", "BOOL", (-1,)),
+            TensorSpec("drift_details", "BYTES", (-1,)),
+        )
+
+    def _prices(self, values: Any, field: str) -> list[float]:
+        if not isinstance(values, list | tuple | np.ndarray):
+            raise InputError(f"{field} must be a list of the last {self.window} closes")
+        values = list(np.asarray(values, dtype=object).reshape(-1))
+        if len(values) != self.window:
+            raise InputError(
+                f"{field} has {len(values)} values; the model needs exactly {self.window} "
+                "closes, oldest first"
+            )
+        prices = []
+        for index, value in enumerate(values):
+            value = value.item() if isinstance(value, np.generic) else value
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InputError(f"{field}[{index}] must be a number, got {value!r}")
+            if not math.isfinite(value) or value <= 0:
+                raise InputError(f"{field}[{index}] must be a finite positive price, got {value}")
+            prices.append(float(value))
+        return prices
+
+    def _batch(self, rows: list[list[float]]) -> Batch:
+        return Batch(
+            model_input=np.array(rows, dtype=float).reshape(len(rows), self.window),
+            summaries=[{INPUT: row} for row in rows],
+        )
+
+    def decode_v1(self, instances: list[Any]) -> Batch:
+        self.check_count(len(instances), "instances")
+        rows = []
+        for index, item in enumerate(instances):
+            field = f"instances[{index}]"
+            if not isinstance(item, dict) or INPUT not in item:
+                raise InputError(f'{field} must be an object {{"{INPUT}": [{self.window} floats]}}')
+            rows.append(self._prices(item[INPUT], f"{field}.{INPUT}"))
+        return self._batch(rows)
+
+    def decode_v2(self, tensors: Mapping[str, InputTensor]) -> Batch:
+        if INPUT not in tensors:
+            raise InputError(f"inputs: missing {INPUT!r} (FP32 [n, {self.window}])")
+        tensor = tensors[INPUT]
+        if tensor.datatype not in NUMERIC:
+            raise InputError(f'inputs[{INPUT}].datatype must be numeric ("FP32")')
+        matrix = tensor.array
+        if matrix.ndim == 1:
+            matrix = matrix.reshape(1, -1)
+        if matrix.ndim != 2 or matrix.shape[1] != self.window:
+            raise InputError(
+                f"inputs[{INPUT}].shape is {list(tensor.array.shape)}; the model needs "
+                f"[n, {self.window}]: exactly {self.window} closes per row"
+            )
+        self.check_count(len(matrix), "inputs")
+        return self._batch([self._prices(row.tolist(), f"{INPUT}[{i}]") for i, row in
+                            enumerate(matrix)])  # fmt: skip
+
+    def predict(self, batch: Batch) -> Answer:
+        windows = batch.model_input
+        predicted = np.asarray(self.model.predict(windows), dtype=np.float64).reshape(-1)
+        last = windows[:, -1].astype(np.float64)
+        checks = self.model.reference_.check(windows)
+        warnings = np.array([w for w, _ in checks], dtype=bool)
+        details = [json.dumps(d, sort_keys=True) for _, d in checks]
+        served = getattr(self.model, "kind", type(self.model).__name__)
+        return Answer(
+            instances=[
+                {
+                    "predicted_price": float(p),
+                    "last_price": float(lp),
+                    "drift_warning": bool(w),
+                    "drift_details": d,
+                    "model": served,
+                }  # fmt: skip
+                for p, lp, w, (_, d) in zip(predicted, last, warnings, checks, strict=True)
+            ],
+            tensors=[
+                ("predicted_price", "FP64", predicted),
+                ("last_price", "FP64", last),
+                ("drift_warning", "BOOL", warnings),
+                ("drift_details", "BYTES", np.array(details, dtype=object)),
+            ],
+            labels=[None] * len(predicted),
+            confidences=[None] * len(predicted),
+            parameters={"served_model": served},
+        )
+
+    def v2_inputs(self, summaries: Sequence[Any]) -> list[dict]:
+        rows = [list(map(float, s[INPUT])) for s in summaries]
+        return [{"name": INPUT, "datatype": "FP32", "shape": [len(rows), self.window],
+                 "data": rows}]  # fmt: skip

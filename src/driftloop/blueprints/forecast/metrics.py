@@ -1,0 +1,28 @@
+"""Scores of next-day forecasts: MAE, RMSE, MAPE (%) and MASE against persistence.
+
+MASE here scales a model's MAE by the MAE of persistence (tomorrow = today) on the same
+days, so persistence scores exactly 1 and a model is worth serving only below 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from driftloop.blueprints.scoring import mase, rmse
+
+
+def forecast_scores(actual, predicted, last) -> dict[str, float]:
+    actual = np.asarray(actual, dtype=float).reshape(-1)
+    predicted = np.asarray(predicted, dtype=float).reshape(-1)
+    last = np.asarray(last, dtype=float).reshape(-1)
+    persistence_mae = float(np.mean(np.abs(last - actual)))
+    scale = [persistence_mae] * len(actual)
+    return {
+        "mae": float(np.mean(np.abs(predicted - actual))),
+        "rmse": rmse(actual, predicted),
+        "mape": float(100.0 * np.mean(np.abs(predicted - actual) / np.abs(actual))),
+        # one window per day, each scaled by persistence's MAE over the period
+        "mase": mase(predicted[:, None], actual[:, None], scale),
+        "persistence_mae": persistence_mae,
+        "n_rows": float(len(actual)),
+    }
