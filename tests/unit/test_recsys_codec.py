@@ -1,0 +1,100 @@
+"""recsys on the wire: v1/v2 decoding, k out of range named, unknown users served as
+anonymous, seen items excluded, click feedback and its live NDCG, drift features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from driftloop.blueprints import get_blueprint
+from driftloop.blueprints.codec import InputError, InputTensor
+from driftloop.blueprints.feedback import FeedbackError
+from tests.unit.test_recsys_models import two_tastes
+
+
+@pytest.fixture(scope="module")
+def codec():
+    blueprint = get_blueprint("recsys", warm_min=5, max_k=20)
+    model = blueprint.candidates(seed=0)["driftloop"].fit(blueprint.features(two_tastes()))
+    return blueprint.codec(model)
+
+
+def tensor(name, datatype, data):
+    return InputTensor(
+        name, datatype, np.asarray(data, dtype=object if datatype == "BYTES" else None)
+    )
+
+
+def test_v1_warm_unknown_and_session_users(codec):
+    batch = codec.decode_v1(
+        [
+            {"user_id": "c0", "k": 3},
+            {"user_id": "nobody"},
+            {"user_id": 7, "recent_items": ["h-item1", "h-item2"], "k": 4},
+        ]
+    )
+    answer = codec.predict(batch)
+    warm, unknown, session = answer.instances
+    assert warm["segment"] == "warm" and len(warm["item_ids"]) == 3
+    assert not set(warm["item_ids"]) & set(codec.model.history_of("c0"))
+    assert unknown["segment"] == "anonymous" and len(unknown["item_ids"]) == 10  # default k
+    assert session["segment"] == "semi" and not {"h-item1", "h-item2"} & set(session["item_ids"])
+    assert answer.labels == ["warm", "anonymous", "semi"]
+    ids, scores = answer.tensors[0][2], answer.tensors[1][2]
+    assert ids.shape == scores.shape == (3, 10) and ids[0, 3] == "" and scores.dtype == np.float32
+    assert batch.summaries[2] == {"user_id": "7", "recent_items": ["h-item1", "h-item2"], "k": 4}
+
+
+@pytest.mark.parametrize("k", [0, 21, -1, "10", 2.5, True])
+def test_k_out_of_range_or_not_an_integer_names_k(codec, k):
+    with pytest.raises(InputError, match=r"instances\[0\]\.k must be an integer from 1 to 20"):
+        codec.decode_v1([{"user_id": "c0", "k": k}])
+    if isinstance(k, int) and not isinstance(k, bool):
+        with pytest.raises(InputError, match=r"inputs\[k\] must be an integer from 1 to 20"):
+            codec.decode_v2({"user_id": tensor("user_id", "BYTES", [b"c0"]),
+                             "k": tensor("k", "INT32", [k])})  # fmt: skip
+
+
+def test_v2_tensors_and_their_replay(codec):
+    batch = codec.decode_v2(
+        {
+            "user_id": tensor("user_id", "BYTES", [b"c0", b"stranger"]),
+            "k": tensor("k", "INT32", [5]),
+            "recent_items": tensor("recent_items", "BYTES", [[b"old", b""], [b"c-item1", b""]]),
+        }
+    )
+    assert [s["k"] for s in batch.summaries] == [5, 5]
+    assert batch.summaries[1]["recent_items"] == ["c-item1"]
+    answer = codec.predict(batch)
+    assert [i["segment"] for i in answer.instances] == ["warm", "semi"]
+    replay = {t["name"]: tensor(t["name"], t["datatype"], t["data"])
+              for t in codec.v2_inputs(batch.summaries)}  # fmt: skip
+    assert codec.decode_v2(replay).summaries == batch.summaries
+    with pytest.raises(InputError, match="user_id"):
+        codec.decode_v2({"k": tensor("k", "INT32", [5])})
+    with pytest.raises(InputError, match=r"inputs\[recent_items\]\.shape"):
+        users = tensor("user_id", "BYTES", [b"a", b"b"])
+        codec.decode_v2(
+            {"user_id": users, "recent_items": tensor("recent_items", "BYTES", [[b"x"]] * 3)}
+        )
+
+
+def test_click_feedback_and_live_ndcg(codec):
+    feedback = get_blueprint("recsys").feedback
+    output = {"item_ids": ["a", "b", "c"], "scores": [3, 2, 1], "segment": "warm"}
+    assert feedback.parse(["b"], [output]) == (["b"], True)
+    assert feedback.parse(["z"], [output]) == (["z"], False)
+    with pytest.raises(FeedbackError, match="clicked item ids"):
+        feedback.parse("b", [output])
+    assert feedback.live_score([output, output], [["a"], ["z"]]) == pytest.approx(0.5)
+    rows = get_blueprint("recsys").rows_from_feedback([{"user_id": "u1", "k": 3}], [["a", "b"]])
+    assert rows[["user", "item"]].values.tolist() == [["u1", "a"], ["u1", "b"]]
+
+
+def test_drift_features_segment_mix_and_traffic(codec):
+    batch = codec.decode_v1([{"user_id": "c0"}, {"user_id": "nobody"}])
+    answer = codec.predict(batch)
+    featurizer = get_blueprint("recsys").drift_featurizer(codec.model, None)
+    groups = featurizer.transform(batch.model_input, answer.instances)
+    assert groups["segment"].ravel().tolist() == [2, 0]
+    assert groups["traffic"].shape == (2, 2) and groups["traffic"][1, 0] == 0.0
