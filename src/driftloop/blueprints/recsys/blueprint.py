@@ -6,7 +6,8 @@ baselines and driftloop's ``SegmentedRecommender``; all are ranked by NDCG@k on
 held-out later interactions (per-segment NDCG/Recall, MAP and coverage logged too).
 Options: ``warm_min`` (history length from which a user is warm; 1 .. warm_min-1 is
 semi), ``k`` (metric cutoff and default list length), ``max_k`` (largest k a request
-may ask), ``half_life_days`` (anonymous popularity decay), and the ``user_column`` /
+may ask), ``half_life_days`` (anonymous popularity decay), ``max_items`` (items the
+collaborative matrices cover), and the ``user_column`` /
 ``item_column`` / ``time_column`` / ``weight_column`` of a ``--data`` file.
 """
 
@@ -116,12 +117,14 @@ class RecsysBlueprint(Blueprint):
     def candidates(self, seed: int) -> dict[str, Any]:
         warm_min = self.warm_min
         half_life = float(self.options.get("half_life_days", DEFAULT_HALF_LIFE_DAYS))
+        # the item-item matrices are dense over this many most popular items
+        max_items = int(self.options.get("max_items", 3000))
         return {
             "mostpop": MostPopular(warm_min=warm_min),
-            "itemknn": ItemKNN(warm_min=warm_min),
-            "ease": EASE(warm_min=warm_min),
+            "itemknn": ItemKNN(warm_min=warm_min, max_items=max_items),
+            "ease": EASE(warm_min=warm_min, max_items=max_items),
             "driftloop": SegmentedRecommender(
-                warm_min=warm_min, half_life_days=half_life, random_state=seed
+                warm_min=warm_min, max_items=max_items, half_life_days=half_life, random_state=seed
             ),
         }
 
