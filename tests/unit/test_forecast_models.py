@@ -185,3 +185,14 @@ def test_feedback_live_mase_and_drift_groups(fitted):
         windows, [{"predicted_price": float(w[-1])} for w in windows]
     )
     assert groups["returns"].shape == (5, 3) and np.allclose(groups["prediction"], 0.0)
+
+
+def test_a_calmer_window_than_training_is_noted_not_warned(fitted):
+    blueprint, model, _ = fitted
+    flat = list(50 * np.exp(np.cumsum(np.tile([0.0005, -0.0005], WINDOW // 2))))
+    answer = blueprint.codec(model).predict(
+        blueprint.codec(model).decode_v1([{"last_prices": flat}])
+    )
+    details = answer.instances[0]["drift_details"]
+    assert answer.instances[0]["drift_warning"] is False
+    assert "volatility" in details["below_training_range"]

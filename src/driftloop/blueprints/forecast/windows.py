@@ -16,6 +16,9 @@ from driftloop.datasets.prices import CLOSE, DATE
 
 # a window statistic beyond the training windows' [0.5 %, 99.5 %] range raises the warning
 WARNING_QUANTILES = (0.005, 0.995)
+# statistics that warn only above the range: a calmer market than training's is a shift,
+# but not a risk to a next-day forecast (calm 2017 MSFT sat below 2015-16's range all year)
+WARN_ABOVE_ONLY = ("volatility", "max_abs_return")
 
 
 def price_columns(window: int) -> list[str]:
@@ -73,11 +76,15 @@ class DriftReference:
         )
 
     def check(self, windows: np.ndarray) -> list[tuple[bool, dict]]:
-        """(warning, details) per window: which statistics left the training range."""
+        """(warning, details) per window: which statistics left the training range.
+
+        ``outside_training_range`` names those that raise the warning; ``below_training_range``
+        the volatility statistics that are merely calmer than training (no warning).
+        """
         stats = window_statistics(windows)
         answers = []
         for i in range(len(windows)):
-            details, outside = {}, []
+            details, outside, calmer = {}, [], []
             for name, values in stats.items():
                 value = float(values[i])
                 details[name] = {
@@ -85,8 +92,11 @@ class DriftReference:
                     "training_median": self.median[name],
                     "training_range": [self.low[name], self.high[name]],
                 }
-                if not self.low[name] <= value <= self.high[name]:
+                if value > self.high[name]:
                     outside.append(name)
+                elif value < self.low[name]:
+                    (calmer if name in WARN_ABOVE_ONLY else outside).append(name)
             details["outside_training_range"] = outside
+            details["below_training_range"] = calmer
             answers.append((bool(outside), details))
         return answers
