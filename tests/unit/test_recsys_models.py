@@ -167,3 +167,39 @@ def test_seen_and_recent_items_are_never_recommended(toy_model):
 def test_predict_returns_item_ids_for_pyfunc(toy_model):
     out = toy_model.predict(pd.DataFrame({"user_id": ["c0", "zz"], "k": [3, 2]}))
     assert out.shape == (2, 3) and out[1, 2] == ""
+
+
+def test_g1_news_clicks_with_the_article_catalogue(tmp_path):
+    """The G1 news schema (clicks with epoch milliseconds; articles with categories) reads
+    with no column options, and the articles' categories become the items' content."""
+    rng = np.random.default_rng(3)
+    start_ms = 1_507_000_000_000
+    clicks = pd.DataFrame(
+        {
+            "user_id": rng.integers(0, 30, 300),
+            "session_id": rng.integers(0, 10**6, 300),
+            "session_start": start_ms,
+            "click_article_id": rng.integers(0, 40, 300),
+            "click_timestamp": start_ms + np.sort(rng.integers(0, 7 * 86_400_000, 300)),
+        }
+    )
+    articles = pd.DataFrame(
+        {
+            "article_id": range(40),
+            "category_id": [281 + i % 4 for i in range(40)],
+            "created_at_ts": start_ms - 86_400_000,
+            "words_count": 180,
+        }
+    )
+    clicks.to_csv(tmp_path / "clicks.csv", index=False)
+    articles.to_csv(tmp_path / "articles_metadata.csv", index=False)
+    blueprint = get_blueprint("recsys", items=str(tmp_path / "articles_metadata.csv"))
+    frame = blueprint.load(None, str(tmp_path / "clicks.csv"))
+    assert frame["timestamp"].min() == pytest.approx(start_ms / 1000, abs=7 * 86_400)
+    assert set(frame["genres"]) == {"281", "282", "283", "284"}
+    row = frame.iloc[0]
+    assert row["genres"] == str(281 + int(row["item"]) % 4)
+    train, test = temporal_split(frame)
+    model = blueprint.candidates(seed=0)["driftloop"].fit(blueprint.features(train))
+    assert model.genres_ == ["281", "282", "283", "284"]
+    assert 0 <= blueprint.score(model, test)["ndcg_at_10"] <= 1

@@ -142,10 +142,33 @@ def read_interactions(
     return with_interaction_ids(frame)
 
 
-def load_interactions(dataset: str | None, source: str | None, **columns: str | None):
-    """A named dataset (``movielens``) or a file."""
+def with_catalogue(frame: pd.DataFrame, items: str | Path) -> pd.DataFrame:
+    """``genres`` from an item catalogue file (an item id column and a category/genres column,
+    detected by name: e.g. G1 news ``articles_metadata.csv``: ``article_id``, ``category_id``);
+    the catalogue's value wins over one the interactions carry."""
+    from driftloop.datasets.tables import read_table
+
+    raw = read_table(items)
+    columns = [str(c) for c in raw.columns]
+    item = _find(columns, "item", None)
+    genres = _find(columns, "genres", None)
+    if item is None or genres is None:
+        raise DatasetValidationError(
+            f"--items: needs an item id column and a genres/category column; "
+            f"columns: {', '.join(columns[:20])}"
+        )
+    catalogue = dict(zip(raw[item].astype(str), raw[genres].fillna("").astype(str), strict=True))
+    known = frame["item"].map(catalogue)
+    return frame.assign(genres=known.fillna(frame["genres"]))
+
+
+def load_interactions(
+    dataset: str | None, source: str | None, items: str | None = None, **columns: str | None
+) -> pd.DataFrame:
+    """A named dataset (``movielens``) or a file; ``items`` an optional item catalogue."""
     if source:
-        return read_interactions(source, **columns)
+        frame = read_interactions(source, **columns)
+        return with_catalogue(frame, items) if items else frame
     if dataset in (None, "", MOVIELENS):
         return movielens()
     raise DatasetValidationError(

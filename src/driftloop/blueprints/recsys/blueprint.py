@@ -8,7 +8,8 @@ Options: ``warm_min`` (history length from which a user is warm; 1 .. warm_min-1
 semi), ``k`` (metric cutoff and default list length), ``max_k`` (largest k a request
 may ask), ``half_life_days`` (anonymous popularity decay), ``max_items`` (items the
 collaborative matrices cover), and the ``user_column`` /
-``item_column`` / ``time_column`` / ``weight_column`` of a ``--data`` file.
+``item_column`` / ``time_column`` / ``weight_column`` of a ``--data`` file and ``items``,
+an item catalogue file whose category/genres column becomes the items' content.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class RecsysBlueprint(Blueprint):
             key: self.options.get(key)
             for key in ("user_column", "item_column", "time_column", "weight_column")
         }
-        return load_interactions(dataset, source, **columns)
+        return load_interactions(dataset, source, items=self.options.get("items"), **columns)
 
     @property
     def time_column(self) -> str:
