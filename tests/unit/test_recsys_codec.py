@@ -98,3 +98,16 @@ def test_drift_features_segment_mix_and_traffic(codec):
     groups = featurizer.transform(batch.model_input, answer.instances)
     assert groups["segment"].ravel().tolist() == [2, 0]
     assert groups["traffic"].shape == (2, 2) and groups["traffic"][1, 0] == 0.0
+
+
+@pytest.mark.slow  # ~11 s alone, most of it importing the monitor's detectors
+def test_drift_reference_from_held_out_interactions(codec):
+    """The monitor fits its reference on held-out interaction rows: one request per user."""
+    from driftloop.monitor.reference import build_reference
+
+    blueprint = get_blueprint("recsys", warm_min=5)
+    rows = two_tastes(seed=1)
+    rows = rows.assign(user=rows["user"] + rows.index.map(lambda i: f"-{i % 3}"))
+    bundle = build_reference(blueprint, codec.model, rows)
+    assert set(bundle.meta["predicted_share"]) <= {"anonymous", "semi", "warm"}
+    assert bundle.meta["groups"] == {"segment": "categorical", "traffic": "continuous"}

@@ -33,6 +33,17 @@ INTEGER_DATATYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT
 MAX_RECENT = 1000
 
 
+def as_requests(frame: Any, default_k: int = 10) -> Any:
+    """Requests from a frame: itself when it holds ``user_id``; from interaction rows (the
+    drift reference's held-out rows), one request per user, in order of first appearance."""
+    import pandas as pd
+
+    if "user_id" in frame:
+        return frame
+    users = pd.unique(frame["user"].astype(str))
+    return pd.DataFrame({"user_id": users, "recent_items": [[] for _ in users], "k": default_k})
+
+
 def _text(value: Any, field: str) -> str:
     if isinstance(value, bytes | bytearray | np.bytes_):
         try:
@@ -140,7 +151,7 @@ class RecsysCodec(Codec):
         return self._batch(rows)
 
     def predict(self, batch: Batch) -> Answer:
-        frame = batch.model_input
+        frame = as_requests(batch.model_input, self.default_k)
         answers = self.model.recommend(
             frame["user_id"].tolist(), frame["recent_items"].tolist(), frame["k"].tolist()
         )
@@ -242,6 +253,7 @@ class RecsysFeaturizer(DriftFeaturizer):
 
     def transform(self, model_input: Any, outputs: Sequence[dict]) -> dict[str, np.ndarray]:
         model = self.model
+        model_input = as_requests(model_input)
         popularity = np.log1p(model.popularity_)
         lengths, popular = [], []
         for user, recent, output in zip(
