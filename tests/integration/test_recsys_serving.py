@@ -18,7 +18,9 @@ from tests.integration.conftest_serving import running_predictor
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 NAME = "movies"
-SPEC = BlueprintSpec("recsys", {"warm_min": 10, "max_items": 800, "max_k": 50})
+TOKEN = "r3csys"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SPEC = BlueprintSpec("recsys", {"warm_min": 10, "max_items": 500, "max_k": 50})
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def served(tmp_path_factory):
     home = tmp_path_factory.mktemp("recsys-home")
     tracking = f"sqlite:///{home / 'mlflow.db'}"
     frame = movielens()
-    frame = frame[frame["user"].astype(int) <= 200]  # a subsample: 200 users
+    frame = frame[frame["user"].astype(int) <= 120]  # a subsample: 120 users
     train, test = temporal_split(frame, test_share=0.2)
     blueprint = get_blueprint(SPEC)
     with scoped_tracking_uri(tracking):
@@ -57,11 +59,12 @@ def served(tmp_path_factory):
         "MLFLOW_TRACKING_URI": tracking,
         "DRIFTLOOP_STORE_URL": f"sqlite:///{home / 'store.db'}",
         "DRIFTLOOP_RELOAD_INTERVAL_S": "0",
+        "DRIFTLOOP_API_TOKEN": TOKEN,
     }
     with ExitStack() as stack:
         predictor = stack.enter_context(running_predictor(NAME, home, env=env))
-        http = stack.enter_context(httpx.Client(base_url=predictor.url, timeout=30))
-        yield result, train, http
+        http = stack.enter_context(httpx.Client(base_url=predictor.url, timeout=30, headers=AUTH))
+        yield result, train, http, tracking
 
 
 def warm_user(train) -> str:
@@ -70,7 +73,7 @@ def warm_user(train) -> str:
 
 
 def test_trained_candidates_are_scored_per_segment(served):
-    result, _, _ = served
+    result, *_ = served
     names = {c.name: c.metrics for c in result.candidates}
     assert set(names) == {"mostpop", "driftloop"}
     for metrics in names.values():
@@ -78,7 +81,7 @@ def test_trained_candidates_are_scored_per_segment(served):
 
 
 def test_v1_warm_and_unknown_users(served):
-    result, train, http = served
+    result, train, http, _ = served
     user = warm_user(train)
     body = {"instances": [{"user_id": user, "k": 5}, {"user_id": "no-such-user", "k": 3}]}
     response = http.post(f"/v1/models/{NAME}:predict", json=body)
@@ -94,7 +97,7 @@ def test_v1_warm_and_unknown_users(served):
 
 
 def test_v2_warm_and_unknown_users(served):
-    _, train, http = served
+    _, train, http, _ = served
     user = warm_user(train)
     body = {
         "inputs": [
@@ -112,7 +115,7 @@ def test_v2_warm_and_unknown_users(served):
 
 
 def test_k_out_of_range_is_a_400_naming_k(served):
-    _, _, http = served
+    _, _, http, _ = served
     response = http.post(
         f"/v1/models/{NAME}:predict", json={"instances": [{"user_id": "1", "k": 51}]}
     )
@@ -125,3 +128,48 @@ def test_k_out_of_range_is_a_400_naming_k(served):
     }
     response = http.post(f"/v2/models/{NAME}/infer", json=body)
     assert response.status_code == 400 and "inputs[k]" in response.text
+
+
+def test_session_only_user_over_v2_gets_semi_without_the_session_items(served):
+    _, train, http, _ = served
+    session = train["item"].value_counts().index[:3].tolist()
+    body = {
+        "inputs": [
+            {"name": "user_id", "datatype": "BYTES", "shape": [1], "data": ["new-visitor"]},
+            {"name": "recent_items", "datatype": "BYTES", "shape": [3], "data": session},
+            {"name": "k", "datatype": "INT32", "shape": [1], "data": [10]},
+        ]
+    }
+    response = http.post(f"/v2/models/{NAME}/infer", json=body)
+    assert response.status_code == 200, response.text
+    outputs = {o["name"]: o for o in response.json()["outputs"]}
+    assert outputs["segment"]["data"] == ["semi"]
+    assert not set(outputs["item_ids"]["data"]) & set(session)
+
+
+def test_click_feedback_is_checked_and_stored(served):
+    _, train, http, _ = served
+    body = http.post(
+        f"/v1/models/{NAME}:predict", json={"instances": [{"user_id": warm_user(train)}]}
+    ).json()
+    request_id, served_items = body["request_id"], body["predictions"][0]["item_ids"]
+    hit = http.post(f"/v1/feedback/{request_id}", json={"value": served_items[:1]}, headers=AUTH)
+    assert hit.status_code == 200 and hit.json()["correct"] is True, hit.text
+    miss = http.post(f"/v1/feedback/{request_id}", json={"value": ["nope"]}, headers=AUTH)
+    assert miss.status_code == 200 and miss.json()["correct"] is False, miss.text
+    bad = http.post(f"/v1/feedback/{request_id}", json={"value": 3}, headers=AUTH)
+    assert bad.status_code == 422 and "clicked item ids" in bad.text
+
+
+def test_registered_version_loads_with_plain_mlflow_pyfunc(served):
+    import mlflow.pyfunc
+    import pandas as pd
+
+    from driftloop.registry import scoped_tracking_uri
+
+    result, train, _, tracking = served
+    with scoped_tracking_uri(tracking):
+        model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    user = warm_user(train)
+    out = model.predict(pd.DataFrame({"user_id": [user], "k": [5]}))
+    assert out.iloc[0].tolist() == result.model.recommend([user], k=5)[0][0]
