@@ -146,6 +146,32 @@ def test_champion_serves_every_image_form(trained):
         finally:
             client.close()
 
+        # gRPC: BYTES carry the PNG's raw bytes (REST can only carry base64 text)
+        import grpc
+        from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+        from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+        def grpc_request(items: list[bytes]) -> pb.ModelInferRequest:
+            tensor = pb.ModelInferRequest.InferInputTensor(
+                name="image",
+                datatype="BYTES",
+                shape=[len(items)],
+                contents=pb.InferTensorContents(bytes_contents=items),
+            )
+            return pb.ModelInferRequest(model_name="vision", inputs=[tensor])
+
+        raw = [base64.b64decode(_png_b64(p)) for p in pixels]
+        metadata = (("authorization", f"Bearer {TOKEN}"),)
+        with grpc.insecure_channel(f"127.0.0.1:{predictor.grpc_port}") as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            response = stub.ModelInfer(grpc_request(raw), metadata=metadata, timeout=30)
+            by_name = {o.name: o for o in response.outputs}
+            assert [v.decode() for v in by_name["label"].contents.bytes_contents] == labels
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.ModelInfer(grpc_request([raw[0][:40]]), metadata=metadata, timeout=30)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "inputs[image][0]" in refused.value.details()
+
         bad = {
             "corrupt": (
                 {"instances": [{"b64": base64.b64encode(b"\x89PNG\r\n\x1a\nxx").decode()}]},
