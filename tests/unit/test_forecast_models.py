@@ -139,10 +139,11 @@ def test_codec_answers_carry_the_price_and_a_drift_warning(fitted):
     first, second = answer.instances
     assert first["predicted_price"] == pytest.approx(calm[-1])
     assert first["drift_warning"] is False and second["drift_warning"] is True
-    details = second["drift_details"]  # v1: an object; v2: its JSON text
+    details = json.loads(second["drift_details"])
     assert "volatility" in details["outside_training_range"]
     assert details["volatility"]["value"] > details["volatility"]["training_range"][1]
     assert answer.parameters == {"served_model": "persistence"}
+    assert first["served_model"] == "persistence"
     tensor = InputTensor("last_prices", "FP32", np.array([calm], dtype=np.float32))
     v2 = codec.decode_v2({"last_prices": tensor})
     v2_answer = codec.predict(v2)
@@ -193,6 +194,13 @@ def test_a_calmer_window_than_training_is_noted_not_warned(fitted):
     answer = blueprint.codec(model).predict(
         blueprint.codec(model).decode_v1([{"last_prices": flat}])
     )
-    details = answer.instances[0]["drift_details"]
+    details = json.loads(answer.instances[0]["drift_details"])
     assert answer.instances[0]["drift_warning"] is False
     assert "volatility" in details["below_training_range"]
+
+
+def test_the_input_example_is_the_wire_shape_and_models_take_it(fitted):
+    blueprint, model, frame = fitted
+    example = blueprint.input_example(frame)
+    assert list(example.columns) == ["last_prices"] and len(example["last_prices"][0]) == WINDOW
+    assert np.allclose(model.predict(example), [row[-1] for row in example["last_prices"]])

@@ -159,10 +159,12 @@ class ForecastBlueprint(Blueprint):
         return frame
 
     def input_example(self, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Two requests as the wire has them: a ``last_prices`` list per row."""
         if frame is not None and len(frame):
-            return frame[price_columns(self.window)].head(2).reset_index(drop=True)
-        ramp = np.linspace(100.0, 101.0, self.window)
-        return pd.DataFrame([ramp, ramp], columns=price_columns(self.window))
+            windows = self.features(frame.tail(2))
+        else:
+            windows = np.tile(np.linspace(100.0, 101.0, self.window), (2, 1))
+        return pd.DataFrame({INPUT: [list(map(float, row)) for row in windows]})
 
     # --- trainer -------------------------------------------------------------------
     def candidates(self, seed: int) -> dict[str, Any]:

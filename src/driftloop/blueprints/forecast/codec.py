@@ -3,8 +3,9 @@
 v1 ``{"instances": [{"last_prices": [60 floats, oldest first]}]}``; v2 one FP32 (or FP64)
 tensor ``last_prices`` of shape ``[n, 60]``. Exactly ``window`` finite positive values per
 instance, or a 400 naming the count. Each answer: ``predicted_price``, ``last_price``,
-``drift_warning`` and ``drift_details`` (the window's statistics against the training
-windows' range shipped with the version); the v2 parameters name the served model.
+``drift_warning``, ``drift_details`` (JSON text, the same in v1 and v2: the window's
+statistics against the training windows' range shipped with the version) and
+``served_model`` (``persistence`` when nothing beat it).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class PriceCodec(Codec):
             TensorSpec("last_price", "FP64", (-1,)),
             TensorSpec("drift_warning", "BOOL", (-1,)),
             TensorSpec("drift_details", "BYTES", (-1,)),
+            TensorSpec("served_model", "BYTES", (-1,)),
         )
 
     def _prices(self, values: Any, field: str) -> list[float]:
@@ -50,7 +52,8 @@ class PriceCodec(Codec):
                 raise InputError(f"{field}[{index}] must be a number, got {value!r}")
             if not math.isfinite(value) or value <= 0:
                 raise InputError(f"{field}[{index}] must be a finite positive price, got {value}")
-            prices.append(float(value))
+            # FP32 as declared: v1 rounds like the v2 tensor, so both protocols answer alike
+            prices.append(float(np.float32(value)))
         return prices
 
     def _batch(self, rows: list[list[float]]) -> Batch:
@@ -102,15 +105,16 @@ class PriceCodec(Codec):
                     "last_price": float(lp),
                     "drift_warning": bool(w),
                     "drift_details": d,
-                    "model": served,
+                    "served_model": served,
                 }  # fmt: skip
-                for p, lp, w, (_, d) in zip(predicted, last, warnings, checks, strict=True)
+                for p, lp, w, d in zip(predicted, last, warnings, details, strict=True)
             ],
             tensors=[
                 ("predicted_price", "FP64", predicted),
                 ("last_price", "FP64", last),
                 ("drift_warning", "BOOL", warnings),
                 ("drift_details", "BYTES", np.array(details, dtype=object)),
+                ("served_model", "BYTES", np.array([served] * len(predicted), dtype=object)),
             ],
             labels=[None] * len(predicted),
             confidences=[None] * len(predicted),

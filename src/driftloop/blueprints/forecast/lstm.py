@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from driftloop.blueprints.forecast.models import PriceForecaster
+from driftloop.blueprints.forecast.models import PriceForecaster, as_windows
 
 
 def _network(hidden_size: int, num_layers: int, dropout: float):
@@ -96,7 +96,7 @@ class LSTMForecaster(PriceForecaster):
     def predict(self, X):
         import torch
 
-        X = np.asarray(X, dtype=float)
+        X = as_windows(X)
         with torch.no_grad():
             inputs = torch.tensor(self._scale(X), dtype=torch.float32).unsqueeze(-1)
             scaled = self.network_(inputs).numpy().astype(float)

@@ -5,6 +5,7 @@ predicts the next close; each records the drift reference of its training window
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
@@ -13,13 +14,21 @@ from sklearn.preprocessing import StandardScaler
 from driftloop.blueprints.forecast.windows import DriftReference, log_returns
 
 
+def as_windows(X) -> np.ndarray:
+    """``[n, window]`` closes from an array, or from a frame with a ``last_prices`` column of
+    lists (the wire's shape: MLflow's input example, the smoke test, ``mlflow.pyfunc``)."""
+    if isinstance(X, pd.DataFrame) and "last_prices" in X.columns:
+        return np.array([list(map(float, row)) for row in X["last_prices"]], dtype=float)
+    return np.asarray(X, dtype=float)
+
+
 class PriceForecaster(BaseEstimator, RegressorMixin):
     """Common fit: check the windows, keep their drift reference, then ``_fit``."""
 
     kind = "forecaster"
 
     def fit(self, X, y):
-        X = np.asarray(X, dtype=float)
+        X = as_windows(X)
         y = np.asarray(y, dtype=float).reshape(-1)
         self.window_ = X.shape[1]
         self.reference_ = DriftReference.fit(X)
@@ -36,7 +45,7 @@ class PersistenceForecaster(PriceForecaster):
     kind = "persistence"
 
     def predict(self, X):
-        return np.asarray(X, dtype=float)[:, -1]
+        return as_windows(X)[:, -1]
 
 
 class RandomWalkDriftForecaster(PriceForecaster):
@@ -48,7 +57,7 @@ class RandomWalkDriftForecaster(PriceForecaster):
         self.drift_ = float(np.mean(np.log(y / X[:, -1])))
 
     def predict(self, X):
-        return np.asarray(X, dtype=float)[:, -1] * np.exp(self.drift_)
+        return as_windows(X)[:, -1] * np.exp(self.drift_)
 
 
 class LaggedReturnsForecaster(PriceForecaster):
@@ -61,7 +70,7 @@ class LaggedReturnsForecaster(PriceForecaster):
         self.alpha = alpha
 
     def _features(self, X):
-        return log_returns(np.asarray(X, dtype=float))[:, -self.lags :]
+        return log_returns(as_windows(X))[:, -self.lags :]
 
     def _fit(self, X, y):
         # returns are ~1e-2: unscaled, any useful alpha would shrink the fit to nothing
@@ -69,5 +78,5 @@ class LaggedReturnsForecaster(PriceForecaster):
         self.regressor_ = regressor.fit(self._features(X), np.log(y / X[:, -1]))
 
     def predict(self, X):
-        X = np.asarray(X, dtype=float)
+        X = as_windows(X)
         return X[:, -1] * np.exp(self.regressor_.predict(self._features(X)))
