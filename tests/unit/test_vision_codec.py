@@ -162,8 +162,12 @@ def test_drift_features_see_an_inversion(fitted):
     assert {d.features for d in featurizer.default_detectors()} == set(featurizer.groups)
 
 
-def test_blueprint_options_metric_and_validation(fitted, tmp_path):
+def test_blueprint_options_metric_and_validation(fitted, tmp_path, monkeypatch):
     blueprint, _, frame = fitted
+    monkeypatch.setattr("driftloop.datasets.images.FASHION_MNIST_DIR", tmp_path / "absent")
+    with pytest.raises(ValueError, match="install the Debian package dataset-fashion-mnist"):
+        blueprint.prepare(None, None)
+    monkeypatch.undo()
     assert blueprint.primary_metric == "accuracy"
     assert get_blueprint("vision", metric="macro_f1").primary_metric == "macro_f1"
     spec = get_blueprint(blueprint.spec.to_text()).spec

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 
@@ -58,7 +59,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    print(json.dumps(run(args.train_rows, args.epochs, args.threads, report=lambda _: None)))
+    # progress per epoch on stderr, the result alone on stdout
+    progress = lambda line: print(json.dumps(line), file=sys.stderr, flush=True)  # noqa: E731
+    print(json.dumps(run(args.train_rows, args.epochs, args.threads, report=progress)))
 
 
 if __name__ == "__main__":

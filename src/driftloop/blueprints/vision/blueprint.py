@@ -109,6 +109,22 @@ class VisionBlueprint(Blueprint):
                 "nor a manifest .csv (id,image,label)"
             )
         chosen = IMAGES if source else FASHION_MNIST
+        if chosen == FASHION_MNIST:
+            from driftloop.datasets.images import FASHION_MNIST_DIR, FASHION_MNIST_FILES
+
+            missing = [
+                name
+                for pair in FASHION_MNIST_FILES.values()
+                for name in pair
+                if not (FASHION_MNIST_DIR / name).is_file()
+                and not (FASHION_MNIST_DIR / name).with_suffix("").is_file()
+            ]
+            if missing:
+                raise ValueError(
+                    f"--dataset {FASHION_MNIST}: {FASHION_MNIST_DIR} lacks {', '.join(missing)}: "
+                    "install the Debian package dataset-fashion-mnist (make install), or give "
+                    "--data FOLDER|manifest.csv"
+                )
         rows = "every row" if not self.max_rows else f"at most {self.max_rows} rows"
         return self, chosen, f"{rows}, CNN {self.epochs} epoch(s), cap {self.max_seconds:.0f} s"
 
