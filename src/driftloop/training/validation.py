@@ -93,7 +93,10 @@ def folds_of(
 
     pool = pd.concat([train, val], ignore_index=True)
     if choice.strategy == TIMESERIES:
-        pool = pool.sort_values(blueprint.time_column, kind="stable").reset_index(drop=True)
+        column = blueprint.time_column
+        if column in pool.columns:  # else the rows carry their time order already (windows)
+            order = pd.to_datetime(pool[column], errors="coerce", format="mixed")
+            pool = pool.iloc[order.argsort(kind="stable")].reset_index(drop=True)
         splitter = TimeSeriesSplit(n_splits=choice.folds)
         indices = splitter.split(pool)
     elif choice.strategy == STRATIFIED_KFOLD:
