@@ -230,3 +230,28 @@ def test_online_detector_can_be_configured(model, kind):
     (result,) = bundle.detectors.run(features)
     assert result.kind == kind
     assert result.detected and math.isnan(result.p_value) and np.isfinite(result.score)
+
+
+def _split_frame(start: int, rows: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"id": [f"r{i}" for i in range(start, start + rows)], "x": range(start, start + rows)}
+    )
+
+
+def test_a_reference_leaves_out_the_validation_rows_a_fold_search_refit_on():
+    from driftloop.lineage import TAG_VALIDATION, split_fingerprint_tag
+    from driftloop.monitor.reference import MIN_ROWS, _unseen_parts
+    from driftloop.training.splits import fingerprint
+
+    val, test = _split_frame(0, 30), _split_frame(100, MIN_ROWS)
+    tags = {split_fingerprint_tag("val"): fingerprint(val), TAG_VALIDATION: "stratified-kfold"}
+
+    frames, paths = _unseen_parts([val, test], ["val", "test"], tags)
+    assert paths == ["test"] and frames[0] is test
+
+    # a holdout search never trained on validation rows: both parts stay
+    holdout = tags | {TAG_VALIDATION: "holdout"}
+    assert _unseen_parts([val, test], ["val", "test"], holdout)[1] == ["val", "test"]
+    # too few unseen rows for a reference: kept (with a warning) rather than failing
+    small = _split_frame(100, MIN_ROWS - 1)
+    assert _unseen_parts([val, small], ["val", "test"], tags)[1] == ["val", "test"]

@@ -31,7 +31,12 @@ import pandas as pd
 import yaml
 
 from driftloop.blueprints.codec import Batch
-from driftloop.lineage import TAG_DRIFT_REFERENCE, TAG_TRAIN_FINGERPRINT
+from driftloop.lineage import (
+    TAG_DRIFT_REFERENCE,
+    TAG_TRAIN_FINGERPRINT,
+    TAG_VALIDATION,
+    split_fingerprint_tag,
+)
 from driftloop.monitor.config import DEFAULT_CONFIG, MonitorConfig, load_config, parse_config
 from driftloop.monitor.detectors import DetectorSet
 from driftloop.settings import Settings, get_settings
@@ -193,6 +198,7 @@ def fit_reference(
     frames = [read_reference_frame(path) for path in paths]
     for path, part in zip(paths, frames, strict=True):
         _warn_if_training_rows(part, path, info.tags.get(TAG_TRAIN_FINGERPRINT))
+    frames, paths = _unseen_parts(frames, paths, info.tags)
     frame = pd.concat(frames, ignore_index=True)
     model = registry.load_sklearn(model_name, version)
     bundle = build_reference(
@@ -229,6 +235,44 @@ def load_reference(uri: str, tracking_uri: str | None = None) -> ReferenceBundle
             artifact_uri=uri, dst_path=scratch, tracking_uri=tracking_uri
         )
         return ReferenceBundle.load(Path(downloaded))
+
+
+def _unseen_parts(
+    frames: list[pd.DataFrame], paths: list, tags: dict[str, str]
+) -> tuple[list[pd.DataFrame], list]:
+    """The parts the model never learnt from.
+
+    A search validated by folds refits its winner on train + validation, so the
+    validation split is no longer held out: a reference holding it would compare
+    traffic with rows the model has seen (its confident outputs there make unseen
+    in-domain traffic look drifted). It is dropped when the rest still has enough
+    rows; otherwise kept, with a warning.
+    """
+    from driftloop.training.splits import fingerprint
+    from driftloop.training.validation import HOLDOUT
+
+    refit_fingerprint = tags.get(split_fingerprint_tag("val"))
+    if tags.get(TAG_VALIDATION, HOLDOUT) == HOLDOUT or len(frames) < 2 or not refit_fingerprint:
+        return frames, paths
+
+    seen = [fingerprint(part) == refit_fingerprint for part in frames]
+    kept = [
+        (part, path)
+        for part, path, was_seen in zip(frames, paths, seen, strict=True)
+        if not was_seen
+    ]
+    if not any(seen):
+        return frames, paths
+    if sum(len(part) for part, _ in kept) < MIN_ROWS:
+        log.warning(
+            "drift reference keeps the validation split although the model was refit on it "
+            "(%s): the test split alone has fewer than %d rows",
+            tags.get(TAG_VALIDATION),
+            MIN_ROWS,
+        )
+        return frames, paths
+    log.info("drift reference leaves out the validation split: the model was refit on it")
+    return [part for part, _ in kept], [path for _, path in kept]
 
 
 def _warn_if_training_rows(
