@@ -121,6 +121,17 @@ def test_lstm_scaler_sees_training_windows_only_and_pickles():
     assert np.allclose(restored.predict(windows), predicted)
 
 
+@pytest.mark.slow
+def test_window_scaled_lstm_forecasts_prices_outside_the_training_range():
+    frame = window_frame(series(random_walk(200)), WINDOW)
+    X, y = frame[price_columns(WINDOW)].to_numpy(float), frame["close"].to_numpy(float)
+    model = LSTMForecaster(hidden_size=8, epochs=1, scaling="window").fit(X, y)
+    # relative windows: ten times the prices, ten times the forecast
+    assert np.allclose(model.predict(10 * X[:5]), 10 * model.predict(X[:5]), rtol=1e-5)
+    with pytest.raises(ValueError, match="scaling"):
+        LSTMForecaster(epochs=1, scaling="log").fit(X, y)
+
+
 @pytest.fixture(scope="module")
 def fitted():
     blueprint = get_blueprint("forecast", window=WINDOW)

@@ -3,7 +3,8 @@ persistence.
 
 Rows are windows (``windows.window_frame``): a day's ``window`` previous closes and its
 close, id = its date. Candidates in one run: ``lstm`` (2 layers, hidden 64, scaler fitted
-on training windows only), ``persistence``, ``random_walk_drift`` and
+on training windows only), ``lstm_window_scaled`` (the same network on windows divided by
+their last close; not the seed's), ``persistence``, ``random_walk_drift`` and
 ``lagged_returns_ridge``. Ranked by MASE against persistence (lower is better) with a
 ceiling of 1: persistence scores exactly 1, so a model that does not beat it cannot be
 promoted over it. ``backtest`` is the honest temporal evaluation (``backtest.py``).
@@ -176,6 +177,15 @@ class ForecastBlueprint(Blueprint):
                 max_seconds=self.max_seconds,
                 random_state=seed,
             ),  # fmt: skip
+            # not the seed's: relative windows, to show what its global scaler costs
+            "lstm_window_scaled": LSTMForecaster(
+                hidden_size=self.hidden_size,
+                learning_rate=self.learning_rate,
+                epochs=self.epochs,
+                max_seconds=self.max_seconds,
+                random_state=seed,
+                scaling="window",
+            ),  # fmt: skip
             "persistence": PersistenceForecaster(),
             "random_walk_drift": RandomWalkDriftForecaster(),
             "lagged_returns_ridge": LaggedReturnsForecaster(),
@@ -187,6 +197,10 @@ class ForecastBlueprint(Blueprint):
     def tuning_space(self, candidate: str) -> dict[str, ParamRange | ParamChoice]:
         return {
             "lstm": {
+                "learning_rate": ParamRange(1e-4, 1e-2, log=True),
+                "hidden_size": ParamChoice((32, 64, 128)),
+            },
+            "lstm_window_scaled": {
                 "learning_rate": ParamRange(1e-4, 1e-2, log=True),
                 "hidden_size": ParamChoice((32, 64, 128)),
             },

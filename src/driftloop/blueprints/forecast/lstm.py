@@ -1,6 +1,10 @@
 """The seed's forecaster: a 2-layer LSTM (hidden 64) over a 60-day window of closes scaled to
 [0, 1] by a min-max scaler fitted on the training windows only, predicting the next scaled
-close. Torch behind the sklearn API; pickles as its parameters plus the network's weights."""
+close. Torch behind the sklearn API; pickles as its parameters plus the network's weights.
+
+``scaling="window"`` (not the seed's) divides each window and its target by the window's
+last close first, so the network sees relative moves: the seed's global scaler cannot
+forecast prices above the training range (a rising stock's test period)."""
 
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ class LSTMForecaster(PriceForecaster):
         max_seconds: float = 120.0,
         random_state: int = 0,
         n_threads: int = 1,
+        scaling: str = "global",
     ):
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -55,15 +60,25 @@ class LSTMForecaster(PriceForecaster):
         self.max_seconds = max_seconds
         self.random_state = random_state
         self.n_threads = n_threads
+        self.scaling = scaling
 
     def _scale(self, values: np.ndarray) -> np.ndarray:
         return (values - self.price_min_) / self.price_span_
+
+    def _relative(self, X: np.ndarray, y: np.ndarray | None = None):
+        if self.scaling == "global":
+            return X, y
+        if self.scaling != "window":
+            raise ValueError(f"scaling: 'global' or 'window', got {self.scaling!r}")
+        last = X[:, -1:]
+        return X / last, None if y is None else y / last[:, 0]
 
     def _fit(self, X, y):
         import torch
 
         torch.set_num_threads(self.n_threads)  # more threads were slower on a shared CPU
         torch.manual_seed(self.random_state)
+        X, y = self._relative(X, y)
         # the scaler sees the training windows only: test prices must not leak into it
         self.price_min_ = float(min(X.min(), y.min()))
         self.price_span_ = float(max(X.max(), y.max()) - self.price_min_) or 1.0
@@ -97,10 +112,12 @@ class LSTMForecaster(PriceForecaster):
         import torch
 
         X = as_windows(X)
+        relative, _ = self._relative(X)
         with torch.no_grad():
-            inputs = torch.tensor(self._scale(X), dtype=torch.float32).unsqueeze(-1)
+            inputs = torch.tensor(self._scale(relative), dtype=torch.float32).unsqueeze(-1)
             scaled = self.network_(inputs).numpy().astype(float)
-        return scaled * self.price_span_ + self.price_min_
+        predicted = scaled * self.price_span_ + self.price_min_
+        return predicted * X[:, -1] if self.scaling == "window" else predicted
 
     # the network's class is built in a function: pickle its weights, rebuild on load
     def __getstate__(self):
