@@ -77,3 +77,13 @@ def test_the_blueprint_loads_a_csv_and_validates_it(tmp_path):
     broken = frame.assign(close=frame["close"].where(frame.index != 3, 0.0))
     with pytest.raises(DatasetValidationError, match="1 of 80 rows"):
         blueprint.validate(broken)
+
+
+def test_the_bench_names_a_bad_column_in_one_line(tmp_path, capsys):
+    from driftloop.blueprints.forecast.bench import main
+
+    path = tmp_path / "prices.csv"
+    ohlcv(400).to_csv(path, index=False)
+    assert main(["--data", str(path), "--value-column", "Price"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [error[0]] and "--value-column: no column 'Price'" in error[0]
