@@ -24,6 +24,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from driftloop.blueprints import Blueprint, ParamChoice, ParamRange, get_blueprint
+from driftloop.blueprints.base import LIGHT, TIERS
 from driftloop.datasets.files import read_frame
 from driftloop.lineage import (
     TAG_BEST_CANDIDATE,
@@ -49,6 +50,13 @@ from driftloop.lineage import (
     tag_key,
 )
 from driftloop.settings import Settings, get_settings
+from driftloop.training.budget import (
+    ENSEMBLE_RESERVE_SHARE,
+    TimeBudget,
+    ensemble_seconds,
+    logging_seconds,
+    record_logging_seconds,
+)
 from driftloop.training.presets import SearchPlan, SearchSettings, default_plan
 from driftloop.training.search import masked_storage_url, storage_url
 from driftloop.training.staged import fit_and_score
@@ -289,6 +297,7 @@ def train_candidates(
 
     from driftloop.training.model_logging import log_model
 
+    called = time.perf_counter()  # a time budget bounds the whole call
     blueprint = get_blueprint(blueprint)
     settings = settings or get_settings()
     _check_frames(blueprint, train, val)
@@ -327,8 +336,12 @@ def train_candidates(
     results: list[CandidateResult] = []
     fitted: dict[str, Any] = {}
     searches: list[dict[str, Any]] = []
-    started = time.perf_counter()
-    deadline = None if plan.time_budget_s is None else started + plan.time_budget_s
+    clock = TimeBudget(plan.time_budget_s, called)
+    started = clock.started
+    fit_rows = len(folds[0][0])
+    refit_ratio = len(refit_rows(validation, train, val)) / max(fit_rows, 1)
+    train_ratio = len(train) / max(fit_rows, 1)
+    budget_notes: list[str] = []
     with (
         contextlib.ExitStack() as cleanup,
         mlflow.start_run(
@@ -355,11 +368,19 @@ def train_candidates(
         if plan.trials > 0:
             storage = storage_url(settings)
             mlflow.set_tag(TAG_OPTUNA_STORAGE, masked_storage_url(storage))
-        budgets = plan.trials_per_candidate()
-        for name in plan.candidates:
-            if deadline is not None and time.perf_counter() >= deadline and results:
-                log.warning("time budget spent: candidate %s and the rest skipped", name)
-                break
+        reserve = _Reserve(blueprint, plan, fitted, refit_ratio, train_ratio, clock)
+
+        # phase 1: every candidate's defaults, cheapest tier first, so that a small budget
+        # still ranks the cheap candidates and no study starts before all are scored
+        runs: dict[str, str] = {}
+        costs: dict[str, float] = {}
+        for name in _cheapest_first(plan.candidates, blueprint.candidate_tiers()):
+            room = clock.search_left(reserve.seconds(results))
+            if clock.bounded and results and room < min(costs.values()):
+                note = f"defaults of {name} not scored: {room:.1f} s of search time left"
+                log.warning("time budget: %s", note)
+                budget_notes.append(note)
+                continue
             estimator = pool[name]
             with mlflow.start_run(
                 experiment_id=experiment_id,
@@ -369,11 +390,12 @@ def train_candidates(
             ) as child:
                 fit_started = time.perf_counter()
                 metrics, models = fit_and_score(prepare(estimator), blueprint, folds)
-                seconds = (time.perf_counter() - fit_started) / len(folds)
-                if deadline is not None and time.perf_counter() > deadline and not results:
+                costs[name] = time.perf_counter() - fit_started
+                seconds = costs[name] / len(folds)
+                if clock.spent() and not results:
                     raise ValueError(
                         f"--time-budget: {plan.time_budget_s:g} s is too small for one trial "
-                        f"(scoring {name} once took {time.perf_counter() - fit_started:.1f} s)"
+                        f"(scoring {name} once took {costs[name]:.1f} s)"
                     )
                 params = loggable_params(estimator)
                 mlflow.log_params(params)
@@ -381,52 +403,82 @@ def train_candidates(
                 result = CandidateResult(
                     name, metrics, params, round(seconds, 4), child.info.run_id
                 )
-                if budgets.get(name, 0) > 0 and blueprint.tuning_space(name):
-                    found = _search(
-                        blueprint, name, estimator, folds, plan, storage, parent.info.run_id,
-                        seed=seed, deadline=deadline, experiment_id=experiment_id,
-                        n_trials=budgets[name], prepare=prepare,
-                    )  # fmt: skip
-                    studies.append(found.study_name)
-                    searches.append(found.to_dict())
-                    result.trials = found.to_dict()
-                    if found.best_value is not None and blueprint.better(
-                        found.best_value, metrics[primary]
-                    ):
-                        result.metrics, result.tuned_params = found.best_metrics, found.best_params
-                        mlflow.log_params({f"tuned.{k}": v for k, v in found.best_params.items()})
-                        mlflow.log_metrics(_prefixed(found.best_metrics, "best_val_"))
+            runs[name] = child.info.run_id
             log.info(
-                "candidate %s: %s %s=%.4f (%s)",
-                name,
-                validation.strategy,
-                primary,
-                result.metrics[primary],
-                f"tuned: {result.tuned_params}" if result.tuned_params else "defaults",
-            )
+                "candidate %s: %s %s=%.4f (defaults, %.1f s)",
+                name, validation.strategy, primary, metrics[primary], costs[name],
+            )  # fmt: skip
             results.append(result)
-            if not validation.uses_folds and not result.tuned_params:
+            if not validation.uses_folds:
                 fitted[name] = _without_cache(models[0])
+
+        # phase 2: the rest of the budget goes to trials spread over the candidates, the
+        # most promising first in every round (and twice as many turns for the top half)
+        if plan.trials > 0:
+            found = _spread_trials(
+                blueprint, pool, results, folds, plan, storage, parent.info.run_id, runs,
+                costs, clock=clock, reserve=reserve, seed=seed, experiment_id=experiment_id,
+                prepare=prepare, notes=budget_notes,
+            )  # fmt: skip
+            for result in results:
+                search_found = found.get(result.name)
+                if search_found is None:
+                    continue
+                studies.append(search_found.study_name)
+                searches.append(search_found.to_dict())
+                result.trials = search_found.to_dict()
+                if search_found.best_value is not None and blueprint.better(
+                    search_found.best_value, result.metrics[primary]
+                ):
+                    result.metrics = search_found.best_metrics
+                    result.tuned_params = search_found.best_params
+                    fitted.pop(result.name, None)  # the fitted defaults are not the tuned model
+                    _log_to_run(
+                        runs[result.name],
+                        {f"tuned.{k}": v for k, v in search_found.best_params.items()},
+                        _prefixed(search_found.best_metrics, "best_val_"),
+                    )
+                    log.info(
+                        "candidate %s: tuned %s=%.4f %s",
+                        result.name, primary, result.metrics[primary], result.tuned_params,
+                    )  # fmt: skip
+        # declaration order again: near-ties go to the earliest-declared candidate
+        order = {name: i for i, name in enumerate(plan.candidates)}
+        results.sort(key=lambda r: order.get(r.name, len(order)))
         if studies:
             mlflow.set_tag(TAG_OPTUNA_STUDIES, ",".join(studies))
         if plan.trials > 0 and not any(s["complete"] for s in searches):
             log.warning("no search trial finished: the candidates stand with their defaults")
 
+        log.info("search done at %.1f s", clock.elapsed())
         best = pick_winner(blueprint, results, tolerance)
         val_metrics, tuned = best.metrics, best.tuned_params
         if best.name in fitted:
             model = fitted[best.name]
         else:
             model = _refit(blueprint, pool[best.name], tuned, refit_rows(validation, train, val))
-        mlflow.log_param("tie_tolerance", round(tolerance, 6))
 
         if plan.ensembles:
-            model, val_metrics, best = ensemble_hook(
-                blueprint, pool, results, model, best, val_metrics, train, val, seed=seed
-            )
-            if best not in results:  # an ensemble won: it is listed with the candidates
-                results.append(best)
-                tuned = {}
+            needed = reserve.ensembles(results)
+            room = clock.left() - logging_seconds() - clock.margin()
+            if clock.bounded and needed > room:
+                note = (
+                    f"ensembles skipped: they would take ~{needed:.1f} s and "
+                    f"{max(room, 0.0):.1f} s of the budget are left"
+                )
+                log.warning("time budget: %s", note)
+                budget_notes.append(note)
+                mlflow.set_tag(tag_key("ensemble"), "skipped: time budget")
+            else:
+                model, val_metrics, best = ensemble_hook(
+                    blueprint, pool, results, model, best, val_metrics, train, val, seed=seed,
+                    fitted_on_train=fitted,
+                )  # fmt: skip
+                if best not in results:  # an ensemble won: it is listed with the candidates
+                    results.append(best)
+                    tuned = {}
+        mlflow.log_param("tie_tolerance", round(tolerance, 6))
+        log.info("refit and ensembles done at %.1f s", clock.elapsed())
 
         if hpo_trials > 0 and search is None and blueprint.tuning_space(best.name):
             model, val_metrics, tuned = _tune_winner(
@@ -444,12 +496,15 @@ def train_candidates(
             "validation": {"strategy": validation.strategy, "reason": validation.reason},
             "searches": searches,
             "candidates": [_jsonable_dict(asdict(result)) for result in results],
+            "time_budget": _budget_summary(clock, budget_notes),
         }
         mlflow.log_dict(summary, "training/candidates.json")
         # portable: ships the driftloop code, pins what the pickle imports, and its
         # pyfunc flavour returns label + per-class probabilities (model_logging)
+        logging_started = time.perf_counter()
         log_model(model, name=MODEL_ARTIFACT_PATH, input_example=input_example)
         run_id = parent.info.run_id
+    record_logging_seconds(time.perf_counter() - logging_started)
 
     return TrainResult(
         run_id=run_id,
@@ -468,6 +523,7 @@ def train_candidates(
             "searches": searches,
             "storage": masked_storage_url(storage) if storage else None,
             "seconds": round(time.perf_counter() - started, 3),
+            "time_budget": _budget_summary(clock, budget_notes),
         },
     )
 
@@ -530,41 +586,200 @@ def _refit(blueprint: Blueprint, template: Any, params: dict[str, Any], rows: pd
     return model
 
 
-def _search(
+def _cheapest_first(names: list[str], tiers: dict[str, str]) -> list[str]:
+    """``names`` by cost tier (light before boosting), declaration order within a tier."""
+    rank = {tier: i for i, tier in enumerate(TIERS)}
+    return sorted(names, key=lambda name: rank.get(tiers.get(name, LIGHT), len(rank)))
+
+
+class _Reserve:
+    """What the steps after the search will take, from the fit times measured so far."""
+
+    def __init__(
+        self,
+        blueprint: Blueprint,
+        plan: SearchPlan,
+        fitted: dict[str, Any],
+        refit_ratio: float,
+        train_ratio: float,
+        clock: TimeBudget,
+    ) -> None:
+        self.blueprint, self.plan, self.fitted, self.clock = blueprint, plan, fitted, clock
+        self.refit_ratio, self.train_ratio = refit_ratio, train_ratio
+        self.trial_seconds: dict[str, float] = {}  # per candidate: its slowest trial, per fold
+
+    def _fit_seconds(self, result: CandidateResult) -> float:
+        return max(result.fit_seconds, self.trial_seconds.get(result.name, 0.0))
+
+    def _ranked(self, results: list[CandidateResult]) -> list[CandidateResult]:
+        primary = self.blueprint.primary_metric
+        return sorted(
+            results, key=lambda r: r.metrics[primary], reverse=self.blueprint.greater_is_better
+        )
+
+    def refit(self, results: list[CandidateResult]) -> float:
+        if not results:
+            return 0.0
+        leader = self._ranked(results)[0]
+        if leader.name in self.fitted and not self.trial_seconds.get(leader.name):
+            return 0.0  # its fitted defaults are the model: nothing to refit
+        return self._fit_seconds(leader) * self.refit_ratio
+
+    def ensembles(self, results: list[CandidateResult], top: int = 3) -> float:
+        members = self._ranked(results)[:top]
+        if len(members) < 2:
+            return 0.0
+        refit = any(m.name not in self.fitted for m in members)
+        return ensemble_seconds(
+            [self._fit_seconds(m) for m in members], self.train_ratio, refit=refit
+        )
+
+    def seconds(self, results: list[CandidateResult]) -> float:
+        """Seconds to keep for the refit, the ensembles (when they fit the budget at all)
+        and the model logging."""
+        total = self.refit(results) + logging_seconds()
+        if self.plan.ensembles:
+            ensembles = self.ensembles(results)
+            budget = self.clock.total_s
+            if budget is None or ensembles <= ENSEMBLE_RESERVE_SHARE * budget:
+                total += ensembles
+        return total
+
+
+def _spread_trials(
     blueprint: Blueprint,
-    name: str,
-    estimator: Any,
+    pool: dict[str, Any],
+    results: list[CandidateResult],
     folds: list,
     plan: SearchPlan,
     storage: str | None,
     parent_run_id: str,
+    runs: dict[str, str],
+    costs: dict[str, float],
     *,
+    clock: TimeBudget,
+    reserve: _Reserve,
     seed: int,
-    deadline: float | None,
     experiment_id: str,
-    n_trials: int,
     prepare,
-):
-    from driftloop.training.search import search_candidate
+    notes: list[str],
+) -> dict[str, Any]:
+    """Trials round by round over the scored candidates until their trial shares or the
+    search's time run out; returns each searched candidate's ``CandidateSearch``.
 
-    timeout = None if deadline is None else max(0.0, deadline - time.perf_counter())
-    if timeout is not None and timeout <= 0:
-        n_trials = 0  # the clock ran out before this candidate's study could start
-    return search_candidate(
-        blueprint,
-        name,
-        estimator,
-        folds,
-        storage=storage,
-        study_name=f"{blueprint.name}-{parent_run_id[:12]}-{name}",
-        sampler=plan.sampler,
-        pruner=plan.pruner,
-        n_trials=n_trials,
-        seed=seed,
-        timeout_s=timeout,
-        experiment_id=experiment_id,
-        prepare=prepare,
+    Every round visits the candidates best score first and gives the top half two
+    trials, the rest one; a candidate whose next trial (its slowest so far, else
+    its default's scoring) would not fit the search time left is passed over.
+    """
+    import mlflow
+
+    from driftloop.training.search import CandidateStudy
+
+    primary = blueprint.primary_metric
+    shares = plan.trials_per_candidate()
+    by_name = {r.name: r for r in results}
+    left = {
+        name: shares.get(name, 0)
+        for name in by_name
+        if shares.get(name, 0) > 0 and blueprint.tuning_space(name)
+    }
+    studies: dict[str, CandidateStudy] = {}
+    step_seconds: dict[str, float] = {}
+    finishing = 0.3  # seconds to close one study (its counts written to its candidate's run)
+    passed_over: set[str] = set()
+
+    def best_of(name: str) -> float:
+        own = by_name[name].metrics[primary]
+        study = studies.get(name)
+        found = study.best_value if study is not None else None
+        if found is not None and blueprint.better(found, own):
+            return found
+        return own
+
+    # what a trial costs beyond its fits (its MLflow run, the study's storage writes, a
+    # study's creation): measured as the search goes, a guess until then
+    overhead = [0.3]
+
+    def expected(name: str) -> float:
+        if name in step_seconds:
+            return step_seconds[name]
+        return costs[name] * 1.5 + overhead[0] * (1 if name in studies else 3)
+
+    while True:
+        active = [name for name, count in left.items() if count > 0]
+        active.sort(key=best_of, reverse=blueprint.greater_is_better)
+        progressed = False
+        for rank, name in enumerate(active):
+            turns = min(2 if rank < (len(active) + 1) // 2 else 1, left[name])
+            room = clock.search_left(reserve.seconds(results) + finishing * len(studies))
+            if clock.bounded and room < expected(name):
+                passed_over.add(name)
+                continue
+            turn_started = time.perf_counter()
+            study = studies.get(name)
+            if study is None:
+                study = studies[name] = CandidateStudy(
+                    blueprint, name, pool[name], folds, storage=storage,
+                    study_name=f"{blueprint.name}-{parent_run_id[:12]}-{name}",
+                    sampler=plan.sampler, pruner=plan.pruner, n_trials=shares[name],
+                    seed=seed, experiment_id=experiment_id, prepare=prepare,
+                )  # fmt: skip
+            # one resume of the candidate's run per turn: its trials nest in it
+            with mlflow.start_run(run_id=runs[name], nested=True):
+                for _ in range(turns):
+                    if study.exhausted:
+                        left[name] = 0
+                        break
+                    room = clock.search_left(reserve.seconds(results) + finishing * len(studies))
+                    if clock.bounded and room < expected(name):
+                        passed_over.add(name)
+                        break
+                    step_started = time.perf_counter()
+                    fitting = study.result.seconds
+                    study.run(1)
+                    took = time.perf_counter() - step_started
+                    step_seconds[name] = max(step_seconds.get(name, 0.0), took)
+                    reserve.trial_seconds[name] = max(
+                        reserve.trial_seconds.get(name, 0.0), took / len(folds)
+                    )
+                    overhead[0] = max(overhead[0], took - (study.result.seconds - fitting))
+                    left[name] -= 1
+                    progressed = True
+            # the turn's own cost (the run's resume, a new study) counts against its trials
+            turn = time.perf_counter() - turn_started
+            if name in step_seconds:
+                step_seconds[name] = max(step_seconds[name], turn / max(turns, 1))
+        if not progressed:
+            break
+    unspent = {name: count for name, count in left.items() if count > 0}
+    if unspent:
+        note = "search stopped for the time budget with trials unspent: " + ", ".join(
+            f"{name} {count}" for name, count in unspent.items()
+        )
+        log.warning("time budget: %s", note)
+        notes.append(note)
+    return {name: study.finish(runs[name]) for name, study in studies.items()}
+
+
+def _log_to_run(run_id: str, params: dict[str, Any], metrics: dict[str, float]) -> None:
+    """Params and metrics onto a finished run in one write (no resume of the run)."""
+    import mlflow
+    from mlflow.entities import Metric, Param
+
+    stamp = int(time.time() * 1000)
+    mlflow.MlflowClient().log_batch(
+        run_id,
+        metrics=[Metric(key, float(value), stamp, 0) for key, value in metrics.items()],
+        params=[Param(key, str(value)[:500]) for key, value in params.items()],
     )
+
+
+def _budget_summary(clock: TimeBudget, notes: list[str]) -> dict[str, Any]:
+    return {
+        "budget_s": clock.total_s,
+        "elapsed_s": round(clock.elapsed(), 3),
+        "notes": list(notes),
+    }
 
 
 def ensemble_hook(
@@ -579,6 +794,7 @@ def ensemble_hook(
     *,
     seed: int,
     top: int = 3,
+    fitted_on_train: dict[str, Any] | None = None,
 ) -> tuple[Any, dict[str, float], CandidateResult]:
     """Preset ``best``: voting/stacking ensembles over the top candidates, kept only when
     one beats the winner on the validation split.
@@ -602,9 +818,17 @@ def ensemble_hook(
     )[:top]
     # the members and the winner are all fitted on the training rows and scored on the
     # validation split, so the comparison is like for like whatever the search validated on
-    fitted = {r.name: _refit(blueprint, pool[r.name], r.tuned_params, train) for r in ranked}
+    # (``fitted_on_train``: models the search already fitted on exactly those rows)
+    ready = fitted_on_train or {}
+
+    def on_train(result: CandidateResult) -> Any:
+        if result.name in ready and not result.tuned_params:
+            return ready[result.name]
+        return _refit(blueprint, pool[result.name], result.tuned_params, train)
+
+    fitted = {r.name: on_train(r) for r in ranked}
     if best.name not in fitted:
-        fitted[best.name] = _refit(blueprint, pool[best.name], best.tuned_params, train)
+        fitted[best.name] = on_train(best)
     single = blueprint.score(fitted[best.name], val)
     kept = (model, val_metrics, best)
     top_score = single[primary]

@@ -165,39 +165,120 @@ def search_candidate(
     ``prepare`` adjusts each trial's estimator before fitting (e.g. a cache for
     the featurisation that no trial changes).
     """
-    import mlflow
-    import optuna
+    study = CandidateStudy(
+        blueprint, name, template, folds, storage=storage, study_name=study_name,
+        sampler=sampler, pruner=pruner, n_trials=n_trials, seed=seed,
+        experiment_id=experiment_id, prepare=prepare,
+    )  # fmt: skip
+    if not study.searchable:
+        return study.result
+    study.run(n_trials, timeout_s)
+    return study.finish()
 
-    space = blueprint.tuning_space(name)
-    result = CandidateSearch(name, study_name, sampler)
-    if not space or n_trials <= 0:
-        return result
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    steps = staging_of(template, folds=len(folds), stages=DEFAULT_STAGES).steps(len(folds))
-    chosen_sampler, chosen_pruner = (
-        make_sampler(sampler, space, seed, n_trials),
-        make_pruner(pruner, steps),
-    )
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=storage,
-        direction=blueprint.metric.direction,
-        sampler=chosen_sampler,
-        pruner=chosen_pruner,
-        load_if_exists=False,
-    )
-    # a stored study does not keep its sampler or pruner: record what ran (and its stages)
-    study.set_user_attr("candidate", name)
-    study.set_user_attr("primary_metric", blueprint.primary_metric)
-    study.set_user_attr("sampler", type(chosen_sampler).__name__)
-    study.set_user_attr("pruner", type(chosen_pruner).__name__)
-    study.set_user_attr("stages", steps)
-    metric_name = f"val_{blueprint.primary_metric}"
-    metrics_of: dict[int, dict[str, float]] = {}
 
-    def objective(trial: optuna.Trial) -> float:
-        params = {key: suggest(trial, key, entry) for key, entry in space.items()}
-        estimator = prepare(clone(template).set_params(**params))
+class CandidateStudy:
+    """One candidate's stored study, run a few trials at a time.
+
+    A time-budgeted search spreads its trials over the candidates round by
+    round (``run`` with one trial per call) instead of letting the first
+    candidate's study use the whole budget. Each ``run`` must be called inside
+    the candidate's MLflow run (its trials nest in it); ``finish`` logs the
+    trial counts there and returns what the study found.
+    """
+
+    def __init__(
+        self,
+        blueprint: Blueprint,
+        name: str,
+        template: Any,
+        folds: Folds,
+        *,
+        storage: str,
+        study_name: str,
+        sampler: str,
+        pruner: str,
+        n_trials: int,
+        seed: int,
+        experiment_id: str,
+        prepare: Callable[[Any], Any] = lambda estimator: estimator,
+    ) -> None:
+        self.blueprint, self.name, self.template, self.folds = blueprint, name, template, folds
+        self.experiment_id, self.prepare = experiment_id, prepare
+        self.space = blueprint.tuning_space(name)
+        self.result = CandidateSearch(name, study_name, sampler)
+        self.trial_seconds: list[float] = []
+        self.metrics_of: dict[int, dict[str, float]] = {}
+        self.searchable = bool(self.space) and n_trials > 0
+        self.study = None
+        if not self.searchable:
+            return
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        steps = staging_of(template, folds=len(folds), stages=DEFAULT_STAGES).steps(len(folds))
+        chosen_sampler = make_sampler(sampler, self.space, seed, n_trials)
+        chosen_pruner = make_pruner(pruner, steps)
+        self.study = optuna.create_study(
+            study_name=study_name,
+            storage=storage,
+            direction=blueprint.metric.direction,
+            sampler=chosen_sampler,
+            pruner=chosen_pruner,
+            load_if_exists=False,
+        )
+        # a stored study does not keep its sampler or pruner: record what ran (and its stages)
+        self.study.set_user_attr("candidate", name)
+        self.study.set_user_attr("primary_metric", blueprint.primary_metric)
+        self.study.set_user_attr("sampler", type(chosen_sampler).__name__)
+        self.study.set_user_attr("pruner", type(chosen_pruner).__name__)
+        self.study.set_user_attr("stages", steps)
+
+    @property
+    def exhausted(self) -> bool:
+        """A grid sampler with every point tried has nothing left to run."""
+        import optuna
+
+        sampler = self.study.sampler if self.study is not None else None
+        if isinstance(sampler, optuna.samplers.GridSampler):
+            return len(self.study.trials) >= grid_size(self.space)
+        return False
+
+    @property
+    def best_value(self) -> float | None:
+        import optuna
+
+        if self.study is None:
+            return None
+        done = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        return float(self.study.best_value) if done else None
+
+    def run(self, n_trials: int, timeout_s: float | None = None) -> None:
+        """``n_trials`` more trials (fewer if ``timeout_s`` runs out first)."""
+        if self.study is None or n_trials <= 0 or (timeout_s is not None and timeout_s <= 0):
+            return
+        started = time.perf_counter()
+        before = len(self.study.trials)
+        self.study.optimize(
+            self._objective,
+            n_trials=n_trials,
+            timeout=timeout_s,
+            # a bad corner of the space fails one trial, not the run
+            catch=(ValueError, ArithmeticError),
+            gc_after_trial=False,
+        )
+        seconds = time.perf_counter() - started
+        self.result.seconds += seconds
+        ran = len(self.study.trials) - before
+        if ran:
+            self.trial_seconds.append(seconds / ran)
+
+    def _objective(self, trial: Any) -> float:
+        import mlflow
+        import optuna
+
+        blueprint, name = self.blueprint, self.name
+        params = {key: suggest(trial, key, entry) for key, entry in self.space.items()}
+        estimator = self.prepare(clone(self.template).set_params(**params))
         history: list[tuple[int, float]] = []
 
         def report(value: float, step: int) -> None:
@@ -209,7 +290,7 @@ def search_candidate(
         # started and ended by hand: a pruned trial ends KILLED, not FAILED as a
         # ``with`` block would leave a run left by an exception
         mlflow.start_run(
-            experiment_id=experiment_id,
+            experiment_id=self.experiment_id,
             run_name=f"{name}-trial-{trial.number}",
             nested=True,
             tags={TAG_CANDIDATE: name, TAG_TRIAL_NUMBER: str(trial.number)},
@@ -217,7 +298,7 @@ def search_candidate(
         state, status, stopped = FAILED, "FAILED", None
         try:
             mlflow.log_params({key: str(value)[:500] for key, value in params.items()})
-            metrics = evaluate(estimator, blueprint, folds, report=report)
+            metrics = evaluate(estimator, blueprint, self.folds, report=report)
             mlflow.log_metrics({f"val_{key}": value for key, value in metrics.items()})
             state, status = COMPLETE, "FINISHED"
         except optuna.TrialPruned as exc:
@@ -230,39 +311,42 @@ def search_candidate(
         if stopped is not None:
             raise stopped
         log.debug("trial %s of %s: %s", trial.number, name, metrics)
-        metrics_of[trial.number] = metrics
+        self.metrics_of[trial.number] = metrics
         return metrics[blueprint.primary_metric]
 
-    started = time.perf_counter()
-    study.optimize(
-        objective,
-        n_trials=n_trials,
-        timeout=timeout_s,
-        catch=(
-            ValueError,
-            ArithmeticError,
-        ),  # a bad corner of the space fails one trial, not the run
-        gc_after_trial=False,
-    )
-    result.seconds = time.perf_counter() - started
-    states = [trial.state for trial in study.trials]
-    result.complete = states.count(optuna.trial.TrialState.COMPLETE)
-    result.pruned = states.count(optuna.trial.TrialState.PRUNED)
-    result.failed = states.count(optuna.trial.TrialState.FAIL)
-    mlflow.log_metrics(
-        {
+    def finish(self, run_id: str | None = None) -> CandidateSearch:
+        """Count the trials, log the counts on the candidate's run (``run_id``, else the
+        active run), return the result."""
+        import mlflow
+        import optuna
+
+        result = self.result
+        if self.study is None:
+            return result
+        states = [trial.state for trial in self.study.trials]
+        result.complete = states.count(optuna.trial.TrialState.COMPLETE)
+        result.pruned = states.count(optuna.trial.TrialState.PRUNED)
+        result.failed = states.count(optuna.trial.TrialState.FAIL)
+        counts = {
             "trials_complete": result.complete,
             "trials_pruned": result.pruned,
             "trials_failed": result.failed,
         }
-    )
-    if result.complete:
-        best = study.best_trial
-        result.best_params = dict(best.params)
-        result.best_value = float(best.value)
-        result.best_metrics = metrics_of.get(best.number, {})
-        mlflow.log_metric(f"best_{metric_name}", result.best_value)
-    return result
+        if result.complete:
+            best = self.study.best_trial
+            result.best_params = dict(best.params)
+            result.best_value = float(best.value)
+            result.best_metrics = self.metrics_of.get(best.number, {})
+            counts[f"best_val_{self.blueprint.primary_metric}"] = result.best_value
+        if run_id is None:
+            mlflow.log_metrics(counts)
+        else:  # one write to a finished run, no resume
+            from mlflow.entities import Metric
+
+            stamp = int(time.time() * 1000)
+            metrics = [Metric(key, float(value), stamp, 0) for key, value in counts.items()]
+            mlflow.MlflowClient().log_batch(run_id, metrics=metrics)
+        return result
 
 
 # --- the dashboard ------------------------------------------------------------------

@@ -414,6 +414,10 @@ class TabularBlueprint(Blueprint):
     def candidates(self, seed: int) -> dict[str, Any]:
         if self.strategy is not None:
             return self.strategy.candidates(seed, self.n_jobs)
+        from lightgbm import LGBMClassifier, LGBMRegressor
+
+        # LightGBM's own defaults (what the reference systems start from), quiet
+        lightgbm = {"random_state": seed, "n_jobs": self.n_jobs, "verbose": -1}
         if self.classifier:
             return {
                 "logistic_regression": table_pipeline(
@@ -434,6 +438,8 @@ class TabularBlueprint(Blueprint):
                         n_jobs=self.n_jobs,
                     )
                 ),
+                # LightGBM keeps string labels itself (its classes_ are the originals)
+                "lightgbm": table_pipeline(LGBMClassifier(**lightgbm)),
             }  # fmt: skip
         from xgboost import XGBRegressor
 
@@ -455,6 +461,7 @@ class TabularBlueprint(Blueprint):
                     n_jobs=self.n_jobs, tree_method="hist",
                 )
             ),
+            "lightgbm": table_pipeline(LGBMRegressor(**lightgbm)),
         }  # fmt: skip
 
     def tuning_space(self, candidate: str) -> dict[str, ParamRange | ParamChoice]:
@@ -477,13 +484,22 @@ class TabularBlueprint(Blueprint):
                 "model__learning_rate": ParamRange(0.02, 0.3, log=True),
                 "model__max_depth": ParamRange(2, 8, integer=True),
             },
+            "lightgbm": {
+                "model__num_leaves": ParamRange(8, 128, integer=True, log=True),
+                "model__learning_rate": ParamRange(0.02, 0.3, log=True),
+                "model__n_estimators": ParamRange(50, 400, integer=True, log=True),
+                "model__min_child_samples": ParamRange(5, 50, integer=True, log=True),
+                "model__reg_lambda": ParamRange(1e-3, 10.0, log=True),
+                "model__colsample_bytree": ParamRange(0.5, 1.0),
+            },
         }.get(candidate, {})
 
     def candidate_tiers(self) -> dict[str, str]:
         """Presets pick candidates by cost: gradient boosting only from preset medium on."""
         if self.strategy is not None:
             return getattr(self.strategy, "candidate_tiers", dict)()
-        return {"hist_gradient_boosting": BOOSTING, "xgboost": BOOSTING}  # the rest: LIGHT
+        # the rest: LIGHT
+        return {"hist_gradient_boosting": BOOSTING, "xgboost": BOOSTING, "lightgbm": BOOSTING}
 
     def score(self, model: Any, frame: pd.DataFrame) -> dict[str, float]:
         if self.strategy is not None:

@@ -1,0 +1,72 @@
+"""The wall-clock budget of one training: what the search may spend, what follows it.
+
+A ``--time-budget`` bounds the whole ``train_candidates`` call, not only the
+search: after the search come the winner's refit (on more rows), the
+ensembles (preset ``best``: the top members refitted, stacking's out-of-fold
+fits) and MLflow's model logging. ``TimeBudget`` keeps the clock and
+estimates those from fit times measured during the search, so the search
+stops early enough for them to fit:
+
+    reserve = refit (winner's fit time x rows ratio) + ensembles (if they fit)
+              + logging (the last measured log_model) + a small margin
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+# what log_model (and the run's closing writes) took last time in this process; a first
+# training has no measurement, so a conservative guess stands in for it
+_logging_seconds = [2.0]
+MARGIN_SHARE = 0.03  # of the budget: the clock's slack for the bookkeeping between steps
+ENSEMBLE_RESERVE_SHARE = 0.25  # ensembles costing more than this share are not reserved for
+STACKING_FOLDS = 5  # training.ensembles: stacking's out-of-fold fits per member
+
+
+def record_logging_seconds(seconds: float) -> None:
+    """Remember how long logging the model took (the next budget reserves that)."""
+    _logging_seconds[0] = 0.5 * _logging_seconds[0] + 0.5 * max(seconds, 0.0)
+
+
+def logging_seconds() -> float:
+    return _logging_seconds[0]
+
+
+def ensemble_seconds(member_fit_seconds: list[float], rows_ratio: float, *, refit: bool) -> float:
+    """Ensembles over members whose one fit took these seconds: each member refitted on the
+    training rows (unless already fitted there), then stacking's out-of-fold fits plus a
+    final fit of every member."""
+    total = sum(member_fit_seconds) * rows_ratio
+    return total * ((1.0 if refit else 0.0) + 1.0 + STACKING_FOLDS * 0.8)
+
+
+@dataclass
+class TimeBudget:
+    """The clock of one training; ``total_s`` None: no budget (nothing is ever short)."""
+
+    total_s: float | None
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def bounded(self) -> bool:
+        return self.total_s is not None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def left(self) -> float:
+        """Seconds left of the whole budget (infinite without one)."""
+        if self.total_s is None:
+            return float("inf")
+        return self.total_s - self.elapsed()
+
+    def margin(self) -> float:
+        return 0.0 if self.total_s is None else MARGIN_SHARE * self.total_s
+
+    def search_left(self, reserve_s: float) -> float:
+        """Seconds the search may still spend, keeping ``reserve_s`` for what follows it."""
+        return self.left() - reserve_s - self.margin()
+
+    def spent(self) -> bool:
+        return self.left() <= 0

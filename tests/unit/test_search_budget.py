@@ -1,0 +1,153 @@
+"""A time budget bounds the whole training, spent in two phases; the LightGBM candidate.
+
+Real MLflow (sqlite under tmp), real Optuna studies, the real ``tabular``
+blueprint on a 240-row table.
+"""
+
+from __future__ import annotations
+
+import time
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftloop.blueprints.tabular.blueprint import TabularBlueprint
+from driftloop.lineage import TAG_CANDIDATE, TAG_TRIAL_NUMBER
+from driftloop.training.candidates import ensure_experiment, train_candidates, use_tracking
+from driftloop.training.staged import staging_of
+
+
+def _table(n: int = 240, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    colour = rng.choice(["red", "green", "blue"], n)
+    signal = x + (colour == "red") + rng.normal(0, 0.4, n)
+    return pd.DataFrame(
+        {
+            "x": x,
+            "z": rng.normal(size=n),
+            "colour": colour,
+            "y": np.where(signal > 0.4, "high", "low"),
+            "amount": 3 * signal + rng.normal(0, 0.2, n),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    from driftloop.settings import Settings
+
+    home = tmp_path_factory.mktemp("budget-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+        patch.delenv("DRIFTLOOP_TRACKING_URI", raising=False)
+        patch.delenv("DRIFTLOOP_OPTUNA_STORAGE", raising=False)
+        yield Settings(home=home)
+
+
+def _split(target: str):
+    frame = _table().drop(columns=["amount" if target == "y" else "y"])
+    return frame.iloc[:180].reset_index(drop=True), frame.iloc[180:].reset_index(drop=True)
+
+
+@pytest.mark.slow
+def test_every_candidate_is_scored_before_trials_share_the_rest_within_the_budget(settings):
+    blueprint = TabularBlueprint(target="y", task="classification", n_jobs=1)
+    train, val = _split("y")
+    budget = 8.0
+    use_tracking(settings)
+    ensure_experiment("budget-phases", settings)  # the store's one-off creation is not timed
+    started = time.perf_counter()
+    result = train_candidates(
+        blueprint,
+        train,
+        val,
+        seed=3,
+        experiment="budget-phases",
+        settings=settings,
+        search={"preset": "best", "trials": 200, "time_budget_s": budget, "validation": "holdout"},
+    )
+    wall = time.perf_counter() - started
+    assert wall <= 1.15 * budget, f"train_candidates took {wall:.1f} s on a {budget:g} s budget"
+
+    names = set(blueprint.candidates(3))
+    assert "lightgbm" in names
+    runs = mlflow.search_runs(
+        experiment_ids=[result.experiment_id], output_format="list", max_results=1000
+    )
+    defaults = [
+        r for r in runs if TAG_CANDIDATE in r.data.tags and TAG_TRIAL_NUMBER not in r.data.tags
+    ]
+    trials = [r for r in runs if TAG_TRIAL_NUMBER in r.data.tags]
+    assert {r.data.tags[TAG_CANDIDATE] for r in defaults} == names  # every candidate scored
+    assert trials, "no trial ran in the rest of the budget"
+    # phase 1 ends before phase 2 starts: no trial began before the last default was scored
+    last_default_end = max(r.info.end_time for r in defaults if r.info.end_time)
+    first_trial = min(r.info.start_time for r in trials)
+    assert first_trial >= min(r.info.start_time for r in defaults)
+    assert all(r.info.start_time >= last_default_end - 5_000 for r in trials) or (
+        first_trial > max(r.info.start_time for r in defaults)
+    )
+    # the trials are spread: more than one candidate's study ran, not the first alone
+    searched = {r.data.tags[TAG_CANDIDATE] for r in trials}
+    assert len(searched) >= 2, f"only {searched} got trials"
+    summary = result.search["time_budget"]
+    assert summary["budget_s"] == budget and summary["elapsed_s"] <= 1.15 * budget
+
+
+@pytest.mark.slow
+def test_a_small_budget_still_returns_a_model(settings):
+    blueprint = TabularBlueprint(target="y", task="classification", n_jobs=1)
+    train, val = _split("y")
+    result = train_candidates(
+        blueprint,
+        train,
+        val,
+        experiment="budget-small",
+        settings=settings,
+        search={"preset": "best", "trials": 50, "time_budget_s": 3.0, "validation": "holdout"},
+    )
+    assert result.best_candidate
+    labels = result.model.predict(blueprint.features(val))
+    assert set(labels) <= {"high", "low"}
+    assert result.search["time_budget"]["notes"]  # what the budget cut short is said
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("target", "task"), [("y", "classification"), ("amount", "regression")])
+def test_lightgbm_candidate_trains_logs_and_serves_through_pyfunc(settings, target, task):
+    blueprint = TabularBlueprint(target=target, task=task, n_jobs=1)
+    template = blueprint.candidates(0)["lightgbm"]
+    assert blueprint.candidate_tiers()["lightgbm"] == "boosting"
+    assert blueprint.tuning_space("lightgbm")
+    staging = staging_of(template, folds=1)
+    assert (staging.kind, staging.predict_keyword) == ("staged_predict", "num_iteration")
+    train, val = _split(target)
+    result = train_candidates(
+        blueprint,
+        train,
+        val,
+        experiment=f"lightgbm-{task}",
+        settings=settings,
+        candidates=["lightgbm"],
+    )
+    assert result.best_candidate == "lightgbm"
+    loaded = mlflow.pyfunc.load_model(result.model_uri)
+    answer = loaded.predict(val.drop(columns=[target]).head(5))
+    assert len(answer) == 5
+    if task == "classification":
+        assert set(answer["label"]) <= {"high", "low"}
+    else:
+        assert np.isfinite(np.asarray(answer.iloc[:, 0], dtype=float)).all()
+    requirements = mlflow.artifacts.load_text(f"{result.model_uri}/requirements.txt")
+    import lightgbm
+
+    assert f"lightgbm=={lightgbm.__version__}" in requirements
+    # tabular explanations: no tree SHAP for LightGBM here, so permutation SHAP over a background
+    explainer = blueprint.explainer(result.model, train)
+    rows = val.drop(columns=[target]).head(2)
+    labels = list(result.model.predict(rows)) if task == "classification" else [None, None]
+    attributions = explainer.explain(rows, labels)
+    assert len(attributions) == 2 and np.isfinite(attributions[0].contributions).all()
