@@ -86,7 +86,22 @@ def test_gate_promotes_a_model_that_beats_persistence():
     report = run_backtest(frame, candidates, WINDOW, test_days=250, val_days=200)
     assert report.test["persistence"]["mase"] == pytest.approx(1.0)
     assert report.test["ridge"]["mase"] < 0.95
+    assert report.test["ridge"]["dm_pvalue"] < 0.05
     assert report.served == "ridge" and report.promoted
+
+
+def test_diebold_mariano_pvalue_against_persistence():
+    rng = np.random.default_rng(1)
+    actual = 100 + np.cumsum(rng.normal(0, 1, 300))
+    last = np.concatenate([[100.0], actual[:-1]])
+    # halfway to the truth every day: clearly better than persistence
+    assert forecast_scores(actual, (actual + last) / 2, last)["dm_pvalue"] < 1e-6
+    # persistence plus noise: clearly worse
+    assert forecast_scores(actual, last + rng.normal(0, 1, 300), last)["dm_pvalue"] > 0.99
+    scores = forecast_scores([10.0, 11.0, 12.0, 13.0], [10.1, 10.9, 12.2, 12.8], [10.2, 10.8,
+                             12.1, 13.3])  # fmt: skip
+    assert 0 < scores["dm_pvalue"] < 1
+    assert forecast_scores([1.0, 2.0], [1.5, 2.5], [1.5, 2.5])["dm_pvalue"] == 1.0
 
 
 def test_gate_serves_persistence_when_nothing_beats_it():

@@ -7,8 +7,9 @@ on as a target. Each test day is forecast from the true closes of the ``window``
 before it by the models fitted once on train (rolling origin, one step, no refit).
 
 The gate: candidates are ranked by validation MASE; the best is promoted only if its
-*test* MASE against persistence is below 1. Otherwise persistence serves, and the report
-says so.
+*test* MASE against persistence is below 1 and a one-sided Diebold-Mariano test says its
+errors are lower than persistence's beyond chance (p < ``significance``, 0.05; ``None``
+skips the test). Otherwise persistence serves, and the report says why.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def run_backtest(
     *,
     test_days: int = 250,
     val_days: int = 250,
+    significance: float | None = 0.05,
     progress=None,
 ) -> BacktestReport:
     """Fit every candidate on train, score val and test, apply the gate (module docstring)."""
@@ -113,10 +115,21 @@ def run_backtest(
         test[name] = score_frame(models[name], split.test, window)
     challengers = [n for n in models if n != PERSISTENCE]
     best = min(challengers, key=lambda n: val[n]["mase"]) if challengers else PERSISTENCE
-    best_mase = test[best]["mase"]
-    if best != PERSISTENCE and best_mase < 1.0:
+    best_mase, pvalue = test[best]["mase"], test[best]["dm_pvalue"]
+    significant = significance is None or pvalue < significance
+    if best != PERSISTENCE and best_mase < 1.0 and significant:
         served = best
-        reason = f"{best} beat persistence on the test days (MASE {best_mase:.4f} < 1)"
+        reason = (
+            f"{best} beat persistence on the test days (MASE {best_mase:.4f} < 1, "
+            f"Diebold-Mariano p = {pvalue:.3g})"
+        )
+    elif best != PERSISTENCE and best_mase < 1.0:
+        served = PERSISTENCE
+        reason = (
+            f"{best} has test MASE {best_mase:.4f} < 1 but the Diebold-Mariano p = "
+            f"{pvalue:.3g} >= {significance}: no better than persistence beyond chance; "
+            "persistence serves"
+        )
     else:
         served = PERSISTENCE
         reason = (

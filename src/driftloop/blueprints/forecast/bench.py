@@ -52,12 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     from rich.table import Table
 
     table = Table(title=f"{dataset}: test {report.split['test'][0]}..{report.split['test'][1]}")
-    for column in ("candidate", "MAE", "RMSE", "MAPE %", "MASE", "val MASE"):
+    for column in ("candidate", "MAE", "RMSE", "MAPE %", "MASE", "DM p", "val MASE"):
         table.add_column(column, justify="left" if column == "candidate" else "right")
     for name, scores in report.test.items():
         table.add_row(
             name, f"{scores['mae']:.4f}", f"{scores['rmse']:.4f}", f"{scores['mape']:.3f}",
-            f"{scores['mase']:.4f}", f"{report.val[name]['mase']:.4f}",
+            f"{scores['mase']:.4f}", f"{scores['dm_pvalue']:.3g}",
+            f"{report.val[name]['mase']:.4f}",
         )  # fmt: skip
     console = Console()
     console.print(table)
