@@ -376,8 +376,14 @@ def train_candidates(
         costs: dict[str, float] = {}
         for name in _cheapest_first(plan.candidates, blueprint.candidate_tiers()):
             room = clock.search_left(reserve.seconds(results))
-            if clock.bounded and results and room < min(costs.values()):
-                note = f"defaults of {name} not scored: {room:.1f} s of search time left"
+            # a fit cannot be stopped half-way, and an unscored candidate's cost is unknown:
+            # guess the slowest so far (a later tier is seldom cheaper than an earlier one)
+            guess = max(costs.values(), default=0.0)
+            if clock.bounded and results and room < guess:
+                note = (
+                    f"defaults of {name} not scored: {max(room, 0.0):.1f} s of search time "
+                    f"left, the slowest default so far took {guess:.1f} s"
+                )
                 log.warning("time budget: %s", note)
                 budget_notes.append(note)
                 continue
