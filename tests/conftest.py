@@ -25,25 +25,32 @@ def shared_dir() -> Path | None:
 
 @pytest.fixture(autouse=True)
 def _isolated_mlflow_tracking_uri():
-    """Undo any test's ``mlflow.set_tracking_uri``.
+    """Undo any test's ``mlflow.set_tracking_uri`` and ``mlflow.set_experiment``.
 
     MLflow keeps the URI in a module global and also writes it into
     ``os.environ``; a test that sets it would otherwise decide which registry
     every later test in the session talks to.
     """
-    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")
+    saved_env = {name: os.environ.get(name) for name in names}
     try:
+        from mlflow.tracking import fluent
         from mlflow.tracking._tracking_service import utils as tracking
     except ImportError:  # code-only test runs without MLflow installed
         yield
         return
     saved_global = tracking._tracking_uri
+    # mlflow.set_experiment keeps the experiment id the same way: a later test's
+    # start_run would look for it in its own (other) registry
+    saved_experiment = fluent._active_experiment_id
     yield
     tracking._tracking_uri = saved_global
-    if saved_env is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = saved_env
+    fluent._active_experiment_id = saved_experiment
+    for name, value in saved_env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture

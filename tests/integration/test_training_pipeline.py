@@ -114,7 +114,11 @@ def test_train_reports_a_failing_step_in_one_line(home, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["nope"], "unknown blueprint 'nope'; known blueprints: sentiment"),
+        (
+            ["nope"],
+            "unknown blueprint 'nope'; known blueprints: forecast, recsys, sentiment, tabular, "
+            "vision",
+        ),
         (["sentiment", "--data", "/no/such/file.csv"], "--data: no such file"),
         (["sentiment", "--dataset", "nope"], "--dataset: unknown dataset 'nope'"),
         (["sentiment", "--label-mapping", "negative"], "--label-mapping:"),

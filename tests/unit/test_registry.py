@@ -240,8 +240,11 @@ def test_registry_leaves_the_global_tracking_uri_alone(logged_models, monkeypatc
     import os
 
     import mlflow
+    from mlflow.tracking._tracking_service import utils as tracking
 
     elsewhere = f"sqlite:///{tmp_path / 'other.db'}"
+    # a module fixture elsewhere may have set MLflow's global URI before this test began
+    monkeypatch.setattr(tracking, "_tracking_uri", None)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", elsewhere)
     registry = ModelRegistry(logged_models.tracking_uri)
     name = unique()
