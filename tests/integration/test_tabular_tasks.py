@@ -366,6 +366,11 @@ def test_a_task_end_to_end(task, stack):
         lambda: (
             (m := scrape(url))
             and value(m, "driftloop_feedback_since_champion", version=version) == len(request_ids)
+            # the live score is set after the count: wait for it too (clustering has none)
+            and (
+                task == "clustering"
+                or not math.isnan(value(m, "driftloop_live_score", version=version) or math.nan)
+            )
             and m
         ),
         30,
