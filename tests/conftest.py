@@ -23,6 +23,26 @@ def shared_dir() -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _no_active_mlflow_experiment_per_module():
+    """Start every module with no active MLflow experiment.
+
+    A module-scoped fixture that calls ``mlflow.set_experiment`` runs before the
+    per-test guard below saves its state, so its experiment id would outlive the
+    module and make a later module's ``start_run`` look in the wrong registry.
+    """
+    try:
+        from mlflow.tracking import fluent
+    except ImportError:
+        yield
+        return
+    fluent._active_experiment_id = None
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    yield
+    fluent._active_experiment_id = None
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_mlflow_tracking_uri():
     """Undo any test's ``mlflow.set_tracking_uri`` and ``mlflow.set_experiment``.
