@@ -109,6 +109,23 @@ class Codec(ABC):
             )
 
 
+def named_input(tensors: Mapping[str, InputTensor], name: str) -> InputTensor:
+    """The v2 input called ``name``, or the only input whatever its name."""
+    if name in tensors:
+        return tensors[name]
+    if len(tensors) == 1:
+        return next(iter(tensors.values()))
+    raise InputError(f'no input named "{name}" among {sorted(tensors)}')
+
+
+def column_values(tensor: InputTensor, field: str) -> list[Any]:
+    """The items of a one-per-instance tensor (shape ``[n]`` or ``[n, 1]``) as a list."""
+    shape = tensor.array.shape
+    if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+        raise InputError(f"{field}.shape must be [n] or [n, 1], got {list(shape)}")
+    return tensor.array.reshape(-1).tolist()
+
+
 def classification_answer(
     classes: Sequence[str], probabilities: np.ndarray, low_confidence: float
 ) -> Answer:

@@ -14,6 +14,8 @@ from driftloop.blueprints.codec import (
     InputTensor,
     TensorSpec,
     classification_answer,
+    column_values,
+    named_input,
     text_of,
 )
 
@@ -36,19 +38,11 @@ class TextCodec(Codec):
         return self._texts(values, "instances")
 
     def decode_v2(self, tensors: Mapping[str, InputTensor]) -> Batch:
-        if TEXT_INPUT in tensors:
-            tensor = tensors[TEXT_INPUT]
-        elif len(tensors) == 1:
-            tensor = next(iter(tensors.values()))
-        else:
-            raise InputError(f'no input named "{TEXT_INPUT}" among {sorted(tensors)}')
+        tensor = named_input(tensors, TEXT_INPUT)
         field = f"inputs[{tensor.name}]"
         if tensor.datatype != "BYTES":
             raise InputError(f'{field}.datatype must be "BYTES", got "{tensor.datatype}"')
-        shape = tensor.array.shape
-        if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
-            raise InputError(f"{field}.shape must be [n] or [n, 1], got {list(shape)}")
-        return self._texts(tensor.array.reshape(-1).tolist(), field)
+        return self._texts(column_values(tensor, field), field)
 
     def predict(self, batch: Batch) -> Answer:
         probabilities = self.model.predict_proba(list(batch.model_input))

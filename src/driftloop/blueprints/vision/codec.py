@@ -34,6 +34,8 @@ from driftloop.blueprints.codec import (
     Limits,
     TensorSpec,
     classification_answer,
+    column_values,
+    named_input,
 )
 from driftloop.blueprints.vision.pixels import (
     IMAGE_COLUMN,
@@ -92,12 +94,7 @@ class ImageCodec(Codec):
         return shaped_pixels(array.astype(np.uint8)[np.newaxis], self.shape, field)[0]
 
     def decode_v2(self, tensors: Mapping[str, InputTensor]) -> Batch:
-        if IMAGE_COLUMN in tensors:
-            tensor = tensors[IMAGE_COLUMN]
-        elif len(tensors) == 1:
-            tensor = next(iter(tensors.values()))
-        else:
-            raise InputError(f'no input named "{IMAGE_COLUMN}" among {sorted(tensors)}')
+        tensor = named_input(tensors, IMAGE_COLUMN)
         field = f"inputs[{tensor.name}]"
         array = tensor.array
         if tensor.datatype == "UINT8":
@@ -108,9 +105,7 @@ class ImageCodec(Codec):
             self.check_count(array.shape[0], field, "image")
             return self._batch(shaped_pixels(array.astype(np.uint8), self.shape, field))
         if tensor.datatype == "BYTES":
-            if array.ndim > 2 or (array.ndim == 2 and array.shape[1] != 1):
-                raise InputError(f"{field}.shape must be [n] or [n, 1], got {list(array.shape)}")
-            values = array.reshape(-1).tolist()
+            values = column_values(tensor, field)
             self.check_count(len(values), field, "image")
             return self._batch(as_images(values, self.shape, field))
         raise InputError(
