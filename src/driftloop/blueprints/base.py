@@ -5,7 +5,8 @@ version is tagged with it, and the pipelines, gate, predictor, monitor and
 trigger rebuild the instance from that tag. Shared code reaches a use case
 only through these parts and never branches on its name or input type:
 
-* data     -- rows from a source, their checks, the split scheme, rows from feedback
+* data     -- rows from a source, their checks, the split scheme (``split_scheme``),
+              rows from feedback
 * trainer  -- candidates (whole unfitted pipelines), tuning space, MLflow flavour
 * metric   -- primary metric, direction, floor, tie tolerance (``Metric``)
 * codec    -- OIP tensors, v1/v2 decoding, prediction, encoding (``blueprints.codec``)
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from driftloop.blueprints.drift import DriftFeaturizer
     from driftloop.blueprints.explain import Explainer
     from driftloop.blueprints.feedback import Feedback
+    from driftloop.training.split_scheme import AnyScheme
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,20 @@ class Blueprint(ABC):
         uses forward-chaining splits (``TimeSeriesSplit``), never shuffled folds.
         """
         return self.options.get("time_column")
+
+    def split_scheme(self, seed: int) -> AnyScheme:
+        """How the split step cuts rows into train/val/test (recorded on the version).
+
+        Rows ordered in time (a ``time_column``) are cut by time -- train before val
+        before test (``TimeSplitScheme``, 20 % / 10 %, no gap) -- so no model is scored
+        on a period before one it trained on; other rows by a hash of their id. A
+        blueprint whose rows reach back in time (a forecast's window) sets a gap.
+        """
+        from driftloop.training.split_scheme import SplitScheme, TimeSplitScheme
+
+        if self.time_column:
+            return TimeSplitScheme(column=self.time_column)
+        return SplitScheme(seed=seed)
 
     @abstractmethod
     def input_example(self, frame: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -55,7 +55,8 @@ def split(
     *,
     seed: int = 42,
 ) -> dict:
-    """Id-hash split into train/val/test, every class in every split where there are classes.
+    """Split into train/val/test by the blueprint's ``split_scheme`` (id hash, or time for
+    rows ordered in time), every class in every split where there are classes.
 
     Validation and test together must hold the rows the drift reference needs
     (it is fitted on both): a table too small for it fails here, not after training.
@@ -64,7 +65,12 @@ def split(
 
     blueprint = get_blueprint(blueprint)
     return split_file(
-        path, out, seed=seed, label_column=blueprint.class_column, min_held_out=MIN_ROWS
+        path,
+        out,
+        scheme=blueprint.split_scheme(seed),
+        label_column=blueprint.class_column,
+        id_column=blueprint.id_column,
+        min_held_out=MIN_ROWS,
     )
 
 

@@ -1,4 +1,4 @@
-"""Train/val/test splits by row id, with content fingerprints.
+"""Train/val/test splits by row id or by time, with content fingerprints.
 
 Split membership comes from :mod:`driftloop.training.split_scheme`: a hash of
 each row's id, so a row stays in its split across runs and a retrained model's
@@ -7,6 +7,10 @@ fractions). Stratification is approximate -- each class is spread over the
 splits in the configured fractions by the hash -- and checked: every class
 must reach every split. The fingerprints recorded on the run and on the
 registered version prove which rows each split held.
+
+Rows ordered in time (a blueprint with a ``time_column``) are split by
+``TimeSplitScheme`` instead (``split_frame_in_time``): train before val before
+test, with gaps; ``split_with_scheme`` takes either scheme.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import pandas as pd
 
 from driftloop.datasets.files import read_frame, write_frame
 from driftloop.datasets.fingerprint import frame_fingerprint
-from driftloop.training.split_scheme import SplitScheme
+from driftloop.training.split_scheme import AnyScheme, SplitScheme, TimeSplitScheme
 
 SPLIT_NAMES = ("train", "val", "test")
 # classes named in a split error; the rest are counted
@@ -38,7 +42,7 @@ class Splits:
     val: pd.DataFrame
     test: pd.DataFrame
     fingerprints: dict[str, str] = field(default_factory=dict)
-    scheme: SplitScheme | None = None
+    scheme: AnyScheme | None = None
 
     def __post_init__(self) -> None:
         if not self.fingerprints:
@@ -155,6 +159,95 @@ def split_frame(
     return Splits(*parts, scheme=scheme)
 
 
+def split_frame_in_time(
+    frame: pd.DataFrame,
+    scheme: TimeSplitScheme,
+    *,
+    label_column: str | None = None,
+    id_column: str = "id",
+    min_held_out: int = 0,
+) -> Splits:
+    """Train | gap | val | gap | test by ``scheme.column`` (see ``TimeSplitScheme``).
+
+    The returned splits carry the scheme with its ``test_from`` set (what the
+    version records). Every split must hold a row (and, with ``label_column``,
+    every class); val and test together at least ``min_held_out`` rows.
+    """
+    _check_columns(frame, label_column, id_column)
+    times = scheme.times(frame)
+    # time order, ids breaking ties: the same rows give the same split files in any order
+    order = pd.DataFrame({"time": times.to_numpy(), "id": frame[id_column].astype(str).to_numpy()})
+    positions = order.sort_values(["time", "id"], kind="mergesort").index.to_numpy()
+    ordered = frame.iloc[positions].reset_index(drop=True)
+    times = times.iloc[positions].reset_index(drop=True)
+    rows = len(ordered)
+    test_rows, val_rows = scheme.sizes(rows)
+    gap = int(scheme.gap)
+    test_start = rows - test_rows
+    val_start = test_start - gap - val_rows
+    train_end = val_start - gap
+    if train_end < 1:
+        raise ValueError(
+            f"{rows} rows ordered by {scheme.column!r} leave none for training: {test_rows} "
+            f"test and {val_rows} validation rows with gaps of {gap} need more than "
+            f"{test_rows + val_rows + 2 * gap} rows (split {scheme})"
+        )
+    # boundaries are times, so rows sharing a time join the later split together
+    test_from, val_until = times.iloc[test_start], times.iloc[test_start - gap]
+    val_from, train_until = times.iloc[val_start], times.iloc[train_end]
+    assigned = pd.Series("gap", index=ordered.index)
+    assigned[times < train_until] = "train"
+    assigned[(times >= val_from) & (times < val_until)] = "val"
+    assigned[times >= test_from] = "test"
+    counts = assigned.value_counts()
+    empty = [name for name in SPLIT_NAMES if counts.get(name, 0) == 0]
+    if empty:
+        raise ValueError(
+            f"the {' and '.join(empty)} split(s) of {rows} rows ordered by {scheme.column!r} "
+            f"are empty: too many rows share a time at the boundaries (split {scheme})"
+        )
+    if label_column is not None:
+        kept = assigned != "gap"
+        present = pd.crosstab(ordered[label_column][kept], assigned[kept])
+        present = present.reindex(columns=SPLIT_NAMES, fill_value=0)
+        for label, row in present.iterrows():
+            missing = [name for name in SPLIT_NAMES if row[name] == 0]
+            if missing:
+                raise ValueError(
+                    f"column {label_column!r}: class {label!r} has no row in the "
+                    f"{' and '.join(missing)} split(s) by time ({scheme}): the class does "
+                    "not occur throughout the period; add rows or merge rare classes"
+                )
+    held_out = int(counts.get("val", 0) + counts.get("test", 0))
+    if held_out < min_held_out:
+        raise ValueError(
+            f"{rows} rows ordered by {scheme.column!r} leave {held_out} for validation and "
+            f"test; at least {min_held_out} are needed (the drift reference is fitted on them)"
+        )
+    parts = (ordered[assigned == name].reset_index(drop=True) for name in SPLIT_NAMES)
+    return Splits(*parts, scheme=scheme.with_test_from(scheme.boundary(times, test_start)))
+
+
+def split_with_scheme(
+    frame: pd.DataFrame,
+    scheme: AnyScheme,
+    *,
+    label_column: str | None = "label",
+    id_column: str = "id",
+    min_held_out: int = 0,
+) -> Splits:
+    """``split_frame`` (id hash) or ``split_frame_in_time``, as ``scheme`` says."""
+    if isinstance(scheme, TimeSplitScheme):
+        return split_frame_in_time(
+            frame, scheme, label_column=label_column, id_column=id_column,
+            min_held_out=min_held_out,
+        )  # fmt: skip
+    return split_frame(
+        frame, seed=scheme.seed, test_size=scheme.test_size, val_size=scheme.val_size,
+        label_column=label_column, id_column=id_column, min_held_out=min_held_out,
+    )  # fmt: skip
+
+
 def rows_needed(min_held_out: int, test_size: float = 0.2, val_size: float = 0.1) -> int:
     """Rows a table needs for val and test to hold ``min_held_out`` rows, with a margin."""
     return math.ceil(1.5 * min_held_out / (test_size + val_size))
@@ -184,8 +277,12 @@ def split_file(
     val_size: float = 0.1,
     label_column: str | None = "label",
     min_held_out: int = 0,
+    scheme: AnyScheme | None = None,
+    id_column: str = "id",
 ) -> dict:
     """Split a labelled parquet/CSV file; write ``train``/``val``/``test`` parquet.
+
+    ``scheme``: how (default: the id-hash scheme of ``seed``, ``test_size``, ``val_size``).
 
     Returns the fingerprints and the scheme, JSON-ready:
     ``{"dataset", "train", "val", "test", "scheme"}``.
@@ -194,13 +291,9 @@ def split_file(
     ``{"train": path, "val": path, "test": path}`` (KFP output paths).
     """
     frame = read_frame(in_path)
-    splits = split_frame(
-        frame,
-        seed=seed,
-        test_size=test_size,
-        val_size=val_size,
-        label_column=label_column,
-        min_held_out=min_held_out,
+    scheme = scheme or SplitScheme(seed=seed, test_size=test_size, val_size=val_size)
+    splits = split_with_scheme(
+        frame, scheme, label_column=label_column, id_column=id_column, min_held_out=min_held_out
     )
     if isinstance(out, Mapping):
         missing = [name for name in SPLIT_NAMES if name not in out]

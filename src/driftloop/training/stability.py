@@ -124,8 +124,8 @@ def training_rows(version: VersionInfo) -> TrainingRows:
         TAG_SPLIT_SCHEME,
         split_fingerprint_tag,
     )
-    from driftloop.training.split_scheme import SplitScheme
-    from driftloop.training.splits import split_frame
+    from driftloop.training.split_scheme import parse_scheme
+    from driftloop.training.splits import split_with_scheme
 
     what = f"model {version.name!r} version {version.version}"
     spec = version.tags.get(TAG_BLUEPRINT)
@@ -147,16 +147,11 @@ def training_rows(version: VersionInfo) -> TrainingRows:
             blueprint, dataset, _ = blueprint.prepare(None if source else dataset, source)
         frame = blueprint.load(dataset, source, version.tags.get(TAG_LABEL_MAPPING) or None)
         scheme_text = version.tags.get(TAG_SPLIT_SCHEME)
-        scheme = SplitScheme.parse(scheme_text) if scheme_text else SplitScheme()
+        scheme = parse_scheme(scheme_text) if scheme_text else blueprint.split_scheme(42)
         if not scheme_text:
             notes.append(f"no {TAG_SPLIT_SCHEME} tag: split as {scheme}")
-        splits = split_frame(
-            frame,
-            seed=scheme.seed,
-            test_size=scheme.test_size,
-            val_size=scheme.val_size,
-            label_column=blueprint.class_column,
-            id_column=blueprint.id_column,
+        splits = split_with_scheme(
+            frame, scheme, label_column=blueprint.class_column, id_column=blueprint.id_column
         )
     except (ValueError, OSError) as exc:  # DatasetError, a moved file, a bad spec
         where = source or dataset

@@ -23,7 +23,9 @@ from sklearn.base import clone
 from driftloop.blueprints.forecast.metrics import forecast_scores
 from driftloop.blueprints.forecast.windows import price_columns
 from driftloop.datasets.errors import DatasetValidationError
-from driftloop.datasets.prices import CLOSE
+from driftloop.datasets.prices import CLOSE, DATE
+from driftloop.training.split_scheme import TimeSplitScheme
+from driftloop.training.splits import split_frame_in_time
 
 PERSISTENCE = "persistence"
 
@@ -46,7 +48,8 @@ class TemporalSplit:
 def temporal_split(
     windows: pd.DataFrame, window: int, *, test_days: int = 250, val_days: int = 250, gap=None
 ) -> TemporalSplit:
-    """Train | gap | val | gap | test over window rows in date order (gap >= window)."""
+    """Train | gap | val | gap | test over window rows in date order (gap >= window): the
+    shared time split (``TimeSplitScheme``) the pipeline's split step applies too."""
     gap = window if gap is None else int(gap)
     if gap < window:
         raise ValueError(f"gap: must be at least the window ({window}), got {gap}")
@@ -54,18 +57,12 @@ def temporal_split(
     if len(windows) < needed:
         raise DatasetValidationError(
             f"the series gives {len(windows)} forecast days; {test_days} test and {val_days} "
-            f"validation days with gaps of {gap} need at least {needed}"
+            f"validation days with gaps of {gap} need at least {needed} (fewer: "
+            "--param test_days=N --param val_days=N)"
         )
-    ordered = windows.sort_values("date", kind="mergesort").reset_index(drop=True)
-    test_start = len(ordered) - test_days
-    val_start = test_start - gap - val_days
-    train_end = val_start - gap
-    return TemporalSplit(
-        train=ordered.iloc[:train_end].reset_index(drop=True),
-        val=ordered.iloc[val_start : val_start + val_days].reset_index(drop=True),
-        test=ordered.iloc[test_start:].reset_index(drop=True),
-        gap=gap,
-    )
+    scheme = TimeSplitScheme(DATE, test=test_days, val=val_days, gap=gap)
+    splits = split_frame_in_time(windows, scheme, label_column=None)
+    return TemporalSplit(train=splits.train, val=splits.val, test=splits.test, gap=gap)
 
 
 @dataclass

@@ -12,6 +12,7 @@ promoted over it. ``backtest`` is the honest temporal evaluation (``backtest.py`
 Options (``BlueprintSpec``; defaults sized for a loaded 2-core CPU): ``window`` (60),
 ``max_days`` (most recent days kept, 2000; 0: all), ``epochs`` (10), ``hidden_size``
 (64), ``learning_rate`` (1e-3), ``max_seconds`` (120, cap of one LSTM fit),
+``test_days`` / ``val_days`` (250 each: the time split, gaps of one window),
 ``date_column`` / ``value_column`` (a CSV's columns; found when not given).
 """
 
@@ -38,6 +39,7 @@ from driftloop.blueprints.forecast.models import (
 from driftloop.blueprints.forecast.windows import price_columns, window_frame
 from driftloop.datasets.errors import DatasetValidationError
 from driftloop.datasets.prices import CLOSE, DATE, SHIPPED
+from driftloop.training.split_scheme import TimeSplitScheme
 
 PRICES = "prices"  # a CSV given with --data
 
@@ -56,6 +58,8 @@ class ForecastBlueprint(Blueprint):
         hidden_size: int = 64,
         learning_rate: float = 1e-3,
         max_seconds: float = 120.0,
+        test_days: int = 250,
+        val_days: int = 250,
         **options: Any,
     ) -> None:
         super().__init__(**options)
@@ -65,8 +69,11 @@ class ForecastBlueprint(Blueprint):
         self.hidden_size = int(hidden_size)
         self.learning_rate = float(learning_rate)
         self.max_seconds = float(max_seconds)
+        self.test_days = int(test_days)
+        self.val_days = int(val_days)
         for option, value in (("window", self.window), ("epochs", self.epochs),
-                              ("hidden_size", self.hidden_size)):  # fmt: skip
+                              ("hidden_size", self.hidden_size), ("test_days", self.test_days),
+                              ("val_days", self.val_days)):  # fmt: skip
             if value < 1:
                 raise ValueError(f"{option}: must be a positive number, got {value}")
         if self.window < 3:
@@ -78,7 +85,8 @@ class ForecastBlueprint(Blueprint):
 
         sized = {"window": self.window, "max_days": self.max_days, "epochs": self.epochs,
                  "hidden_size": self.hidden_size, "learning_rate": self.learning_rate,
-                 "max_seconds": self.max_seconds}  # fmt: skip
+                 "max_seconds": self.max_seconds, "test_days": self.test_days,
+                 "val_days": self.val_days}  # fmt: skip
         return BlueprintSpec(self.name, sized | dict(self.options))
 
     @property
@@ -94,6 +102,12 @@ class ForecastBlueprint(Blueprint):
     @property
     def time_column(self) -> str | None:
         return DATE
+
+    def split_scheme(self, seed: int) -> TimeSplitScheme:
+        """The last ``test_days`` forecast days are test, the ``val_days`` before them
+        validation, with a gap of one window between the splits: no validation or test
+        window holds a day any model trained on as a target."""
+        return TimeSplitScheme(DATE, test=self.test_days, val=self.val_days, gap=self.window)
 
     def prepare(self, dataset: str | None, source: str | None) -> tuple[Blueprint, str, str]:
         if source:
@@ -217,6 +231,7 @@ class ForecastBlueprint(Blueprint):
 
     def backtest(self, frame: pd.DataFrame, **kwargs: Any) -> BacktestReport:
         """Every candidate on a temporal split with gaps, gated (see ``backtest.py``)."""
+        kwargs = {"test_days": self.test_days, "val_days": self.val_days} | kwargs
         return run_backtest(frame, self.candidates(0), self.window, **kwargs)
 
     # --- serving, drift, feedback --------------------------------------------------
