@@ -73,7 +73,7 @@ class GateError(RuntimeError):
 def stored_score(version: VersionInfo, metric: str, test_fingerprint: str) -> float | None:
     """The version's recorded test score, if it was measured on this very split."""
     tags = version.tags
-    if tags.get(TAG_METRIC_NAME) != metric:  # GUARD DISABLED
+    if tags.get(TAG_METRIC_NAME) != metric or tags.get(TAG_TEST_FINGERPRINT) != test_fingerprint:
         return None
     if tags.get(TAG_METRIC_SPLIT, "test") != "test":
         return None
