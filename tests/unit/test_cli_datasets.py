@@ -97,7 +97,8 @@ def env(seen, monkeypatch):
 
 
 def invoke(*args: str):
-    return CliRunner().invoke(cli, ["datasets", *args])
+    # a COLUMNS inherited from the caller (pytest-xdist sets one) would narrow the table
+    return CliRunner().invoke(cli, ["datasets", *args], env={"COLUMNS": None})
 
 
 def test_list_has_every_dataset_newest_first_with_its_runs_and_versions(env):
