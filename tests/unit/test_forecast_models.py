@@ -230,3 +230,29 @@ def test_the_input_example_is_the_wire_shape_and_models_take_it(fitted):
     example = blueprint.input_example(frame)
     assert list(example.columns) == ["last_prices"] and len(example["last_prices"][0]) == WINDOW
     assert np.allclose(model.predict(example), [row[-1] for row in example["last_prices"]])
+
+
+def test_statsforecast_and_boosted_candidates_beat_persistence_on_a_predictable_series():
+    from driftloop.blueprints.forecast.models import (
+        LaggedReturnsBoostedForecaster,
+        StatsForecastForecaster,
+        training_series,
+    )
+
+    frame = window_frame(series(mean_reverting(700, seed=4)), WINDOW)
+    train, test = frame.iloc[:450], frame.iloc[-200:]
+    X, y = train[price_columns(WINDOW)].to_numpy(float), train["close"].to_numpy(float)
+    # consecutive windows give back the series they were cut from
+    assert np.allclose(training_series(X, y), series(mean_reverting(700, seed=4))["close"][:470])
+    arima = StatsForecastForecaster("auto_arima").fit(X, y)
+    boosted = LaggedReturnsBoostedForecaster(lags=3).fit(X, y)
+    ets = pickle.loads(pickle.dumps(StatsForecastForecaster("auto_ets").fit(X, y)))
+    X_test, last = test[price_columns(WINDOW)].to_numpy(float), test["p_1"].to_numpy(float)
+    actual = test["close"].to_numpy(float)
+    # returns with lag-1 autocorrelation -0.6: ARIMA's AR term and the trees both find it
+    assert forecast_scores(actual, arima.predict(X_test), last)["mase"] < 0.95
+    assert forecast_scores(actual, boosted.predict(X_test), last)["mase"] < 0.97
+    ets_scores = forecast_scores(actual, ets.predict(X_test), last)
+    assert np.isfinite(ets_scores["mase"]) and ets.kind == "auto_ets"
+    with pytest.raises(ValueError, match="model: one of auto_ets, auto_arima"):
+        StatsForecastForecaster("prophet").fit(X, y)

@@ -1,4 +1,5 @@
-"""Daily price series: a shipped one (pmdarima's MSFT) or any CSV with a date and a value column.
+"""Daily price series: a shipped one (pmdarima's MSFT, arch's S&P 500) or any CSV with a date
+and a value column.
 
 A series comes back as a frame ``date`` (ISO text, ascending) and ``close`` (float), one
 row per trading day. Trading-day gaps (weekends, holidays) are kept as they are: the
@@ -18,7 +19,10 @@ from driftloop.datasets.errors import DatasetValidationError, UnknownDatasetErro
 
 DATE, CLOSE = "date", "close"
 # shipped series: name -> (loader description); data from installed packages, never downloaded
-SHIPPED = {"msft": "Microsoft daily OHLCV 1986-2017 (pmdarima.datasets.load_msft)"}
+SHIPPED = {
+    "msft": "Microsoft daily OHLCV 1986-2017 (pmdarima.datasets.load_msft)",
+    "sp500": "S&P 500 index daily OHLCV 1999-2018, adjusted close (arch.data.sp500)",
+}
 # columns a CSV's dates / prices are found under when --date-column / --value-column are not given
 DATE_GUESSES = ("date", "Date", "DATE", "timestamp", "Timestamp", "time", "Datetime")
 VALUE_GUESSES = ("close", "Close", "CLOSE", "adj_close", "Adj Close", "adjclose", "price", "value")
@@ -31,6 +35,11 @@ def shipped_series(name: str) -> pd.DataFrame:
 
         raw = load_msft()
         return price_frame(raw, date_column="Date", value_column="Close", what="msft")
+    if name == "sp500":
+        from arch.data.sp500 import load as load_sp500
+
+        raw = load_sp500().reset_index()
+        return price_frame(raw, date_column="Date", value_column="Adj Close", what="sp500")
     raise UnknownDatasetError(
         f"--dataset: unknown price series {name!r} (shipped: {', '.join(SHIPPED)}; "
         "or give --data FILE.csv)"

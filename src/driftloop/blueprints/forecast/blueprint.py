@@ -4,8 +4,9 @@ persistence.
 Rows are windows (``windows.window_frame``): a day's ``window`` previous closes and its
 close, id = its date. Candidates in one run: ``lstm`` (2 layers, hidden 64, scaler fitted
 on training windows only), ``lstm_window_scaled`` (the same network on windows divided by
-their last close; not the seed's), ``persistence``, ``random_walk_drift`` and
-``lagged_returns_ridge``. Ranked by MASE against persistence (lower is better) with a
+their last close; not the seed's), ``persistence``, ``random_walk_drift``, statsforecast's
+``auto_ets`` and ``auto_arima`` (on log closes), ``lagged_returns_ridge`` and
+``lagged_returns_boosted``. Ranked by MASE against persistence (lower is better) with a
 ceiling of 1: persistence scores exactly 1, so a model that does not beat it cannot be
 promoted over it. ``backtest`` is the honest temporal evaluation (``backtest.py``).
 
@@ -32,9 +33,11 @@ from driftloop.blueprints.forecast.drift import PriceFeaturizer
 from driftloop.blueprints.forecast.feedback import PriceFeedback
 from driftloop.blueprints.forecast.lstm import LSTMForecaster
 from driftloop.blueprints.forecast.models import (
+    LaggedReturnsBoostedForecaster,
     LaggedReturnsForecaster,
     PersistenceForecaster,
     RandomWalkDriftForecaster,
+    StatsForecastForecaster,
 )
 from driftloop.blueprints.forecast.windows import price_columns, window_frame
 from driftloop.datasets.errors import DatasetValidationError
@@ -202,7 +205,10 @@ class ForecastBlueprint(Blueprint):
             ),  # fmt: skip
             "persistence": PersistenceForecaster(),
             "random_walk_drift": RandomWalkDriftForecaster(),
+            "auto_ets": StatsForecastForecaster("auto_ets"),
+            "auto_arima": StatsForecastForecaster("auto_arima"),
             "lagged_returns_ridge": LaggedReturnsForecaster(),
+            "lagged_returns_boosted": LaggedReturnsBoostedForecaster(random_state=seed),
         }
 
     def candidate_tiers(self) -> dict[str, str]:
@@ -220,6 +226,11 @@ class ForecastBlueprint(Blueprint):
             },
             "lagged_returns_ridge": {
                 "alpha": ParamRange(1e-3, 100.0, log=True),
+                "lags": ParamRange(2, self.window - 1, integer=True),
+            },
+            "lagged_returns_boosted": {
+                "learning_rate": ParamRange(0.01, 0.3, log=True),
+                "max_depth": ParamRange(2, 6, integer=True),
                 "lags": ParamRange(2, self.window - 1, integer=True),
             },
         }.get(candidate, {})
