@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     reload_interval_s: float = 5.0
     max_instances: int = 256
     max_text_chars: int = 10_000
+    # adaptive batching (serving.batching), KServe's batcher semantics per model: concurrent
+    # requests share one model call of at most max_batch_size instances (1: no batching);
+    # a request that finds the model idle waits at most max_latency_ms for others
+    max_batch_size: int = Field(default=32, ge=1, le=10_000)
+    max_latency_ms: float = Field(default=5.0, gt=0.0, le=60_000.0)
     store_queue_size: int = 10_000
     # off: no prediction rows are written (feedback then answers 503); on is the product
     prediction_store: bool = True
@@ -115,6 +120,7 @@ class Settings(BaseSettings):
     predictor_grpc_port: int = 8081
     prometheus_port: int = 9090
     alertmanager_port: int = 9093
+    console_port: int = 8088  # driftloop ui
     stack_health_timeout_s: float = 90.0
     prometheus_url: str | None = None
     alertmanager_url: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pickle
 
@@ -64,9 +65,8 @@ def infer(model, payload, headers=None, response_headers=None):
     """KServe's template, as ``Model.__call__`` runs it."""
     headers = headers or {}
     call = model.preprocess(payload, headers)
-    return model.postprocess(
-        model.predict(call, headers, response_headers), headers, response_headers
-    )
+    predicted = asyncio.run(model.predict(call, headers, response_headers))
+    return model.postprocess(predicted, headers, response_headers)
 
 
 def texts_from_v1(body, limits=LIMITS):

@@ -100,6 +100,20 @@ class Codec(ABC):
     def v2_inputs(self, summaries: Sequence[Any]) -> list[dict]:
         """Plain-JSON v2 ``inputs`` for stored summaries (clients, logging, replays)."""
 
+    # --- adaptive batching (serving.batching): several requests, one model call -------
+    def join(self, batches: Sequence[Batch]) -> Batch:
+        """Several requests' batches as one, rows in order (the model is called once)."""
+        return Batch(
+            model_input=join_rows([batch.model_input for batch in batches]),
+            summaries=[summary for batch in batches for summary in batch.summaries],
+        )
+
+    def split(self, answer: Answer, sizes: Sequence[int]) -> list[Answer]:
+        """The answer of a joined batch cut back into one answer per request (``sizes`` rows
+        each), each as the model would have answered that request alone. A codec whose
+        outputs depend on the whole batch (a padded width, say) overrides this."""
+        return split_rows(answer, sizes)
+
     def check_count(self, n: int, field: str, what: str = "instance") -> None:
         if n == 0:
             raise InputError(f"{field} is empty: send at least one {what}")
@@ -124,6 +138,42 @@ def column_values(tensor: InputTensor, field: str) -> list[Any]:
     if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
         raise InputError(f"{field}.shape must be [n] or [n, 1], got {list(shape)}")
     return tensor.array.reshape(-1).tolist()
+
+
+def join_rows(inputs: Sequence[Any]) -> Any:
+    """Model inputs stacked row-wise: lists, arrays (first axis) or pandas frames."""
+    first = inputs[0]
+    if len(inputs) == 1:
+        return first
+    if isinstance(first, list):
+        return [row for part in inputs for row in part]
+    if isinstance(first, np.ndarray):
+        return np.concatenate(inputs, axis=0)
+    import pandas as pd
+
+    if isinstance(first, pd.DataFrame):
+        return pd.concat(inputs, ignore_index=True)
+    raise TypeError(f"cannot join model inputs of type {type(first).__name__}: override join")
+
+
+def split_rows(answer: Answer, sizes: Sequence[int]) -> list[Answer]:
+    """``answer`` cut into consecutive parts of ``sizes`` rows; parameters go to every part."""
+    if sum(sizes) != len(answer):
+        raise ValueError(f"the answer has {len(answer)} rows, the requests {sum(sizes)}")
+    parts, start = [], 0
+    for size in sizes:
+        end = start + size
+        parts.append(
+            Answer(
+                instances=answer.instances[start:end],
+                tensors=[(name, dtype, array[start:end]) for name, dtype, array in answer.tensors],
+                labels=answer.labels[start:end],
+                confidences=answer.confidences[start:end],
+                parameters=dict(answer.parameters),
+            )
+        )
+        start = end
+    return parts
 
 
 def classification_answer(

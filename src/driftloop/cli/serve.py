@@ -35,13 +35,38 @@ from driftloop.cli import UserError
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--no-grpc", is_flag=True, help="Serve REST only.")
 @click.option(
+    "--max-batch-size",
+    default=None,
+    type=click.IntRange(1, 10_000),
+    help="Adaptive batching: concurrent requests share one model call of at most this many "
+    "instances; 1 turns batching off (default: env DRIFTLOOP_MAX_BATCH_SIZE, else 32).",
+)
+@click.option(
+    "--max-latency-ms",
+    default=None,
+    type=click.FloatRange(0.0, 60_000.0, min_open=True),
+    help="Adaptive batching: the longest a request waits for others to join its model call "
+    "(default: env DRIFTLOOP_MAX_LATENCY_MS, else 5).",
+)
+@click.option(
     "--docs",
     is_flag=True,
     help="Serve Swagger UI on /docs and the typed, example-rich OpenAPI document on "
     "/openapi.json. Off by default: a production predictor should not advertise its API.",
 )
 def serve(
-    name, alias, model_uri, host, insecure, http_port, grpc_port, workers, no_grpc, docs
+    name,
+    alias,
+    model_uri,
+    host,
+    insecure,
+    http_port,
+    grpc_port,
+    workers,
+    no_grpc,
+    max_batch_size,
+    max_latency_ms,
+    docs,
 ) -> None:  # noqa: ANN001
     """Serve model NAME (models:/NAME@champion) over REST v1/v2 and gRPC, with feedback."""
     from driftloop.cli.threads import default_to_one_math_thread
@@ -55,6 +80,8 @@ def serve(
     if http_port == grpc_port and not no_grpc:
         raise UserError("--http-port and --grpc-port must differ")
     settings = get_settings()
+    batching = {"max_batch_size": max_batch_size, "max_latency_ms": max_latency_ms}
+    settings = settings.model_copy(update={k: v for k, v in batching.items() if v is not None})
     host = host or settings.predictor_host
     insecure = insecure or settings.insecure
     try:  # before loading the model: a refused bind fails fast, in one line
@@ -77,6 +104,7 @@ def serve(
             docs=docs,
             host=host,
             insecure=insecure,
+            settings=settings,
         )
     except ModelLoadError as exc:
         raise UserError(f"{source}: {exc}") from exc

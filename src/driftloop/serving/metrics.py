@@ -40,6 +40,18 @@ MODEL_RELOAD_SECONDS = Histogram(
     "Time to load a new model version off the request path.",
     ["model"],
 )
+BATCH_SIZE = Histogram(
+    "driftloop_batch_size",
+    "Instances per model call under adaptive batching (serving.batching).",
+    ["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+BATCH_WAIT_SECONDS = Histogram(
+    "driftloop_batch_wait_seconds",
+    "Time a decoded request waited for its shared model call to start.",
+    ["model"],
+    buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
 FEEDBACK = Counter(
     "driftloop_feedback_received_total",
     "Feedback items accepted by the feedback API.",

@@ -5,7 +5,10 @@ fills KServe's own template:
 
 * ``preprocess`` decodes the request with the served version's codec (the
   blueprint tagged on that version) into a batch, and assigns the request id;
-* ``predict`` runs the model on the batch;
+* ``predict`` runs the model on the batch -- with adaptive batching on
+  (``max_batch_size`` > 1, ``serving.batching``) in one model call shared with the
+  requests that arrive meanwhile; each request still gets its own answer, id,
+  record and payload event from ``postprocess``;
 * ``postprocess`` encodes the answer in the caller's protocol, stamps the
   request id, and hands the prediction to the process's serving runtime (store
   + payload logger) without waiting for either.
@@ -36,6 +39,7 @@ from driftloop.blueprints.codec import Answer, Batch, InputError, InputTensor, L
 from driftloop.blueprints.explain import Explainer, ExplainError
 from driftloop.serving import explain as explaining
 from driftloop.serving import loader, metrics, runtime, wire
+from driftloop.serving.batching import BatchPolicy, MicroBatcher
 from driftloop.serving.loader import LoadedModel
 from driftloop.settings import Settings
 from driftloop.store import PredictionRecord
@@ -124,12 +128,15 @@ class BlueprintModel(kserve.Model):
         self._reload_lock = threading.Lock()
         # (the version it explains, its explainer): built on the first explain of a version
         self._explainer: tuple[LoadedModel, Explainer] | None = None
+        self.batch_policy = BatchPolicy(settings.max_batch_size, settings.max_latency_ms)
+        self._batcher: MicroBatcher | None = None  # per process, made on first use
 
     # KServe pickles registered models into its worker processes (--workers > 1).
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state.pop("_reload_lock", None)
         state["_explainer"] = None
+        state["_batcher"] = None  # a worker process gathers its own requests
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -205,25 +212,38 @@ class BlueprintModel(kserve.Model):
         batch = decode(loaded, payload)
         return _Call(loaded, new_request_id(), payload, batch, started, client_id)
 
-    def predict(
+    async def predict(
         self,
         call: _Call,
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> _Call:
+        if not self.batch_policy.enabled:
+            return self._predict_alone(call)
+        try:
+            call.answer = await self._batcher_here().predict(call.loaded.codec, call.batch)
+        except (ValueError, TypeError) as exc:
+            raise _cannot_take(exc) from None
+        return call
+
+    def _predict_alone(self, call: _Call) -> _Call:
         try:
             call.answer = call.loaded.codec.predict(call.batch)
         except (ValueError, TypeError) as exc:
-            # the codec let through values the model cannot take: the caller's input
-            raise InvalidInput(f"the model cannot take these inputs: {exc}") from None
+            raise _cannot_take(exc) from None
         return call
+
+    def _batcher_here(self) -> MicroBatcher:
+        if self._batcher is None:
+            self._batcher = MicroBatcher(self.name, self.batch_policy)
+        return self._batcher
 
     def explain(self, call: _Call, headers: dict[str, str] | None = None) -> _Call:
         """The prediction and the top-k contributions per instance (``serving.explain``)."""
         top_k = explaining.top_k_of(call.payload)
         explaining.check_instance_count(len(call.batch), call.payload)
         explainer = self._explainer_for(call.loaded)
-        self.predict(call)
+        self._predict_alone(call)  # an explanation is not batched: the explainer runs here
         try:
             attributions = explainer.explain(call.batch.model_input, call.answer.labels)
         except ExplainError as exc:
@@ -340,6 +360,11 @@ class BlueprintModel(kserve.Model):
             latency_ms=(time.perf_counter() - call.started) * 1000.0,
         )
         serving.record(record, request_body, response_body)
+
+
+def _cannot_take(exc: Exception) -> InvalidInput:
+    # the codec let through values the model cannot take: the caller's input
+    return InvalidInput(f"the model cannot take these inputs: {exc}")
 
 
 def _parameters(call: _Call, answer: Answer) -> dict:

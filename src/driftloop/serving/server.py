@@ -307,6 +307,15 @@ def serve(
     safety.check_bind(host, settings.api_token, settings.insecure if insecure is None else insecure)
     safety.install_log_escaping()
     model = build_model(name, alias=alias, model_uri=model_uri, settings=settings)
+    policy = model.batch_policy
+    if policy.enabled:
+        log.info(
+            "adaptive batching: up to %d instances per model call, %g ms longest wait",
+            policy.max_batch_size,
+            policy.max_latency_ms,
+        )
+    else:
+        log.info("adaptive batching off (max batch size 1): one model call per request")
     server = DriftloopModelServer(
         settings,
         host=host,

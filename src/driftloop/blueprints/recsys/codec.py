@@ -176,6 +176,17 @@ class RecsysCodec(Codec):
             confidences=[None] * len(answers),
         )
 
+    def split(self, answer: Answer, sizes: Sequence[int]) -> list[Answer]:
+        # a joined batch pads every list to its widest k: each request gets its own width back
+        parts = super().split(answer, sizes)
+        for part in parts:
+            width = max((len(instance["item_ids"]) for instance in part.instances), default=0)
+            part.tensors = [
+                (name, datatype, array[:, :width] if array.ndim == 2 else array)
+                for name, datatype, array in part.tensors
+            ]
+        return parts
+
     def v2_inputs(self, summaries: Sequence[Any]) -> list[dict]:
         width = max((len(s.get("recent_items", [])) for s in summaries), default=0)
         inputs = [
