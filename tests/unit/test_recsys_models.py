@@ -130,9 +130,12 @@ def test_interactions_file_columns_detected_or_named(tmp_path):
 # --- routing and exclusion ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def toy_model():
-    return SegmentedRecommender(warm_min=5, clusters=2, components=2, half_life_days=30).fit(
-        features(two_tastes())
-    )
+    # given weights (tune=False): the toy catalogue is too small for a validation period
+    model = SegmentedRecommender(
+        warm_min=5, clusters=2, components=2, half_life_days=30, tune=False,
+        cf_weight=2.0, cluster_weight=2.0, content_weight=0.5,
+    )  # fmt: skip
+    return model.fit(features(two_tastes()))
 
 
 def test_routes_by_segment(toy_model):
@@ -203,3 +206,46 @@ def test_g1_news_clicks_with_the_article_catalogue(tmp_path):
     model = blueprint.candidates(seed=0)["driftloop"].fit(blueprint.features(train))
     assert model.genres_ == ["281", "282", "283", "284"]
     assert 0 <= blueprint.score(model, test)["ndcg_at_10"] <= 1
+
+
+# --- given-N views, ALS and the tuned blend --------------------------------------------------
+def test_given_n_views_reveal_the_start_of_a_new_users_held_out_period():
+    from driftloop.blueprints.recsys.metrics import evaluation_views
+
+    test = pd.DataFrame(
+        {"user": ["new"] * 30 + ["old"] * 3, "item": [f"i{n}" for n in range(30)] + ["a", "b", "z"],
+         "timestamp": list(range(30)) + [5, 6, 7]}
+    )  # fmt: skip
+    histories = {"old": [f"h{n}" for n in range(12)] + ["a"]}
+    views = evaluation_views(lambda u: histories.get(u, []), test, warm_min=5)
+    by = {(v.user, v.segment): v for v in views}
+    assert set(by) == {("new", "anonymous"), ("new", "semi"), ("new", "warm"), ("old", "warm")}
+    assert by["new", "anonymous"].session == () and len(by["new", "anonymous"].relevant) == 30
+    semi, warm = by["new", "semi"], by["new", "warm"]
+    assert 1 <= len(semi.session) <= 4 and 5 <= len(warm.session) <= 9
+    # the session is the start in time; the rest is what must be found
+    assert semi.session == tuple(f"i{n}" for n in range(len(semi.session)))
+    assert not set(semi.session) & semi.relevant and len(semi.relevant) == 30 - len(semi.session)
+    assert by["old", "warm"].relevant == {"b", "z"}  # "a" was seen in training
+    # items a model never saw do not count towards a session's length
+    only_known = evaluation_views(lambda u: [], test, warm_min=5, catalogue={"i3", "i4"})
+    assert {v.segment for v in only_known if v.user == "new"} == {"anonymous", "semi"}
+
+
+def test_als_answers_session_only_users_from_their_items():
+    from driftloop.blueprints.recsys.models import ALS
+
+    model = ALS(factors=8, iterations=5, warm_min=5).fit(features(two_tastes()))
+    ((items, scores, segment),) = model.recommend(["someone"], [["h-item1", "h-item2", "h-item3"]])
+    assert segment == "semi" and scores == sorted(scores, reverse=True)
+    assert sum(item.startswith("h-item") for item in items[:5]) >= 4
+
+
+def test_tuned_blend_is_chosen_on_the_training_window_only():
+    frame = features(two_tastes())
+    model = SegmentedRecommender(warm_min=5, clusters=2, components=2).fit(frame)
+    assert set(model.blend_) == {"anonymous", "semi", "warm"}
+    assert {k for k in model.validation_ if k.startswith("validation_ndcg")}
+    # the same rows give the same blend (no randomness in the choice)
+    again = SegmentedRecommender(warm_min=5, clusters=2, components=2).fit(frame)
+    assert again.blend_ == model.blend_

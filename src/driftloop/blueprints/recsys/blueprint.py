@@ -25,6 +25,7 @@ from driftloop.blueprints.codec import Limits
 from driftloop.blueprints.recsys.codec import ClickFeedback, RecsysCodec, RecsysFeaturizer
 from driftloop.blueprints.recsys.metrics import evaluate
 from driftloop.blueprints.recsys.models import (
+    ALS,
     DEFAULT_HALF_LIFE_DAYS,
     EASE,
     ItemKNN,
@@ -124,8 +125,13 @@ class RecsysBlueprint(Blueprint):
             "mostpop": MostPopular(warm_min=warm_min),
             "itemknn": ItemKNN(warm_min=warm_min, max_items=max_items),
             "ease": EASE(warm_min=warm_min, max_items=max_items),
+            "als": ALS(warm_min=warm_min, random_state=seed),
             "driftloop": SegmentedRecommender(
-                warm_min=warm_min, max_items=max_items, half_life_days=half_life, random_state=seed
+                warm_min=warm_min,
+                max_items=max_items,
+                half_life_days=half_life,
+                k=self.k,
+                random_state=seed,
             ),
         }
 

@@ -9,17 +9,20 @@ items the user went on to interact with (minus those seen in training):
 - MAP@K: sum over hits of the precision at that rank, divided by min(|relevant|, K);
 - coverage@K: share of the catalogue recommended to at least one evaluated user.
 
-Users without relevant items are left out (nothing to find).
+Users are asked in given-N views (``evaluation_views``); a view without relevant items is
+left out (nothing to find).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import zlib
+from collections.abc import Callable, Container, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from driftloop.blueprints.recsys.segments import SEGMENTS
+from driftloop.blueprints.recsys.segments import ANONYMOUS, SEGMENTS, SEMI, WARM
 
 
 def _discounts(k: int) -> np.ndarray:
@@ -62,24 +65,86 @@ def relevant_by_user(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, set[s
     return relevant
 
 
-def evaluate(model, test: pd.DataFrame, k: int = 10) -> dict[str, float]:
-    """NDCG/Recall/MAP@k overall and per segment, coverage, user counts, for a fitted model.
+@dataclass(frozen=True)
+class View:
+    """One question asked of a recommender: ``user`` with ``session`` (items revealed from
+    the start of their held-out period) should find ``relevant`` (the rest of it)."""
 
-    The model knows its training histories (``model.history_of``), so the relevant items
-    are the test items each user had not seen in training.
+    user: str
+    session: tuple[str, ...]
+    relevant: frozenset[str]
+    segment: str
+
+
+def _stable_fraction(user: str) -> float:
+    """A user's fixed place in [0, 1) (crc32): which session length they are asked with."""
+    return zlib.crc32(user.encode()) / 2**32
+
+
+def evaluation_views(
+    histories: Callable[[str], Sequence[str]],
+    test: pd.DataFrame,
+    warm_min: int,
+    catalogue: Container[str] | None = None,
+) -> list[View]:
+    """Given-N views of the held-out interactions (Breese et al. 1998), per segment.
+
+    A global temporal split leaves few test users with a short training history (on
+    MovieLens: 1 of 147), so short histories are also made the way they arise in serving:
+    a user new after the cut-off is asked once with nothing known (anonymous), once after
+    their first few held-out interactions (semi: 1 .. warm_min - 1 known in all) and, with
+    enough of them, once after warm_min .. 2 warm_min - 1 (warm); a user with a training
+    history is asked with it, and a short one is also topped up to warm by the same rule.
+    The session length within a segment is fixed per user (crc32 of the id), never by what
+    the models answer; the relevant items are the later held-out ones not yet seen. Only
+    items in ``catalogue`` (the training items; default: all) count towards a history's
+    length, as they do in serving (a model cannot use an item it has never seen).
     """
-    relevant: dict[str, set[str]] = {}
-    for user, items in test.groupby("user")["item"]:
-        fresh = set(map(str, items)) - set(model.history_of(str(user)))
-        if fresh:
-            relevant[str(user)] = fresh
-    users = sorted(relevant)
-    answers = model.recommend(users, k=k)
+    if warm_min < 2:
+        raise ValueError(f"warm_min must be at least 2, got {warm_min}")
+    views: list[View] = []
+    ordered = test.sort_values(["timestamp", "item"], kind="stable")
+    for user, items in ordered.groupby("user", sort=True)["item"]:
+        user = str(user)
+        known = set(map(str, histories(user)))
+        fresh = [i for i in dict.fromkeys(map(str, items)) if i not in known]
+        place = _stable_fraction(user)
+        targets = []  # (segment, total history length asked with)
+        if not known:
+            targets.append((ANONYMOUS, 0))
+        if len(known) < warm_min:
+            targets.append((SEMI, max(len(known), 1 + int(place * (warm_min - 1)))))
+            targets.append((WARM, warm_min + int(place * warm_min)))
+        else:
+            targets.append((WARM, len(known)))
+        # counted[i]: catalogue items among the first i fresh ones
+        counted = np.cumsum([0] + [catalogue is None or i in catalogue for i in fresh])
+        for segment, total in targets:
+            needed = total - len(known)
+            if needed > counted[-1]:
+                continue
+            revealed = int(np.searchsorted(counted, needed)) if needed > 0 else 0
+            relevant = frozenset(fresh[revealed:])
+            if relevant:
+                views.append(View(user, tuple(fresh[:revealed]), relevant, segment))
+    return views
+
+
+def evaluate(model, test: pd.DataFrame, k: int = 10) -> dict[str, float]:
+    """NDCG/Recall/MAP@k overall (mean over views) and per segment, coverage and view counts
+    of a fitted model on the given-N views of ``test`` (``evaluation_views``).
+
+    The model knows its training histories (``model.history_of``) and its ``warm_min``.
+    """
+    views = evaluation_views(model.history_of, test, int(model.warm_min), model.item_index_)
+    answers = model.recommend([v.user for v in views], [v.session for v in views], k=k)
     rows = []
     recommended_items: set[str] = set()
-    for user, (items, _scores, segment) in zip(users, answers, strict=True):
+    for view, (items, _scores, segment) in zip(views, answers, strict=True):
+        if segment != view.segment:  # the model's segmenting must agree with the protocol's
+            raise RuntimeError(f"view of {view.user} is {view.segment}, model said {segment}")
         recommended_items.update(items)
-        truth = relevant[user]
+        truth = set(view.relevant)
         rows.append(
             (segment, ndcg_at_k(items, truth, k), recall_at_k(items, truth, k),
              map_at_k(items, truth, k))
@@ -94,7 +159,7 @@ def evaluate(model, test: pd.DataFrame, k: int = 10) -> dict[str, float]:
     for segment in SEGMENTS:
         part = table[table["segment"] == segment]
         metrics[f"users_{segment}"] = float(len(part))
-        for name in ("ndcg", "recall"):
+        for name in ("ndcg", "recall", "map"):
             if len(part):
                 metrics[f"{name}{suffix}_{segment}"] = float(part[name].mean())
     return metrics

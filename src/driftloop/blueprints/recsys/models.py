@@ -10,9 +10,12 @@ length, ``segments``), so baselines are compared per segment with driftloop's mo
 - ``RecentPopular``: counts decayed by age, with a half-life (anonymous users);
 - ``ItemKNN``: item-item cosine over co-interactions, the ``neighbours`` nearest kept;
 - ``EASE``: Steck's closed-form linear item-item model (ridge ``l2``);
-- ``SegmentedRecommender`` (driftloop): routes by segment: warm users get ItemKNN blended
-  with genre content, semi users the popularity of their k-means cluster (PCA of genre
-  profiles), anonymous users recency-decayed popularity.
+- ``ALS``: implicit-feedback matrix factorisation (the ``implicit`` package);
+- ``SegmentedRecommender`` (driftloop): routes by segment: every segment starts from
+  recency-decayed popularity; warm users add EASE (or ItemKNN) and genre content, semi users
+  the popularity of their k-means cluster (PCA of genre profiles) and content, anonymous
+  users get the decayed popularity alone; half-lives and weights chosen per segment on a
+  validation period at the end of the training window.
 
 Collaborative parts work on the ``max_items`` most popular items (dense item-item
 matrices); the rest of the catalogue is reached through content and popularity.
@@ -28,11 +31,12 @@ import pandas as pd
 from scipy import sparse
 from sklearn.base import BaseEstimator
 
-from driftloop.blueprints.recsys.segments import ANONYMOUS, DEFAULT_WARM_MIN, SEMI, segment_of
+from driftloop.blueprints.recsys.segments import ANONYMOUS, DEFAULT_WARM_MIN, SEMI, WARM, segment_of
 
 DAY = 86_400.0
-# chosen on a validation window (the last 20 % of the training window) of MovieLens:
-# 30 d: NDCG@10 0.21, 180 d: 0.378, 730 d: 0.383, 3650 d: 0.337 for anonymous users
+# the popularity half-life when it is not chosen on a validation period (RecentPopular, and
+# SegmentedRecommender(tune=False)); MovieLens validation: 30 d: NDCG@10 0.21, 180 d: 0.378,
+# 730 d: 0.383, 3650 d: 0.337 for anonymous users
 DEFAULT_HALF_LIFE_DAYS = 730.0
 
 
@@ -80,6 +84,12 @@ class Recommender(BaseEstimator):
         codes = self.histories_.get(str(user))
         return [] if codes is None else self.items_[codes].tolist()
 
+    def history_codes(self, user: str, session: Sequence[str] = ()) -> np.ndarray:
+        """Item codes of a user's training history plus a session (unknown items ignored)."""
+        known = self.histories_.get(str(user), np.empty(0, dtype=np.int64))
+        extra = [self.item_index_[i] for i in session if i in self.item_index_]
+        return np.unique(np.concatenate([known, np.asarray(extra, dtype=np.int64)]))
+
     def segment_for(self, history_length: int) -> str:
         return segment_of(history_length, int(self.warm_min))
 
@@ -102,9 +112,7 @@ class Recommender(BaseEstimator):
         tiebreak = 1e-9 * _unit_max(self.popularity_)
         answers = []
         for user, session, top in zip(users, recent, ks, strict=True):
-            known = self.histories_.get(str(user), np.empty(0, dtype=np.int64))
-            extra = [self.item_index_[i] for i in session if i in self.item_index_]
-            history = np.unique(np.concatenate([known, np.asarray(extra, dtype=np.int64)]))
+            history = self.history_codes(user, session)
             segment = self.segment_for(len(history))
             scores = self._scores(history, segment).astype(np.float64) + tiebreak
             scores[history] = -np.inf
@@ -258,28 +266,100 @@ def genre_matrix(frame: pd.DataFrame, items: np.ndarray) -> tuple[np.ndarray, li
     return matrix, names
 
 
+class ALS(Recommender):
+    """Implicit-feedback matrix factorisation (Hu, Koren & Volinsky 2008) fitted with the
+    ``implicit`` package; a user's factors are solved from their history (plus session) at
+    request time, so session-only users are answered without refitting."""
+
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.05,
+        alpha: float = 2.0,
+        iterations: int = 15,
+        warm_min: int = DEFAULT_WARM_MIN,
+        random_state: int = 0,
+    ):
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.warm_min = warm_min
+        self.random_state = random_state
+
+    def _fit_model(self, matrix, frame, item_codes, times, weights):
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        # implicit warns (and slows down) when BLAS runs its own threads inside its loops
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=int(self.factors),
+                regularization=float(self.regularization),
+                alpha=float(self.alpha),
+                iterations=int(self.iterations),
+                random_state=int(self.random_state),
+                num_threads=1,  # deterministic and polite on a shared machine
+            )
+            model.fit(matrix.tocsr().astype(np.float32), show_progress=False)
+        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float64)
+        factors = self.item_factors_.shape[1]
+        self.gram_ = self.item_factors_.T @ self.item_factors_ + float(
+            self.regularization
+        ) * np.eye(factors)
+
+    def _scores(self, history, segment):
+        if len(history) == 0:
+            return self.popularity_
+        # the ALS user step: (Y'Y + alpha Y_h'Y_h + reg I) x = (1 + alpha) sum_h y_h
+        seen = self.item_factors_[history]
+        alpha = float(self.alpha)
+        user = np.linalg.solve(self.gram_ + alpha * seen.T @ seen, (1 + alpha) * seen.sum(axis=0))
+        return self.item_factors_ @ user
+
+
+# decay half-lives (days) the driftloop recommender chooses among on its validation period
+HALF_LIVES = (90.0, 180.0, 365.0, 730.0, 1460.0)
+# blend weights it chooses among, per segment (0 first: the simpler blend wins a tie)
+CF_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
+CONTENT_WEIGHTS = (0.0, 0.1, 0.3)
+CLUSTER_WEIGHTS = (0.0, 0.25, 0.5, 1.0)
+
+
 class SegmentedRecommender(_ItemItem):
     """driftloop's recommender: one model, routed by the user's segment.
 
-    warm: ``cf_weight`` x item-item CF (``cf``: "ease" or "itemknn") + (1 - ``cf_weight``) x
-    genre content, each scaled to
-    [0, 1], plus a little recency popularity; semi: popularity within the user's k-means
-    cluster (users embedded by PCA of their items' genre profiles) blended with content;
-    anonymous: popularity decayed with ``half_life_days``.
+    Every segment starts from recency-decayed popularity (what users do next depends on
+    what is current) and adds what its history supports, each part scaled to [0, 1]:
+    warm: + ``cf_weight`` x item-item CF (``cf``: "ease" or "itemknn") + ``content_weight``
+    x genre content; semi: + ``cluster_weight`` x the popularity within the user's k-means
+    cluster (users embedded by PCA of their items' genre profiles) + ``content_weight`` x
+    content; anonymous: decayed popularity alone.
+
+    ``tune=True`` (default) chooses the half-life and weights of each segment on a
+    validation period: the last ``validation_share`` of the training interactions in time,
+    asked in the same given-N views as the test (``metrics.evaluation_views``), with the
+    parts fitted on the interactions before it; the chosen blend (``blend_``) is then
+    refitted on all of them. The test period is never looked at. ``tune=False`` uses the
+    given weights (and ``half_life_days``) for every segment.
     """
 
     def __init__(
         self,
         cf: str = "ease",
-        l2: float = 250.0,
+        l2: float = 500.0,
         neighbours: int = 100,
         max_items: int = 3000,
         warm_min: int = DEFAULT_WARM_MIN,
-        cf_weight: float = 0.8,
-        content_weight: float = 0.3,
+        cf_weight: float = 0.5,
+        content_weight: float = 0.1,
+        cluster_weight: float = 0.5,
         clusters: int = 8,
         components: int = 6,
         half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+        tune: bool = True,
+        validation_share: float = 0.2,
+        k: int = 10,
         random_state: int = 0,
     ):
         self.cf = cf
@@ -289,10 +369,94 @@ class SegmentedRecommender(_ItemItem):
         self.warm_min = warm_min
         self.cf_weight = cf_weight
         self.content_weight = content_weight
+        self.cluster_weight = cluster_weight
         self.clusters = clusters
         self.components = components
         self.half_life_days = half_life_days
+        self.tune = tune
+        self.validation_share = validation_share
+        self.k = k
         self.random_state = random_state
+
+    # --- fitting -----------------------------------------------------------------------------
+    def _given_blend(self) -> dict[str, dict[str, float]]:
+        half_life = float(self.half_life_days)
+        return {
+            ANONYMOUS: {"half_life_days": half_life},
+            SEMI: {
+                "half_life_days": half_life,
+                "cluster": float(self.cluster_weight),
+                "content": float(self.content_weight),
+            },
+            WARM: {
+                "half_life_days": half_life,
+                "cf": float(self.cf_weight),
+                "content": float(self.content_weight),
+            },
+        }
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> SegmentedRecommender:
+        self.blend_ = self._given_blend()
+        self.validation_ = {}
+        if self.tune:
+            self.blend_, self.validation_ = self._tuned_blend(X)
+        return super().fit(X, y)
+
+    def _tuned_blend(self, frame: pd.DataFrame) -> tuple[dict, dict]:
+        """The blend of each segment with the best NDCG@k on the validation period (the
+        given one for a segment the period does not ask about, or when it is too short)."""
+        from sklearn.base import clone
+
+        from driftloop.blueprints.recsys.metrics import evaluation_views
+        from driftloop.datasets.errors import DatasetValidationError
+        from driftloop.datasets.interactions import temporal_split
+
+        blend = self._given_blend()
+        try:
+            early, later = temporal_split(frame, test_share=float(self.validation_share))
+        except DatasetValidationError:
+            return blend, {}
+        probe = clone(self).set_params(tune=False).fit(early)
+        views = evaluation_views(probe.history_of, later, int(self.warm_min), probe.item_index_)
+        decayed = {h: _unit_max(probe.decayed_popularity(h)) for h in HALF_LIVES}
+        by_segment: dict[str, list] = {ANONYMOUS: [], SEMI: [], WARM: []}
+        for view in views:
+            history = probe.history_codes(view.user, view.session)
+            parts = {}
+            if view.segment != ANONYMOUS:
+                parts["content"] = _unit_max(probe._content(history))
+            if view.segment == SEMI:
+                parts["cluster"] = _unit_max(probe._cluster_scores(history))
+            if view.segment == WARM:
+                parts["cf"] = _unit_max(probe._item_scores(history))
+            by_segment[view.segment].append((history, parts, view.relevant))
+        grids = {
+            ANONYMOUS: [{}],
+            SEMI: [{"cluster": a, "content": b} for a in CLUSTER_WEIGHTS for b in CONTENT_WEIGHTS],
+            WARM: [{"cf": a, "content": b} for a in CF_WEIGHTS for b in CONTENT_WEIGHTS],
+        }
+        scores: dict[str, float] = {}
+        k = int(self.k)
+        for segment, asked in by_segment.items():
+            if not asked:
+                continue
+            best, best_score = None, -1.0
+            for half_life in HALF_LIVES:
+                for weights in grids[segment]:
+                    total = 0.0
+                    for history, parts, relevant in asked:
+                        mixed = decayed[half_life].copy()
+                        for name, weight in weights.items():
+                            if weight:
+                                mixed += weight * parts[name]
+                        total += _ndcg_of_top(mixed, history, probe.items_, relevant, k)
+                    score = total / len(asked)
+                    if score > best_score + 1e-12:
+                        best, best_score = {"half_life_days": half_life, **weights}, score
+            blend[segment] = best
+            scores[f"validation_ndcg_at_{k}_{segment}"] = best_score
+            scores[f"validation_users_{segment}"] = float(len(asked))
+        return blend, scores
 
     def _fit_model(self, matrix, frame, item_codes, times, weights):
         from sklearn.cluster import KMeans
@@ -302,9 +466,11 @@ class SegmentedRecommender(_ItemItem):
             raise ValueError(f"cf must be 'ease' or 'itemknn', got {self.cf!r}")
         collaborative = EASE if self.cf == "ease" else ItemKNN
         collaborative._fit_model(self, matrix, frame, item_codes, times, weights)
-        self.recent_popularity_ = decayed_counts(
-            item_codes, times, len(self.items_), self.last_time_, self.half_life_days
-        )
+        half_lives = set(HALF_LIVES) | {float(b["half_life_days"]) for b in self.blend_.values()}
+        self.decayed_popularity_ = {
+            h: decayed_counts(item_codes, times, len(self.items_), self.last_time_, h)
+            for h in sorted(half_lives)
+        }
         self.genre_matrix_, self.genres_ = genre_matrix(frame, self.items_)
         self.cluster_popularity_ = None
         width = self.genre_matrix_.shape[1]
@@ -322,26 +488,51 @@ class SegmentedRecommender(_ItemItem):
                 popularity[label, history] += 1.0
             self.cluster_popularity_ = popularity
 
+    # --- answering ---------------------------------------------------------------------------
+    def decayed_popularity(self, half_life_days: float) -> np.ndarray:
+        return self.decayed_popularity_[float(half_life_days)]
+
+    @property
+    def recent_popularity_(self) -> np.ndarray:
+        """What anonymous users get: popularity decayed with their segment's half-life."""
+        return self.decayed_popularity(self.blend_[ANONYMOUS]["half_life_days"])
+
     def _embedding(self, history: np.ndarray) -> np.ndarray:
         return self.pca_.transform(self.genre_matrix_[history].mean(axis=0, keepdims=True))[0]
 
     def _content(self, history: np.ndarray) -> np.ndarray:
-        if not self.genre_matrix_.shape[1]:
+        if not self.genre_matrix_.shape[1] or not len(history):
             return np.zeros(len(self.items_))
         profile = self.genre_matrix_[history].mean(axis=0)
         return self.genre_matrix_ @ profile
 
+    def _cluster_scores(self, history: np.ndarray) -> np.ndarray:
+        if self.cluster_popularity_ is None or not len(history):
+            return self.popularity_
+        cluster = int(self.kmeans_.predict(self._embedding(history)[None, :])[0])
+        return self.cluster_popularity_[cluster]
+
     def _scores(self, history, segment):
+        blend = self.blend_[segment]
+        scores = _unit_max(self.decayed_popularity(blend["half_life_days"])).copy()
         if segment == ANONYMOUS:
-            return self.recent_popularity_
-        content = _unit_max(self._content(history))
-        if segment == SEMI:
-            if self.cluster_popularity_ is None:
-                base = self.popularity_
-            else:
-                cluster = int(self.kmeans_.predict(self._embedding(history)[None, :])[0])
-                base = self.cluster_popularity_[cluster]
-            return _unit_max(base) + float(self.content_weight) * content
-        cf = _unit_max(self._item_scores(history))
-        alpha = float(self.cf_weight)
-        return alpha * cf + (1 - alpha) * content + 0.05 * _unit_max(self.recent_popularity_)
+            return scores
+        parts = {
+            "content": lambda: self._content(history),
+            "cluster": lambda: self._cluster_scores(history),
+            "cf": lambda: self._item_scores(history),
+        }
+        for name, weight in blend.items():
+            if name in parts and weight:
+                scores += weight * _unit_max(parts[name]())
+        return scores
+
+
+def _ndcg_of_top(scores, history, items, relevant, k) -> float:
+    from driftloop.blueprints.recsys.metrics import ndcg_at_k
+
+    scores = scores.copy()
+    scores[history] = -np.inf
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return ndcg_at_k(items[top].tolist(), set(relevant), k)
