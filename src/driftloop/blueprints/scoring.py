@@ -32,6 +32,8 @@ GREATER_IS_BETTER = {
     "average_precision": True,
     "score_stability": True,
     "mase": False,
+    "map50": True,  # object detection: COCO mAP at IoU 0.5 (the seed's gate metric)
+    "map": True,  # ... averaged over IoU 0.5:0.95
 }
 
 

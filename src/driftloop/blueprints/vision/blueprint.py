@@ -11,7 +11,9 @@ Options (``BlueprintSpec`` options; defaults sized for a loaded 2-core CPU):
 * ``max_rows`` -- rows kept by id order, a fixed pseudo-random subset
   (default 6000; 0 keeps every row: 70,000 for Fashion-MNIST);
 * ``epochs`` -- CNN epochs (default 5); ``max_seconds`` -- wall-clock cap of one
-  CNN fit (default 300); ``width`` -- CNN channels of the first block (default 16).
+  CNN fit (default 300); ``width`` -- CNN channels of the first block (default 16);
+* ``task`` -- ``classification`` (default) or ``detection``: objects placed on
+  canvases, a CenterNet detector ranked by mAP50 (``detection_blueprint``).
 """
 
 from __future__ import annotations
@@ -40,12 +42,26 @@ IMAGES = "images"  # an image folder or manifest CSV given with --data
 DATASETS = (FASHION_MNIST, IMAGES)
 DEFAULT_MAX_ROWS = 6000
 DEFAULT_FLOOR = 0.5
+TASKS = ("classification", "detection")
 
 
 class VisionBlueprint(Blueprint):
     name: ClassVar[str] = "vision"
     task = "image-classification"
     default_dataset: ClassVar[str] = FASHION_MNIST
+
+    def __new__(cls, *args: Any, task: str | None = None, **options: Any):
+        """``task=detection`` makes a ``DetectionBlueprint``: the same option, tagged on
+        every version, rebuilds the same task from the spec."""
+        if task not in (None, *TASKS):
+            raise ValueError(
+                f"--task: the vision blueprint does {' or '.join(TASKS)}, not {task!r}"
+            )
+        if cls is VisionBlueprint and task == "detection":
+            from driftloop.blueprints.vision.detection_blueprint import DetectionBlueprint
+
+            return super().__new__(DetectionBlueprint)
+        return super().__new__(cls)
 
     def __init__(
         self,

@@ -36,6 +36,46 @@ from driftloop.blueprints.vision.pixels import as_images
 PREDICT_BATCH = 512
 
 
+@contextmanager
+def torch_threads(n_threads: int | None):
+    """torch's intra-op thread count set to ``n_threads`` (None: unchanged) for a block."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if n_threads:
+        torch.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class TorchNetworkState:
+    """Pickles an estimator as its attributes plus its network's ``state_dict`` (``net_``),
+    so unpickling needs torch and this module, not the process that trained it.
+    Subclasses rebuild the untrained network from their fitted attributes."""
+
+    def _build_network(self):
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_optimizer", None)
+        net = state.pop("net_", None)
+        if net is not None:
+            state["net_state_"] = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        weights = state.pop("net_state_", None)
+        self.__dict__.update(state)
+        self._optimizer = None
+        if weights is not None:
+            self.net_ = self._build_network()
+            self.net_.load_state_dict(weights)
+            self.net_.eval()
+
+
 def _network(channels: int, width: int, n_classes: int):
     import torch.nn as nn
 
@@ -61,7 +101,7 @@ def _network(channels: int, width: int, n_classes: int):
     )
 
 
-class CNNClassifier(ClassifierMixin, BaseEstimator):
+class CNNClassifier(TorchNetworkState, ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         max_iter: int = 3,
@@ -110,17 +150,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             self._train(images, np.searchsorted(self.classes_.astype(str), labels))
         return self
 
-    @contextmanager
     def _threads(self):
-        import torch
-
-        previous = torch.get_num_threads()
-        if getattr(self, "n_threads", None):
-            torch.set_num_threads(int(self.n_threads))
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
+        return torch_threads(getattr(self, "n_threads", None))
 
     def _initialise(self, images: np.ndarray, classes: np.ndarray) -> None:
         import torch
@@ -134,7 +165,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         scaled = images.astype(np.float32) / 255.0
         self.pixel_mean_ = float(scaled.mean())
         self.pixel_std_ = float(scaled.std()) or 1.0
-        self.net_ = _network(self.image_shape_[2], int(self.width), len(classes))
+        self.net_ = self._build_network()
         self.epochs_done_ = 0
         self.loss_curve_: list[float] = []
         self.stopped_by_time_ = False
@@ -252,20 +283,5 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         return self._outputs(as_images(X, self.image_shape_, "X"), "embedding")
 
-    # --- pickling: parameters + state_dict -------------------------------------------------
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state.pop("_optimizer", None)
-        net = state.pop("net_", None)
-        if net is not None:
-            state["net_state_"] = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        weights = state.pop("net_state_", None)
-        self.__dict__.update(state)
-        self._optimizer = None
-        if weights is not None:
-            self.net_ = _network(self.image_shape_[2], int(self.width), len(self.classes_))
-            self.net_.load_state_dict(weights)
-            self.net_.eval()
+    def _build_network(self):
+        return _network(self.image_shape_[2], int(self.width), len(self.classes_))
