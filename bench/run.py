@@ -40,6 +40,7 @@ SECTIONS: dict[str, str] = {
     "pipelines": "bench.orchestration",
     "scale": "bench.scale",
     "automl": "bench.automl",
+    "recsys": "bench.recsys",
     "soak": "bench.soak",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"

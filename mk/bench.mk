@@ -3,7 +3,8 @@
 #                         ~2 h for automl and ~12 min for the soak)
 #   make bench-quick      every section, short (< 3 min plus ~17 min for automl and ~2 min
 #                         for the soak; the loop section is full-only)
-#   make bench-SECTION    one section: serving drift loop pipelines scale automl soak
+#   make bench-SECTION    one section: serving drift loop pipelines scale automl soak recsys
+#   make bench-recsys     recsys: driftloop vs MostPop/ItemKNN/EASE/ALS per segment (~1 min)
 #   make bench-soak       10 min (quick: 60 s) at the measured knee: 0 errors, rows stored ==
 #                         answers, predictor RSS growth < 5 %, RSS/throughput PNG
 #   make bench-automl     driftloop tabular vs FLAML vs default LightGBM on 10 tables:
@@ -14,7 +15,7 @@
 
 BENCH_OUT ?= bench/results
 BENCH_ARGS ?=
-BENCH_SECTIONS := serving drift loop pipelines scale automl soak
+BENCH_SECTIONS := serving drift loop pipelines scale automl soak recsys
 
 .PHONY: bench bench-quick bench-mlserver bench-automl-quick $(addprefix bench-,$(BENCH_SECTIONS))
 
