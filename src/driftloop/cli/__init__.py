@@ -31,6 +31,9 @@ COMMANDS: dict[str, str] = {
     "import": "importer:import_command",
     "datasets": "datasets:datasets",
     "report": "report:report",
+    "retrain": "retrain:retrain",
+    "sample": "sample:sample",
+    "ui": "ui:ui",
 }
 
 

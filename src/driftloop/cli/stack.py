@@ -59,6 +59,9 @@ def up(model: str, no_prometheus: bool, foreground: bool) -> None:
     except StackError as exc:
         raise UserError(str(exc).splitlines()[0] + f" (logs in {stack.dir})") from exc
     _print_processes(stack)
+    for name, url in stack.ui_urls().items():
+        if stack.running_pid(name) is not None or name == "mlflow":
+            console.print(f"{name:>12}: {url}")
     if foreground:
         stop = threading.Event()
         console.print("supervising; Ctrl-C stops the stack")
@@ -96,10 +99,49 @@ def status(model: str, as_json: bool) -> None:
 
     stack = _stack(model)
     report = collect_status(stack)
+    report["health"] = model_health(stack)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
         return
     _print_report(report)
+
+
+def model_health(stack) -> list[dict]:
+    """Drift p-values and live vs test score per model: from the stack's Prometheus when it
+    runs (every model it has samples of), else from the monitor (the model it watches)."""
+    from driftloop.console.config import ConsoleConfig
+    from driftloop.console.history import MODELS_QUERY, PrometheusHistory, model_history
+
+    prometheus = stack.url("prometheus") if stack.running_pid("prometheus") else None
+    config = ConsoleConfig.from_settings(
+        stack.settings,
+        prometheus_url=prometheus,
+        monitor_url=stack.url("monitor"),
+        trigger_url=stack.url("trigger"),
+    )
+    models = [stack.model]
+    if prometheus:
+        try:
+            found = PrometheusHistory(prometheus).get("/api/v1/query", {"query": MODELS_QUERY})
+            models = sorted({r["metric"].get("model", "") for r in found} - {""}) or models
+        except Exception:  # Prometheus not answering: the monitor's model only
+            pass
+    health = []
+    for name in models:
+        history = model_history(config, name, seconds=900.0)
+        health.append(
+            {
+                "model": name,
+                "source": history.source,
+                "p_values": history.latest_p_values,
+                "thresholds": history.thresholds,
+                "live_score": history.latest_live,
+                "test_score": history.latest_test,
+                "alerts": [a["name"] for a in history.alerts],
+                "note": history.note,
+            }
+        )
+    return health
 
 
 def _print_processes(stack) -> None:
@@ -166,5 +208,22 @@ def _print_report(report: dict) -> None:
             f"{r['duration_s']:.0f}" if r.get("duration_s") else "-",
         )
     console.print(runs)
+    health = Table(title="drift and live score")
+    for column in ("model", "drift p-value/threshold", "live score", "test score", "alerts"):
+        health.add_column(column)
+    for h in report.get("health", []):
+        p_values = ", ".join(
+            f"{name} {p:.3g}/{h['thresholds'].get(name, float('nan')):.3g}"
+            + (" DRIFT" if p < h["thresholds"].get(name, 0.0) else "")
+            for name, p in sorted(h["p_values"].items())
+        )
+        health.add_row(
+            h["model"],
+            p_values or (h["note"] or "-")[:60],
+            "-" if h["live_score"] is None else f"{h['live_score']:.4f}",
+            "-" if h["test_score"] is None else f"{h['test_score']:.4f}",
+            ", ".join(h["alerts"]) or "-",
+        )
+    console.print(health)
     if report.get("trigger_error"):
         console.print(f"trigger: {report['trigger_error']}")

@@ -25,7 +25,23 @@ LOOPBACK = "127.0.0.1"
 ALERTMANAGER_BINARY = "prometheus-alertmanager"
 PROMETHEUS_BINARY = "prometheus"
 # Start order; ``down`` stops in reverse.
-ORDER = ("mlflow", "monitor", "predictor", "trigger", "alertmanager", "prometheus", "evaluator")
+ORDER = (
+    "mlflow",
+    "monitor",
+    "predictor",
+    "trigger",
+    "alertmanager",
+    "prometheus",
+    "evaluator",
+    "console",
+)
+# What a person opens in a browser, per service: the path of its UI.
+UI_PATHS = {
+    "console": "/",
+    "mlflow": "/",
+    "prometheus": "/alerts",
+    "alertmanager": "/",
+}
 # A driftloop command run by the interpreter that runs us (no PATH lookup, no venv guessing).
 DRIFTLOOP = [sys.executable, "-c", "import sys; from driftloop.cli import main; sys.exit(main())"]
 
@@ -105,6 +121,7 @@ class ServiceCatalogue:
             "trigger": self.settings.trigger_port,
             "prometheus": self.settings.prometheus_port,
             "alertmanager": self.settings.alertmanager_port,
+            "console": self.settings.console_port,
         }[name]
         return f"http://{LOOPBACK}:{port}"
 
@@ -280,7 +297,24 @@ class ServiceCatalogue:
                     note="built-in alert evaluator (Prometheus/Alertmanager not used)",
                 )
             )
+        services.append(
+            Service(
+                "console",
+                [*DRIFTLOOP, "ui", "--host", LOOPBACK, "--port", str(s.console_port)],
+                s.console_port,
+                f"{self.url('console')}/healthz",
+                note="web console (driftloop ui)",
+            )
+        )
         return services
+
+    def ui_urls(self) -> dict[str, str]:
+        """Every browser UI this stack serves, by service (what ``driftloop up`` prints)."""
+        names = {service.name for service in self.services()}
+        urls = {name: self.url(name) + path for name, path in UI_PATHS.items() if name in names}
+        if is_remote_tracking(self.tracking_uri) and self.tracking_uri.startswith("http"):
+            urls["mlflow"] = self.tracking_uri  # a remote MLflow server's own UI
+        return urls
 
     def write_alerting_configs(self, names: set[str]) -> None:
         if "alertmanager" in names:
