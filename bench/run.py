@@ -41,6 +41,7 @@ SECTIONS: dict[str, str] = {
     "scale": "bench.scale",
     "automl": "bench.automl",
     "recsys": "bench.recsys",
+    "vision": "bench.vision",
     "soak": "bench.soak",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"

@@ -3,8 +3,10 @@
 #                         ~2 h for automl and ~12 min for the soak)
 #   make bench-quick      every section, short (< 3 min plus ~17 min for automl and ~2 min
 #                         for the soak; the loop section is full-only)
-#   make bench-SECTION    one section: serving drift loop pipelines scale automl soak recsys
+#   make bench-SECTION    one section: serving drift loop pipelines scale automl soak vision recsys
 #   make bench-recsys     recsys: driftloop vs MostPop/ItemKNN/EASE/ALS per segment (~1 min)
+#   make bench-vision     Fashion-MNIST CNN accuracy vs logistic regression, detection mAP50
+#                         CenterNet vs connected components (full ~15 min, quick ~2 min)
 #   make bench-soak       10 min (quick: 60 s) at the measured knee: 0 errors, rows stored ==
 #                         answers, predictor RSS growth < 5 %, RSS/throughput PNG
 #   make bench-automl     driftloop tabular vs FLAML vs default LightGBM on 10 tables:
@@ -15,7 +17,7 @@
 
 BENCH_OUT ?= bench/results
 BENCH_ARGS ?=
-BENCH_SECTIONS := serving drift loop pipelines scale automl soak recsys
+BENCH_SECTIONS := serving drift loop pipelines scale automl soak vision recsys
 
 .PHONY: bench bench-quick bench-mlserver bench-automl-quick $(addprefix bench-,$(BENCH_SECTIONS))
 
