@@ -25,6 +25,7 @@ TOKEN = "f0recast"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 WINDOW = 60
 NAME = "msft-forecast"
+STORE = {}  # the served predictor's store URL (the fixture's)
 
 
 def register(tracking: str, home):
@@ -63,7 +64,7 @@ def served(tmp_path_factory):
     env = {
         "DRIFTLOOP_HOME": str(home),
         "MLFLOW_TRACKING_URI": tracking,
-        "DRIFTLOOP_STORE_URL": f"sqlite:///{home / 'store.db'}",
+        "DRIFTLOOP_STORE_URL": STORE.setdefault("url", f"sqlite:///{home / 'store.db'}"),
         "DRIFTLOOP_API_TOKEN": TOKEN,
         "DRIFTLOOP_RELOAD_INTERVAL_S": "0",
     }
@@ -128,3 +129,75 @@ def test_a_wrong_count_is_a_400_naming_it(served):
                         "data": short}]}  # fmt: skip
     answer = http.post(f"/v2/models/{NAME}/infer", json=body)
     assert answer.status_code == 400 and "[1, 59]" in answer.text
+
+
+def test_an_observation_resolves_every_prediction_made_for_its_day(served):
+    """Windows that name their series and target day (v1, and v2 BYTES inputs) are resolved
+    by the day's observed close; a request of two days gets its truths day by day."""
+    _, _, split, http = served
+    window = split.val[price_columns(WINDOW)].iloc[-1].tolist()
+    first = http.post(f"/v1/models/{NAME}:predict", json={"instances": [
+        {"last_prices": window, "series": "msft", "date": "2017-11-13"},
+        {"last_prices": window, "series": "msft", "date": "2017-11-14"},
+    ]})  # fmt: skip
+    assert first.status_code == 200, first.text
+    body = {"inputs": [
+        {"name": "last_prices", "datatype": "FP32", "shape": [1, WINDOW], "data": window},
+        {"name": "series", "datatype": "BYTES", "shape": [1], "data": ["msft"]},
+        {"name": "date", "datatype": "BYTES", "shape": [1], "data": ["2017-11-13"]},
+    ]}  # fmt: skip
+    second = http.post(f"/v2/models/{NAME}/infer", json=body)
+    assert second.status_code == 200, second.text
+    unrelated = http.post(f"/v1/models/{NAME}:predict", json={"instances": [
+        {"last_prices": window}]})  # fmt: skip
+    assert unrelated.status_code == 200
+
+    answer = http.post("/v1/feedback/observations",
+                       json=[{"series": "msft", "date": "2017-11-13", "value": 84.09},
+                             {"series": "msft", "date": "2017-12-01", "value": 84.26}])  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["resolved"] == 2
+    assert [item["predictions"] for item in answer.json()["items"]] == [2, 0]
+
+    from driftloop.store import PredictionStore
+
+    store = PredictionStore(STORE["url"], run_migrations=False)
+    try:
+        truths = store.current_feedback_values(
+            [first.json()["request_id"], second.json()["id"], unrelated.json()["request_id"]]
+        )
+        assert truths == {first.json()["request_id"]: [84.09, None],
+                          second.json()["id"]: 84.09}  # fmt: skip
+        http.post("/v1/feedback/observations",
+                  json=[{"series": "msft", "date": "2017-11-14", "value": 84.07}])  # fmt: skip
+        later = store.current_feedback_values([first.json()["request_id"]])
+        assert later == {first.json()["request_id"]: [84.09, 84.07]}
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ([{"series": "msft", "date": "2017-11-13"}], "value"),
+        ([{"series": "msft", "date": "13.11.2017", "value": 84.0}], "date"),
+        ([{"date": "2017-11-13", "value": 84.0}], "series"),
+        ([{"series": "msft", "date": "2017-11-13", "value": 84.0, "close": 1}], "close"),
+        ([], "at least 1"),
+        ({"series": "msft"}, "list"),
+    ],
+)
+def test_a_bad_observation_is_a_4xx_naming_the_field(served, body, named):
+    _, _, _, http = served
+    answer = http.post("/v1/feedback/observations", json=body)
+    assert 400 <= answer.status_code < 500 and named in answer.text, answer.text
+
+
+def test_an_observed_close_the_model_cannot_take_names_it(served):
+    _, _, split, http = served
+    window = split.val[price_columns(WINDOW)].iloc[-1].tolist()
+    http.post(f"/v1/models/{NAME}:predict", json={"instances": [
+        {"last_prices": window, "series": "msft", "date": "2017-11-20"}]})  # fmt: skip
+    answer = http.post("/v1/feedback/observations",
+                       json=[{"series": "msft", "date": "2017-11-20", "value": -1}])  # fmt: skip
+    assert answer.status_code == 422 and "[0].value" in answer.text and "positive" in answer.text

@@ -23,7 +23,7 @@ def test_store_queries_on_postgres(postgres_url):
     try:
         with store.engine.connect() as conn:
             assert (
-                conn.execute(sa.text("select version_num from alembic_version")).scalar() == "0002"
+                conn.execute(sa.text("select version_num from alembic_version")).scalar() == "0003"
             )
         old = datetime.now(UTC) - timedelta(days=45)
         store.insert_predictions(

@@ -63,8 +63,8 @@ def test_migrate_creates_tables_and_is_idempotent(tmp_path):
         revision = conn.execute(sa.text("select version_num from alembic_version")).scalar_one()
         journal = conn.execute(sa.text("pragma journal_mode")).scalar_one()
     engine.dispose()
-    assert {"predictions", "feedback", "alembic_version"} <= names
-    assert revision == "0002"
+    assert {"predictions", "feedback", "observation_keys", "alembic_version"} <= names
+    assert revision == "0003"
     assert journal == "wal"
 
 

@@ -156,12 +156,15 @@ def _store_at_0001_with_rows(url: str) -> tuple[sa.Engine, list[dict], list[dict
     return engine, _dump(engine, predictions_v1), _dump(engine, feedback_v1)
 
 
+HEAD = "0003"  # observation_keys: predictions resolved by observation
+
+
 def _check_upgrade_keeps_rows_and_takes_new_kinds(url: str) -> None:
     engine, predictions_before, feedback_before = _store_at_0001_with_rows(url)
     assert len(predictions_before) == 3 and len(feedback_before) == 4
 
     migrate(engine)
-    assert _revision(engine) == "0002"
+    assert _revision(engine) == HEAD
     columns = _columns(engine, "predictions")
     assert columns["label"]["nullable"] and columns["confidence"]["nullable"]
     assert _columns(engine, "feedback")["value"]["nullable"]
@@ -271,7 +274,7 @@ def test_downgrade_to_0001_and_up_again_on_sqlite(tmp_path):
         left = conn.execute(sa.select(sa.func.count()).select_from(feedback_v1)).scalar_one()
     assert left == 2
     migrate(engine)
-    assert _revision(engine) == "0002"
+    assert _revision(engine) == HEAD
     assert [row["value"] for row in _dump(engine, feedback_v2)] == ["negative", None]
     engine.dispose()
 

@@ -119,7 +119,7 @@ def _share_one_database(url: str) -> None:
         assert ledger.claim_alert("fp", "t", "run")
         with store.engine.connect() as conn:
             store_revision = conn.execute(sa.text("select version_num from alembic_version"))
-            assert store_revision.scalar_one() == "0002"
+            assert store_revision.scalar_one() == "0003"
         assert _ledger_revision(store.engine) == "ledger_0001"
         names = set(sa.inspect(store.engine).get_table_names())
         assert {"predictions", "feedback", "alembic_version", VERSION_TABLE} | TABLES <= names

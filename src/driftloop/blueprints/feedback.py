@@ -12,13 +12,21 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from driftloop.blueprints.scoring import macro_f1, rmse
 
 
 class FeedbackError(ValueError):
     """A truth that does not fit the prediction; the message names the field."""
+
+
+class ObservationKey(NamedTuple):
+    """What a prediction is about, when its truth is observed later by name rather than
+    sent by request id: a series and the date observed (a forecast's target day)."""
+
+    series: str
+    date: str  # ISO date, YYYY-MM-DD
 
 
 class Feedback(ABC):
@@ -34,6 +42,18 @@ class Feedback(ABC):
     @abstractmethod
     def live_score(self, outputs: Sequence[dict], truths: Sequence[Any]) -> float:
         """The primary metric of the predictions ``outputs`` against ``truths``."""
+
+    def live_metrics(self, outputs: Sequence[dict], truths: Sequence[Any]) -> dict[str, float]:
+        """Further live metrics worth exporting beside the primary one (name -> value).
+
+        Empty by default; a forecaster adds its MAE, whose scale users read directly.
+        """
+        return {}
+
+    def observation_key(self, summary: Any) -> ObservationKey | None:
+        """The observation that will resolve a prediction of the instance ``summary`` (its
+        stored input summary), or None when its truth can only come by request id."""
+        return None
 
 
 class LabelFeedback(Feedback):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +42,9 @@ class LiveScore:
 
     value: float | None  # None: fewer than the minimum of judged pairs, or no way to score
     samples: int  # (prediction, truth) pairs behind it
+    # further live metrics the blueprint's feedback exports over the same pairs (a
+    # forecaster's MAE beside its MASE); empty below the minimum of pairs
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 def live_score(feedback: Any, pairs: Sequence[Any], *, min_samples: int) -> LiveScore:
@@ -69,10 +72,15 @@ def live_score(feedback: Any, pairs: Sequence[Any], *, min_samples: int) -> Live
         return LiveScore(None, len(truths))
     try:
         value = float(feedback.live_score(outputs, truths))
+        extra = {
+            name: float(metric)
+            for name, metric in feedback.live_metrics(outputs, truths).items()
+            if math.isfinite(float(metric))
+        }
     except (KeyError, TypeError, ValueError) as exc:
         log.warning("cannot compute the live score over %d pairs: %s", len(truths), exc)
         return LiveScore(None, len(truths))
-    return LiveScore(value if math.isfinite(value) else None, len(truths))
+    return LiveScore(value if math.isfinite(value) else None, len(truths), extra)
 
 
 class ChampionSource:

@@ -93,6 +93,13 @@ class MonitorMetrics:
             ["model", "version"],
             registry=r,
         )
+        self.live_metric = Gauge(
+            "driftloop_live_metric",
+            "Further live metrics of the champion over the same pairs as driftloop_live_score "
+            "(what its blueprint's feedback exports: a forecaster's mae and mase)",
+            ["model", "version", "metric"],
+            registry=r,
+        )
         self.champion_test_score = Gauge(
             "driftloop_champion_test_score",
             "The champion's primary metric on its test split",
@@ -170,13 +177,24 @@ class MonitorMetrics:
         self.live_accuracy_samples.labels(model=model, version=version).set(judged)
 
     def set_live_score(
-        self, model: str, version: str, *, value: float | None, samples: int
+        self,
+        model: str,
+        version: str,
+        *,
+        value: float | None,
+        samples: int,
+        metrics: dict[str, float] | None = None,
     ) -> None:
         # NaN compares false, so LiveScoreDrop cannot fire on too few pairs
         self.live_score.labels(model=model, version=version).set(
             math.nan if value is None else value
         )
         self.live_score_samples.labels(model=model, version=version).set(samples)
+        for labels in _label_sets(self.live_metric):  # a metric no longer computed: gone
+            if labels[:2] == (model, version) and labels[2] not in (metrics or {}):
+                self.live_metric.remove(*labels)
+        for name, metric in (metrics or {}).items():
+            self.live_metric.labels(model=model, version=version, metric=name).set(metric)
 
     def set_champion(
         self, model: str, version: str, *, test_score: float | None, greater_is_better: bool | None
@@ -204,7 +222,7 @@ class MonitorMetrics:
             self.drift_sustained,
         ):
             _remove(gauge, model, version)
-        for gauge in (self.drift_score, self.drift_p_value, self.drift_detected):
+        for gauge in (self.drift_score, self.drift_p_value, self.drift_detected, self.live_metric):
             for labels in list(_label_sets(gauge)):
                 if labels[0] == model and labels[1] == version:
                     gauge.remove(*labels)

@@ -237,7 +237,11 @@ class MonitorService:
             min_samples=self.settings.score_min_samples,
         )
         self.metrics.set_live_score(
-            self.model_name, watched.version, value=score.value, samples=score.samples
+            self.model_name,
+            watched.version,
+            value=score.value,
+            samples=score.samples,
+            metrics=score.metrics,
         )
 
     def expire_pending(self) -> None:

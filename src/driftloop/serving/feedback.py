@@ -14,10 +14,20 @@ Bodies are read as strict JSON (orjson): a ``NaN``/``Infinity`` token, a number
 too large for a double or a lone surrogate is a 422 ``json_invalid`` naming the
 position, and a NUL character in any string is a 422 -- never a 500.
 A batch looks its ids up in one query and waits at most once for queued writes.
+
+Feedback by observation, ``POST /v1/feedback/observations`` with a list
+``[{"series": ..., "date": "YYYY-MM-DD", "value": ...}]``: a truth that arrives as
+what happened (a series' close on a day) rather than by request id. It resolves every
+logged prediction whose instance named that series and date (the blueprint's
+``Feedback.observation_key``), whichever version made it; an instance of a request of
+several is resolved item by item (its truth is a list, ``null`` where not observed
+yet). An observation no prediction named is accepted and resolves nothing. All or
+nothing: every observation is checked before any feedback is written.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -31,7 +41,7 @@ from starlette.responses import Response
 from driftloop.blueprints.feedback import Feedback
 from driftloop.blueprints.feedback import FeedbackError as TruthError
 from driftloop.serving import docs, loader, metrics, runtime
-from driftloop.store import FeedbackRecord, PredictionRecord
+from driftloop.store import FeedbackRecord, ObservedPrediction, PredictionRecord
 
 MAX_BATCH_ITEMS = 1000
 BATCH_WAIT_S = 0.5  # one wait for queued writes per batch, not one per id
@@ -133,6 +143,38 @@ class FeedbackItem(FeedbackBody):
 class FeedbackBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     items: list[FeedbackItem] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+
+class Observation(BaseModel):
+    """What was observed: ``series``'s value on ``date``."""
+
+    model_config = ConfigDict(extra="forbid")
+    series: str = Field(min_length=1, max_length=128, description="the series' name")
+    date: str = Field(description="the day observed, ISO YYYY-MM-DD")
+    value: Any = Field(description="the observed value (a forecaster's realised close)")
+    source: str = Field(default="observation", max_length=64, description="who sent it")
+
+    @field_validator("series", "source")
+    @classmethod
+    def _text_no_nul(cls, value: str, info) -> str:  # noqa: ANN001 - pydantic's ValidationInfo
+        return _without_nul(value, info.field_name)
+
+    @field_validator("date")
+    @classmethod
+    def _iso_date(cls, value: str) -> str:
+        try:
+            if len(value) != 10:
+                raise ValueError
+            return dt.date.fromisoformat(value).isoformat()
+        except ValueError:
+            raise ValueError(f"date must be an ISO date YYYY-MM-DD, got {value!r}") from None
+
+    @field_validator("value")
+    @classmethod
+    def _value_given(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("value is required: the observed value")
+        return _without_nul(value, "value")
 
 
 def allowed_labels(prediction: PredictionRecord) -> list[str]:
@@ -249,7 +291,104 @@ def submit_batch(serving: runtime.ServingRuntime, batch: FeedbackBatch) -> list[
     return records
 
 
+def _observation_truth(prediction: PredictionRecord, current: Any, observed: dict[int, Any]) -> Any:
+    """The request's truth after ``observed`` (instance -> value): a single instance's
+    value, or the request's list with these instances set (others as they were, or null)."""
+    if len(prediction.outputs) == 1:
+        return observed[0]
+    size = len(prediction.outputs)
+    merged = list(current) if isinstance(current, list) and len(current) == size else [None] * size
+    for instance, value in observed.items():
+        merged[instance] = value
+    return merged
+
+
+def submit_observations(
+    serving: runtime.ServingRuntime, observations: list[Observation]
+) -> tuple[list[dict], int]:
+    """(per observation: its key and how many predictions it resolved, feedback rows
+    written). All or nothing: every resolved prediction is checked before any is written."""
+    if serving.writer is not None:  # predictions still queued in this process count too
+        serving.writer.flush()
+    by_key: dict[tuple[str, str], Observation] = {}
+    for index, observation in enumerate(observations):
+        key = (observation.series, observation.date)
+        if key in by_key and by_key[key].value != observation.value:
+            raise FeedbackError(
+                422,
+                f"[{index}]: {observation.series} on {observation.date} is observed twice "
+                "with different values",
+            )
+        by_key[key] = observation
+    found: list[ObservedPrediction] = serving.store.predictions_observing(by_key)
+    per_request: dict[str, tuple[PredictionRecord, dict[int, Any], Observation]] = {}
+    for hit in found:
+        observation = by_key[(hit.series, hit.date)]
+        entry = per_request.setdefault(hit.prediction.request_id, (hit.prediction, {}, observation))
+        entry[1][hit.instance] = observation.value
+    current = serving.store.current_feedback_values(
+        [rid for rid, (p, _, _) in per_request.items() if len(p.outputs) > 1]
+    )
+    resolved = []
+    for request_id, (prediction, observed, observation) in per_request.items():
+        truth = _observation_truth(prediction, current.get(request_id), observed)
+        kind = _kind(serving, prediction)
+        try:
+            value, correct = kind.parse(truth, prediction.outputs)
+        except TruthError as exc:
+            position = observations.index(observation)
+            raise FeedbackError(422, f"[{position}].value: {exc}") from None
+        resolved.append((prediction, value, correct, observation.source))
+    for prediction, value, correct, source in resolved:
+        serving.store.add_feedback(
+            prediction.request_id, value=value, correct=correct, source=source
+        )
+        metrics.FEEDBACK.labels(model=prediction.model_name).inc()
+    counts: dict[tuple[str, str], set[str]] = {key: set() for key in by_key}
+    for hit in found:
+        counts[(hit.series, hit.date)].add(hit.prediction.request_id)
+    items = [
+        {"series": o.series, "date": o.date, "value": o.value,
+         "predictions": len(counts[(o.series, o.date)])}
+        for o in observations
+    ]  # fmt: skip
+    return items, len(resolved)
+
+
 router = APIRouter(tags=["feedback"], route_class=StrictJSONRoute)
+
+
+# before /v1/feedback/{request_id}, which would otherwise take "observations" as an id
+@router.post(
+    "/v1/feedback/observations",
+    summary="Observed values that resolve every prediction made for them",
+)
+async def post_observations(
+    observations: Annotated[
+        list[Observation],
+        Body(
+            min_length=1,
+            max_length=MAX_BATCH_ITEMS,
+            openapi_examples={
+                "close": {
+                    "summary": "a realised close",
+                    "value": [{"series": "msft", "date": "2017-03-02", "value": 64.01}],
+                }
+            },
+        ),
+    ],
+) -> dict:
+    serving = _serving()
+    try:
+        items, written = await run_in_threadpool(submit_observations, serving, observations)
+    except FeedbackError as exc:
+        raise HTTPException(status_code=exc.status, detail=exc.message) from exc
+    return {
+        "accepted": len(items),
+        "resolved": sum(item["predictions"] for item in items),
+        "feedback_rows": written,
+        "items": items,
+    }
 
 
 @router.post(

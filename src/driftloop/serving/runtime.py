@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -172,10 +173,25 @@ class ServingRuntime:
     def record(self, record: PredictionRecord, request_body: Any, response_body: Any) -> None:
         """Hand one answered prediction to the store and the payload logger; never blocks."""
         if self.writer is not None:
-            self.writer.submit(record)
+            self.writer.submit(self._with_observation_keys(record))
         payload_logger = self.loggers.get(record.model_name)
         if payload_logger is not None:
             payload_logger.log(record.request_id, request_body, response_body)
+
+    def _with_observation_keys(self, record: PredictionRecord) -> PredictionRecord:
+        """``record`` with what observation resolves each instance, where its blueprint's
+        feedback names one (a forecast's series and target day); unchanged otherwise."""
+        if self.models.get(record.model_name) is None:  # not served here: nothing to ask
+            return record
+        try:
+            feedback = self.blueprint_for(record.model_name, str(record.model_version)).feedback
+        except Exception as exc:  # noqa: BLE001 - an unknown version: by request id only
+            log.warning("no observation keys for %s: %s", record.request_id, exc)
+            return record
+        keys = [feedback.observation_key(summary) for summary in record.inputs]
+        if not any(keys):
+            return record
+        return replace(record, observation_keys=[None if k is None else tuple(k) for k in keys])
 
     def blueprint_for(self, model_name: str, version: str):  # noqa: ANN201 - a Blueprint
         """The blueprint of a version this process answered with: the served one, else

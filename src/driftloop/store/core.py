@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from driftloop import alembic_chain
 from driftloop.store.schema import feedback as feedback_table
+from driftloop.store.schema import observation_keys as observation_keys_table
 from driftloop.store.schema import predictions as predictions_table
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -40,6 +41,9 @@ class PredictionRecord:
     confidence: float | None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     latency_ms: float | None = None
+    # per instance: the (series, ISO date) whose observation resolves it, or None (the
+    # blueprint's ``Feedback.observation_key``); empty when no instance names one
+    observation_keys: list[tuple[str, str] | None] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str | None]:
@@ -73,6 +77,16 @@ class FeedbackPair:
     correct: bool | None
     created_at: datetime  # when the prediction was made
     feedback_at: datetime  # when its current feedback was given
+
+
+@dataclass(frozen=True)
+class ObservedPrediction:
+    """A prediction one of whose instances forecasts ``(series, date)``."""
+
+    series: str
+    date: str
+    instance: int
+    prediction: PredictionRecord
 
 
 @dataclass(frozen=True)
@@ -181,6 +195,7 @@ class PredictionStore:
 
     # --- predictions ----------------------------------------------------------
     def insert_predictions(self, records: Iterable[PredictionRecord]) -> int:
+        records = list(records)
         rows = [
             {
                 "request_id": r.request_id,
@@ -197,12 +212,21 @@ class PredictionStore:
         ]
         if not rows:
             return 0
+        keys = [
+            {"request_id": r.request_id, "instance": index, "series": key[0],
+             "target_date": key[1]}
+            for r in records
+            for index, key in enumerate(r.observation_keys)
+            if key is not None
+        ]  # fmt: skip
         packed = _packed_for_sqlite(rows) if self._sqlite and len(rows) > 1 else None
         with self.engine.begin() as conn:
             if packed is not None:
                 conn.execute(_SQLITE_INSERT_FROM_JSON, {"rows": packed})
             else:
                 conn.execute(predictions_table.insert(), rows)
+            if keys:
+                conn.execute(observation_keys_table.insert(), keys)
         return len(rows)
 
     def _record(self, row) -> PredictionRecord:  # noqa: ANN001 - a Row
@@ -238,6 +262,56 @@ class PredictionStore:
                 for row in conn.execute(query):
                     found[row.request_id] = self._record(row)
         return found
+
+    def predictions_observing(self, keys: Iterable[tuple[str, str]]) -> list[ObservedPrediction]:
+        """Every logged prediction instance that forecasts one of ``keys`` (series, ISO
+        date), oldest prediction first (one query per 500 keys)."""
+        wanted = list(dict.fromkeys((str(s), str(d)) for s, d in keys))
+        found: list[ObservedPrediction] = []
+        key_columns = sa.tuple_(observation_keys_table.c.series,
+                                observation_keys_table.c.target_date)  # fmt: skip
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                query = (
+                    sa.select(
+                        predictions_table,
+                        observation_keys_table.c.series.label("observed_series"),
+                        observation_keys_table.c.target_date,
+                        observation_keys_table.c.instance,
+                    )
+                    .join(
+                        observation_keys_table,
+                        observation_keys_table.c.request_id == predictions_table.c.request_id,
+                    )
+                    .where(key_columns.in_(wanted[start : start + 500]))
+                    .order_by(predictions_table.c.id, observation_keys_table.c.instance)
+                )
+                for row in conn.execute(query):
+                    found.append(
+                        ObservedPrediction(
+                            row.observed_series, row.target_date, row.instance, self._record(row)
+                        )
+                    )
+        return found
+
+    def current_feedback_values(self, request_ids: Iterable[str]) -> dict[str, Any]:
+        """The ground truth of each request's current (latest) feedback, where it has one."""
+        wanted = list(dict.fromkeys(request_ids))
+        values: dict[str, Any] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                latest = (
+                    sa.select(sa.func.max(feedback_table.c.id))
+                    .where(feedback_table.c.request_id.in_(wanted[start : start + 500]))
+                    .group_by(feedback_table.c.request_id)
+                )
+                query = sa.select(feedback_table.c.request_id, feedback_table.c.value).where(
+                    feedback_table.c.id.in_(latest)
+                )
+                for row in conn.execute(query):
+                    if row.value is not None:
+                        values[row.request_id] = row.value
+        return values
 
     def count_predictions(self, model_name: str | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(predictions_table)
@@ -411,6 +485,11 @@ class PredictionStore:
         )
         with self.engine.begin() as conn:
             conn.execute(feedback_table.delete().where(feedback_table.c.request_id.in_(old_ids)))
+            conn.execute(
+                observation_keys_table.delete().where(
+                    observation_keys_table.c.request_id.in_(old_ids)
+                )
+            )
             result = conn.execute(
                 predictions_table.delete().where(predictions_table.c.created_at < cutoff)
             )

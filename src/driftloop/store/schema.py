@@ -54,3 +54,24 @@ feedback = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_feedback_request_created", "request_id", "created_at"),
 )
+
+# What a prediction's instance is about when its truth is observed later by name
+# (revision 0003): a forecast of ``series`` for the day ``target_date`` (ISO text). An
+# observation of that series and day resolves every prediction that names it. Rows exist
+# only for instances that named one (other blueprints write none).
+observation_keys = sa.Table(
+    "observation_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "request_id",
+        sa.String(128),
+        sa.ForeignKey("predictions.request_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("instance", sa.Integer, nullable=False),  # index in the request's instances
+    sa.Column("series", sa.String(128), nullable=False),
+    sa.Column("target_date", sa.String(10), nullable=False),
+    sa.Index("ix_observation_keys_series_date", "series", "target_date"),
+    sa.Index("ix_observation_keys_request", "request_id"),
+)
