@@ -12,6 +12,7 @@ from components.gate import gate
 from components.ingest import ingest
 from components.merge_feedback import merge_feedback
 from components.promote import promote
+from components.promote_challenger import promote_challenger
 from components.register import register
 from components.rollback import rollback
 from components.smoke_serve import smoke_serve
@@ -26,6 +27,7 @@ __all__ = [
     "ingest",
     "merge_feedback",
     "promote",
+    "promote_challenger",
     "register",
     "rollback",
     "smoke_serve",

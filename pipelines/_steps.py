@@ -1,5 +1,12 @@
 """The step wiring both pipelines share: validate → … → gate → promote.
 
+The tasks carry display names numbered after the five steps of a gated
+deployment, which is what the KFP UI shows: 01 splits → 02 train with HPO →
+03 log and register → 04 promote to challenger (smoke-serve, floor check) →
+05 validate against the champion (gate, then promote). Task *names* (``gate``,
+``smoke-serve``...) stay the component names: kfp.local, ``driftloop train`` and
+the tests address tasks by them.
+
 Called inside a ``@dsl.pipeline`` body, so the tasks it creates belong to the
 calling pipeline (and to whatever ``dsl.If`` branch encloses the call). The
 retraining pipeline differs only in what it feeds in (ingested rows merged with
@@ -15,6 +22,7 @@ from components import (
     fit_drift_reference,
     gate,
     promote,
+    promote_challenger,
     register,
     smoke_serve,
     split,
@@ -26,6 +34,29 @@ from kfp import dsl
 from pipelines._platform import configure
 
 PROMOTE = "promote"
+CHALLENGER = "challenger"
+
+# task name -> what the KFP UI shows
+DISPLAY_NAMES = {
+    "ingest": "01 splits: ingest data",
+    "merge-feedback": "01 splits: add labelled feedback",
+    "validate": "01 splits: validate rows",
+    "split": "01 generate splits (train / val / test)",
+    "train": "02 train with HPO (candidates, Optuna)",
+    "evaluate": "02 score on the test split",
+    "register": "03 log and register in MLflow",
+    "smoke-serve": "04 smoke-serve (runtime check)",
+    "promote-challenger": "04 promote to challenger (floor check)",
+    "gate": "05 validate against champion (gate)",
+    "fit-drift-reference": "05 fit drift reference",
+    "promote": "05 promote to champion and roll out",
+    "rollback": "00 rollback on a live-score drop",
+}
+
+
+def named(task: dsl.PipelineTask, step: str) -> dsl.PipelineTask:
+    """``task`` with the display name of ``step`` (its task name)."""
+    return task.set_display_name(DISPLAY_NAMES[step])
 
 
 @dataclass(frozen=True)
@@ -36,6 +67,7 @@ class TrainingSteps:
     evaluate: dsl.PipelineTask
     register: dsl.PipelineTask
     smoke_serve: dsl.PipelineTask
+    promote_challenger: dsl.PipelineTask
     gate: dsl.PipelineTask
     fit_drift_reference: dsl.PipelineTask
     promote: dsl.PipelineTask
@@ -61,8 +93,9 @@ def train_gate_and_promote(
     ``search``: the search settings' JSON for the train step; ``search_of_champion``:
     a model whose champion's search the train step reuses when ``search`` is empty.
     """
-    validated = configure(validate(data=data, blueprint=blueprint))
-    splits = configure(split(data=data, blueprint=blueprint, seed=seed)).after(validated)
+    validated = named(configure(validate(data=data, blueprint=blueprint)), "validate")
+    splits = named(configure(split(data=data, blueprint=blueprint, seed=seed)), "split")
+    splits.after(validated)
     trained = configure(
         train(
             blueprint=blueprint,
@@ -78,12 +111,14 @@ def train_gate_and_promote(
         ),
         heavy=True,
     )
+    named(trained, "train")
     evaluated = configure(
         evaluate(
             blueprint=blueprint, run_id=trained.outputs["run_id"], test=splits.outputs["test"]
         ),
         heavy=True,
     )
+    named(evaluated, "evaluate")
     registered = configure(
         register(
             model_name=model_name,
@@ -96,6 +131,7 @@ def train_gate_and_promote(
             label_mapping=label_mapping,
         )
     )
+    named(registered, "register")
     smoked = configure(
         smoke_serve(
             model_name=model_name,
@@ -106,36 +142,47 @@ def train_gate_and_promote(
         ),
         heavy=True,
     )
-    gated = configure(
-        gate(
-            model_name=model_name,
-            version=registered.output,
-            blueprint=blueprint,
-            test_fingerprint=splits.outputs["test_fingerprint"],
-            min_improvement=min_improvement,
-            test=splits.outputs["test"],
+    named(smoked, "smoke-serve")
+    # Only a version that serves here and reaches the floor becomes challenger; nothing
+    # after this moves an alias unless it did.
+    admitted = named(
+        configure(
+            promote_challenger(model_name=model_name, version=registered.output, blueprint=blueprint)
         ),
-        heavy=True,
+        "promote-challenger",
     ).after(smoked)
-    # The reference is fitted whatever the gate said, and before any promotion:
-    # the monitor switches to a new champion's reference the moment the alias
-    # moves, and a kept challenger promoted later already has its own. Held-out
-    # rows (validation and test), not training rows: the model's own training
-    # texts look unusually familiar (low unknown-token rate) and made every live
-    # window "drift".
-    reference = configure(
-        fit_drift_reference(
-            model_name=model_name,
-            version=registered.output,
-            val=splits.outputs["val"],
-            test=splits.outputs["test"],
-        ),
-        heavy=True,
-    ).after(gated)
-    with dsl.If(gated.outputs["Output"] == PROMOTE, name="challenger-wins"):
-        promoted = configure(promote(model_name=model_name, version=registered.output)).after(
-            reference
+    with dsl.If(admitted.outputs["Output"] == CHALLENGER, name="passed-floor"):
+        gated = configure(
+            gate(
+                model_name=model_name,
+                version=registered.output,
+                blueprint=blueprint,
+                test_fingerprint=splits.outputs["test_fingerprint"],
+                min_improvement=min_improvement,
+                test=splits.outputs["test"],
+            ),
+            heavy=True,
         )
+        named(gated, "gate")
+        # The reference is fitted whatever the gate said, and before any promotion:
+        # the monitor switches to a new champion's reference the moment the alias
+        # moves, and a kept challenger promoted later already has its own. Held-out
+        # rows (validation and test), not training rows: the model's own training
+        # texts look unusually familiar (low unknown-token rate) and made every live
+        # window "drift".
+        reference = configure(
+            fit_drift_reference(
+                model_name=model_name,
+                version=registered.output,
+                val=splits.outputs["val"],
+                test=splits.outputs["test"],
+            ),
+            heavy=True,
+        ).after(gated)
+        named(reference, "fit-drift-reference")
+        with dsl.If(gated.outputs["Output"] == PROMOTE, name="challenger-wins"):
+            promoted = configure(promote(model_name=model_name, version=registered.output))
+            named(promoted.after(reference), "promote")
     return TrainingSteps(
         validate=validated,
         split=splits,
@@ -143,6 +190,7 @@ def train_gate_and_promote(
         evaluate=evaluated,
         register=registered,
         smoke_serve=smoked,
+        promote_challenger=admitted,
         gate=gated,
         fit_drift_reference=reference,
         promote=promoted,

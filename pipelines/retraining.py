@@ -11,7 +11,7 @@ from components import ingest, merge_feedback, rollback
 from kfp import dsl
 
 from pipelines._platform import configure
-from pipelines._steps import train_gate_and_promote
+from pipelines._steps import named, train_gate_and_promote
 
 PIPELINE_NAME = "driftloop-retraining"
 RETRAIN = "retrain"
@@ -42,6 +42,7 @@ def retraining_pipeline(
     policy = configure(
         rollback(model_name=model_name, reason=reason, window_hours=rollback_window_hours)
     )
+    named(policy, "rollback")
     with dsl.If(policy.outputs["Output"] == RETRAIN, name="retrain"):
         ingested = configure(
             ingest(
@@ -51,6 +52,7 @@ def retraining_pipeline(
                 label_mapping=label_mapping,
             )
         )
+        named(ingested, "ingest")
         # the store URL carries credentials: the task reads it from its environment
         # (DRIFTLOOP_STORE_URL: a Secret on the cluster, the settings under kfp.local),
         # never from a parameter that KFP would store, show and log
@@ -62,6 +64,7 @@ def retraining_pipeline(
             ),
             needs_store=True,
         )
+        named(merged, "merge-feedback")
         train_gate_and_promote(
             merged.outputs["merged"],
             blueprint=blueprint,

@@ -1,14 +1,16 @@
 """The training pipeline: data source → registered, gated, possibly promoted model.
 
 ingest → validate → split → train (candidates + selection) → evaluate (test) →
-register → smoke-serve → gate → fit drift reference → promote (if the gate says so).
+register → smoke-serve → promote to challenger (floor check) → gate → fit drift
+reference → promote (if the gate says so). The KFP UI shows them as the five
+steps of a gated deployment (``pipelines._steps.DISPLAY_NAMES``).
 """
 
 from components import ingest
 from kfp import dsl
 
 from pipelines._platform import configure
-from pipelines._steps import train_gate_and_promote
+from pipelines._steps import named, train_gate_and_promote
 
 PIPELINE_NAME = "driftloop-training"
 
@@ -40,6 +42,7 @@ def training_pipeline(
             label_mapping=label_mapping,
         )
     )
+    named(ingested, "ingest")
     train_gate_and_promote(
         ingested.outputs["data"],
         blueprint=blueprint,

@@ -61,6 +61,7 @@ def test_train_twice_promotes_the_first_and_keeps_the_second(home, olist_sample)
         "evaluate",
         "register",
         "smoke-serve",
+        "promote-challenger",
         "gate",
         "fit-drift-reference",
         "promote",

@@ -71,7 +71,7 @@ def test_folder_trains_registers_and_is_promoted(trained):
     assert {c["name"] for c in summary["candidates"]} == {"cnn", "logreg", "mlp"}
     assert list(summary["timings"]) == [
         "ingest", "validate", "split", "train", "evaluate", "register",
-        "smoke-serve", "gate", "fit-drift-reference", "promote",
+        "smoke-serve", "promote-challenger", "gate", "fit-drift-reference", "promote",
     ]  # fmt: skip
     # three easy classes (chance 0.33): the winner is clearly above chance on its test split
     assert summary["test_metrics"]["accuracy"] >= 0.6

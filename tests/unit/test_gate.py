@@ -208,3 +208,24 @@ def test_blueprint_without_the_primary_metric_is_a_clear_error(
     with pytest.raises(GateError, match=r"returned no 'rmse' \(got \['accuracy', 'macro_f1'\]\)"):
         gate(name, version, blueprint, tests_dir / "movies-test", "fp-movies", settings)
     assert "driftloop.decision" not in registry.get_version(name, version).tags
+
+
+def test_promote_to_challenger_only_above_the_floor(registry, settings, logged_models):
+    from driftloop.training.gate import admit_challenger
+
+    name = unique()
+    good = registry.register(name, logged_models.movies_run, metric_tags("fp-movies", 0.9))
+    weak = registry.register(name, logged_models.weak_run, metric_tags("fp-movies", 0.55))
+
+    admitted = admit_challenger(name, good, BLUEPRINT, settings)  # floor 0.6
+    assert admitted["outcome"] == "challenger" and admitted["floor"] == 0.6
+    assert registry.aliases(name) == {CHALLENGER: good}
+
+    refused = admit_challenger(name, weak, BLUEPRINT, settings)
+    assert refused["outcome"] == "below-floor"
+    assert refused["reason"] == "macro_f1 0.5500 misses floor 0.6000"
+    assert registry.aliases(name) == {CHALLENGER: good}  # no alias moved for the weak one
+
+    unscored = registry.register(name, logged_models.weak_run, {})
+    with pytest.raises(GateError, match="not the gate's 'macro_f1'"):
+        admit_challenger(name, unscored, BLUEPRINT, settings)

@@ -21,6 +21,7 @@ TRAINING_TASKS = {
     "evaluate",
     "register",
     "smoke-serve",
+    "promote-challenger",
     "gate",
     "fit-drift-reference",
     "promote",
@@ -154,19 +155,37 @@ def test_only_the_feedback_step_reads_the_store_secret(fresh):
     assert with_store == {"exec-merge-feedback"}
 
 
-def test_promotion_is_conditional_on_the_gate(fresh):
+def test_promotion_is_conditional_on_the_floor_then_the_gate(fresh):
     spec = _load(fresh / "training.yaml")
-    conditions = {
-        name: component
-        for name, component in spec["components"].items()
-        if name.startswith("comp-condition")
-    }
-    assert len(conditions) == 1
-    (condition,) = conditions.values()
-    assert set(condition["dag"]["tasks"]) == {"promote"}
-    trigger = spec["root"]["dag"]["tasks"][next(iter(conditions)).removeprefix("comp-")]
-    assert "gate" in trigger["triggerPolicy"]["condition"]
-    assert "'promote'" in trigger["triggerPolicy"]["condition"]
+    root = spec["root"]["dag"]["tasks"]
+    floor = root["condition-1"]
+    assert floor["taskInfo"]["name"] == "passed-floor"
+    assert "promote-challenger" in floor["triggerPolicy"]["condition"]
+    assert "'challenger'" in floor["triggerPolicy"]["condition"]
+    branch = spec["components"]["comp-condition-1"]["dag"]["tasks"]
+    assert set(branch) == {"gate", "fit-drift-reference", "condition-2"}
+    wins = branch["condition-2"]
+    assert wins["taskInfo"]["name"] == "challenger-wins"
+    assert "gate" in wins["triggerPolicy"]["condition"]
+    assert "'promote'" in wins["triggerPolicy"]["condition"]
+    assert set(spec["components"]["comp-condition-2"]["dag"]["tasks"]) == {"promote"}
+
+
+def test_tasks_show_the_five_steps_of_a_gated_deployment(fresh):
+    from pipelines._steps import DISPLAY_NAMES
+
+    spec = _load(fresh / "retraining.yaml")
+    shown = {}
+    for component in [spec["root"], *spec["components"].values()]:
+        for name, task in component.get("dag", {}).get("tasks", {}).items():
+            shown[name] = task["taskInfo"]["name"]
+    steps = {name: shown[name] for name in RETRAINING_TASKS}
+    assert steps == {name: DISPLAY_NAMES[name] for name in RETRAINING_TASKS}
+    assert steps["split"].startswith("01 generate splits")
+    assert steps["train"].startswith("02 train with HPO")
+    assert steps["register"].startswith("03 log and register")
+    assert steps["promote-challenger"].startswith("04 promote to challenger")
+    assert steps["gate"].startswith("05 validate against champion")
 
 
 def test_retraining_trains_only_when_the_rollback_policy_says_retrain(fresh):
@@ -175,9 +194,10 @@ def test_retraining_trains_only_when_the_rollback_policy_says_retrain(fresh):
     assert set(root_tasks) == {"rollback", "condition-1"}
     condition = root_tasks["condition-1"]["triggerPolicy"]["condition"]
     assert "rollback" in condition and "'retrain'" in condition
-    # the retrain branch holds the training steps (and the gate's own branch)
+    # the retrain branch holds the training steps (and the floor's branch, with the gate)
     branch = spec["components"]["comp-condition-1"]["dag"]["tasks"]
-    assert {"ingest", "merge-feedback", "train", "gate"} <= set(branch)
+    assert {"ingest", "merge-feedback", "train", "promote-challenger"} <= set(branch)
+    assert "gate" in spec["components"]["comp-condition-2"]["dag"]["tasks"]
 
 
 @pytest.mark.parametrize("name", ["training", "retraining"])

@@ -25,6 +25,7 @@ STEP_TITLES = {
     "evaluate": "evaluate on test",
     "register": "register version",
     "smoke-serve": "smoke-serve",
+    "promote-challenger": "promote to challenger (floor)",
     "gate": "gate vs champion",
     "fit-drift-reference": "fit drift reference",
     "promote": "promote + roll out",
@@ -102,6 +103,26 @@ def search_parameter(blueprint, **given: str | None) -> str:
     return search.to_json()
 
 
+def parse_params(values: tuple[str, ...] | list[str]) -> dict:
+    """``--param NAME=VALUE`` options as blueprint options: numbers, true/false and null
+    read as such, anything else as text. A value without ``=`` is one error line."""
+    import json
+
+    params: dict = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise UserError(f"--param: expected NAME=VALUE (e.g. hidden_size=128), got {value!r}")
+        try:
+            params[name] = json.loads(text)
+        except ValueError:
+            params[name] = text
+        if isinstance(params[name], list | dict):
+            params[name] = text
+    return params
+
+
 def _failure_message(result) -> str:
     """One line: which step failed and the exception it died of (from the task's log)."""
     task = result.failed_task
@@ -139,6 +160,10 @@ def summarize(result, model_name: str, primary_metric: str, tracking_uri: str) -
     test_metrics = result.json_output("evaluate") or {}
     version = result.output("register")
     gate_report = result.artifact_json("gate", "report") or {}
+    # a version below the floor stops at promote-challenger: that step's answer is the decision
+    decision = result.output("gate") or result.output("promote-challenger")
+    if not gate_report:
+        gate_report = result.artifact_json("promote-challenger", "report") or {}
     aliases: list[str] = []
     if version is not None:
         from driftloop.registry import ModelRegistry
@@ -153,7 +178,7 @@ def summarize(result, model_name: str, primary_metric: str, tracking_uri: str) -
         "run_id": result.output("train", "run_id"),
         "test_metrics": test_metrics,
         "version": version,
-        "decision": result.output("gate"),
+        "decision": decision,
         "reason": gate_report.get("reason"),
         "champion_score": gate_report.get("champion_score"),
         "challenger_score": gate_report.get("challenger_score"),
@@ -289,6 +314,22 @@ def render_summary(
 )
 @click.option("--id-column", metavar="COLUMN", help="Column of unique row ids (tabular).")
 @click.option(
+    "--date-column", metavar="COLUMN", help="Column of dates (forecast; found when not given)."
+)
+@click.option(
+    "--value-column",
+    metavar="COLUMN",
+    help="Column of prices (forecast; e.g. Close or 'Adj Close'; found when not given).",
+)
+@click.option("--series", metavar="NAME", help="Name of the series (forecast; feedback by date).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A blueprint option, recorded on the version (repeatable; e.g. hidden_size=128).",
+)
+@click.option(
     "--metric",
     metavar="NAME",
     help="Rank and gate by this metric instead of the blueprint's (e.g. accuracy, mae).",
@@ -336,6 +377,10 @@ def train(
     time_column: str | None,
     horizon: int | None,
     id_column: str | None,
+    date_column: str | None,
+    value_column: str | None,
+    series: str | None,
+    params: tuple[str, ...],
     metric: str | None,
     floor: float | None,
     experiment: str | None,
@@ -369,9 +414,13 @@ def train(
         "time_column": time_column,
         "horizon": horizon,
         "id_column": id_column,
+        "date_column": date_column,
+        "value_column": value_column,
+        "series": series,
         "metric": metric,
         "floor": floor,
     }
+    options |= parse_params(params)
     try:
         spec = BlueprintSpec(blueprint_name, {k: v for k, v in options.items() if v is not None})
         blueprint, chosen_dataset, note = get_blueprint(spec).prepare(dataset, data)

@@ -1,6 +1,12 @@
 """Smoke-serve: run this predictor on a model version and prove it answers, before the gate.
 
-Starts ``driftloop serve`` in a subprocess on free loopback ports (its own
+First the model's runtime is checked against this environment -- the one
+``driftloop serve`` runs in, the predictor's image on a cluster: every pip
+requirement the model was logged with must be installed at a version it
+accepts, and the model's Python must be this minor version. A mismatch fails
+here, naming the requirement, before any alias moves (a model that merely
+warns at load time would otherwise serve with another library than it was
+trained with). Then it starts ``driftloop serve`` in a subprocess on free loopback ports (its own
 throwaway prediction store, no payload logger, no reload polling), waits for
 readiness (bounded), sends the samples (v1 instances) over REST v2 -- built from
 the served model's own input metadata -- and REST v1, checks both answers are
@@ -31,6 +37,79 @@ class SmokeServeError(RuntimeError):
     """The model could not be served: cannot load, bad answer, or timeout."""
 
 
+class RuntimeMismatchError(SmokeServeError):
+    """The model needs a runtime (a distribution, a version, a Python) this environment lacks."""
+
+
+def requirement_mismatches(requirements: list[str]) -> list[str]:
+    """What of ``requirements`` (pip lines) this environment does not satisfy, one phrase each.
+
+    Lines pip understands but that name no distribution (options, URLs, paths) are
+    not checked; a requirement whose marker excludes this platform is skipped.
+    """
+    from importlib import metadata
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    problems = []
+    for line in requirements:
+        text = line.split("#", 1)[0].strip()
+        if not text or text.startswith("-"):
+            continue
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if requirement.url or (requirement.marker and not requirement.marker.evaluate()):
+            continue
+        try:
+            installed = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            problems.append(f"{text} (not installed)")
+            continue
+        if requirement.specifier and not requirement.specifier.contains(
+            installed, prereleases=True
+        ):
+            problems.append(f"{text} (installed: {requirement.name} {installed})")
+    return problems
+
+
+def check_runtime(model_uri: str) -> dict:
+    """Raise RuntimeMismatchError unless this environment can run ``model_uri``;
+    returns what was checked ({"python", "requirements"})."""
+    import mlflow.pyfunc
+    from mlflow.models import get_model_info
+
+    try:
+        flavour = get_model_info(model_uri).flavors.get("python_function", {})
+        requirements_path = mlflow.pyfunc.get_model_dependencies(model_uri, format="pip")
+    except Exception as exc:  # noqa: BLE001 - any registry/artifact failure is "cannot load"
+        raise SmokeServeError(f"cannot load: {model_uri}: {exc}") from exc
+    requirements = Path(requirements_path).read_text(encoding="utf-8").splitlines()
+    problems = requirement_mismatches(requirements)
+    logged_python = str(flavour.get("python_version") or "")
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if logged_python and ".".join(logged_python.split(".")[:2]) != here:
+        problems.append(f"python {logged_python} (this environment: python {here})")
+    if problems:
+        raise RuntimeMismatchError(
+            f"runtime mismatch: {model_uri} needs what the serving environment lacks: "
+            + "; ".join(problems)
+        )
+    return {"python": logged_python, "requirements": len(requirements)}
+
+
+def _load_failure(log_text: str) -> str:
+    """The most telling line of a predictor that died while loading the model."""
+    missing = re.findall(r"No module named '([^']+)'", log_text)
+    if missing:
+        return (
+            f"runtime mismatch: the model needs module {missing[-1]!r}, "
+            "which the serving environment lacks"
+        )
+    return ""
+
+
 def _model_name(model_uri: str) -> str:
     match = re.match(r"^models:/([^/@]+)", model_uri)
     return match.group(1) if match else "smoke"
@@ -58,6 +137,7 @@ def smoke_serve(model_uri: str, samples: list[Any], timeout_s: float = 120.0) ->
     """Serve ``model_uri`` briefly and check its answers; returns {ok, latency_ms, predictions}."""
     if not samples:
         raise SmokeServeError("no sample inputs to send")
+    runtime = check_runtime(model_uri)
     name = _model_name(model_uri)
     http_port, grpc_port = free_ports(2)
     deadline = time.monotonic() + timeout_s
@@ -85,7 +165,7 @@ def smoke_serve(model_uri: str, samples: list[Any], timeout_s: float = 120.0) ->
             process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
         try:
             _wait_ready(process, name, http_port, deadline, log_path)
-            return _exercise(name, http_port, samples, deadline)
+            return _exercise(name, http_port, samples, deadline) | {"runtime": runtime}
         finally:
             _stop(process)
 
@@ -95,9 +175,12 @@ def _wait_ready(process, name, port, deadline, log_path) -> None:  # noqa: ANN00
     with httpx.Client(timeout=2.0) as http:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise SmokeServeError(
-                    f"cannot load: predictor exited with status {process.returncode}: "
-                    f"{_tail(log_path)}"
+                tail = _tail(log_path)
+                mismatch = _load_failure(tail)
+                error = RuntimeMismatchError if mismatch else SmokeServeError
+                raise error(
+                    f"cannot load: {mismatch + ': ' if mismatch else ''}predictor exited with "
+                    f"status {process.returncode}: {tail}"
                 )
             try:
                 if http.get(url).status_code == 200:

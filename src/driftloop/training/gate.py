@@ -155,6 +155,51 @@ def gate_floor(blueprint: ScoringBlueprint, settings: Settings) -> float | None:
     return settings.promotion_floor
 
 
+CHALLENGER_OUTCOME = "challenger"
+BELOW_FLOOR = "below-floor"
+
+
+def admit_challenger(
+    model_name: str,
+    version: str,
+    blueprint: ScoringBlueprint,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """The floor check before the gate: ``version`` becomes ``challenger`` iff its test score
+    (recorded at registration) reaches the floor (``gate_floor``; no floor: any finite score).
+
+    Returns {"outcome": "challenger" | "below-floor", "score", "floor", "reason"}; a
+    version below the floor gets no alias and is not judged against the champion.
+    """
+    settings = settings or get_settings()
+    registry = ModelRegistry(settings.resolved_tracking_uri)
+    tags = registry.get_version(model_name, version).tags
+    metric = blueprint.primary_metric
+    if tags.get(TAG_METRIC_NAME) != metric:
+        raise GateError(
+            f"{model_name} v{version} records {tags.get(TAG_METRIC_NAME)!r} as its test metric, "
+            f"not the gate's {metric!r}"
+        )
+    try:
+        score = float(tags[TAG_METRIC_VALUE])
+    except (KeyError, ValueError):
+        raise GateError(f"{model_name} v{version} has no numeric test score") from None
+    if not math.isfinite(score):
+        raise GateError(f"{model_name} v{version} scored {score!r} on its test split")
+    floor = gate_floor(blueprint, settings)
+    if floor is None:
+        passes, reason = True, f"{metric} {score:.4f} (no floor for this metric)"
+    else:
+        passes = score >= floor if blueprint.greater_is_better else score <= floor
+        relation = (">=" if blueprint.greater_is_better else "<=") if passes else "misses"
+        reason = f"{metric} {score:.4f} {relation} floor {floor:.4f}"
+    if passes:
+        registry.mark_challenger(model_name, version)
+    log.info("challenger %s v%s: %s", model_name, version, reason)
+    outcome = CHALLENGER_OUTCOME if passes else BELOW_FLOOR
+    return {"outcome": outcome, "score": score, "floor": floor, "reason": reason}
+
+
 def gate(
     model_name: str,
     challenger_version: str,

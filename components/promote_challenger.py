@@ -1,0 +1,27 @@
+"""Promote to challenger: the floor check; a version that reaches it gets the ``challenger`` alias."""
+
+from kfp.dsl import Artifact, Output
+
+from components._base import driftloop_component
+
+
+@driftloop_component
+def promote_challenger(
+    model_name: str, version: str, blueprint: str, report: Output[Artifact]
+) -> str:
+    """Returns "challenger" (judged against the champion next) or "below-floor" (the run
+    stops here: no alias moves); ``report`` holds the score, the floor and why, as JSON.
+
+    The floor is the run's blueprint option ``floor``, else the deployment's
+    ``DRIFTLOOP_PROMOTION_FLOOR``, else the blueprint metric's own.
+    """
+    import json
+
+    from driftloop.blueprints import get_blueprint
+    from driftloop.training.gate import admit_challenger
+
+    admitted = admit_challenger(model_name, version, get_blueprint(blueprint))
+    with open(report.path, "w", encoding="utf-8") as handle:
+        json.dump(admitted, handle)
+    report.metadata.update({"outcome": admitted["outcome"], "reason": admitted["reason"]})
+    return admitted["outcome"]
