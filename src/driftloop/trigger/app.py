@@ -1,6 +1,8 @@
 """HTTP transport of the trigger: the Alertmanager webhook and read-only views.
 
 ``POST /alerts`` (also ``/``) takes an Alertmanager webhook payload v4;
+``POST /retrain`` launches a run now (``{"model", "params"}``: blueprint
+options for that run, recorded on the version; ``driftloop retrain``);
 ``GET /decisions`` and ``GET /runs`` show what the trigger did; ``/metrics``
 is Prometheus text; ``/healthz`` is for the supervisor. With a token
 configured every route but ``/healthz`` and ``/metrics`` needs
@@ -18,13 +20,21 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from driftloop.security import BodyTooLarge, bearer_matches, read_body
 from driftloop.settings import Settings
 from driftloop.trigger.payload import WebhookPayload
 from driftloop.trigger.service import TriggerService
+
+
+class RetrainBody(BaseModel):
+    """``POST /retrain``: which model, and blueprint options for this run only."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(min_length=1, max_length=200)
+    params: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
 
 
 def describe_validation_error(errors: list[dict]) -> str:
@@ -114,6 +124,27 @@ def create_app(
     app.add_api_route(
         "/", receive, methods=["POST"], dependencies=[Depends(authorised)], name="alerts-root"
     )
+
+    @app.post("/retrain", dependencies=[Depends(authorised)], status_code=202)
+    async def retrain(request: Request) -> JSONResponse:
+        """Launch a retraining run now (``driftloop retrain``): ``{"model": NAME, "params":
+        {option: value}}``; 202 launched, 404 unknown model, 409 busy, 422 a bad field."""
+        try:
+            body = json.loads(await read_body(request, MAX_WEBHOOK_BYTES))
+            asked = RetrainBody.model_validate(body)
+        except BodyTooLarge:
+            return JSONResponse(status_code=413, content={"detail": "body too large"})
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            errors = exc.errors() if isinstance(exc, ValidationError) else None
+            detail = describe_validation_error(errors) if errors else "body: not valid JSON"
+            return JSONResponse(status_code=422, content={"detail": detail})
+        try:
+            decision = await run_in_threadpool(current().retrain, asked.model, asked.params)
+        except ValueError as exc:  # the blueprint refused a param: its message names it
+            return JSONResponse(status_code=422, content={"detail": f"params: {exc}"})
+        codes = {"launched": 202, "busy": 409}
+        code = codes.get(decision.outcome, 404 if "not registered" in decision.reason else 503)
+        return JSONResponse(status_code=code, content=decision.to_json())
 
     @app.get("/decisions", dependencies=[Depends(authorised)])
     def list_decisions(model: str | None = None, limit: int = Query(100, ge=1, le=1000)) -> dict:

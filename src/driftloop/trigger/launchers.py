@@ -45,6 +45,8 @@ class RetrainRequest:
     labels: dict[str, str] = field(default_factory=dict)
     fingerprint: str = ""
     starts_at: str = ""
+    # blueprint options that override the champion's for this run (``driftloop retrain --param``)
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,6 +118,14 @@ def model_is_registered(model: str, settings: Settings) -> bool:
 TRAINING_INPUTS = {"blueprint", "dataset", "data_source", "label_mapping"}
 
 
+def with_params(blueprint: str, params: dict[str, Any]) -> str:
+    """The blueprint instance text with ``params`` over its options (recorded on the version)."""
+    from driftloop.blueprints.spec import BlueprintSpec
+
+    spec = BlueprintSpec.parse(blueprint)
+    return BlueprintSpec(spec.name, spec.options | params).to_text()
+
+
 def candidate_arguments(
     request: RetrainRequest, settings: Settings, *, lookup: bool = True
 ) -> dict[str, Any]:
@@ -126,6 +136,8 @@ def candidate_arguments(
     """
     trained_with = champion_training_inputs(request.model, settings) if lookup else {}
     blueprint = trained_with.pop("blueprint", None) or request.labels.get("blueprint")
+    if blueprint and request.params:
+        blueprint = with_params(blueprint, request.params)
     return {
         "model_name": request.model,
         "model": request.model,

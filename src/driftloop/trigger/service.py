@@ -37,6 +37,18 @@ from driftloop.trigger.payload import Alert, WebhookPayload
 log = logging.getLogger(__name__)
 
 
+def check_params(model: str, params: dict, settings: Settings) -> None:
+    """Raise ``ValueError`` naming the option when the champion's blueprint refuses ``params``
+    (an unknown option, a value of the wrong kind): refused before anything is launched."""
+    from driftloop.blueprints import get_blueprint
+    from driftloop.trigger.launchers import champion_training_inputs, with_params
+
+    blueprint = champion_training_inputs(model, settings).get("blueprint")
+    if not blueprint:
+        raise ValueError(f"params: model {model!r} has no champion blueprint to apply them to")
+    get_blueprint(with_params(blueprint, params))
+
+
 def new_run_id(model: str) -> str:
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in model)[:60]
     return f"retrain-{safe}-{utcnow():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -149,20 +161,64 @@ class TriggerService:
             )
         return self._launch(alert, decision)
 
+    # --- asked for by a person (driftloop retrain, POST /retrain) ---------------------------
+    def retrain(self, model: str, params: dict | None = None, reason: str = "manual") -> Decision:
+        """Launch a retraining run of ``model`` now, its blueprint options overridden by
+        ``params``: no alert, so no dedupe or cooldown, but the same registry check and the
+        same caps. Raises ``ValueError`` naming a ``params`` entry the blueprint refuses."""
+        params = dict(params or {})
+        decision = Decision(outcome="", reason="", model=model, alertname=reason,
+                            labels={"model": model, "alertname": reason})  # fmt: skip
+        with self._lock:
+            self.refresh()
+            running = self.ledger.runs(model=model, state="running", limit=1)
+            if running:
+                decision.run_id = running[0].run_id
+                return self._record(
+                    decision, "busy", f"run {running[0].run_id} for {model} is still in flight"
+                )
+            in_flight = self.ledger.runs(state="running", limit=self.max_concurrent_runs)
+            if len(in_flight) >= self.max_concurrent_runs:
+                return self._record(
+                    decision,
+                    "busy",
+                    f"{len(in_flight)} retraining runs in flight, the most at once",
+                )
+            try:
+                known = self.model_exists(model)
+            except LaunchError as exc:
+                return self._record(decision, "rejected", f"registry could not confirm {model!r}: "
+                                    f"{exc}", metric_model="(unconfirmed)")  # fmt: skip
+            if not known:
+                return self._record(
+                    decision, "rejected", f"model {model!r} is not registered in the MLflow "
+                    "registry", metric_model="(unregistered)",
+                )  # fmt: skip
+            if params:
+                check_params(model, params, self.settings)
+            request = RetrainRequest(run_id=new_run_id(model), model=model, reason=reason,
+                                     labels=dict(decision.labels), params=params)  # fmt: skip
+            return self._start(request, decision)
+
     def _launch(self, alert: Alert, decision: Decision) -> Decision:
-        reason = alert.alertname or "unknown"
         request = RetrainRequest(
             run_id=new_run_id(alert.model),
             model=alert.model,
-            reason=reason,
+            reason=alert.alertname or "unknown",
             labels=dict(alert.labels),
             fingerprint=alert.fingerprint,
             starts_at=alert.starts_at,
         )
+        return self._start(request, decision, alert)
+
+    def _start(
+        self, request: RetrainRequest, decision: Decision, alert: Alert | None = None
+    ) -> Decision:
+        reason = request.reason
         try:
             launched = self.launcher.launch(request)
         except LaunchError as exc:
-            log.error("launch failed for %s: %s", alert.model, exc)
+            log.error("launch failed for %s: %s", request.model, exc)
             return self._record(decision, "rejected", f"launch failed: {exc}")
         self.ledger.add_run(
             RunRecord(
@@ -176,10 +232,16 @@ class TriggerService:
                 external_id=launched.external_id,
             )
         )
-        self.ledger.claim_alert(alert.fingerprint, alert.starts_at, request.run_id)
+        if alert is not None:
+            self.ledger.claim_alert(alert.fingerprint, alert.starts_at, request.run_id)
         self._count_active()
         decision.run_id = request.run_id
         log.info("launched %s for %s (%s)", request.run_id, request.model, reason)
+        if alert is None:
+            asked = ", ".join(f"{k}={v}" for k, v in request.params.items()) or "champion's options"
+            return self._record(
+                decision, "launched", f"{reason} retrain of {request.model} ({asked})"
+            )
         return self._record(decision, "launched", f"{reason} fired for {alert.model}")
 
     def _record(

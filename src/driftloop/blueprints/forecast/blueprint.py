@@ -45,6 +45,22 @@ from driftloop.datasets.prices import CLOSE, DATE, SHIPPED
 from driftloop.training.split_scheme import TimeSplitScheme
 
 PRICES = "prices"  # a CSV given with --data
+NUMBER_OPTIONS = {"window", "max_days", "epochs", "hidden_size", "learning_rate", "max_seconds",
+                  "test_days", "val_days"}  # fmt: skip
+# options that are not sizes: a CSV's columns, the series' name, the shared metric options
+OTHER_OPTIONS = {"date_column", "value_column", "series", "metric", "floor"}
+
+
+def _number(option: str, value: Any, kind: type) -> Any:
+    """An option as ``kind``; a value that is not one is an error naming the option."""
+    try:
+        number = kind(value)
+        if kind is int and number != float(value):
+            raise ValueError
+        return number
+    except (TypeError, ValueError):
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"--param {option}: expected {what}, got {value!r}") from None
 
 
 class ForecastBlueprint(Blueprint):
@@ -65,15 +81,21 @@ class ForecastBlueprint(Blueprint):
         val_days: int = 250,
         **options: Any,
     ) -> None:
+        unknown = sorted(set(options) - OTHER_OPTIONS)
+        if unknown:
+            raise ValueError(
+                f"--param {unknown[0]}: not a forecast option (options: "
+                f"{', '.join(sorted(NUMBER_OPTIONS) + sorted(OTHER_OPTIONS))})"
+            )
         super().__init__(**options)
-        self.window = int(window)
-        self.max_days = int(max_days)
-        self.epochs = int(epochs)
-        self.hidden_size = int(hidden_size)
-        self.learning_rate = float(learning_rate)
-        self.max_seconds = float(max_seconds)
-        self.test_days = int(test_days)
-        self.val_days = int(val_days)
+        self.window = _number("window", window, int)
+        self.max_days = _number("max_days", max_days, int)
+        self.epochs = _number("epochs", epochs, int)
+        self.hidden_size = _number("hidden_size", hidden_size, int)
+        self.learning_rate = _number("learning_rate", learning_rate, float)
+        self.max_seconds = _number("max_seconds", max_seconds, float)
+        self.test_days = _number("test_days", test_days, int)
+        self.val_days = _number("val_days", val_days, int)
         for option, value in (("window", self.window), ("epochs", self.epochs),
                               ("hidden_size", self.hidden_size), ("test_days", self.test_days),
                               ("val_days", self.val_days)):  # fmt: skip
@@ -116,7 +138,16 @@ class ForecastBlueprint(Blueprint):
         if source:
             if dataset not in (None, PRICES):
                 raise ValueError("--dataset: drop it with --data (a CSV is its own series)")
-            return self, PRICES, f"series from {source}, window {self.window}"
+            # checked here, before a run: bad dates or prices are one line naming the column
+            days = len(self.series(None, source))
+            needed = self.window + self.test_days + self.val_days + 2 * self.window + 1
+            if days < needed:
+                raise ValueError(
+                    f"--data: {source} has {days} days; a window of {self.window}, "
+                    f"{self.test_days} test and {self.val_days} validation days with gaps of one "
+                    f"window need {needed} (fewer: --param test_days=N --param val_days=N)"
+                )
+            return self, PRICES, f"series from {source}: {days} days, window {self.window}"
         if dataset is not None and dataset not in SHIPPED:
             raise ValueError(
                 f"--dataset: unknown series {dataset!r} (shipped: {', '.join(SHIPPED)})"
@@ -186,30 +217,27 @@ class ForecastBlueprint(Blueprint):
 
     # --- trainer -------------------------------------------------------------------
     def candidates(self, seed: int) -> dict[str, Any]:
+        lstm = {
+            "hidden_size": self.hidden_size,
+            "learning_rate": self.learning_rate,
+            "epochs": self.epochs,
+            "max_seconds": self.max_seconds,
+            "random_state": seed,
+        }
+        # persistence first: a candidate within the validation tie tolerance of the best loses
+        # to the earliest declared (``pick_winner``), so a model must beat persistence by more
+        # than the validation days can resolve to be chosen at all
         return {
-            "lstm": LSTMForecaster(
-                hidden_size=self.hidden_size,
-                learning_rate=self.learning_rate,
-                epochs=self.epochs,
-                max_seconds=self.max_seconds,
-                random_state=seed,
-            ),  # fmt: skip
-            # not the seed's: relative windows, to show what its global scaler costs
-            "lstm_window_scaled": LSTMForecaster(
-                hidden_size=self.hidden_size,
-                learning_rate=self.learning_rate,
-                epochs=self.epochs,
-                max_seconds=self.max_seconds,
-                random_state=seed,
-                scaling="window",
-            ),  # fmt: skip
             "persistence": PersistenceForecaster(),
             "random_walk_drift": RandomWalkDriftForecaster(),
             "auto_ets": StatsForecastForecaster("auto_ets"),
             "auto_arima": StatsForecastForecaster("auto_arima"),
             "lagged_returns_ridge": LaggedReturnsForecaster(),
             "lagged_returns_boosted": LaggedReturnsBoostedForecaster(random_state=seed),
-        }
+            "lstm": LSTMForecaster(**lstm),  # the seed's: 2 layers, min-max scaler on train
+            # not the seed's: relative windows, to show what its global scaler costs
+            "lstm_window_scaled": LSTMForecaster(**lstm, scaling="window"),
+        }  # fmt: skip
 
     def candidate_tiers(self) -> dict[str, str]:
         return dict.fromkeys(self.candidates(0), LIGHT)
