@@ -43,6 +43,7 @@ SECTIONS: dict[str, str] = {
     "recsys": "bench.recsys",
     "vision": "bench.vision",
     "soak": "bench.soak",
+    "forecast": "bench.forecast",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 

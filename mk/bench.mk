@@ -12,12 +12,14 @@
 #   make bench-automl     driftloop tabular vs FLAML vs default LightGBM on 10 tables:
 #                         60 s and 300 s budgets per table and system (up to ~2 h on 2 cores)
 #   make bench-automl-quick  the same with one 30 s budget (~17 min on a busy 2-core box; indicative)
+#   make bench-forecast   every forecast candidate vs persistence on MSFT and the S&P 500
+#                         (MAE/RMSE/MAPE/MASE, Diebold-Mariano; ~6 min; quick ~2 min)
 #   make bench-mlserver   the MLServer baseline's own virtualenv (.venv-mlserver)
 # Results: $(BENCH_OUT)/results.json, results.md and the scale plots.
 
 BENCH_OUT ?= bench/results
 BENCH_ARGS ?=
-BENCH_SECTIONS := serving drift loop pipelines scale automl soak vision recsys
+BENCH_SECTIONS := serving drift loop pipelines scale automl soak forecast vision recsys
 
 .PHONY: bench bench-quick bench-mlserver bench-automl-quick $(addprefix bench-,$(BENCH_SECTIONS))
 
