@@ -140,3 +140,29 @@ def test_pages_render_with_every_source_down(tmp_path):
         assert bad.status_code == 422 and "the upload is empty" in bad.text
         refused = client.post("/api/feedback/abc", json={"nothing": 1})
         assert refused.status_code == 422 and "label, value or correct" in refused.text
+
+
+def test_cli_errors_are_one_line_naming_the_option(home, capsys, tmp_path):
+    from driftloop.cli import main
+
+    assert main(["report", "drift", "nosuch", "--out", str(tmp_path / "d.html")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "driftloop: error: NAME: no registered model named 'nosuch' (known: none)"
+    )
+    assert main(["ui", "--host", "0.0.0.0"]) == 2
+    assert capsys.readouterr().err.startswith("driftloop: error: --host 0.0.0.0: the console")
+    assert main(["ui", "--predictor-url", "ftp://x"]) == 2
+    assert "--predictor-url: not an http(s) URL" in capsys.readouterr().err
+
+
+def test_the_stack_runs_the_console_and_names_every_ui(home):
+    from driftloop.settings import Settings
+    from driftloop.stack.services import ServiceCatalogue
+
+    catalogue = ServiceCatalogue(Settings(home=home, console_port=8123), alerting="evaluator")
+    (console,) = [s for s in catalogue.services() if s.name == "console"]
+    assert console.argv[-4:] == ["--host", "127.0.0.1", "--port", "8123"]
+    assert console.health_url == "http://127.0.0.1:8123/healthz"
+    urls = catalogue.ui_urls()
+    assert urls["console"] == "http://127.0.0.1:8123/" and "mlflow" in urls
+    assert "prometheus" not in urls  # the built-in evaluator has no UI

@@ -1,8 +1,9 @@
-"""``driftloop report stability NAME[@ALIAS|/VERSION]``: how much a version's score moves.
+"""``driftloop report stability NAME[@ALIAS|/VERSION]``: how much a version's score moves;
+``driftloop report drift NAME[@ALIAS|/VERSION] --out FILE.html``: how its traffic drifted.
 
-The analysis itself lives in :mod:`driftloop.training.stability`; this module
-finds the version, shows progress while it refits, prints the tables and says
-where the PNG and the artifacts went.
+The stability analysis lives in :mod:`driftloop.training.stability`, the drift page in
+:mod:`driftloop.console.drift_report`; this module finds the version, shows progress,
+prints the tables and says where the files went.
 """
 
 from __future__ import annotations
@@ -36,34 +37,27 @@ def _seed(text: str | None, default: int) -> int:
         return default
 
 
+def _count_option(name: str, low: int, high: int, help_text: str, default: int = 5):
+    """A whole-number option in [low, high] with a shown default (the report's counts)."""
+    return click.option(
+        name,
+        type=click.IntRange(low, high),
+        default=default,
+        show_default=True,
+        help=help_text,
+    )
+
+
 @report.command("stability")
 @click.argument("reference", metavar="NAME[@ALIAS|/VERSION]")
-@click.option(
-    "--splits",
-    type=click.IntRange(2, 100),
-    default=5,
-    show_default=True,
-    help="Resampled train/validation splits to refit on.",
-)
-@click.option(
-    "--seeds",
-    type=click.IntRange(2, 100),
-    default=5,
-    show_default=True,
-    help="Seeds to refit with on the original split.",
-)
+@_count_option("--splits", 2, 100, "Resampled train/validation splits to refit on.")
+@_count_option("--seeds", 2, 100, "Seeds to refit with on the original split.")
 @click.option(
     "--param",
     metavar="NAME",
     help="Hyperparameter to sweep (default: the candidate's first numeric one).",
 )
-@click.option(
-    "--points",
-    type=click.IntRange(2, 25),
-    default=5,
-    show_default=True,
-    help="Values of the swept hyperparameter across its range.",
-)
+@_count_option("--points", 2, 25, "Values of the swept hyperparameter across its range.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -266,3 +260,63 @@ def _same(value, current) -> bool:
     if isinstance(value, float) and isinstance(current, (int, float)):
         return abs(value - current) <= 1e-9 * max(1.0, abs(current))
     return value == current
+
+
+@report.command("drift")
+@click.argument("reference", metavar="NAME[@ALIAS|/VERSION]")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the self-contained HTML page.",
+)
+@_count_option("--window", 10, 100_000, "Instances per tested window.", default=200)
+@_count_option("--windows", 1, 1000, "How many of the newest windows to test.", default=10)
+@click.option("--json", "as_json", is_flag=True, help="Also print the report as JSON.")
+def drift(reference: str, out: Path, window: int, windows: int, as_json: bool) -> None:
+    """Test the newest stored traffic of a version against its drift reference; one HTML page
+    with per-window detector statistics and the features that moved.
+
+    NAME alone means NAME@champion. The traffic is the prediction store's (what the
+    predictor recorded for that version); the detectors are the version's own.
+    """
+    from driftloop.console.drift_report import DriftReportError, build_report, render_html
+    from driftloop.console.store_view import recent_predictions
+    from driftloop.registry import ModelRegistry, RegistryError
+    from driftloop.settings import get_settings
+    from driftloop.training.stability import StabilityError, VersionReference, find_version
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    settings = get_settings()
+    uri = settings.resolved_tracking_uri
+    try:
+        wanted = VersionReference.parse(reference)
+        if _no_database(uri):
+            raise DriftReportError(f"NAME: no registered model named {wanted.name!r} (known: none)")
+        version = find_version(ModelRegistry(uri), wanted)
+        stored = recent_predictions(
+            settings.resolved_store_url,
+            version.name,
+            limit=window * windows,
+            version=str(version.version),
+        )
+        report = build_report(
+            version.name, version, list(reversed(stored)), window=window, tracking_uri=uri
+        )
+    except (DriftReportError, StabilityError, RegistryError) as exc:
+        raise UserError(str(exc)) from None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render_html(report), encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"--out: cannot write {out}: {exc.strerror}") from None
+    flagged = sum(1 for w in report.windows if w["drift"])
+    moved = [m["feature"] for m in report.moved if m["moved"]]
+    if as_json:
+        click.echo(json.dumps(report.to_dict() | {"html": str(out)}, indent=2, default=str))
+        return
+    click.echo(
+        f"{version.name} v{version.version}: {flagged} of {len(report.windows)} windows of "
+        f"{window} flagged; moved: {', '.join(moved[:10]) or 'none'}"
+    )
+    click.echo(f"report: {out}")

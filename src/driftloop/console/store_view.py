@@ -10,8 +10,11 @@ from driftloop.store import schema
 from driftloop.store.core import create_store_engine
 
 
-def recent_predictions(store_url: str, model: str, limit: int = 25) -> list[dict[str, Any]]:
-    """The newest predictions of ``model`` with how many feedback rows each got."""
+def recent_predictions(
+    store_url: str, model: str, limit: int = 25, version: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest predictions of ``model`` (of one ``version`` if given), newest first,
+    with how many feedback rows each got."""
     engine = create_store_engine(store_url)
     try:
         if not sa.inspect(engine).has_table(schema.predictions.name):
@@ -32,6 +35,7 @@ def recent_predictions(store_url: str, model: str, limit: int = 25) -> list[dict
                 feedback_count.label("feedback"),
             )
             .where(p.c.model_name == model)
+            .where(p.c.model_version == version if version is not None else sa.true())
             .order_by(p.c.created_at.desc(), p.c.id.desc())
             .limit(limit)
         )
