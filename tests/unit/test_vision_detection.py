@@ -173,6 +173,12 @@ def test_codec_pads_detections_and_feedback_scores_map50(canvases):
     with pytest.raises(FeedbackError, match="box"):
         feedback.parse([{"label": "filled"}], answer.instances[:1])
 
+    featurizer = blueprint.drift_featurizer(model, canvases.head(40))
+    groups = featurizer.transform(batch.model_input, answer.instances)
+    assert groups["image_stats"].shape == (4, 4) and groups["embedding"].shape == (4, 8)
+    np.testing.assert_array_equal(groups["detections"][:, 0], counts)
+    assert featurizer.knows(answer.instances[0]) and not featurizer.knows({"label": "x"})
+
     rows = blueprint.rows_from_feedback(batch.summaries, y[:4])
     assert np.array_equal(frame_pixels(rows), X[:4])
     expected: dict[str, int] = {}
