@@ -32,10 +32,12 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss, roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from bench.automl_datasets import DATASETS, OuterSplit, outer_split
 from bench.automl_systems import ConstantPredictor, DefaultLightGBM, DriftloopTabular, Flaml
 from bench.context import Context, require
+from driftloop.training.budget import fit_threads
 
 FULL_BUDGETS = (60.0, 300.0)
 QUICK_BUDGETS = (30.0,)
@@ -110,7 +112,9 @@ def evaluate(system, name: str, split: OuterSplit, budget_s: float, seed: int = 
     status, error, info, fitted = "ok", "", {}, None
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
-        predictor = system.fit(split.X_train, split.y_train, task, budget_s, seed)
+        # the same thread rule for every system (see bench.automl_systems)
+        with threadpool_limits(limits=fit_threads()):
+            predictor = system.fit(split.X_train, split.y_train, task, budget_s, seed)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         info = dict(predictor.info)
         value = metric_value(task, split.y_test, predictions(predictor, split), split.classes)

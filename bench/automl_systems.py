@@ -17,6 +17,14 @@ whether the budget was applied) for the report.
 - ``DefaultLightGBM``: ``LGBMClassifier`` / ``LGBMRegressor`` with default
   parameters (text columns as pandas categories, which LightGBM splits on
   natively); it ignores the budget.
+
+Threads: every system runs under the same rule, ``fit_threads()`` of
+``driftloop.training.budget`` read at the start of each fit (every core, or
+one when the machine's load is at or above its core count: OpenMP learners
+slow down by 30x and more on 2 threads of an oversubscribed box). It is the
+``n_jobs`` of FLAML and of default LightGBM (a resource, not a
+hyperparameter), driftloop's own default, and ``evaluate`` holds every fit's
+OpenMP/BLAS pools to it.
 - ``ConstantPredictor``: the class prior / the training mean; what a failed
   or over-budget system is scored as.
 """
@@ -130,21 +138,25 @@ class DefaultLightGBM:
             if not pd.api.types.is_numeric_dtype(X_train[c])
         }
         prepare = lambda X: as_categories(X, levels)  # noqa: E731 - one expression
+        from driftloop.training.budget import fit_threads
+
+        threads = fit_threads()
         if task == "regression":
-            model = lgb.LGBMRegressor(random_state=seed, verbose=-1)
+            model = lgb.LGBMRegressor(random_state=seed, verbose=-1, n_jobs=threads)
         else:
-            model = lgb.LGBMClassifier(random_state=seed, verbose=-1)
+            model = lgb.LGBMClassifier(random_state=seed, verbose=-1, n_jobs=threads)
         model.fit(prepare(X_train), y_train)
         classes = None if task == "regression" else [str(c) for c in model.classes_]
-        return Predictor(model, classes, {"budget": "none (default parameters)"}, prepare)
+        info = {"budget": "none (default parameters)", "threads": threads}
+        return Predictor(model, classes, info, prepare)
 
 
 # --- FLAML ---------------------------------------------------------------------------
 class Flaml:
     name = "FLAML"
 
-    def __init__(self, n_jobs: int = 2) -> None:
-        self.n_jobs = n_jobs
+    def __init__(self, n_jobs: int | None = None) -> None:
+        self.n_jobs = n_jobs  # None: the bench's thread rule (fit_threads) at each fit
 
     def prepare(self) -> None:
         warm_up(self)
@@ -154,6 +166,9 @@ class Flaml:
     ) -> Predictor:
         from flaml import AutoML
 
+        from driftloop.training.budget import fit_threads
+
+        threads = self.n_jobs if self.n_jobs is not None else fit_threads()
         logging.getLogger("flaml.automl.logger").setLevel(logging.WARNING)
         automl = AutoML()
         with warnings.catch_warnings():
@@ -165,12 +180,16 @@ class Flaml:
                 metric=METRIC_BY_TASK[task],
                 time_budget=budget_s,
                 seed=seed,
-                n_jobs=self.n_jobs,
+                n_jobs=threads,
                 verbose=0,
                 mlflow_logging=False,
             )
         classes = None if task == "regression" else [str(c) for c in automl.classes_]
-        info = {"best": automl.best_estimator, "budget": f"time_budget={budget_s:g} s"}
+        info = {
+            "best": automl.best_estimator,
+            "budget": f"time_budget={budget_s:g} s",
+            "threads": threads,
+        }
         return Predictor(automl, classes, info)
 
 

@@ -21,7 +21,13 @@ from driftloop.blueprints.estimators import StringLabelXGBClassifier
 from driftloop.blueprints.tabular.blueprint import table_pipeline
 from driftloop.lineage import TAG_SEARCH, TAG_TRIAL_STATE, TAG_VALIDATION, TAG_VALIDATION_REASON
 from driftloop.training.candidates import champion_search, train_candidates
-from driftloop.training.search import grid_of, search_candidate, storage_url, suggest
+from driftloop.training.search import (
+    StudySettings,
+    grid_of,
+    search_candidate,
+    storage_url,
+    suggest,
+)
 from driftloop.training.staged import evaluate, staging_of
 from driftloop.training.validation import choose_validation, folds_of
 from tests.unit.search_fixtures import SmallTable, small_table, train_val
@@ -105,14 +111,15 @@ def _study(settings, sampler, *, trials, candidate="forest", seed=7, tag=""):
             candidate,
             table.candidates(seed)[candidate],
             folds,
-            storage=storage,
-            study_name=f"s-{sampler}-{candidate}{tag}",
-            sampler=sampler,
-            pruner="none",
-            n_trials=trials,
-            seed=seed,
-            timeout_s=None,
-            experiment_id=experiment,
+            StudySettings(
+                storage=storage,
+                study_name=f"s-{sampler}-{candidate}{tag}",
+                experiment_id=experiment,
+                sampler=sampler,
+                pruner="none",
+                n_trials=trials,
+                seed=seed,
+            ),
         )
     return found, optuna.load_study(study_name=found.study_name, storage=storage), table
 

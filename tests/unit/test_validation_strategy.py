@@ -63,3 +63,17 @@ def test_kfold_with_a_class_smaller_than_the_folds_names_it():
     train, val = train_val(frame)
     with pytest.raises(ValueError, match="'rare' has 3 .*5 folds"):
         folds_of(choose_validation("kfold", table, 60), table, train, val, seed=0)
+
+
+def test_preset_best_refits_a_holdout_winner_on_train_and_validation():
+    table = SmallTable()
+    best = choose_validation("auto", table, 5000, preset="best")
+    assert best.strategy == "holdout-refit" and not best.uses_folds and best.refits_on_all
+    assert best.reason.endswith("the winner refit on train + validation")
+    train, val = train_val(small_table(200))
+    assert len(refit_rows(best, train, val)) == 200
+    # a preset that does not refit keeps the plain holdout; folds refit whatever the preset
+    assert choose_validation("auto", table, 5000, preset="medium").strategy == "holdout"
+    assert choose_validation("auto", table, 200, preset="best").strategy == "stratified-kfold"
+    # a holdout asked for by hand is a holdout
+    assert choose_validation("holdout", table, 5000).strategy == "holdout"

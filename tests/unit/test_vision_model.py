@@ -110,7 +110,7 @@ def test_shared_search_prunes_cnn_trials_on_epoch_scores(blueprint, shapes, tmp_
     import optuna
 
     from driftloop.registry import scoped_tracking_uri
-    from driftloop.training.search import search_candidate
+    from driftloop.training.search import StudySettings, search_candidate
 
     train, val = shapes
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
@@ -122,14 +122,15 @@ def test_shared_search_prunes_cnn_trials_on_epoch_scores(blueprint, shapes, tmp_
                 "cnn",
                 blueprint.candidates(seed=0)["cnn"],
                 [(train, val)],
-                storage=storage,
-                study_name="vision-cnn",
-                sampler="random",
-                pruner="hyperband",
-                n_trials=3,
-                seed=0,
-                timeout_s=None,
-                experiment_id=experiment.experiment_id,
+                StudySettings(
+                    storage=storage,
+                    study_name="vision-cnn",
+                    experiment_id=experiment.experiment_id,
+                    sampler="random",
+                    pruner="hyperband",
+                    n_trials=3,
+                    seed=0,
+                ),
             )
     study = optuna.load_study(study_name="vision-cnn", storage=storage)
     assert len(study.trials) == 3 and found.best_value is not None

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 from sklearn.base import clone
+from threadpoolctl import threadpool_limits
 
 from driftloop.blueprints import Blueprint, ParamChoice, ParamRange, get_blueprint
 from driftloop.blueprints.base import LIGHT, TIERS
@@ -54,6 +55,7 @@ from driftloop.training.budget import (
     ENSEMBLE_RESERVE_SHARE,
     TimeBudget,
     ensemble_seconds,
+    fit_threads,
     logging_seconds,
     record_logging_seconds,
 )
@@ -329,6 +331,7 @@ def train_candidates(
         **{runtime_tag(pkg): version for pkg, version in runtime_versions().items()},
         **_fingerprint_tags(fingerprints or {}),
         **_search_tags(search),
+        **plan.tags,
         **(tags or {}),
     }
     tolerance = tie_tolerance if tie_tolerance is not None else 1 / sum(len(s) for _, s in folds)
@@ -352,6 +355,9 @@ def train_candidates(
         ) as parent,
     ):
         prepare = _trial_preparation(cleanup, enabled=len(folds) > 1 or plan.trials > 0)
+        # OpenMP/BLAS threads of every fit (estimators without an n_jobs, e.g. scikit-learn's
+        # HistGradientBoosting): one on an oversubscribed machine (training.budget)
+        cleanup.enter_context(threadpool_limits(limits=fit_threads()))
         log_dataset_inputs(train, val, dataset or blueprint.default_dataset, data_source)
         mlflow.log_params(
             {
@@ -459,7 +465,7 @@ def train_candidates(
         log.info("search done at %.1f s", clock.elapsed())
         best = pick_winner(blueprint, results, tolerance)
         val_metrics, tuned = best.metrics, best.tuned_params
-        if best.name in fitted:
+        if best.name in fitted and not validation.refits_on_all:
             model = fitted[best.name]
         else:
             model = _refit(blueprint, pool[best.name], tuned, refit_rows(validation, train, val))
@@ -627,7 +633,11 @@ class _Reserve:
         if not results:
             return 0.0
         leader = self._ranked(results)[0]
-        if leader.name in self.fitted and not self.trial_seconds.get(leader.name):
+        if (
+            leader.name in self.fitted
+            and not self.trial_seconds.get(leader.name)
+            and self.refit_ratio <= 1
+        ):
             return 0.0  # its fitted defaults are the model: nothing to refit
         return self._fit_seconds(leader) * self.refit_ratio
 
@@ -679,7 +689,7 @@ def _spread_trials(
     """
     import mlflow
 
-    from driftloop.training.search import CandidateStudy
+    from driftloop.training.search import CandidateStudy, StudySettings
 
     primary = blueprint.primary_metric
     shares = plan.trials_per_candidate()
@@ -725,10 +735,13 @@ def _spread_trials(
             study = studies.get(name)
             if study is None:
                 study = studies[name] = CandidateStudy(
-                    blueprint, name, pool[name], folds, storage=storage,
-                    study_name=f"{blueprint.name}-{parent_run_id[:12]}-{name}",
-                    sampler=plan.sampler, pruner=plan.pruner, n_trials=shares[name],
-                    seed=seed, experiment_id=experiment_id, prepare=prepare,
+                    blueprint, name, pool[name], folds,
+                    StudySettings(
+                        storage=storage, study_name=f"{blueprint.name}-{parent_run_id[:12]}-{name}",
+                        experiment_id=experiment_id, sampler=plan.sampler, pruner=plan.pruner,
+                        n_trials=shares[name], seed=seed, prepare=prepare,
+                        first_params=plan.first_params.get(name, {}),
+                    ),
                 )  # fmt: skip
             # one resume of the candidate's run per turn: its trials nest in it
             with mlflow.start_run(run_id=runs[name], nested=True):

@@ -11,7 +11,9 @@ preset    trials   candidates (by cost tier)   validation   extra
 fast      15       light                       holdout
 medium    40       light + boosting            5-fold CV
 best      120      every candidate             auto         time budget 600 s,
-                                                            ensembles
+                                                            ensembles, winner
+                                                            refit on train +
+                                                            validation
 ========  =======  ==========================  ===========  =================
 
 Every value here is checked with an error naming the ``driftloop train``
@@ -40,6 +42,8 @@ class Preset:
     time_budget_s: float | None = None
     ensembles: bool = False
     description: str = ""
+    # a holdout's winner refit on train + validation (folds refit on them anyway)
+    refit: bool = False
 
 
 PRESETS: dict[str, Preset] = {
@@ -54,7 +58,8 @@ PRESETS: dict[str, Preset] = {
         "auto",
         time_budget_s=600.0,
         ensembles=True,
-        description="every candidate, time-budgeted, ensembles",
+        description="every candidate, time-budgeted, ensembles, winner refit on all rows",
+        refit=True,
     ),
 }
 
@@ -71,6 +76,9 @@ class SearchSettings:
     candidates: tuple[str, ...] = ()
     validation: str | None = None
     folds: int = 5
+    # NAME[@ALIAS|/VERSION]: that version's tuned hyperparameters start the search
+    # (training.warm_start); "" for none
+    warm_start: str = ""
 
     def __post_init__(self) -> None:
         if self.preset is not None and self.preset not in PRESETS:
@@ -124,7 +132,7 @@ class SearchSettings:
         return cls(**data)
 
     def to_json(self) -> str:
-        data = {k: v for k, v in asdict(self).items() if v not in (None, (), [])}
+        data = {k: v for k, v in asdict(self).items() if v not in (None, (), [], "")}
         data["candidates"] = list(self.candidates) if self.candidates else None
         return json.dumps({k: v for k, v in data.items() if v is not None}, sort_keys=True)
 
@@ -155,6 +163,20 @@ class SearchSettings:
             else (preset.time_budget_s if preset else None)
         )
         validation = self.validation or (preset.validation if preset else "auto")
+        first_params: dict[str, dict[str, Any]] = {}
+        tags: dict[str, str] = {}
+        if self.warm_start:
+            from driftloop.training.warm_start import TAG_WARM_START, resolve
+
+            warm = resolve(self.warm_start, blueprint.name)
+            first_params = {
+                name: params
+                for name, params in warm.first_params(pool).items()
+                if name in names and blueprint.tuning_space(name)
+            }
+            tags[TAG_WARM_START] = warm.tag()
+            # the warm-started candidate gets a trial even where the preset has none
+            trials = max(trials, len(first_params))
         return SearchPlan(
             settings=self,
             candidates=names,
@@ -163,6 +185,8 @@ class SearchSettings:
             validation=validation,
             folds=self.folds,
             ensembles=bool(preset and preset.ensembles),
+            first_params=first_params,
+            tags=tags,
         )
 
 
@@ -176,6 +200,9 @@ class SearchPlan:
     folds: int = 5
     ensembles: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # a warm start: {candidate: params} enqueued as that candidate's first trial
+    first_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)  # run tags the plan adds
 
     @property
     def sampler(self) -> str:
@@ -191,7 +218,11 @@ class SearchPlan:
         if count == 0:
             return {}
         share, rest = divmod(self.trials, count)
-        return {name: share + (1 if i < rest else 0) for i, name in enumerate(self.candidates)}
+        shares = {name: share + (1 if i < rest else 0) for i, name in enumerate(self.candidates)}
+        for name in self.first_params:  # a warm start's first trial is always run
+            if name in shares:
+                shares[name] = max(shares[name], 1)
+        return shares
 
     def with_validation(self, validation: str) -> SearchPlan:
         return replace(self, validation=validation)

@@ -109,6 +109,29 @@ def suggest(trial: Any, key: str, entry: ParamRange | ParamChoice) -> Any:
     return trial.suggest_float(key, float(entry.low), float(entry.high), log=entry.log)
 
 
+def warm_params(space: Space, params: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``params`` a trial of ``space`` can take: keys of the space, choices
+    among its choices, numbers clipped into their range (a champion's params may come
+    from an older, wider space)."""
+    kept: dict[str, Any] = {}
+    for key, value in params.items():
+        entry = space.get(key)
+        if entry is None:
+            continue
+        if isinstance(entry, ParamChoice):
+            matches = [c for c in entry.choices if c == value or str(c) == str(value)]
+            if matches:
+                kept[key] = matches[0]
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        number = min(max(number, float(entry.low)), float(entry.high))
+        kept[key] = int(round(number)) if entry.integer else number
+    return kept
+
+
 # --- one candidate's study -----------------------------------------------------------
 @dataclass
 class CandidateSearch:
@@ -143,36 +166,48 @@ def _jsonable(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
 
 
+def _as_is(estimator: Any) -> Any:
+    return estimator
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """How one candidate's study runs: where it is stored, what samples and prunes it, how
+    many trials, under which MLflow experiment.
+
+    ``prepare`` adjusts each trial's estimator before fitting (e.g. a cache for the
+    featurisation that no trial changes). ``first_params`` (a warm start: e.g. the
+    registered champion's tuned hyperparameters) is enqueued as the study's first trial;
+    keys outside the candidate's space are dropped.
+    """
+
+    storage: str
+    study_name: str
+    experiment_id: str
+    sampler: str = "tpe"
+    pruner: str = "hyperband"
+    n_trials: int = 0
+    seed: int = 0
+    prepare: Callable[[Any], Any] = _as_is
+    first_params: dict[str, Any] = field(default_factory=dict)
+
+
 def search_candidate(
     blueprint: Blueprint,
     name: str,
     template: Any,
     folds: Folds,
+    settings: StudySettings,
     *,
-    storage: str,
-    study_name: str,
-    sampler: str,
-    pruner: str,
-    n_trials: int,
-    seed: int,
-    timeout_s: float | None,
-    experiment_id: str,
-    prepare: Callable[[Any], Any] = lambda estimator: estimator,
+    timeout_s: float | None = None,
 ) -> CandidateSearch:
-    """Run ``n_trials`` trials of ``name``'s tuning space in a stored study.
+    """Run ``settings.n_trials`` trials of ``name``'s tuning space in one go (fewer if
+    ``timeout_s`` runs out first).
 
     Call inside the candidate's MLflow run: each trial is a run nested in it.
-    ``prepare`` adjusts each trial's estimator before fitting (e.g. a cache for
-    the featurisation that no trial changes).
     """
-    study = CandidateStudy(
-        blueprint, name, template, folds, storage=storage, study_name=study_name,
-        sampler=sampler, pruner=pruner, n_trials=n_trials, seed=seed,
-        experiment_id=experiment_id, prepare=prepare,
-    )  # fmt: skip
-    if not study.searchable:
-        return study.result
-    study.run(n_trials, timeout_s)
+    study = CandidateStudy(blueprint, name, template, folds, settings)
+    study.run(settings.n_trials, timeout_s)
     return study.finish()
 
 
@@ -187,28 +222,16 @@ class CandidateStudy:
     """
 
     def __init__(
-        self,
-        blueprint: Blueprint,
-        name: str,
-        template: Any,
-        folds: Folds,
-        *,
-        storage: str,
-        study_name: str,
-        sampler: str,
-        pruner: str,
-        n_trials: int,
-        seed: int,
-        experiment_id: str,
-        prepare: Callable[[Any], Any] = lambda estimator: estimator,
+        self, blueprint: Blueprint, name: str, template: Any, folds: Folds, settings: StudySettings
     ) -> None:
         self.blueprint, self.name, self.template, self.folds = blueprint, name, template, folds
-        self.experiment_id, self.prepare = experiment_id, prepare
+        self.settings = settings
+        self.experiment_id, self.prepare = settings.experiment_id, settings.prepare
         self.space = blueprint.tuning_space(name)
-        self.result = CandidateSearch(name, study_name, sampler)
+        self.result = CandidateSearch(name, settings.study_name, settings.sampler)
         self.trial_seconds: list[float] = []
         self.metrics_of: dict[int, dict[str, float]] = {}
-        self.searchable = bool(self.space) and n_trials > 0
+        self.searchable = bool(self.space) and settings.n_trials > 0
         self.study = None
         if not self.searchable:
             return
@@ -216,11 +239,13 @@ class CandidateStudy:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         steps = staging_of(template, folds=len(folds), stages=DEFAULT_STAGES).steps(len(folds))
-        chosen_sampler = make_sampler(sampler, self.space, seed, n_trials)
-        chosen_pruner = make_pruner(pruner, steps)
+        chosen_sampler = make_sampler(
+            settings.sampler, self.space, settings.seed, settings.n_trials
+        )
+        chosen_pruner = make_pruner(settings.pruner, steps)
         self.study = optuna.create_study(
-            study_name=study_name,
-            storage=storage,
+            study_name=settings.study_name,
+            storage=settings.storage,
             direction=blueprint.metric.direction,
             sampler=chosen_sampler,
             pruner=chosen_pruner,
@@ -232,6 +257,13 @@ class CandidateStudy:
         self.study.set_user_attr("sampler", type(chosen_sampler).__name__)
         self.study.set_user_attr("pruner", type(chosen_pruner).__name__)
         self.study.set_user_attr("stages", steps)
+        # a grid is the search's whole definition: a warm start's point is not added to it
+        first = warm_params(self.space, settings.first_params) if settings.sampler != "grid" else {}
+        if first:
+            self.study.enqueue_trial(first, skip_if_exists=True)
+            self.study.set_user_attr(
+                "warm_start_params", {k: _jsonable(v) for k, v in first.items()}
+            )
 
     @property
     def exhausted(self) -> bool:

@@ -7,7 +7,12 @@ older than the ones it learnt from); fewer than ``KFOLD_BELOW_ROWS`` rows get
 more rows get the holdout, where k fits would cost k times as much for little.
 
 With folds, the search scores over train + validation rows together and the
-winner is refit on all of them; the test split is never read here.
+winner is refit on all of them. A preset that asks for it (``best``: the
+final model should learn from every row it may) refits a holdout's winner on
+train + validation too: strategy ``holdout-refit``, ranked on the validation
+split as a holdout is, but with the validation rows no longer held out
+afterwards (the drift reference leaves them out, as after folds). The test
+split is never read here.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from driftloop.blueprints.base import Blueprint
 
 KFOLD_BELOW_ROWS = 1_000
 HOLDOUT = "holdout"
+HOLDOUT_REFIT = "holdout-refit"  # ranked on the validation split, winner refit on train + val
 KFOLD = "kfold"
 STRATIFIED_KFOLD = "stratified-kfold"
 TIMESERIES = "timeseries"
@@ -27,19 +33,47 @@ TIMESERIES = "timeseries"
 
 @dataclass(frozen=True)
 class ValidationChoice:
-    strategy: str  # holdout | kfold | stratified-kfold | timeseries
+    strategy: str  # holdout | holdout-refit | kfold | stratified-kfold | timeseries
     reason: str
     folds: int = 1
 
     @property
     def uses_folds(self) -> bool:
+        return self.strategy not in (HOLDOUT, HOLDOUT_REFIT)
+
+    @property
+    def refits_on_all(self) -> bool:
+        """Whether the winner is refit on train + validation (folds, or holdout-refit)."""
         return self.strategy != HOLDOUT
+
+    def with_refit(self) -> ValidationChoice:
+        """A holdout whose winner is refit on train + validation (other strategies refit
+        already)."""
+        if self.strategy != HOLDOUT:
+            return self
+        return ValidationChoice(
+            HOLDOUT_REFIT, f"{self.reason}; the winner refit on train + validation", self.folds
+        )
 
 
 def choose_validation(
     requested: str, blueprint: Blueprint, rows: int, *, folds: int = 5, preset: str | None = None
 ) -> ValidationChoice:
-    """The strategy for ``rows`` train + validation rows, and why (recorded on the run)."""
+    """The strategy for ``rows`` train + validation rows, and why (recorded on the run).
+
+    A holdout chosen under a preset that refits (``Preset.refit``) becomes ``holdout-refit``.
+    """
+    choice = _chosen(requested, blueprint, rows, folds=folds, preset=preset)
+    from driftloop.training.presets import PRESETS
+
+    if preset in PRESETS and PRESETS[preset].refit:
+        return choice.with_refit()
+    return choice
+
+
+def _chosen(
+    requested: str, blueprint: Blueprint, rows: int, *, folds: int, preset: str | None
+) -> ValidationChoice:
     time_column = blueprint.time_column
     if requested == "auto":
         if time_column:
@@ -116,7 +150,8 @@ def folds_of(
 
 
 def refit_rows(choice: ValidationChoice, train: pd.DataFrame, val: pd.DataFrame) -> pd.DataFrame:
-    """The rows the winner is refit on: train alone (holdout) or train + validation (folds)."""
-    if not choice.uses_folds:
+    """The rows the winner is refit on: train alone (holdout) or train + validation (folds,
+    holdout-refit)."""
+    if not choice.refits_on_all:
         return train
     return pd.concat([train, val], ignore_index=True)

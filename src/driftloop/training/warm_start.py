@@ -1,0 +1,95 @@
+"""Retrain from a registered version: its winner's tuned hyperparameters start the search.
+
+``--warm-start NAME[@ALIAS|/VERSION]`` (a bare name: ``@champion``) reads the
+version's training run: the candidate that won (``driftloop.best_candidate``)
+and the hyperparameters its search settled on (``tuned.*`` params). The new
+search enqueues those as the first trial of that candidate's study
+(``training.search.StudySettings.first_params``), so a retraining on fresher
+rows begins where the last one ended instead of from the sampler's first
+guesses; the candidate's defaults are scored as always, so the warm start can
+only add a configuration, never remove one.
+
+The resolved version, its candidate and the params go on the training run as
+``driftloop.search.warm_start`` (carried onto the registered version with the
+other ``driftloop.search`` tags), which is the new version's lineage to the
+one it started from.
+
+A version whose winner was an ensemble, or whose candidate is not one of this
+blueprint's, warm-starts nothing; that is said in the tag, not failed on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from driftloop.lineage import TAG_BEST_CANDIDATE, TAG_BLUEPRINT, tag_key
+from driftloop.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+TAG_WARM_START = tag_key("search.warm_start")
+OPTION = "--warm-start"
+TUNED_PREFIX = "tuned."  # how train_candidates logs the winner's tuned params
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    version: str  # NAME/VERSION it was resolved to
+    candidate: str
+    params: dict[str, Any] = field(default_factory=dict)
+    note: str = ""  # why nothing is warm-started, when nothing is
+
+    def first_params(self, pool: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """{candidate: params} to enqueue; empty when the candidate is not in ``pool``."""
+        if self.candidate in pool and self.params:
+            return {self.candidate: dict(self.params)}
+        return {}
+
+    def tag(self) -> str:
+        what = {"version": self.version, "candidate": self.candidate, "params": self.params}
+        if self.note:
+            what["note"] = self.note
+        return json.dumps(what, sort_keys=True, default=str)[:5000]
+
+
+def resolve(reference: str, blueprint_name: str, settings: Settings | None = None) -> WarmStart:
+    """The version ``reference`` names, read for a warm start of ``blueprint_name``.
+
+    Errors are one line starting with ``--warm-start:`` (unknown model, version or alias,
+    a version trained as another blueprint).
+    """
+    import mlflow
+
+    from driftloop.blueprints import BlueprintSpec
+    from driftloop.registry import ModelRegistry
+    from driftloop.training.stability import StabilityError, VersionReference, find_version
+
+    settings = settings or get_settings()
+    try:
+        wanted = VersionReference.parse(reference)
+        registry = ModelRegistry(settings.resolved_tracking_uri)
+        version = find_version(registry, wanted)
+    except StabilityError as exc:
+        raise ValueError(f"{OPTION}: {str(exc).removeprefix('NAME: ')}") from None
+    label = f"{version.name}/{version.version}"
+    trained_as = version.tags.get(TAG_BLUEPRINT, "")
+    if trained_as and BlueprintSpec.parse(trained_as).name != blueprint_name:
+        raise ValueError(
+            f"{OPTION}: {label} was trained as blueprint {BlueprintSpec.parse(trained_as).name!r},"
+            f" not {blueprint_name!r}"
+        )
+    if not version.run_id:
+        return WarmStart(label, "", note="the version has no training run to read")
+    run = mlflow.MlflowClient(settings.resolved_tracking_uri).get_run(version.run_id)
+    candidate = run.data.tags.get(TAG_BEST_CANDIDATE, "")
+    params = {
+        key[len(TUNED_PREFIX) :]: value
+        for key, value in run.data.params.items()
+        if key.startswith(TUNED_PREFIX)
+    }
+    note = "" if params else "its winner ran with its defaults (nothing tuned to start from)"
+    log.info("warm start from %s: %s %s", label, candidate, params)
+    return WarmStart(label, candidate, params, note)
