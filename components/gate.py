@@ -14,8 +14,13 @@ def gate(
     min_improvement: float,
     test: Input[Dataset],
     report: Output[Artifact],
+    significance: str = "",
+    significance_alpha: float = 0.05,
 ) -> str:
     """Returns "promote" or "keep"; ``report`` is the whole decision (reason, scores) as JSON.
+
+    ``significance``: ``"mcnemar"`` also requires the gain to be significant at
+    ``significance_alpha`` (classifiers); ``""`` applies the margin alone.
 
     The decision is the single ``Output`` because kfp.local (2.17) resolves a
     ``dsl.If`` on a task output only when the output is named ``Output``.
@@ -29,7 +34,14 @@ def gate(
     # The run's parameter overrides the deployment-wide default for this gate only.
     settings = get_settings().model_copy(update={"min_improvement": min_improvement})
     decision = decide(
-        model_name, version, get_blueprint(blueprint), test.path, test_fingerprint, settings
+        model_name,
+        version,
+        get_blueprint(blueprint),
+        test.path,
+        test_fingerprint,
+        settings,
+        significance=significance,
+        alpha=significance_alpha,
     )
     with open(report.path, "w", encoding="utf-8") as handle:
         json.dump(decision.to_dict(), handle, default=str)

@@ -87,6 +87,8 @@ def train_gate_and_promote(
     label_mapping,
     search="",
     search_of_champion="",
+    significance="",
+    significance_alpha=0.05,
 ) -> TrainingSteps:
     """Wire the steps from validation to promotion over the rows in ``data``.
 
@@ -160,6 +162,8 @@ def train_gate_and_promote(
                 test_fingerprint=splits.outputs["test_fingerprint"],
                 min_improvement=min_improvement,
                 test=splits.outputs["test"],
+                significance=significance,
+                significance_alpha=significance_alpha,
             ),
             heavy=True,
         )

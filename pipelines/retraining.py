@@ -35,8 +35,12 @@ def retraining_pipeline(
     rollback_window_hours: float = 24.0,
     smoke_timeout_s: float = 120.0,
     search: str = "",
+    significance: str = "",
+    significance_alpha: float = 0.05,
 ):
-    """``search``: the search settings as JSON; ``""`` reuses the search the champion was
+    """``significance``: ``"mcnemar"`` makes the gate also require a significant gain
+    (p < ``significance_alpha``) on the rows both versions are judged on; ``""``: the
+    ``min_improvement`` margin alone. ``search``: the search settings as JSON; ``""`` reuses the search the champion was
     trained with (its ``driftloop.search`` tag), so a retrained challenger is searched
     the way the model it challenges was."""
     policy = configure(
@@ -78,4 +82,6 @@ def retraining_pipeline(
             label_mapping=label_mapping,
             search=search,
             search_of_champion=model_name,
+            significance=significance,
+            significance_alpha=significance_alpha,
         )

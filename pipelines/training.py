@@ -31,8 +31,12 @@ def training_pipeline(
     experiment: str = "driftloop",
     smoke_timeout_s: float = 120.0,
     search: str = "",
+    significance: str = "",
+    significance_alpha: float = 0.05,
 ):
-    """``search``: the search settings as JSON (``driftloop train --preset/--sampler/...``;
+    """``significance``: ``"mcnemar"`` makes the gate also require a significant gain
+    (p < ``significance_alpha``) on the rows both versions are judged on; ``""``: the
+    ``min_improvement`` margin alone. ``search``: the search settings as JSON (``driftloop train --preset/--sampler/...``;
     see ``driftloop.training.presets``); ``""`` fits every candidate once."""
     ingested = configure(
         ingest(
@@ -55,4 +59,6 @@ def training_pipeline(
         data_source=data_source,
         label_mapping=label_mapping,
         search=search,
+        significance=significance,
+        significance_alpha=significance_alpha,
     )

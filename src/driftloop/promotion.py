@@ -7,12 +7,14 @@ says what they mean, so the rules can be read and tested on their own.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 PROMOTE = "promote"
 KEEP = "keep"
+MCNEMAR = "mcnemar"
+SIGNIFICANCE_TESTS = (MCNEMAR,)
 Outcome = Literal["promote", "keep"]
 
 ROLLBACK_ALERT = "LiveScoreDrop"
@@ -109,6 +111,57 @@ def decide(
             f"needs {min_improvement:.2%} (score {better} {required:.4f})"
         )
     return Decision(PROMOTE if passes else KEEP, reason, challenger, champion, required)
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """McNemar's exact test on two classifiers' per-row correctness on the same rows."""
+
+    challenger_only: int  # rows only the challenger got right
+    champion_only: int  # rows only the champion got right
+    p_value: float
+
+    def describe(self) -> str:
+        return (
+            f"McNemar p = {self.p_value:.3g} ({self.challenger_only} rows only the challenger "
+            f"gets right, {self.champion_only} only the champion)"
+        )
+
+
+def mcnemar(challenger_correct: Any, champion_correct: Any) -> PairedTest:
+    """Exact two-sided McNemar test: are the discordant rows split other than 50/50?
+
+    Only rows where the two models disagree on correctness carry information;
+    with none, nothing tells the models apart (p = 1).
+    """
+    import numpy as np
+    from scipy.stats import binomtest
+
+    challenger = np.asarray(challenger_correct, dtype=bool)
+    champion = np.asarray(champion_correct, dtype=bool)
+    if challenger.shape != champion.shape:
+        raise ValueError("both models must be judged on the same rows")
+    only_challenger = int(np.sum(challenger & ~champion))
+    only_champion = int(np.sum(champion & ~challenger))
+    discordant = only_challenger + only_champion
+    p_value = 1.0 if discordant == 0 else float(binomtest(only_challenger, discordant).pvalue)
+    return PairedTest(only_challenger, only_champion, p_value)
+
+
+def require_significance(decision: Decision, test: PairedTest, alpha: float) -> Decision:
+    """``decision`` kept as is unless it promotes without ``test`` reaching ``alpha``."""
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
+    if not decision.promote:
+        return decision
+    better = test.challenger_only > test.champion_only
+    if better and test.p_value < alpha:
+        return replace(decision, reason=f"{decision.reason}; {test.describe()} < {alpha:g}")
+    return replace(
+        decision,
+        outcome=KEEP,
+        reason=f"{decision.reason}, but {test.describe()}: not significant at {alpha:g}",
+    )
 
 
 def _relative_gain(challenger: float, champion: float, greater_is_better: bool) -> float:

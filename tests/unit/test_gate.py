@@ -229,3 +229,51 @@ def test_promote_to_challenger_only_above_the_floor(registry, settings, logged_m
     unscored = registry.register(name, logged_models.weak_run, {})
     with pytest.raises(GateError, match="not the gate's 'macro_f1'"):
         admit_challenger(name, unscored, BLUEPRINT, settings)
+
+
+class ClassifyingBlueprint(support.TextBlueprint):
+    """The test blueprint with the classification contract McNemar's test needs."""
+
+    class_column = "label"
+
+    def features(self, frame):
+        return frame["text"].tolist()
+
+    def targets(self, frame):
+        return frame["label"].to_numpy()
+
+
+def _weak_champion_and_strong_challenger(registry, logged_models):
+    name = unique()
+    weak = score(logged_models.weak_model, logged_models.movies_test)
+    strong = score(logged_models.movies_model, logged_models.movies_test)
+    champion = registry.register(name, logged_models.weak_run, metric_tags("fp-movies", weak))
+    registry.promote(name, champion)
+    challenger = registry.register(name, logged_models.movies_run, metric_tags("fp-movies", strong))
+    return name, challenger
+
+
+def test_mcnemar_keeps_a_gain_that_is_not_significant(registry, settings, logged_models, tests_dir):
+    name, challenger = _weak_champion_and_strong_challenger(registry, logged_models)
+    blueprint = ClassifyingBlueprint()
+    test = tests_dir / "movies-test"
+
+    significant = gate(name, challenger, blueprint, test, "fp-movies", settings, "mcnemar", 0.05)
+    assert significant.outcome == "promote"
+    assert "McNemar p = " in significant.reason
+    recorded = registry.get_version(name, challenger).tags["driftloop.decision.significance"]
+    assert recorded.startswith("McNemar p = ")
+
+    # the same gain, judged at a level no 60-row test split can reach
+    strict = gate(name, challenger, blueprint, test, "fp-movies", settings, "mcnemar", 1e-30)
+    assert strict.outcome == "keep" and "not significant at 1e-30" in strict.reason
+    assert registry.aliases(name)[CHALLENGER] == challenger
+
+
+def test_significance_test_errors_name_the_problem(registry, settings, logged_models, tests_dir):
+    name, challenger = _weak_champion_and_strong_challenger(registry, logged_models)
+    test = tests_dir / "movies-test"
+    with pytest.raises(GateError, match="unknown test 'ttest'"):
+        gate(name, challenger, ClassifyingBlueprint(), test, "fp-movies", settings, "ttest")
+    with pytest.raises(GateError, match="this blueprint does not classify"):
+        gate(name, challenger, BLUEPRINT, test, "fp-movies", settings, "mcnemar")

@@ -128,3 +128,33 @@ def test_roll_back_only_for_accuracy_drop_inside_window():
 def test_roll_back_refuses_mixed_naive_and_aware_times():
     with pytest.raises(ValueError, match="timezone"):
         should_roll_back("LiveScoreDrop", datetime(2026, 1, 1), datetime.now(UTC), 60)
+
+
+def test_mcnemar_counts_only_the_rows_the_models_disagree_on():
+    from driftloop.promotion import mcnemar
+
+    # 10 rows only the challenger gets right, 2 only the champion, 5 both, 3 neither
+    challenger = [1] * 10 + [0] * 2 + [1] * 5 + [0] * 3
+    champion = [0] * 10 + [1] * 2 + [1] * 5 + [0] * 3
+    test = mcnemar(challenger, champion)
+    assert (test.challenger_only, test.champion_only) == (10, 2)
+    assert test.p_value == pytest.approx(0.03857, abs=1e-4)  # exact binomial, two-sided
+    assert mcnemar([1, 0], [1, 0]).p_value == 1.0  # no disagreement: nothing to tell apart
+    with pytest.raises(ValueError, match="same rows"):
+        mcnemar([1, 0], [1])
+
+
+def test_require_significance_only_ever_turns_a_promotion_into_a_keep():
+    from driftloop.promotion import PairedTest, require_significance
+
+    promote = decide(0.90, 0.80, floor=None, min_improvement=0.01)
+    keep = decide(0.80, 0.90, floor=None, min_improvement=0.01)
+    strong, weak = PairedTest(20, 3, 0.0003), PairedTest(6, 3, 0.51)
+    assert require_significance(promote, strong, 0.05).outcome == "promote"
+    assert require_significance(promote, weak, 0.05).outcome == "keep"
+    assert "not significant at 0.05" in require_significance(promote, weak, 0.05).reason
+    assert require_significance(keep, strong, 0.05) == keep
+    # a significant difference in the champion's favour is no reason to promote
+    assert require_significance(promote, PairedTest(3, 20, 0.0003), 0.05).outcome == "keep"
+    with pytest.raises(ValueError, match="alpha"):
+        require_significance(promote, strong, 1.5)

@@ -46,13 +46,25 @@ from driftloop.lineage import (
     TAG_SPLIT_SCHEME,
     TAG_TEST_FINGERPRINT,
     format_value,
+    tag_key,
 )
-from driftloop.promotion import KEEP, Decision, decide
+from driftloop.promotion import (
+    KEEP,
+    MCNEMAR,
+    SIGNIFICANCE_TESTS,
+    Decision,
+    PairedTest,
+    decide,
+    mcnemar,
+    require_significance,
+)
 from driftloop.registry import CHAMPION, ModelRegistry, VersionInfo
 from driftloop.settings import Settings, get_settings
 from driftloop.training.split_scheme import SplitSchemeError, parse_scheme
 
 log = logging.getLogger(__name__)
+
+TAG_DECISION_SIGNIFICANCE = tag_key("decision.significance")
 
 
 class ScoringBlueprint(Protocol):
@@ -82,6 +94,41 @@ def stored_score(version: VersionInfo, metric: str, test_fingerprint: str) -> fl
     except (KeyError, ValueError):
         return None
     return value if math.isfinite(value) else None
+
+
+def _correct(
+    registry: ModelRegistry, blueprint: ScoringBlueprint, version: VersionInfo, frame: pd.DataFrame
+):
+    """Per row of ``frame``: did ``version`` predict its class?"""
+    import numpy as np
+
+    model = registry.load_sklearn(version.name, version.version)
+    predicted = np.asarray(model.predict(blueprint.features(frame))).astype(str)
+    return predicted == np.asarray(blueprint.targets(frame)).astype(str)
+
+
+def paired_test(
+    registry: ModelRegistry,
+    blueprint: ScoringBlueprint,
+    challenger: VersionInfo,
+    champion: VersionInfo,
+    frame: pd.DataFrame,
+    significance: str,
+) -> PairedTest:
+    """The significance test ``significance`` of challenger vs champion on ``frame``'s rows."""
+    if significance != MCNEMAR:
+        raise GateError(
+            f"significance: unknown test {significance!r} (known: {', '.join(SIGNIFICANCE_TESTS)})"
+        )
+    if getattr(blueprint, "class_column", None) is None:
+        raise GateError(
+            "significance: McNemar's test compares per-row correct/wrong answers of "
+            "classifiers; this blueprint does not classify"
+        )
+    return mcnemar(
+        _correct(registry, blueprint, challenger, frame),
+        _correct(registry, blueprint, champion, frame),
+    )
 
 
 def _score(
@@ -207,14 +254,24 @@ def gate(
     test_path: str | Path,
     test_fingerprint: str,
     settings: Settings | None = None,
+    significance: str = "",
+    alpha: float = 0.05,
 ) -> Decision:
     """Decide promote/keep for ``challenger_version`` and record it on the version.
+
+    ``significance`` (``"mcnemar"``; ``""``: none) also requires a challenger that
+    clears the margin to be significantly better on the rows both were judged on
+    (p < ``alpha``); otherwise the champion stays.
 
     A kept challenger gets the ``challenger`` alias; promotion itself is a
     separate step (``promote_if`` / ``driftloop.registry.promote_version``) so
     a pipeline can smoke-test before it switches traffic.
     """
     settings = settings or get_settings()
+    if significance and significance not in SIGNIFICANCE_TESTS:
+        raise GateError(
+            f"significance: unknown test {significance!r} (known: {', '.join(SIGNIFICANCE_TESTS)})"
+        )
     registry = ModelRegistry(settings.resolved_tracking_uri)
     challenger = registry.get_version(model_name, challenger_version)
     champion = registry.version_by_alias(model_name, CHAMPION)
@@ -265,6 +322,11 @@ def gate(
         min_improvement=settings.min_improvement,
         greater_is_better=blueprint.greater_is_better,
     )
+    tested: PairedTest | None = None
+    if significance and champion is not None and policy.promote:
+        judged = rescored.frame if rescored is not None else test_frame()
+        tested = paired_test(registry, blueprint, challenger, champion, judged, significance)
+        policy = require_significance(policy, tested, alpha)
     decision = Decision(
         outcome=policy.outcome,
         reason=policy.reason + (_rescore_note(rescored) if rescored is not None else ""),
@@ -275,6 +337,8 @@ def gate(
         rescored=rescored is not None,
     )
     tags = decision_tags(decision, metric)
+    if tested is not None:
+        tags[TAG_DECISION_SIGNIFICANCE] = tested.describe()
     if rescored is not None:
         tags[TAG_DECISION_TEST_ROWS] = str(len(rescored.frame))
         tags[TAG_DECISION_EXCLUDED_ROWS] = str(rescored.excluded)
