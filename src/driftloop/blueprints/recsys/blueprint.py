@@ -150,8 +150,16 @@ class RecsysBlueprint(Blueprint):
         return evaluate(model, frame, k=self.k)
 
     def input_example(self, frame: pd.DataFrame | None = None) -> pd.DataFrame:
-        user = str(frame["user"].iloc[0]) if frame is not None and len(frame) else "unknown"
-        return pd.DataFrame({"user_id": [user, "unknown-user"], "k": [self.k, self.k]})
+        """A training user and an unknown one with a one-item session: every declared input
+        is given (a generic OIP client sends each), and equal-width sessions make a
+        [2, 1] ``recent_items`` tensor."""
+        known = frame is not None and len(frame)
+        user = str(frame["user"].iloc[0]) if known else "unknown"
+        item = str(frame["item"].iloc[-1]) if known else "unknown-item"
+        return pd.DataFrame(
+            {"user_id": [user, "unknown-user"], "recent_items": [[item], [item]],
+             "k": [self.k, self.k]}
+        )  # fmt: skip
 
     # --- serving, drift, feedback --------------------------------------------------
     def codec(self, model: Any, limits: Limits | None = None) -> RecsysCodec:

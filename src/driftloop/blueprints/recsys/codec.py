@@ -163,9 +163,10 @@ class RecsysCodec(Codec):
             scores[row, : len(values)] = values
         segments = [segment for _, _, segment in answers]
         return Answer(
+            # v1 scores are the FP32 values of the v2 tensor, so both protocols answer alike
             instances=[
-                {"item_ids": items, "scores": [float(v) for v in values], "segment": segment}
-                for items, values, segment in answers
+                {"item_ids": items, "scores": row_scores[: len(items)], "segment": segment}
+                for (items, _, segment), row_scores in zip(answers, scores.tolist(), strict=True)
             ],
             tensors=[
                 ("item_ids", "BYTES", ids),
