@@ -149,3 +149,33 @@ def test_live_mae_and_mase_are_exported_and_follow_the_champion():
     metrics.set_live_score("m", "1", value=1.2, samples=40, metrics={"mae": 0.31})
     metrics.forget_version("m", "1")
     assert "driftloop_live_metric{" not in metrics.render().decode()
+
+
+def test_residuals_of_the_crisis_are_drift_and_calm_ones_are_not(msft):
+    """The monitor's online residual test on persistence's real errors: a reference of
+    early 2007 days, then windows of later 2007 days (calm) and of the 2008 crisis."""
+    from driftloop.monitor.residuals import ResidualWatch
+
+    blueprint, model, frame = msft
+    feedback = blueprint.feedback
+
+    class Pair:
+        def __init__(self, request_id, output, value):
+            self.request_id, self.outputs, self.value = request_id, [output], value
+
+    def pairs(first: str, last: str) -> list:
+        rows = frame[frame["date"].between(first, last)]
+        predicted = model.predict(blueprint.features(rows))
+        return [
+            Pair(day, {"predicted_price": float(p)}, float(close))
+            for day, p, close in zip(rows["date"], predicted, rows["close"], strict=True)
+        ]
+
+    watch = ResidualWatch(reference_size=60, window=30, p_val=0.01)
+    assert watch.add_pairs(feedback, pairs("2007-01-01", "2007-03-31")) == []
+    calm = watch.add_pairs(feedback, pairs("2007-04-01", "2007-06-30"))
+    assert calm and not any(test.detected for test in calm)  # after 60 reference days
+    assert watch.add_pairs(feedback, pairs("2007-04-01", "2007-06-30")) == []  # seen once only
+    crisis = watch.add_pairs(feedback, pairs("2008-09-15", "2008-12-31"))
+    assert len(crisis) >= 2 and all(test.detected for test in crisis)
+    assert crisis[0].window_median > 2 * crisis[0].reference_median

@@ -50,6 +50,11 @@ class Feedback(ABC):
         """
         return {}
 
+    def residual(self, output: dict, truth: Any) -> float | None:
+        """One instance's error, for the monitor's online test on residuals
+        (``monitor.residuals``); None (the default): this kind has none to watch."""
+        return None
+
     def observation_key(self, summary: Any) -> ObservationKey | None:
         """The observation that will resolve a prediction of the instance ``summary`` (its
         stored input summary), or None when its truth can only come by request id."""

@@ -100,6 +100,25 @@ class MonitorMetrics:
             ["model", "version", "metric"],
             registry=r,
         )
+        self.residual_drift = Gauge(
+            "driftloop_residual_drift",
+            "1 if the champion's latest window of residuals is larger than its first ones "
+            "(one-sided Mann-Whitney U below the family p_val; monitor.residuals)",
+            ["model", "version"],
+            registry=r,
+        )
+        self.residual_p_value = Gauge(
+            "driftloop_residual_p_value",
+            "p-value of the latest residual window against the champion's first residuals",
+            ["model", "version"],
+            registry=r,
+        )
+        self.residual_windows = Gauge(
+            "driftloop_residual_windows",
+            "Residual windows tested for the champion so far",
+            ["model", "version"],
+            registry=r,
+        )
         self.champion_test_score = Gauge(
             "driftloop_champion_test_score",
             "The champion's primary metric on its test split",
@@ -196,6 +215,13 @@ class MonitorMetrics:
         for name, metric in (metrics or {}).items():
             self.live_metric.labels(model=model, version=version, metric=name).set(metric)
 
+    def set_residual_test(
+        self, model: str, version: str, *, detected: bool, p_value: float, windows: int
+    ) -> None:
+        self.residual_drift.labels(model=model, version=version).set(1 if detected else 0)
+        self.residual_p_value.labels(model=model, version=version).set(p_value)
+        self.residual_windows.labels(model=model, version=version).set(windows)
+
     def set_champion(
         self, model: str, version: str, *, test_score: float | None, greater_is_better: bool | None
     ) -> None:
@@ -215,6 +241,9 @@ class MonitorMetrics:
             self.live_accuracy_samples,
             self.live_score,
             self.live_score_samples,
+            self.residual_drift,
+            self.residual_p_value,
+            self.residual_windows,
             self.champion_test_score,
             self.score_greater_is_better,
             self.reference_loaded,

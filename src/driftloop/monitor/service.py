@@ -26,6 +26,7 @@ from driftloop.monitor.events import (
 from driftloop.monitor.metrics import MonitorMetrics
 from driftloop.monitor.pairing import EventPairer
 from driftloop.monitor.reference import ReferenceBundle, load_reference
+from driftloop.monitor.residuals import ResidualWatch
 from driftloop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,10 @@ class MonitorService:
         self.settings = settings
         self.alias = alias
         self.metrics = MonitorMetrics()
+        # (champion version, its residual watch): made on the first judged residual
+        self._residuals: tuple[str, ResidualWatch] | None = None
         config = load_config(settings=settings)
+        self._residual_p_val = config.p_val  # the family-wise false-alarm rate per window
         self.engine = DriftEngine(
             model_name,
             self.metrics,
@@ -227,15 +231,15 @@ class MonitorService:
             accuracy=champion.accuracy,
         )
         watched = self.watched
-        score = live_score(
-            watched.feedback,
+        pairs = (
             source.pairs(
                 self.model_name, watched.version, watched.since, self.settings.live_score_pairs
             )
             if watched.feedback is not None
-            else [],
-            min_samples=self.settings.score_min_samples,
+            else []
         )
+        score = live_score(watched.feedback, pairs, min_samples=self.settings.score_min_samples)
+        self.watch_residuals(watched, pairs)
         self.metrics.set_live_score(
             self.model_name,
             watched.version,
@@ -243,6 +247,40 @@ class MonitorService:
             samples=score.samples,
             metrics=score.metrics,
         )
+
+    def watch_residuals(self, watched: WatchedVersion, pairs) -> None:  # noqa: ANN001
+        """Feed the champion's new residuals to its online test (``monitor.residuals``):
+        the first ``score_min_samples`` are its reference, then windows of the drift
+        window's size; a new champion starts a new watch."""
+        if watched.feedback is None:
+            return
+        residuals = self._residuals
+        if residuals is None or residuals[0] != watched.version:
+            window = max(10, min(self.settings.monitor_window, 100))
+            watch = ResidualWatch(
+                reference_size=max(self.settings.score_min_samples, window),
+                window=window,
+                p_val=self._residual_p_val,
+            )
+            residuals = self._residuals = (watched.version, watch)
+        watch = residuals[1]
+        for test in watch.add_pairs(watched.feedback, pairs):
+            self.metrics.set_residual_test(
+                self.model_name,
+                watched.version,
+                detected=test.detected,
+                p_value=test.p_value,
+                windows=watch.windows,
+            )
+            if test.detected:
+                log.info(
+                    "%s v%s: residuals larger than its first ones (median %.4g vs %.4g, p=%.3g)",
+                    self.model_name,
+                    watched.version,
+                    test.window_median,
+                    test.reference_median,
+                    test.p_value,
+                )
 
     def expire_pending(self) -> None:
         dropped = self.pairer.expire()

@@ -60,6 +60,11 @@ class PriceFeedback(Feedback):
         scores = self._scores(outputs, truths)
         return {"mae": scores["mae"], "mase": scores["mase"]}
 
+    def residual(self, output: dict, truth: Any) -> float | None:
+        """The absolute log error: scale-free, so a volatile regime shows as larger errors
+        whatever the price level."""
+        return abs(math.log(float(truth) / float(output["predicted_price"])))
+
     def observation_key(self, summary: Any) -> ObservationKey | None:
         if isinstance(summary, dict) and summary.get(SERIES) and summary.get(DATE):
             return ObservationKey(str(summary[SERIES]), str(summary[DATE]))
