@@ -3,7 +3,9 @@
 MLServer lives in its own virtualenv (``scripts/setup-mlserver.sh`` →
 ``.venv-mlserver``) because its fastapi/numpy pins clash with ours. The model
 repository written here holds one ``model-settings.json`` pointing the MLflow
-runtime at the downloaded model folder; MLServer's defaults are kept
+runtime at the downloaded model folder, with MLServer's adaptive batching on
+(``max_batch_size`` instances, ``max_batch_time`` seconds: the same limits as
+driftloop's predictor is measured with); MLServer's other defaults are kept
 (``parallel_workers`` = 1 inference process) except ports, host and metrics.
 """
 
@@ -48,9 +50,17 @@ def ensure_mlserver(log: Path) -> str | None:
 
 
 def write_repository(
-    root: Path, model_name: str, model_dir: Path, *, http_port: int, grpc_port: int
+    root: Path,
+    model_name: str,
+    model_dir: Path,
+    *,
+    http_port: int,
+    grpc_port: int,
+    max_batch_size: int = 1,
+    max_batch_time_ms: float = 0.0,
 ) -> Path:
-    """An MLServer model repository serving ``model_dir`` as ``model_name``."""
+    """An MLServer model repository serving ``model_dir`` as ``model_name``; adaptive
+    batching on when ``max_batch_size`` > 1."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "settings.json").write_text(
         json.dumps(
@@ -71,6 +81,8 @@ def write_repository(
                 "name": model_name,
                 "implementation": "mlserver_mlflow.MLflowRuntime",
                 "parameters": {"uri": str(model_dir)},
+                "max_batch_size": max_batch_size,
+                "max_batch_time": max_batch_time_ms / 1000.0,
             }
         )
     )

@@ -6,14 +6,31 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from driftloop.ports import free_port, free_ports  # noqa: F401 - the bench's one source of ports
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment for a server child: one math thread, unbuffered, the bench importable.
+
+    ``OMP_NUM_THREADS=1``: with OpenMP's default (a thread per core) XGBoost spin-waits
+    against the server's own threads on 2 cores and answers ~35x slower.
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = str(REPO) + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
+    env.update(extra or {})
+    return env
 
 
 @dataclass
@@ -94,3 +111,39 @@ def running(
             yield Server(name, process.pid, log, http_port, grpc_port)
         finally:
             stop(process)
+
+
+def driftloop_predictor(
+    name: str,
+    model_name: str,
+    *,
+    log: Path,
+    env: dict[str, str] | None = None,
+    flags: Sequence[str] = (),
+    timeout_s: float = 120.0,
+) -> contextlib.AbstractContextManager[Server]:
+    """driftloop's predictor (``bench.driftloop_server``) serving ``model_name`` on free
+    loopback ports until the block ends; ``env`` is added to :func:`server_env`,
+    ``flags`` go to ``bench.driftloop_server`` (``--off``, ``--max-batch-size 1`` ...)."""
+    http_port, grpc_port = free_ports(2)
+    return running(
+        name,
+        [
+            sys.executable,
+            "-m",
+            "bench.driftloop_server",
+            "--model",
+            model_name,
+            "--http-port",
+            str(http_port),
+            "--grpc-port",
+            str(grpc_port),
+            *flags,
+        ],
+        ready_url=f"http://127.0.0.1:{http_port}/v2/models/{model_name}/ready",
+        log=log,
+        env=server_env(env),
+        timeout_s=timeout_s,
+        http_port=http_port,
+        grpc_port=grpc_port,
+    )

@@ -1,20 +1,23 @@
-"""Serving: requests/s and p50/p95/p99 for one model behind five ways of serving it.
+"""Serving: requests/s and p50/p95/p99 for one model behind several ways of serving it.
 
 Rows, per model, protocol (REST v2 via wrk, gRPC v2 via grpc.aio) and
-concurrency: (a) driftloop's predictor with payload logging (to a local
-CloudEvents sink) and the prediction store on, (b) the same with both off,
-(c) a bare ``kserve.Model`` around the raw estimator (the baseline every
-figure is divided by), (d) MLServer 1.7.1 + mlserver-mlflow on the same MLflow
-model folder, (e) the in-process ``predict_proba`` call (the floor). Every
-server process gets ``OMP_NUM_THREADS=1``: with OpenMP's default (a thread per
-core) XGBoost spin-waits against the server's own threads on 2 cores and
-answers ~35x slower.
+concurrency: (a) driftloop's predictor as shipped -- adaptive batching (its
+default limits), payload logging (to a local CloudEvents sink) and the prediction
+store on, (b) the same with logging and store off, (c) a bare ``kserve.Model``
+around the raw estimator, no batching (the baseline every figure is divided by),
+(d) MLServer 1.7.1 + mlserver-mlflow on the same MLflow model folder with its
+adaptive batching on at the same limits, (e) the in-process ``predict_proba``
+call (the floor); full runs add (a) with batching off. Every server process gets
+``OMP_NUM_THREADS=1`` (``bench.procs.server_env``).
+
+Acceptance (issue 19, sentiment, REST v2): (a) at 32 connections >= 4x (c) and
+>= 1.5x (d); p99 of (a) at 8 connections <= 1.2x (c)'s; (a) vs (b) at 8
+connections >= 0.95 (medians of interleaved rounds).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
@@ -36,19 +39,30 @@ from bench.loadgen import (
     wrk_available,
 )
 from bench.models import sentiment_model, tabular_model
-from bench.procs import Server, free_port, free_ports, running
+from bench.procs import Server, driftloop_predictor, free_port, free_ports, running, server_env
 
 ON, OFF, KSERVE, MLSERVER, INPROC = (
     "driftloop (logging+store on)",
     "driftloop (logging+store off)",
     "kserve baseline",
-    "mlserver 1.7.1",
+    "mlserver 1.7.1 (adaptive batching)",
     "in-process predict_proba",
 )
 # diagnostics for the on/off gap: one of the two switched off
 LOGGER_ONLY, STORE_ONLY = "driftloop (logging only)", "driftloop (store only)"
-DRIFTLOOP_FLAGS = {ON: [], OFF: ["--off"], LOGGER_ONLY: ["--no-store"], STORE_ONLY: ["--no-logger"]}
-LOGS_TO_SINK = (ON, LOGGER_ONLY)
+# what batching buys: the product with one model call per request
+UNBATCHED = "driftloop (logging+store on, batching off)"
+DRIFTLOOP_FLAGS = {
+    ON: [],
+    OFF: ["--off"],
+    LOGGER_ONLY: ["--no-store"],
+    STORE_ONLY: ["--no-logger"],
+    UNBATCHED: [],
+}
+DRIFTLOOP_ENV = {UNBATCHED: {"DRIFTLOOP_MAX_BATCH_SIZE": "1"}}
+LOGS_TO_SINK = (ON, LOGGER_ONLY, UNBATCHED)
+# the acceptance's two concurrencies: latency at 8, throughput at 32
+LATENCY_CONNECTIONS, THROUGHPUT_CONNECTIONS = 8, 32
 BASELINE = KSERVE
 PROTOCOLS = ("rest-v2", "grpc-v2")
 
@@ -58,37 +72,24 @@ PROTOCOLS = ("rest-v2", "grpc-v2")
 PAIRED_ROUNDS = 3
 
 
-def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    repo = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.update(extra or {})
-    return env
-
-
 @contextmanager
 def start_server(kind: str, model: ModelFixture, ctx: Context, *, sink_url: str | None = None):
-    http_port, grpc_port = free_ports(2)
     slug = "".join(ch if ch.isalnum() else "-" for ch in kind).strip("-")
     log = ctx.logs_dir() / f"{model.name}-{slug}.log"
-    ready = f"http://127.0.0.1:{http_port}/v2/models/{model.name}/ready"
     timeout_s = 120.0
     if kind in DRIFTLOOP_FLAGS:
-        command = [
-            sys.executable,
-            "-m",
-            "bench.driftloop_server",
-            "--model",
-            model.name,
-            "--http-port",
-            str(http_port),
-            "--grpc-port",
-            str(grpc_port),
-            *DRIFTLOOP_FLAGS[kind],
-        ]
         extra = {"DRIFTLOOP_LOGGER_URL": sink_url} if kind in LOGS_TO_SINK and sink_url else {}
-        env = server_env(extra)
-    elif kind == KSERVE:
+        with driftloop_predictor(
+            kind,
+            model.name,
+            log=log,
+            env=extra | DRIFTLOOP_ENV.get(kind, {}),
+            flags=DRIFTLOOP_FLAGS[kind],
+        ) as server:
+            yield server
+        return
+    http_port, grpc_port = free_ports(2)
+    if kind == KSERVE:
         command = [
             sys.executable,
             "-m",
@@ -108,18 +109,24 @@ def start_server(kind: str, model: ModelFixture, ctx: Context, *, sink_url: str 
         ]
         env = server_env()
     elif kind == MLSERVER:
+        from driftloop.settings import Settings
+
+        limits = Settings.model_fields  # driftloop's default batching limits, for MLServer too
         repository = mlserver_runner.write_repository(
             ctx.work / "mlserver" / model.name,
             model.name,
             model.local_dir,
             http_port=http_port,
             grpc_port=grpc_port,
+            max_batch_size=limits["max_batch_size"].default,
+            max_batch_time_ms=limits["max_latency_ms"].default,
         )
         command = mlserver_runner.command(repository)
         env = mlserver_runner.environment(server_env())
         timeout_s = 60.0  # a model that fails to load keeps answering 400, never exits
     else:
         raise ValueError(kind)
+    ready = f"http://127.0.0.1:{http_port}/v2/models/{model.name}/ready"
     with running(
         kind,
         command,
@@ -227,6 +234,7 @@ def server_plan(
         plan += [(ON, PROTOCOLS, concurrencies), (OFF, PROTOCOLS, concurrencies)]
         if not quick:
             plan += [(LOGGER_ONLY, ("rest-v2",), (8,)), (STORE_ONLY, ("rest-v2",), (8,))]
+            plan += [(UNBATCHED, ("rest-v2",), (LATENCY_CONNECTIONS, THROUGHPUT_CONNECTIONS))]
     plan.append((KSERVE, PROTOCOLS, concurrencies))
     if mlserver_reason is None:
         plan.append((MLSERVER, PROTOCOLS, concurrencies))
@@ -311,9 +319,11 @@ def run(ctx: Context) -> None:
         models.append(tabular_model(ctx))
     table: dict[tuple[str, str, str, int], LoadResult] = {}
     floors: dict[str, dict] = {}
-    plans = {
-        m.name: server_plan(m, mlserver_reason, budget.quick, budget.concurrencies) for m in models
-    }
+    # the acceptance needs 8 and 32 connections, quick run included
+    concurrencies = tuple(
+        sorted({*budget.concurrencies, LATENCY_CONNECTIONS, THROUGHPUT_CONNECTIONS})
+    )
+    plans = {m.name: server_plan(m, mlserver_reason, budget.quick, concurrencies) for m in models}
     points = sum(len(p) * len(c) for plan in plans.values() for _, p, c in plan)
     text_models = [m for m in models if m.kind == "text"]
     points += len(text_models) * len(PROTOCOLS) * 2 * PAIRED_ROUNDS
@@ -504,9 +514,15 @@ def emit_figures(
 
 
 def throughput_vs(
-    ctx: Context, name: str, result: LoadResult, base: LoadResult, base_label: str, **params
+    ctx: Context,
+    name: str,
+    result: LoadResult,
+    base: LoadResult,
+    base_label: str,
+    concurrency: int = LATENCY_CONNECTIONS,
+    **params,
 ):
-    """One throughput figure at 8 connections against another server's."""
+    """One throughput figure at ``concurrency`` connections against another server's."""
     return ctx.add(
         name,
         result.rps,
@@ -514,21 +530,32 @@ def throughput_vs(
         baseline=base_label,
         baseline_value=base.rps,
         better="higher",
-        concurrency=8,
+        concurrency=concurrency,
         **params,
     )
 
 
-def acceptance(ctx: Context, model: ModelFixture, table: dict, paired: dict) -> None:
-    """Logging+store on vs off at 8 connections (must stay within 15 %); driftloop vs MLServer.
+# issue 19's acceptance, on REST v2 (gRPC is reported beside it)
+MIN_VS_BARE_AT_32, MIN_VS_MLSERVER_AT_32 = 4.0, 1.5
+MAX_P99_VS_BARE_AT_8, MIN_ON_OFF = 1.2, 0.95
+ACCEPTANCE_PROTOCOL = "rest-v2"
 
-    The verdict uses the interleaved rounds (``paired_on_off``); the single
-    sequential pass of the main table is reported beside it.
-    """
+
+def verdict(ctx: Context, passed: bool) -> str:
+    word = "PASS" if passed else "FAIL"
+    if ctx.budget.quick:
+        word += f" (quick run, {ctx.budget.load_seconds:g}-s points: indicative only)"
+    return word
+
+
+def acceptance(ctx: Context, model: ModelFixture, table: dict, paired: dict) -> None:
+    """Issue 19's ratios: driftloop as shipped (batching, logging, store) against the bare
+    KServe server and MLServer with its adaptive batching, p99 at 8 connections, and
+    logging+store on vs off (the verdict uses the interleaved rounds of ``paired_on_off``;
+    the single sequential pass of the main table is reported beside it)."""
     for protocol in PROTOCOLS:
-        on = table.get((model.name, ON, protocol, 8))
-        off = table.get((model.name, OFF, protocol, 8))
         where = {"model": model.name, "protocol": protocol}
+        judged = protocol == ACCEPTANCE_PROTOCOL
         rounds = paired.get(protocol)
         if rounds:
             figure = throughput_vs(
@@ -537,21 +564,21 @@ def acceptance(ctx: Context, model: ModelFixture, table: dict, paired: dict) -> 
                 rounds[ON],
                 rounds[OFF],
                 OFF,
-                headline=True,
-                acceptance="ratio >= 0.85",
+                headline=judged,
+                acceptance=f"ratio >= {MIN_ON_OFF}" if judged else "",
                 method="median of interleaved rounds (ABBA), both servers up",
                 rounds_rps=rounds["rounds"],
                 **where,
             )
-            verdict = "PASS" if figure.ratio is not None and figure.ratio >= 0.85 else "FAIL"
-            if ctx.budget.quick:
-                verdict += f" (quick run, {ctx.budget.load_seconds:g}-s rounds: indicative only)"
-            ctx.note(
-                f"acceptance ({model.name}, {protocol}, 8 conns): logging+store on / off "
-                f"= {figure.ratio:.3f} -> {verdict} (limit 0.85; medians of "
-                f"{len(rounds['rounds'][ON])} interleaved rounds: on {rounds['rounds'][ON]}, "
-                f"off {rounds['rounds'][OFF]} req/s)"
-            )
+            if judged:
+                ctx.note(
+                    f"acceptance ({model.name}, {protocol}, 8 conns): logging+store on / off "
+                    f"= {figure.ratio:.3f} -> {verdict(ctx, figure.ratio >= MIN_ON_OFF)} "
+                    f"(limit {MIN_ON_OFF}; medians of {len(rounds['rounds'][ON])} interleaved "
+                    f"rounds: on {rounds['rounds'][ON]}, off {rounds['rounds'][OFF]} req/s)"
+                )
+        on = table.get((model.name, ON, protocol, LATENCY_CONNECTIONS))
+        off = table.get((model.name, OFF, protocol, LATENCY_CONNECTIONS))
         if on and off:
             throughput_vs(
                 ctx,
@@ -562,7 +589,7 @@ def acceptance(ctx: Context, model: ModelFixture, table: dict, paired: dict) -> 
                 **where,
             )
         for diagnostic in (LOGGER_ONLY, STORE_ONLY):
-            part = table.get((model.name, diagnostic, protocol, 8))
+            part = table.get((model.name, diagnostic, protocol, LATENCY_CONNECTIONS))
             if part and off:
                 throughput_vs(
                     ctx,
@@ -573,19 +600,51 @@ def acceptance(ctx: Context, model: ModelFixture, table: dict, paired: dict) -> 
                     server=diagnostic,
                     **where,
                 )
-        mls = table.get((model.name, MLSERVER, protocol, 8))
-        if on and mls:
+        busy = table.get((model.name, ON, protocol, THROUGHPUT_CONNECTIONS))
+        for other, label, limit in (
+            (KSERVE, "driftloop (on) vs bare kserve.Model throughput", MIN_VS_BARE_AT_32),
+            (MLSERVER, "driftloop (on) vs MLServer (batching) throughput", MIN_VS_MLSERVER_AT_32),
+            (UNBATCHED, "driftloop (on) batching on vs off throughput", None),
+        ):
+            base = table.get((model.name, other, protocol, THROUGHPUT_CONNECTIONS))
+            if not (busy and base):
+                continue
             figure = throughput_vs(
                 ctx,
-                "driftloop (on) vs MLServer throughput",
-                on,
-                mls,
-                MLSERVER,
-                headline=True,
+                label,
+                busy,
+                base,
+                other,
+                THROUGHPUT_CONNECTIONS,
+                headline=judged and limit is not None,
+                acceptance=f"ratio >= {limit}" if judged and limit else "",
                 **where,
             )
-            word = "beats" if figure.ratio and figure.ratio > 1 else "trails"
-            ctx.note(
-                f"driftloop (logging+store on) {word} MLServer on {model.name} {protocol} "
-                f"at 8 conns: {figure.ratio:.2f}x its req/s"
+            if judged and limit is not None:
+                ctx.note(
+                    f"acceptance ({model.name}, {protocol}, {THROUGHPUT_CONNECTIONS} conns): "
+                    f"driftloop (batching+logging+store) / {other} = {figure.ratio:.2f}x "
+                    f"({busy.rps:.0f} vs {base.rps:.0f} req/s) -> "
+                    f"{verdict(ctx, figure.ratio >= limit)} (limit {limit}x)"
+                )
+        bare = table.get((model.name, KSERVE, protocol, LATENCY_CONNECTIONS))
+        if on and bare:
+            figure = ctx.add(
+                "p99 latency vs bare kserve.Model",
+                on.p99_ms,
+                "ms",
+                baseline=KSERVE,
+                baseline_value=bare.p99_ms,
+                better="lower",
+                headline=judged,
+                acceptance=f"ratio <= {MAX_P99_VS_BARE_AT_8}" if judged else "",
+                concurrency=LATENCY_CONNECTIONS,
+                **where,
             )
+            if judged:
+                ctx.note(
+                    f"acceptance ({model.name}, {protocol}, {LATENCY_CONNECTIONS} conns): p99 "
+                    f"driftloop {on.p99_ms:.1f} ms / bare {bare.p99_ms:.1f} ms = "
+                    f"{figure.ratio:.2f} -> {verdict(ctx, figure.ratio <= MAX_P99_VS_BARE_AT_8)}"
+                    f" (limit {MAX_P99_VS_BARE_AT_8})"
+                )

@@ -35,8 +35,8 @@ from pathlib import Path
 
 from bench.context import Context
 from bench.models import sentiment_model
-from bench.procs import Server, free_ports, running
-from bench.serving import cloudevents_sink, server_env, wait_for_sink, warm_up
+from bench.procs import Server, driftloop_predictor
+from bench.serving import cloudevents_sink, wait_for_sink, warm_up
 
 # an admin URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres): the soak then
 # runs a second time against a fresh database there, the cluster's store
@@ -253,26 +253,11 @@ def find_knee(
 
 
 def start_predictor(ctx: Context, model, store: str, store_url: str, sink_url: str):  # noqa: ANN001, ANN201
-    http_port, grpc_port = free_ports(2)
-    return running(
+    return driftloop_predictor(
         f"driftloop (soak, {store})",
-        [
-            sys.executable,
-            "-m",
-            "bench.driftloop_server",
-            "--model",
-            model.name,
-            "--http-port",
-            str(http_port),
-            "--grpc-port",
-            str(grpc_port),
-        ],
-        ready_url=f"http://127.0.0.1:{http_port}/v2/models/{model.name}/ready",
+        model.name,
         log=ctx.logs_dir() / f"{model.name}-predictor-{store}.log",
-        env=server_env({"DRIFTLOOP_STORE_URL": store_url, "DRIFTLOOP_LOGGER_URL": sink_url}),
-        timeout_s=120.0,
-        http_port=http_port,
-        grpc_port=grpc_port,
+        env={"DRIFTLOOP_STORE_URL": store_url, "DRIFTLOOP_LOGGER_URL": sink_url},
     )
 
 

@@ -4,7 +4,10 @@ with auth, input checks, feedback and the payload logger, over a registered MLfl
 from __future__ import annotations
 
 import json
+import re
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import httpx
@@ -13,7 +16,13 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
 from driftloop.store import PredictionStore
-from tests.integration.conftest_serving import register_text_model, running_predictor, v2_body
+from tests.integration.conftest_serving import (
+    NEGATIVE,
+    POSITIVE,
+    register_text_model,
+    running_predictor,
+    v2_body,
+)
 from tests.unit.test_payload_logger import Sink
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -34,6 +43,9 @@ def stack(tmp_path_factory):
         "DRIFTLOOP_MAX_INSTANCES": "5",
         "DRIFTLOOP_MAX_TEXT_CHARS": "200",
         "DRIFTLOOP_RELOAD_INTERVAL_S": "0",
+        # adaptive batching on, whatever the default: every test here runs through it
+        "DRIFTLOOP_MAX_BATCH_SIZE": "64",
+        "DRIFTLOOP_MAX_LATENCY_MS": "20",
     }
     with Sink() as sink:
         env["DRIFTLOOP_LOGGER_URL"] = sink.url
@@ -460,3 +472,96 @@ def test_predict_command_prints_a_table(stack, capsys):
     assert "positive" in out and "negative" in out and "request id" in out
     assert main(["predict", "sentiment", "x", "--url", url, "--protocol", "v1"]) == 2
     assert "HTTP 401" in capsys.readouterr().err
+
+
+# --- adaptive batching (serving.batching) ---------------------------------------------------
+BATCH_TEXTS = [f"{text} {i}" for i, text in enumerate(POSITIVE + NEGATIVE)]  # 16 distinct
+INFER = "/v2/models/sentiment/infer"
+
+
+def batch_calls(url: str) -> tuple[float, float]:
+    """(model calls, instances) the predictor's batch-size histogram has counted."""
+    text = httpx.get(f"{url}/metrics", headers=AUTH, timeout=10).text
+    values = {}
+    for kind in ("count", "sum"):
+        found = re.search(rf'^driftloop_batch_size_{kind}{{model="sentiment"}} (\S+)$', text, re.M)
+        values[kind] = float(found.group(1)) if found else 0.0
+    return values["count"], values["sum"]
+
+
+def answer(response: httpx.Response) -> tuple[str, list[float]]:
+    outputs = {o["name"]: o for o in response.json()["outputs"]}
+    return outputs["label"]["data"][0], outputs["probabilities"]["data"]
+
+
+def test_concurrent_requests_share_model_calls_yet_keep_their_own_everything(stack):
+    """Adaptive batching over sockets: the answer each request gets alone, its own request
+    id, prediction record and payload events; a bad request among them fails alone."""
+    url, sink = stack["predictor"].url, stack["sink"]
+    http = stack["http"]
+    alone = {
+        text: answer(http.post(INFER, json=v2_body([text]), headers=AUTH)) for text in BATCH_TEXTS
+    }
+    calls_before, rows_before = batch_calls(url)
+
+    def post(body: dict) -> httpx.Response:
+        with httpx.Client(base_url=url, timeout=30, headers=AUTH) as client:
+            client.get("/v2/health/live")  # connected before the barrier: all start at once
+            start.wait()
+            return client.post(INFER, json=body)
+
+    bad = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["   "]}]}
+    bodies = [v2_body([text], f"client-{i}") for i, text in enumerate(BATCH_TEXTS)]
+    bodies.insert(5, bad)
+    start = threading.Barrier(len(bodies) + 1, timeout=30)
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        futures = [pool.submit(post, body) for body in bodies]
+        start.wait()
+        responses = [future.result() for future in futures]
+
+    refused = responses.pop(5)
+    assert refused.status_code == 400 and "inputs[text][0] is an empty text" in refused.text
+    assert [r.status_code for r in responses] == [200] * len(BATCH_TEXTS), [
+        r.text for r in responses
+    ]
+    ids = [r.json()["id"] for r in responses]
+    assert len(set(ids)) == len(BATCH_TEXTS)
+    for i, (text, response) in enumerate(zip(BATCH_TEXTS, responses, strict=True)):
+        assert response.headers["x-request-id"] == ids[i]
+        assert response.json()["parameters"]["client_request_id"] == f"client-{i}"
+        label, probabilities = answer(response)
+        assert label == alone[text][0]
+        assert probabilities == pytest.approx(alone[text][1], rel=1e-6)
+
+    calls, rows = batch_calls(url)
+    assert rows - rows_before == len(BATCH_TEXTS)
+    assert calls - calls_before < len(BATCH_TEXTS), "no two concurrent requests shared a model call"
+
+    store = PredictionStore(f"sqlite:///{stack['home'] / 'store.db'}")
+    try:
+        deadline = time.monotonic() + 15
+        records = store.get_predictions(ids)
+        while len(records) < len(ids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            records = store.get_predictions(ids)
+    finally:
+        store.close()
+    assert set(records) == set(ids)
+    for text, request_id, response in zip(BATCH_TEXTS, ids, responses, strict=True):
+        assert records[request_id].inputs == [text]
+        assert records[request_id].label == answer(response)[0]
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        events = [(h, b) for h, b in list(sink.events) if h["ce-id"] in set(ids)]
+        if len(events) >= 2 * len(ids):
+            break
+        time.sleep(0.1)
+    by_id: dict[str, dict[str, dict]] = {}
+    for headers, body in events:
+        by_id.setdefault(headers["ce-id"], {})[headers["ce-type"]] = json.loads(body)
+    assert set(by_id) == set(ids)
+    for text, request_id in zip(BATCH_TEXTS, ids, strict=True):
+        kinds = by_id[request_id]
+        assert kinds["org.kubeflow.serving.inference.request"]["inputs"][0]["data"] == [text]
+        assert kinds["org.kubeflow.serving.inference.response"]["id"] == request_id

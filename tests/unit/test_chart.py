@@ -321,3 +321,42 @@ def test_notes_tell_how_to_reach_predictor_mlflow_and_kfp():
     assert "port-forward svc/ml-pipeline-ui" in notes
     assert "-predictor 8080" in notes
     assert MANIFESTS.is_dir()
+
+
+@needs_helm
+def test_model_batcher_values_set_the_predictors_batching(charts, tmp_path):
+    from driftloop.settings import Settings
+
+    def batching(docs) -> tuple[int, float]:
+        _, model, _ = inference_service_env(docs)
+        settings = Settings(
+            max_batch_size=model["DRIFTLOOP_MAX_BATCH_SIZE"]["value"],
+            max_latency_ms=model["DRIFTLOOP_MAX_LATENCY_MS"]["value"],
+        )
+        return settings.max_batch_size, settings.max_latency_ms
+
+    for values in ("default", "production"):
+        predictor, _, _ = inference_service_env(charts[values])
+        assert "batcher" not in predictor  # KServe's agent batcher: v1 only, merges requests
+        assert batching(charts[values]) == (
+            Settings.model_fields["max_batch_size"].default,
+            Settings.model_fields["max_latency_ms"].default,
+        )
+    tuned = tmp_path / "batcher.yaml"
+    resources = "{requests: {cpu: 1, memory: 1Gi}, limits: {cpu: 2, memory: 2Gi}}"
+    tuned.write_text(
+        "models:\n"
+        "  - {name: sentiment, batcher: {maxBatchSize: 64, maxLatency: 2.5}, "
+        f"resources: {resources}}}\n"
+        f"  - {{name: reviews, batcher: {{maxBatchSize: 1}}, resources: {resources}}}\n"
+    )
+    docs = template("-f", str(tuned))
+    by_name = {d["metadata"]["name"]: d for d in docs if d["kind"] == "InferenceService"}
+    assert batching([by_name["sentiment"]]) == (64, 2.5)
+    assert batching([by_name["reviews"]]) == (1, 5.0)  # 1: off; the latency keeps its default
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        f"models:\n  - {{name: s, batcher: {{maxBatchSize: 0}}, resources: {resources}}}\n"
+    )
+    refused = helm("template", RELEASE, str(CHART), "-f", str(bad))
+    assert refused.returncode != 0 and "maxBatchSize" in refused.stderr

@@ -656,3 +656,20 @@ def test_container_args_parse_with_the_driftloop_cli(rendered):
             assert context.params["http_port"] == 8080 and context.params["grpc_port"] == 8081
         else:
             assert context.params["host"] == "0.0.0.0"
+
+
+@pytest.mark.parametrize("overlay", ["kind", "production"])
+def test_predictor_batches_in_process_with_kserve_batcher_semantics(rendered, overlay):
+    from driftloop.settings import Settings
+
+    isvc = next(d for d in rendered[overlay] if d["kind"] == "InferenceService")
+    predictor = isvc["spec"]["predictor"]
+    # KServe's agent batcher (v1 only, merges requests before the predictor) stays off:
+    # the predictor's own batcher keeps one request id, record and event per request
+    assert "batcher" not in predictor
+    env = {e["name"]: e.get("value") for e in predictor["model"]["env"]}
+    settings = Settings(
+        max_batch_size=env["DRIFTLOOP_MAX_BATCH_SIZE"],
+        max_latency_ms=env["DRIFTLOOP_MAX_LATENCY_MS"],
+    )
+    assert settings.max_batch_size > 1 and settings.max_latency_ms > 0

@@ -1,0 +1,83 @@
+"""The serving bench's plan and verdicts (issue 19's ratios) on made-up load results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench import mlserver, serving
+from bench.context import Budget, Context
+from bench.fixtures import ModelFixture
+from bench.loadgen import LoadResult
+from bench.results import Results
+from rich.console import Console
+from rich.progress import Progress
+
+
+def result(rps: float, p99_ms: float, concurrency: int) -> LoadResult:
+    return LoadResult("wrk", concurrency, int(rps), 0, 1.0, rps, p99_ms / 2, p99_ms, p99_ms, 0, 0)
+
+
+def text_model() -> ModelFixture:
+    return ModelFixture("sentiment", "text", "sklearn", "models:/s", Path("."), None, [], "")
+
+
+def context(tmp_path: Path, quick: bool) -> Context:
+    return Context(
+        out=tmp_path,
+        results=Results(quick=quick, machine={"cores": 2, "cpu_model": "x"}, date="d"),
+        budget=Budget(quick=quick),
+        console=Console(file=open(tmp_path / "console.txt", "w")),  # noqa: SIM115
+        progress=Progress(),
+        work=tmp_path,
+        section="serving",
+    )
+
+
+def test_plan_measures_8_and_32_connections_and_batching_off_in_full_runs():
+    plan = serving.server_plan(text_model(), None, quick=False, concurrencies=(1, 8, 32))
+    kinds = {kind: conc for kind, _, conc in plan}
+    assert kinds[serving.UNBATCHED] == (8, 32)
+    assert {serving.ON, serving.OFF, serving.KSERVE, serving.MLSERVER} <= set(kinds)
+    quick = serving.server_plan(text_model(), "no venv", quick=True, concurrencies=(8, 32))
+    assert serving.MLSERVER not in {kind for kind, _, _ in quick}
+    assert serving.DRIFTLOOP_ENV[serving.UNBATCHED] == {"DRIFTLOOP_MAX_BATCH_SIZE": "1"}
+
+
+def test_acceptance_states_each_ratio_against_its_limit(tmp_path):
+    ctx = context(tmp_path, quick=False)
+    model = text_model()
+    name = model.name
+    table = {
+        (name, serving.ON, "rest-v2", 32): result(800, 60, 32),
+        (name, serving.KSERVE, "rest-v2", 32): result(160, 250, 32),
+        (name, serving.MLSERVER, "rest-v2", 32): result(600, 80, 32),
+        (name, serving.ON, "rest-v2", 8): result(500, 30, 8),
+        (name, serving.KSERVE, "rest-v2", 8): result(150, 60, 8),
+        (name, serving.OFF, "rest-v2", 8): result(510, 29, 8),
+    }
+    paired = {"rest-v2": {serving.ON: result(490, 30, 8), serving.OFF: result(500, 29, 8)}}
+    paired["rest-v2"]["rounds"] = {serving.ON: [490.0], serving.OFF: [500.0]}
+    serving.acceptance(ctx, model, table, paired)
+    notes = " | ".join(ctx.results.notes["serving"])
+    assert "kserve baseline = 5.00x (800 vs 160 req/s) -> PASS (limit 4.0x)" in notes
+    assert "(adaptive batching) = 1.33x (800 vs 600 req/s) -> FAIL (limit 1.5x)" in notes
+    assert "p99 driftloop 30.0 ms / bare 60.0 ms = 0.50 -> PASS" in notes
+    assert "on / off = 0.980 -> PASS (limit 0.95" in notes
+    headline = {f.name: f.ratio for f in ctx.results.figures if f.headline}
+    assert headline["driftloop (on) vs bare kserve.Model throughput"] == 5.0
+    assert headline["p99 latency vs bare kserve.Model"] == 0.5
+
+
+def test_mlserver_repository_turns_adaptive_batching_on(tmp_path):
+    root = mlserver.write_repository(
+        tmp_path,
+        "sentiment",
+        tmp_path / "model",
+        http_port=1,
+        grpc_port=2,
+        max_batch_size=32,
+        max_batch_time_ms=5,
+    )
+    settings = json.loads((root / "sentiment" / "model-settings.json").read_text())
+    assert settings["max_batch_size"] == 32 and settings["max_batch_time"] == 0.005
