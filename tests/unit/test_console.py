@@ -113,6 +113,7 @@ def test_local_pipeline_runs_are_read_from_run_folders(tmp_path):
     assert found["started_at"].startswith("2026-11-30T12:00:00")
 
 
+@pytest.mark.slow  # creates an MLflow database: ~5 s idle, more under load
 def test_pages_render_with_every_source_down(tmp_path):
     from fastapi.testclient import TestClient
 
