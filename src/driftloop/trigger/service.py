@@ -171,6 +171,19 @@ class TriggerService:
                             labels={"model": model, "alertname": reason})  # fmt: skip
         with self._lock:
             self.refresh()
+            try:
+                known = self.model_exists(model)
+            except LaunchError as exc:
+                return self._record(decision, "rejected", f"registry could not confirm {model!r}: "
+                                    f"{exc}", metric_model="(unconfirmed)")  # fmt: skip
+            if not known:
+                return self._record(
+                    decision, "rejected", f"model {model!r} is not registered in the MLflow "
+                    "registry", metric_model="(unregistered)",
+                )  # fmt: skip
+            # what was asked is checked first: a refused param is refused even while busy
+            if params:
+                check_params(model, params, self.settings)
             running = self.ledger.runs(model=model, state="running", limit=1)
             if running:
                 decision.run_id = running[0].run_id
@@ -184,18 +197,6 @@ class TriggerService:
                     "busy",
                     f"{len(in_flight)} retraining runs in flight, the most at once",
                 )
-            try:
-                known = self.model_exists(model)
-            except LaunchError as exc:
-                return self._record(decision, "rejected", f"registry could not confirm {model!r}: "
-                                    f"{exc}", metric_model="(unconfirmed)")  # fmt: skip
-            if not known:
-                return self._record(
-                    decision, "rejected", f"model {model!r} is not registered in the MLflow "
-                    "registry", metric_model="(unregistered)",
-                )  # fmt: skip
-            if params:
-                check_params(model, params, self.settings)
             request = RetrainRequest(run_id=new_run_id(model), model=model, reason=reason,
                                      labels=dict(decision.labels), params=params)  # fmt: skip
             return self._start(request, decision)
