@@ -87,17 +87,38 @@ def test_click_feedback_and_live_ndcg(codec):
     with pytest.raises(FeedbackError, match="clicked item ids"):
         feedback.parse("b", [output])
     assert feedback.live_score([output, output], [["a"], ["z"]]) == pytest.approx(0.5)
+    # a list nobody clicked scores 0 (a hit-rate drop lowers the live score)
+    assert feedback.live_score([output, output], [["a"], []]) == pytest.approx(0.5)
+    semi = {"item_ids": ["a", "b"], "scores": [2, 1], "segment": "semi"}
+    metrics = feedback.live_metrics([output, output, semi], [["a", "b"], [], ["z"]])
+    assert metrics["hit_rate_at_3"] == pytest.approx(1 / 3)
+    assert metrics["ctr"] == pytest.approx(2 / 8)
+    assert metrics["hit_rate_at_3_warm"] == 0.5 and metrics["ctr_warm"] == pytest.approx(2 / 6)
+    assert metrics["hit_rate_at_3_semi"] == 0.0 and metrics["feedback_lists_semi"] == 1
+    assert "hit_rate_at_3_anonymous" not in metrics
+    # a multi-instance request: one click list per instance
+    assert feedback.parse([["z"], ["b"]], [output, semi]) == ([["z"], ["b"]], True)
     rows = get_blueprint("recsys").rows_from_feedback([{"user_id": "u1", "k": 3}], [["a", "b"]])
     assert rows[["user", "item"]].values.tolist() == [["u1", "a"], ["u1", "b"]]
 
 
-def test_drift_features_segment_mix_and_traffic(codec):
-    batch = codec.decode_v1([{"user_id": "c0"}, {"user_id": "nobody"}])
+def test_drift_features_segment_category_cold_users_and_popularity(codec):
+    batch = codec.decode_v1(
+        [{"user_id": "c0"}, {"user_id": "nobody"}, {"user_id": "x", "recent_items": ["h-item1"]}]
+    )
     answer = codec.predict(batch)
     featurizer = get_blueprint("recsys").drift_featurizer(codec.model, None)
     groups = featurizer.transform(batch.model_input, answer.instances)
-    assert groups["segment"].ravel().tolist() == [2, 0]
-    assert groups["traffic"].shape == (2, 2) and groups["traffic"][1, 0] == 0.0
+    assert groups["segment"].ravel().tolist() == [2, 0, 1]
+    assert groups["cold_user"].ravel().tolist() == [0, 1, 1]
+    genres = codec.model.genres_
+    category = groups["category"].ravel().tolist()
+    # c0 is a comedy fan, the session is horror, nobody has no items ("none" = 0)
+    assert category[1] == 0 and category[0] != category[2] and 0 not in (category[0], category[2])
+    assert len(featurizer.categories("category")[0]) == len(genres) + 2
+    popularity = groups["popularity"]
+    assert popularity.shape == (3, 3) and popularity[1, 0] == 0.0 and popularity[1, 2] == 0.0
+    assert (popularity[:, 1] > 0).all()  # every list recommends known items
 
 
 @pytest.mark.slow  # ~11 s alone, most of it importing the monitor's detectors
@@ -110,4 +131,9 @@ def test_drift_reference_from_held_out_interactions(codec):
     rows = rows.assign(user=rows["user"] + rows.index.map(lambda i: f"-{i % 3}"))
     bundle = build_reference(blueprint, codec.model, rows)
     assert set(bundle.meta["predicted_share"]) <= {"anonymous", "semi", "warm"}
-    assert bundle.meta["groups"] == {"segment": "categorical", "traffic": "continuous"}
+    assert bundle.meta["groups"] == {
+        "segment": "categorical",
+        "cold_user": "categorical",
+        "category": "categorical",
+        "popularity": "continuous",
+    }

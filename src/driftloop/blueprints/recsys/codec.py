@@ -218,69 +218,168 @@ class RecsysCodec(Codec):
         return inputs
 
 
+def _clicks_per_instance(truth: Any, outputs: Sequence[dict]) -> list[Any]:
+    """One click list per instance: a list of lists as long as the request, item by item;
+    anything else is the one instance's (or every instance's) clicks."""
+    if (
+        len(outputs) > 1
+        and isinstance(truth, list)
+        and len(truth) == len(outputs)
+        and all(isinstance(t, list) for t in truth)
+    ):
+        return list(truth)
+    return [truth] * len(outputs)
+
+
 class ClickFeedback(Feedback):
-    """The item ids the user clicked among (or beyond) those served; live NDCG@k."""
+    """The item ids the user clicked among (or beyond) those served, by request id.
+
+    Live score: NDCG@k of each served list against its clicks (a list nobody clicked
+    scores 0, so a drop in the hit rate lowers it and ``LiveScoreDrop`` fires). Live
+    metrics beside it, overall and per segment: ``hit_rate_at_k`` (share of served lists
+    with at least one click among them) and ``ctr`` (clicked served items / served items).
+    """
 
     kind = "items"
 
     def parse(self, truth: Any, outputs: Sequence[dict]) -> tuple[Any, bool | None]:
-        per_instance = (
-            truth
-            if len(outputs) > 1 and isinstance(truth, list) and len(truth) == len(outputs)
-            and all(isinstance(t, list) for t in truth)
-            else [truth]
-        )  # fmt: skip
+        per_instance = _clicks_per_instance(truth, outputs) if outputs else [truth]
         for clicks in per_instance:
             if not isinstance(clicks, list) or not all(isinstance(c, str) for c in clicks):
                 raise FeedbackError('value must be the clicked item ids, e.g. ["318", "296"]')
         hit = any(
             set(clicks) & set(output.get("item_ids", []))
-            for clicks, output in zip(per_instance * len(outputs), outputs, strict=False)
+            for clicks, output in zip(per_instance, outputs, strict=False)
         )
         return truth, hit
 
-    def live_score(self, outputs: Sequence[dict], truths: Sequence[Any]) -> float:
-        values = []
+    @staticmethod
+    def _served_pairs(outputs: Sequence[dict], truths: Sequence[Any]):
         for output, clicks in zip(outputs, truths, strict=True):
             served = list(output.get("item_ids", []))
-            if served and clicks:
-                values.append(ndcg_at_k(served, set(map(str, clicks)), len(served)))
+            if served and isinstance(clicks, list):
+                yield output.get("segment", ""), served, {str(c) for c in clicks}
+
+    def live_score(self, outputs: Sequence[dict], truths: Sequence[Any]) -> float:
+        values = [
+            ndcg_at_k(served, clicked, len(served)) if clicked else 0.0
+            for _, served, clicked in self._served_pairs(outputs, truths)
+        ]
         return float(np.mean(values)) if values else float("nan")
+
+    def live_metrics(self, outputs: Sequence[dict], truths: Sequence[Any]) -> dict[str, float]:
+        """``hit_rate_at_k`` and ``ctr`` overall and ``..._<segment>`` for each segment
+        served (k: the longest list served)."""
+        rows = [
+            (segment, bool(clicked & set(served)), len(clicked & set(served)), len(served))
+            for segment, served, clicked in self._served_pairs(outputs, truths)
+        ]
+        if not rows:
+            return {}
+        k = max(n for *_, n in rows)
+        metrics: dict[str, float] = {}
+        for segment in (None, *SEGMENTS):
+            part = [r for r in rows if segment is None or r[0] == segment]
+            if not part:
+                continue
+            suffix = f"_{segment}" if segment else ""
+            metrics[f"hit_rate_at_{k}{suffix}"] = float(np.mean([r[1] for r in part]))
+            metrics[f"ctr{suffix}"] = sum(r[2] for r in part) / sum(r[3] for r in part)
+            metrics[f"feedback_lists{suffix}"] = float(len(part))
+        return metrics
+
+
+# categories kept apart in the category mix; the rest share one "other" bin
+MAX_CATEGORIES = 20
 
 
 class RecsysFeaturizer(DriftFeaturizer):
-    """``segment``: the segment mix (chi-square); ``traffic``: each request's history length
-    and the mean log-popularity of what was recommended (KS)."""
+    """What the monitor compares for a recommender's traffic:
 
-    groups = {"segment": "categorical", "traffic": "continuous"}
+    - ``segment``: the segment mix (chi-square);
+    - ``cold_user``: 1 for a user id the model never saw in training (chi-square: the
+      cold-user rate);
+    - ``category``: the leading category (genre) of each user's known items and session,
+      among the ``MAX_CATEGORIES`` - 2 most common in training, "other" or "none"
+      (chi-square: the category mix);
+    - ``popularity``: per request, the mean log-popularity of the user's items and of the
+      recommended ones, and the log history length (KS: the item-popularity distribution).
+    """
+
+    groups = {
+        "segment": "categorical",
+        "cold_user": "categorical",
+        "category": "categorical",
+        "popularity": "continuous",
+    }
 
     def __init__(self, model: Any) -> None:
         self.model = model
+        genres = getattr(model, "genre_matrix_", None)
+        names = list(getattr(model, "genres_", []))
+        if genres is not None and names:
+            counts = (genres > 0).sum(axis=0)
+            order = np.argsort(-counts, kind="stable")[: MAX_CATEGORIES - 2]
+        else:
+            order = np.empty(0, dtype=int)
+        # genre column -> category code (1.. kept genres, last: "other"); 0 is "none"
+        self._category_codes = np.full(len(names), len(order) + 1, dtype=np.int64)
+        self._category_codes[order] = np.arange(1, len(order) + 1)
+        self._n_categories = len(order) + 2
 
     def categories(self, group: str) -> dict[int, list[int]] | None:
-        return {0: list(range(len(SEGMENTS)))} if group == "segment" else None
+        if group == "segment":
+            return {0: list(range(len(SEGMENTS)))}
+        if group == "cold_user":
+            return {0: [0, 1]}
+        if group == "category":
+            return {0: list(range(self._n_categories))}
+        return None
 
     def knows(self, output: dict) -> bool:
         return isinstance(output, dict) and output.get("segment") in SEGMENTS
+
+    def _category(self, codes: np.ndarray) -> int:
+        genres = getattr(self.model, "genre_matrix_", None)
+        if genres is None or not len(codes) or not genres.shape[1]:
+            return 0
+        weights = (genres[codes] > 0).sum(axis=0)
+        if not weights.any():
+            return 0
+        return int(self._category_codes[int(np.argmax(weights))])
 
     def transform(self, model_input: Any, outputs: Sequence[dict]) -> dict[str, np.ndarray]:
         model = self.model
         model_input = as_requests(model_input)
         popularity = np.log1p(model.popularity_)
-        lengths, popular = [], []
+        rows, cold, category = [], [], []
         for user, recent, output in zip(
             model_input["user_id"], model_input["recent_items"], outputs, strict=True
         ):
-            lengths.append(len(set(model.history_of(user)) | set(recent)))
-            codes = [model.item_index_[i] for i in output.get("item_ids", []) if i in
-                     model.item_index_]  # fmt: skip
-            popular.append(float(popularity[codes].mean()) if codes else 0.0)
+            history = model.history_codes(str(user), list(recent))
+            served = [model.item_index_[i] for i in output.get("item_ids", []) if i in
+                      model.item_index_]  # fmt: skip
+            rows.append(
+                (
+                    float(popularity[history].mean()) if len(history) else 0.0,
+                    float(popularity[served].mean()) if served else 0.0,
+                    float(np.log1p(len(history))),
+                )
+            )
+            cold.append(0 if str(user) in model.histories_ else 1)
+            category.append(self._category(history))
         segment = np.array([[SEGMENTS.index(o["segment"])] for o in outputs], dtype=np.int64)
-        traffic = np.column_stack([np.log1p(lengths), popular]).astype(np.float32)
-        return {"segment": segment.reshape(-1, 1), "traffic": traffic}
+        return {
+            "segment": segment.reshape(-1, 1),
+            "cold_user": np.array(cold, dtype=np.int64).reshape(-1, 1),
+            "category": np.array(category, dtype=np.int64).reshape(-1, 1),
+            "popularity": np.array(rows, dtype=np.float32).reshape(-1, 3),
+        }
 
     def default_detectors(self) -> list[SuggestedDetector]:
         return [
             SuggestedDetector("chisquare-segment", "chisquare", "segment"),
-            SuggestedDetector("ks-traffic", "ks", "traffic", correction="fdr"),
+            SuggestedDetector("chisquare-cold-user", "chisquare", "cold_user"),
+            SuggestedDetector("chisquare-category", "chisquare", "category"),
+            SuggestedDetector("ks-popularity", "ks", "popularity", correction="fdr"),
         ]
