@@ -63,3 +63,33 @@ def test_keys_go_with_their_prediction(store):
     with store.engine.connect() as conn:
         left = conn.execute(sa.select(observation_keys.c.request_id)).scalars().all()
     assert left == ["new"]
+
+
+def test_a_day_not_observed_yet_makes_no_training_row(tmp_path):
+    import pandas as pd
+
+    from driftloop.datasets import write_frame
+    from driftloop.training.data_steps import merge_feedback
+
+    store = PredictionStore(f"sqlite:///{tmp_path / 'store.db'}")
+    windows = [{"last_prices": [10.0, 11.0, 12.0]}, {"last_prices": [11.0, 12.0, 13.0]}]
+    store.insert_predictions([
+        PredictionRecord(
+            request_id="two-days", model_name="msft-forecast", model_version="1",
+            inputs=windows, outputs=[{"predicted_price": 12.0, "last_price": 12.0},
+                                     {"predicted_price": 13.0, "last_price": 13.0}],
+            label=None, confidence=None,
+        )
+    ])  # fmt: skip
+    store.add_feedback("two-days", value=[None, 13.5])  # the first day is not observed yet
+    base = write_frame(
+        pd.DataFrame({"id": ["2017-01-03"], "date": ["2017-01-03"], "p_3": [9.0], "p_2": [9.5],
+                      "p_1": [10.0], "close": [10.5]}),  # fmt: skip
+        tmp_path / "base.parquet",
+    )
+    spec = '{"name": "forecast", "options": {"window": 3}}'
+    summary = merge_feedback(base, tmp_path / "merged.parquet", spec, "msft-forecast", store.url)
+    merged = pd.read_parquet(tmp_path / "merged.parquet").set_index("id")
+    assert summary["feedback_rows"] == 1
+    assert merged.loc["two-days:1", ["p_3", "p_2", "p_1", "close"]].tolist() == [11, 12, 13, 13.5]
+    store.close()

@@ -106,9 +106,12 @@ def merge_feedback(
         # a list as long as the request is one truth per instance (as the monitor reads it)
         per_instance = isinstance(pair.value, list) and len(pair.value) == len(pair.inputs)
         for index, instance in enumerate(pair.inputs):
+            truth = pair.value[index] if per_instance else pair.value
+            if truth is None:  # an instance whose truth is not observed yet
+                continue
             ids.append(pair.request_id if len(pair.inputs) == 1 else f"{pair.request_id}:{index}")
             inputs.append(instance)
-            truths.append(pair.value[index] if per_instance else pair.value)
+            truths.append(truth)
     feedback = blueprint.rows_from_feedback(inputs, truths)
     feedback.insert(0, blueprint.id_column, ids)
     base = read_frame(path)
