@@ -83,8 +83,16 @@ def test_a_day_not_observed_yet_makes_no_training_row(tmp_path):
     ])  # fmt: skip
     store.add_feedback("two-days", value=[None, 13.5])  # the first day is not observed yet
     base = write_frame(
-        pd.DataFrame({"id": ["2017-01-03"], "date": ["2017-01-03"], "p_3": [9.0], "p_2": [9.5],
-                      "p_1": [10.0], "close": [10.5]}),  # fmt: skip
+        pd.DataFrame(
+            {
+                "id": ["2017-01-03"],
+                "date": ["2017-01-03"],
+                "p_3": [9.0],
+                "p_2": [9.5],
+                "p_1": [10.0],
+                "close": [10.5],
+            }
+        ),  # fmt: skip
         tmp_path / "base.parquet",
     )
     spec = '{"name": "forecast", "options": {"window": 3}}'
