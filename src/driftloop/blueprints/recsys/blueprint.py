@@ -22,7 +22,8 @@ import pandas as pd
 
 from driftloop.blueprints.base import Blueprint, Metric, ParamRange
 from driftloop.blueprints.codec import Limits
-from driftloop.blueprints.recsys.codec import ClickFeedback, RecsysCodec, RecsysFeaturizer
+from driftloop.blueprints.recsys.codec import ClickFeedback, RecsysCodec
+from driftloop.blueprints.recsys.drift import RecsysFeaturizer
 from driftloop.blueprints.recsys.metrics import evaluate
 from driftloop.blueprints.recsys.models import (
     ALS,
