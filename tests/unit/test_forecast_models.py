@@ -256,3 +256,13 @@ def test_statsforecast_and_boosted_candidates_beat_persistence_on_a_predictable_
     assert np.isfinite(ets_scores["mase"]) and ets.kind == "auto_ets"
     with pytest.raises(ValueError, match="model: one of auto_ets, auto_arima"):
         StatsForecastForecaster("prophet").fit(X, y)
+
+
+def test_feedback_rows_carry_the_target_date_when_the_request_named_one():
+    blueprint = get_blueprint("forecast", window=WINDOW)
+    window = list(np.linspace(10.0, 11.0, WINDOW))
+    inputs = [{"last_prices": window, "series": "MSFT", "date": "2020-05-01"},
+              {"last_prices": window}]  # fmt: skip
+    rows = blueprint.rows_from_feedback(inputs, [11.5, 11.2])
+    assert list(rows["date"]) == ["2020-05-01", ""] and list(rows["close"]) == [11.5, 11.2]
+    assert rows[price_columns(WINDOW)].to_numpy().shape == (2, WINDOW)

@@ -54,6 +54,11 @@ def test_time_split_errors_name_the_column_and_the_sizes():
     bad.loc[3, "date"] = "not a day"
     with pytest.raises(SplitSchemeError, match=r"time column 'date': 1 of 30 rows .*'not a day'"):
         split_frame_in_time(bad, TimeSplitScheme("date", test=5, val=5))
+    # no time at all (a feedback row whose request named no date): left out and counted
+    undated = _daily(40)
+    undated.loc[[5, 6], "date"] = ["", None]
+    splits = split_frame_in_time(undated, TimeSplitScheme("date", test=5, val=5))
+    assert splits.untimed_rows == 2 and sum(splits.sizes().values()) == 38
     with pytest.raises(SplitSchemeError, match="no time column 'when'"):
         split_frame_in_time(_daily(30), TimeSplitScheme("when"))
     with pytest.raises(SplitSchemeError, match=r"test \(2.5\) must be a fraction"):

@@ -204,11 +204,14 @@ class TimeSplitScheme:
             parsed = pd.to_numeric(values, errors="coerce").astype(float)
         else:
             parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
-        bad = parsed.isna()
+        # no time at all (a row built from feedback that named no date) is NaT, left to the
+        # caller; a time that cannot be read is an error
+        blank = values.isna() | (values.astype(str).str.strip() == "")
+        bad = parsed.isna() & ~blank
         if bad.any():
             raise SplitSchemeError(
                 f"time column {self.column!r}: {int(bad.sum())} of {len(frame)} rows have no "
-                f"readable time (e.g. {values[bad].iloc[0]!r}); a time split needs every row's time"
+                f"readable time (e.g. {values[bad].iloc[0]!r})"
             )
         return parsed
 

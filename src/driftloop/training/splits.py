@@ -43,6 +43,7 @@ class Splits:
     test: pd.DataFrame
     fingerprints: dict[str, str] = field(default_factory=dict)
     scheme: AnyScheme | None = None
+    untimed_rows: int = 0  # rows a time split left out: they had no time to place them by
 
     def __post_init__(self) -> None:
         if not self.fingerprints:
@@ -175,6 +176,10 @@ def split_frame_in_time(
     """
     _check_columns(frame, label_column, id_column)
     times = scheme.times(frame)
+    # rows with no time cannot be placed before or after anything: left out, and counted
+    timed = times.notna().to_numpy()
+    untimed = int((~timed).sum())
+    frame, times = frame[timed], times[timed]
     # time order, ids breaking ties: the same rows give the same split files in any order
     order = pd.DataFrame({"time": times.to_numpy(), "id": frame[id_column].astype(str).to_numpy()})
     positions = order.sort_values(["time", "id"], kind="mergesort").index.to_numpy()
@@ -225,7 +230,8 @@ def split_frame_in_time(
             f"test; at least {min_held_out} are needed (the drift reference is fitted on them)"
         )
     parts = (ordered[assigned == name].reset_index(drop=True) for name in SPLIT_NAMES)
-    return Splits(*parts, scheme=scheme.with_test_from(scheme.boundary(times, test_start)))
+    return Splits(*parts, scheme=scheme.with_test_from(scheme.boundary(times, test_start)),
+                  untimed_rows=untimed)  # fmt: skip
 
 
 def split_with_scheme(
@@ -304,4 +310,5 @@ def split_file(
         paths = {name: Path(out) / f"{name}.parquet" for name in SPLIT_NAMES}
     for name in SPLIT_NAMES:
         write_frame(getattr(splits, name), paths[name])
-    return {"dataset": fingerprint(frame), **splits.fingerprints, "scheme": str(splits.scheme)}
+    summary = {"dataset": fingerprint(frame), **splits.fingerprints, "scheme": str(splits.scheme)}
+    return summary | ({"untimed_rows": splits.untimed_rows} if splits.untimed_rows else {})

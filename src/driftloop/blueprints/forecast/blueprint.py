@@ -203,7 +203,9 @@ class ForecastBlueprint(Blueprint):
         windows = np.array([list(map(float, s[INPUT])) for s in inputs], dtype=float)
         frame = pd.DataFrame(windows.reshape(len(inputs), self.window),
                              columns=price_columns(self.window))  # fmt: skip
-        frame.insert(0, DATE, "")
+        # the day the window forecast, when the request named it (feedback by observation);
+        # a row without one cannot be placed in time and the time split leaves it out
+        frame.insert(0, DATE, [str(s.get(DATE) or "") for s in inputs])
         frame[CLOSE] = [float(t) for t in truths]
         return frame
 
