@@ -56,6 +56,7 @@ class TrafficSource(ABC):
 _SOURCES: dict[str, str] = {
     "sentiment": "driftloop.demo.sentiment_traffic:SentimentTraffic",
     "tabular": "driftloop.demo.tabular_traffic:TabularTraffic",
+    "vision": "driftloop.demo.vision_traffic:VisionTraffic",
 }
 
 
