@@ -23,6 +23,28 @@ def shared_dir() -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_ambient_home_or_terminal_width(tmp_path_factory):
+    """A test that builds ``Settings()`` without its own home gets a throwaway one.
+
+    Without this it would open the developer's ~/.driftloop, whose store may
+    carry a migration another checkout added (seen: "No such revision 0003").
+    An inherited ``COLUMNS`` (pytest-xdist workers have one) would also narrow
+    rich tables until the values a CLI test looks for are cut off.
+    """
+    names = ("DRIFTLOOP_HOME", "COLUMNS")
+    saved = {name: os.environ.get(name) for name in names}
+    if not saved["DRIFTLOOP_HOME"]:
+        os.environ["DRIFTLOOP_HOME"] = str(tmp_path_factory.mktemp("ambient-home"))
+    os.environ.pop("COLUMNS", None)
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _no_active_mlflow_experiment_per_module():
     """Start every module with no active MLflow experiment.

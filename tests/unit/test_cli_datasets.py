@@ -97,8 +97,7 @@ def env(seen, monkeypatch):
 
 
 def invoke(*args: str):
-    # a COLUMNS inherited from the caller (pytest-xdist sets one) would narrow the table
-    return CliRunner().invoke(cli, ["datasets", *args], env={"COLUMNS": None})
+    return CliRunner().invoke(cli, ["datasets", *args])
 
 
 def test_list_has_every_dataset_newest_first_with_its_runs_and_versions(env):
