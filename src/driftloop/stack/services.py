@@ -312,7 +312,7 @@ class ServiceCatalogue:
         """Every browser UI this stack serves, by service (what ``driftloop up`` prints)."""
         names = {service.name for service in self.services()}
         urls = {name: self.url(name) + path for name, path in UI_PATHS.items() if name in names}
-        if is_remote_tracking(self.tracking_uri) and self.tracking_uri.startswith("http"):
+        if not self.manages_mlflow and self.tracking_uri.startswith(("http://", "https://")):
             urls["mlflow"] = self.tracking_uri  # a remote MLflow server's own UI
         return urls
 
