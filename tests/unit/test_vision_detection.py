@@ -186,3 +186,32 @@ def test_codec_pads_detections_and_feedback_scores_map50(canvases):
         for obj in parse_objects(value):
             expected[obj["label"]] = expected.get(obj["label"], 0) + 1
     assert blueprint.validate(canvases)["objects"] == expected
+
+
+def test_padded_v2_answers_read_back_as_the_v1_instances(canvases):
+    """The predictor's v2 body of a detection answer, read by the generic client (what
+    smoke-serve compares with v1) and by the monitor, gives the v1 instances exactly."""
+    from driftloop.blueprints.vision.detection_codec import detection_answer
+    from driftloop.monitor.events import response_outputs
+    from driftloop.serving.client import parse_v2
+
+    found = [
+        {"boxes": np.array([[1, 2, 9, 9.5], [3, 3, 8, 8]]), "labels": ["a", "b"],
+         "scores": np.array([0.9, 0.3])},
+        {"boxes": np.zeros((0, 4)), "labels": [], "scores": np.zeros(0)},
+        {"boxes": np.array([[0, 0, 4, 4]]), "labels": ["b"], "scores": np.array([0.7])},
+    ]  # fmt: skip
+    answer = detection_answer(found)
+    body = {
+        "id": "r-1",
+        "model_name": "m",
+        "outputs": [
+            {"name": n, "datatype": d, "shape": list(a.shape), "data": a.reshape(-1).tolist()}
+            for n, d, a in answer.tensors
+        ],
+        "parameters": answer.parameters,
+    }
+    assert [p.output for p in parse_v2(body, [0, 1, 2])] == answer.instances
+    assert response_outputs(body) == answer.instances
+    assert answer.instances[1] == {"boxes": [], "labels": [], "scores": [], "num_detections": 0}
+    assert answer.instances[2]["labels"] == ["b"]  # one detection is still a list

@@ -235,7 +235,10 @@ def response_outputs(body: dict) -> list[dict]:
     ``label``/``probabilities``/``low_confidence``, or ``prediction``). A v2
     output of shape [n] gives each instance its item; one of shape [n, k] a
     list, or a ``{name: value}`` mapping when the response's ``parameters.labels``
-    names the k columns (how class probabilities are sent).
+    names the k columns (how class probabilities are sent); one of shape [n, k, m]
+    a list of k lists. When ``parameters.lengths`` names an [n] output (a detector's
+    ``num_detections``), each instance keeps only the first ``lengths[i]`` of the k
+    items of the other outputs (the rest is padding), as ``serving.client`` reads them.
     """
     if "predictions" in body:
         predictions = body["predictions"]
@@ -251,7 +254,7 @@ def response_outputs(body: dict) -> list[dict]:
         parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
         labels = parameters.get("labels")
         columns = [str(x) for x in labels] if isinstance(labels, list) else None
-        per_output: dict[str, list] = {}
+        arrays: dict[str, np.ndarray] = {}
         count = None
         for tensor in _tensor_list(body["outputs"], "outputs"):
             name = str(tensor.get("name"))
@@ -261,7 +264,21 @@ def response_outputs(body: dict) -> list[dict]:
             if count is not None and len(array) != count:
                 raise InvalidEvent(f"outputs[{name}] has {len(array)} rows; others have {count}")
             count = len(array)
-            per_output[name] = [_instance_value(row, columns) for row in array]
+            arrays[name] = array
+        lengths_name = parameters.get("lengths")
+        if lengths_name is not None and lengths_name not in arrays:
+            raise InvalidEvent(f"parameters.lengths names {lengths_name!r}, not an output")
+        lengths = arrays[lengths_name].astype(int).tolist() if lengths_name else None
+        per_output: dict[str, list] = {}
+        for name, array in arrays.items():
+            if lengths is not None and name != lengths_name and array.ndim >= 2:
+                # always a list per instance, however many items it keeps
+                per_output[name] = [
+                    [_instance_value(item, None) for item in row[:length]]
+                    for row, length in zip(array, lengths, strict=True)
+                ]
+            else:
+                per_output[name] = [_instance_value(row, columns) for row in array]
         return [{name: values[i] for name, values in per_output.items()} for i in range(count or 0)]
     raise InvalidEvent("response has neither predictions (v1) nor outputs (v2)")
 
@@ -324,6 +341,8 @@ def _array(tensor: dict, field: str) -> np.ndarray:
 
 
 def _instance_value(row: object, columns: list[str] | None) -> object:
+    if isinstance(row, np.ndarray) and row.ndim >= 2:  # a row of an [n, k, m] output
+        return [_instance_value(item, None) for item in row]
     if isinstance(row, np.ndarray):
         items = [_plain(v) for v in row.reshape(-1).tolist()]
         if row.size == 1 and row.ndim <= 1:

@@ -143,7 +143,10 @@ def parse_v2(body: Any, instances: list[Any], header_id: str = "") -> list[Predi
     ``InferResponse``; tensors read by ``serving.wire``, so binary outputs work too).
 
     A [n] tensor gives each instance a value; a [n, k] tensor whose k columns the
-    answer's ``parameters.labels`` names gives each instance a {label: value} mapping.
+    answer's ``parameters.labels`` names gives each instance a {label: value} mapping;
+    any other [n, ...] tensor gives each instance its row as (nested) lists. When
+    ``parameters.lengths`` names an [n] tensor (e.g. ``num_detections``), the rows of
+    the other tensors are padded: each instance keeps only its first ``lengths[i]`` items.
     """
     from kserve.errors import InvalidInput
     from kserve.protocol.infer_type import InferResponse
@@ -156,20 +159,20 @@ def parse_v2(body: Any, instances: list[Any], header_id: str = "") -> list[Predi
         labels = (answer.parameters or {}).get("labels")
         if isinstance(labels, str):  # gRPC-style parameters carry the list as JSON text
             labels = json.loads(labels)
+        lengths_name = (answer.parameters or {}).get("lengths")
+        arrays = {tensor.name: wire.output_tensor_array(tensor) for tensor in answer.outputs}
+        lengths = arrays[lengths_name].astype(int).tolist() if lengths_name else [None] * n
         outputs: list[dict] = [{} for _ in range(n)]
-        for tensor in answer.outputs:
-            array = wire.output_tensor_array(tensor)
+        for name, array in arrays.items():
             if array.shape[0] != n:
-                raise PredictorError(f"v2 output {tensor.name!r} has {array.shape[0]} rows for {n}")
-            for output, row in zip(outputs, array, strict=True):
+                raise PredictorError(f"v2 output {name!r} has {array.shape[0]} rows for {n}")
+            for output, row, length in zip(outputs, array, lengths, strict=True):
                 if array.ndim == 1:
-                    output[tensor.name] = _plain(row)
+                    output[name] = _plain(row)
                 elif labels is not None and array.shape[1] == len(labels):
-                    output[tensor.name] = {
-                        str(c): float(v) for c, v in zip(labels, row, strict=True)
-                    }
+                    output[name] = {str(c): float(v) for c, v in zip(labels, row, strict=True)}
                 else:
-                    output[tensor.name] = [_plain(v) for v in row]
+                    output[name] = [_plain(v) for v in row[:length]]
         if header_id and header_id != answer.id:
             raise PredictorError(f"x-request-id {header_id!r} differs from body {answer.id!r}")
         return [
@@ -184,4 +187,6 @@ def _plain(value: Any) -> Any:
     """A tensor element as JSON: bytes as text, numpy scalars as Python ones."""
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
+    if getattr(value, "ndim", 0):  # a row of a [n, k, ...] tensor
+        return [_plain(v) for v in value]
     return value.item() if hasattr(value, "item") else value

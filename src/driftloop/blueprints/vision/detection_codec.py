@@ -8,7 +8,9 @@ batch of n images whose largest detection count is k (at least 1):
   BYTES [n, k], ``scores`` FP32 [n, k], best first, padded with zeros and empty
   labels past each image's ``num_detections`` INT32 [n];
 * v1 ``{"predictions": [{"boxes": [[x0, y0, x1, y1], ...], "labels": [...],
-  "scores": [...]}]}``, the same lists unpadded (also what is stored per instance).
+  "scores": [...], "num_detections": k_i}]}``, the same lists unpadded (also what is
+  stored per instance). The v2 answer's ``parameters.lengths`` names
+  ``num_detections``, so a generic client (``serving.client``) unpads the rows.
 
 A detection scores at least the detector's ``score_threshold``; the stored label
 and confidence of an instance are those of its best detection (None when it has
@@ -44,11 +46,13 @@ def detection_answer(detections: list[dict]) -> Answer:
         boxes[i, :count] = np.asarray(found["boxes"], dtype=np.float32).reshape(-1, 4)
         labels[i, :count] = list(found["labels"])
         scores[i, :count] = np.asarray(found["scores"], dtype=np.float32)
+        # the FP32 values themselves: v1 and v2 answers agree to the bit
         instances.append(
             {
-                "boxes": [[round(float(v), 2) for v in box] for box in boxes[i, :count]],
+                "boxes": boxes[i, :count].tolist(),
                 "labels": [str(label) for label in found["labels"]],
-                "scores": [round(float(s), 6) for s in scores[i, :count]],
+                "scores": scores[i, :count].tolist(),
+                "num_detections": count,
             }
         )
     return Answer(
@@ -63,6 +67,8 @@ def detection_answer(detections: list[dict]) -> Answer:
         confidences=[
             float(found["scores"][0]) if found["labels"] else None for found in detections
         ],
+        # rows past num_detections[i] are padding (serving.client reads only the first ones)
+        parameters={"lengths": "num_detections"},
     )
 
 
