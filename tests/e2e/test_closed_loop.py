@@ -59,7 +59,9 @@ class DemoRun:
         return self.state_dir / "home"
 
 
-def run_demo(state_dir: Path, *extra: str, blueprint: str = "sentiment") -> DemoRun:
+def run_demo(
+    state_dir: Path, *extra: str, blueprint: str = "sentiment", timeout_s: float = 900
+) -> DemoRun:
     report_path = state_dir.parent / f"{state_dir.name}-report.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTLOOP_", "MLFLOW_"))}
     started = time.monotonic()
@@ -77,7 +79,7 @@ def run_demo(state_dir: Path, *extra: str, blueprint: str = "sentiment") -> Demo
         ],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout_s,
         env=env,
     )
     seconds = time.monotonic() - started

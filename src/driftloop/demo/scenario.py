@@ -192,6 +192,7 @@ def demo_settings(home: Path, plan: DemoPlan, data: DemoData, options: DemoOptio
             "blueprint": plan.blueprint,
             "dataset": plan.dataset,
             "data_source": str(data.retrain_source),
+            **plan.pipeline_arguments,
         },
         stack_health_timeout_s=120.0,
         **plan.settings,
@@ -308,6 +309,7 @@ class LoopDemo:
             "dataset": self.plan.dataset,
             "data_source": str(data.train_source),
             "seed": self.options.seed,
+            **self.plan.pipeline_arguments,
         }
         inputs = accepted_inputs(training_pipeline)
         arguments = {k: v for k, v in wanted.items() if k in inputs}
@@ -472,8 +474,8 @@ class LoopDemo:
                         raise DemoError(
                             f"retraining run {run['run_id']} {run['state']}: {run['error']}"
                         )
-                    if run["state"] == "succeeded":
-                        self.after_run(run)
+                    if run["state"] == "succeeded" and self.after_run(run):
+                        return
         raise DemoError(
             f"the loop did not close within {self.options.timeout_s:.0f}s of the drift onset"
         )
@@ -494,12 +496,24 @@ class LoopDemo:
             "serving", f"confirmed: the next {served[version]} answers all came from v{version}"
         )
 
-    def after_run(self, run: dict[str, Any]) -> None:
+    def after_run(self, run: dict[str, Any]) -> bool:
+        """Record the retraining's outcome; True when that closes the loop with the champion
+        kept (a plan that does not expect a promotion), False when the new one must be served."""
         champion = self.champion()
         version = str(champion.version) if champion is not None else None
         if version == self.report.champion_before:
             latest = self.latest_version()
             scores = self.version_scores(latest) if latest is not None else {}
+            if not self.plan.expects_promotion and latest is not None:
+                self.report.scores[f"v{latest.version}"] = scores
+                self.report.champion_after = version
+                self.report.closed = True
+                self.note(
+                    "registry",
+                    f"v{latest.version} gated and kept out: {scores.get('reason')}; "
+                    f"v{version} still serves (the gate's honest answer for this blueprint)",
+                )
+                return True
             raise DemoError(
                 f"the gate kept v{version}: {scores.get('reason') or 'no decision recorded'} "
                 f"(challenger {scores.get('challenger_score')}, "
@@ -512,6 +526,7 @@ class LoopDemo:
             f"v{version} promoted to champion ({self.report.scores[f'v{version}'].get('reason')}); "
             f"v{self.report.champion_before} is previous-champion",
         )
+        return False
 
     def latest_version(self):
         from mlflow import MlflowClient

@@ -40,6 +40,11 @@ class DemoPlan:
     settings: dict[str, Any] = field(default_factory=dict)  # extra Settings fields
     baseline_feedback: float = 0.3
     shifted_feedback: float = 0.8
+    # False where the honest gate may keep the champion (a forecaster that nothing beats
+    # but persistence): the loop closes on the retraining's gate decision, whichever it is
+    expects_promotion: bool = True
+    # further arguments of the training and retraining pipelines (e.g. ``search``)
+    pipeline_arguments: dict[str, Any] = field(default_factory=dict)
 
 
 class TrafficSource(ABC):
@@ -57,6 +62,7 @@ _SOURCES: dict[str, str] = {
     "sentiment": "driftloop.demo.sentiment_traffic:SentimentTraffic",
     "tabular": "driftloop.demo.tabular_traffic:TabularTraffic",
     "vision": "driftloop.demo.vision_traffic:VisionTraffic",
+    "forecast": "driftloop.demo.forecast_traffic:ForecastTraffic",
 }
 
 

@@ -22,6 +22,9 @@ import httpx
 class Example:
     instance: Any  # one v1 instance: a text, a {column: value} row, ...
     truth: Any  # its ground truth: a label, a number, ...
+    # where the truth arrives as an observation rather than by request id: its key
+    # ({"series": ..., "date": ...}), sent to /v1/feedback/observations with the truth
+    observation: dict | None = None
 
 
 # (outputs, truths) -> the live value of the model's metric
@@ -98,11 +101,14 @@ class TrafficReplayer:
         stats.last_version = version
         stats.first_seen.setdefault(version, time.time())
         if self._random.random() < self.feedback_fraction:
+            if example.observation is not None:
+                url = "/v1/feedback/observations"
+                feedback: Any = [{**example.observation, "value": example.truth, "source": "demo"}]
+            else:
+                url = f"/v1/feedback/{body['request_id']}"
+                feedback = {"value": example.truth, "source": "demo"}
             try:
-                self._http.post(
-                    f"/v1/feedback/{body['request_id']}",
-                    json={"value": example.truth, "source": "demo"},
-                ).raise_for_status()
+                self._http.post(url, json=feedback).raise_for_status()
                 stats.feedback += 1
             except httpx.HTTPError:
                 stats.errors += 1
