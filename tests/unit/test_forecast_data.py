@@ -70,7 +70,10 @@ def test_windows_are_the_previous_closes_and_the_days_close():
 def test_the_blueprint_loads_a_csv_and_validates_it(tmp_path):
     path = tmp_path / "prices.csv"
     ohlcv(100).to_csv(path, index=False)
-    blueprint = get_blueprint("forecast", window=20)
+    # too short for the default 250 test + 250 validation days: refused before a run
+    with pytest.raises(ValueError, match="has 100 days; .* need 561 .*--param test_days"):
+        get_blueprint("forecast", window=20).prepare(None, str(path))
+    blueprint = get_blueprint("forecast", window=20, test_days=10, val_days=10)
     _, dataset, _ = blueprint.prepare(None, str(path))
     frame = blueprint.load(dataset, str(path))
     assert blueprint.validate(frame)["rows"] == 80
