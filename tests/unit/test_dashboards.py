@@ -1,8 +1,9 @@
 """Grafana dashboards as code: the JSON loads, every query parses (promtool) and names real
 metrics, and the chart and kustomize ship it in a ConfigMap Grafana's sidecar loads.
 
-Whether each query returns data against a real Prometheus after traffic is
-tests/integration/test_dashboards_prometheus.py.
+Whether each overview query returns data against a real Prometheus after traffic is
+tests/integration/test_dashboards_prometheus.py (the per-blueprint rows need a forecaster's
+traffic there: they are checked here, offline).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def known_metric_names() -> set[str]:
 
 def test_dashboards_load_with_a_panel_per_concern():
     boards = dashboards()
-    assert list(boards) == ["driftloop-overview.json"]
+    assert list(boards) == ["driftloop-blueprints.json", "driftloop-overview.json"]
     overview = boards["driftloop-overview.json"]
     assert overview["uid"] == "driftloop-overview" and overview["schemaVersion"] >= 36
     titles = " | ".join(p["title"] for p in overview["panels"])
