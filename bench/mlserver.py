@@ -19,6 +19,8 @@ from pathlib import Path
 from bench.procs import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# mlserver-mlflow cannot encode the text classifier's pyfunc output (bench.mlserver_runtime)
+TEXT_RUNTIME = "bench.mlserver_runtime.TextClassifierRuntime"
 MLSERVER_VENV = Path(os.environ.get("BENCH_MLSERVER_VENV", REPO_ROOT / ".venv-mlserver"))
 
 
@@ -58,9 +60,11 @@ def write_repository(
     grpc_port: int,
     max_batch_size: int = 1,
     max_batch_time_ms: float = 0.0,
+    implementation: str = "mlserver_mlflow.MLflowRuntime",
 ) -> Path:
-    """An MLServer model repository serving ``model_dir`` as ``model_name``; adaptive
-    batching on when ``max_batch_size`` > 1."""
+    """An MLServer model repository serving ``model_dir`` as ``model_name`` with the runtime
+    ``implementation`` (``TEXT_RUNTIME`` for text classifiers); adaptive batching on when
+    ``max_batch_size`` > 1."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "settings.json").write_text(
         json.dumps(
@@ -79,7 +83,7 @@ def write_repository(
         json.dumps(
             {
                 "name": model_name,
-                "implementation": "mlserver_mlflow.MLflowRuntime",
+                "implementation": implementation,
                 "parameters": {"uri": str(model_dir)},
                 "max_batch_size": max_batch_size,
                 "max_batch_time": max_batch_time_ms / 1000.0,
@@ -102,5 +106,6 @@ def environment(base: dict[str, str]) -> dict[str, str]:
     """
     env = {k: v for k, v in base.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
     env["PATH"] = f"{MLSERVER_VENV / 'bin'}{os.pathsep}{base.get('PATH', '')}"
-    env["PYTHONPATH"] = str(REPO_ROOT / "src")
+    # the repository root too: MLServer's workers import bench.mlserver_runtime
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)])
     return env

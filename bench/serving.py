@@ -120,6 +120,11 @@ def start_server(kind: str, model: ModelFixture, ctx: Context, *, sink_url: str 
             grpc_port=grpc_port,
             max_batch_size=limits["max_batch_size"].default,
             max_batch_time_ms=limits["max_latency_ms"].default,
+            implementation=(
+                mlserver_runner.TEXT_RUNTIME
+                if model.kind == "text"
+                else "mlserver_mlflow.MLflowRuntime"
+            ),
         )
         command = mlserver_runner.command(repository)
         env = mlserver_runner.environment(server_env())

@@ -78,6 +78,14 @@ def test_mlserver_repository_turns_adaptive_batching_on(tmp_path):
         grpc_port=2,
         max_batch_size=32,
         max_batch_time_ms=5,
+        implementation=mlserver.TEXT_RUNTIME,
     )
     settings = json.loads((root / "sentiment" / "model-settings.json").read_text())
     assert settings["max_batch_size"] == 32 and settings["max_batch_time"] == 0.005
+    assert settings["implementation"] == "bench.mlserver_runtime.TextClassifierRuntime"
+    module, _, cls = mlserver.TEXT_RUNTIME.rpartition(".")
+    assert (Path(mlserver.REPO_ROOT) / (module.replace(".", "/") + ".py")).is_file()
+    assert f"class {cls}(" in (mlserver.REPO_ROOT / "bench" / "mlserver_runtime.py").read_text()
+    # MLServer's workers import the runtime from the repository root
+    env = mlserver.environment({"PATH": "/bin"})
+    assert str(mlserver.REPO_ROOT) in env["PYTHONPATH"].split(":")
