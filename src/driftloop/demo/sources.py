@@ -63,6 +63,7 @@ _SOURCES: dict[str, str] = {
     "tabular": "driftloop.demo.tabular_traffic:TabularTraffic",
     "vision": "driftloop.demo.vision_traffic:VisionTraffic",
     "forecast": "driftloop.demo.forecast_traffic:ForecastTraffic",
+    "recsys": "driftloop.demo.recsys_traffic:RecsysTraffic",
 }
 
 
