@@ -252,3 +252,6 @@ def test_automl_studio_launches_a_training_run_that_finishes(loop, browser, tmp_
     visit(browser, f"{loop['url']}/models/penguins-ui", "model-gate")
     versions = browser.find_element(By.ID, "versions").text
     assert "promote" in versions and "test:" in versions
+    # the run is listed among the pipeline runs on this machine
+    visit(browser, f"{loop['url']}/runs", "runs")
+    assert "training" in browser.find_element(By.ID, "local-runs").text
