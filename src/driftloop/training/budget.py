@@ -7,8 +7,12 @@ fits) and MLflow's model logging. ``TimeBudget`` keeps the clock and
 estimates those from fit times measured during the search, so the search
 stops early enough for them to fit:
 
-    reserve = refit (winner's fit time x rows ratio) + ensembles (if they fit)
-              + logging (the last measured log_model) + a small margin
+    reserve = RESERVE_SAFETY x (refit (winner's fit time x rows ratio)
+                                + ensembles (if they fit)
+                                + logging (the last measured log_model)) + a margin
+
+A refit on train + validation that no longer fits when the search ends is
+skipped (the winner fitted on the training rows serves; said in the summary).
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ from dataclasses import dataclass, field
 # training has no measurement, so a conservative guess stands in for it
 _logging_seconds = [3.0]
 MARGIN_SHARE = 0.05  # of the budget: the clock's slack for the bookkeeping between steps
+# what follows the search is reserved with this slack: a refit or a model logging on a
+# busy machine takes up to ~1.5x what the same step measured a minute earlier (bench
+# automl at load 14-29 on 2 cores: the refit and log_model overran a 1.0x reserve)
+RESERVE_SAFETY = 1.5
 ENSEMBLE_RESERVE_SHARE = 0.25  # ensembles costing more than this share are not reserved for
 STACKING_FOLDS = 5  # training.ensembles: stacking's out-of-fold fits per member
 
@@ -34,12 +42,18 @@ def logging_seconds() -> float:
     return _logging_seconds[0]
 
 
-def ensemble_seconds(member_fit_seconds: list[float], rows_ratio: float, *, refit: bool) -> float:
+VOTING_SHARE = 0.1  # scoring a vote over fitted members, as a share of their fits
+
+
+def ensemble_seconds(
+    member_fit_seconds: list[float], rows_ratio: float, *, refit: bool, stacking: bool = True
+) -> float:
     """Ensembles over members whose one fit took these seconds: each member refitted on the
-    training rows (unless already fitted there), then stacking's out-of-fold fits plus a
-    final fit of every member."""
+    training rows (unless already fitted there), the votes scored, then (``stacking``)
+    stacking's out-of-fold fits plus a final fit of every member."""
     total = sum(member_fit_seconds) * rows_ratio
-    return total * ((1.0 if refit else 0.0) + 1.0 + STACKING_FOLDS * 0.8)
+    extra = 1.0 + STACKING_FOLDS * 0.8 if stacking else VOTING_SHARE
+    return total * ((1.0 if refit else 0.0) + extra)
 
 
 @dataclass
@@ -66,8 +80,16 @@ class TimeBudget:
         return 0.0 if self.total_s is None else MARGIN_SHARE * self.total_s
 
     def search_left(self, reserve_s: float) -> float:
-        """Seconds the search may still spend, keeping ``reserve_s`` for what follows it."""
-        return self.left() - reserve_s - self.margin()
+        """Seconds the search may still spend, keeping ``reserve_s`` (with its safety
+        factor) for what follows it."""
+        return self.left() - RESERVE_SAFETY * reserve_s - self.margin()
+
+    def fits(self, seconds: float) -> bool:
+        """Whether a step expected to take ``seconds`` (safety factor included) still fits
+        before the end, model logging kept aside."""
+        if self.total_s is None:
+            return True
+        return RESERVE_SAFETY * (seconds + logging_seconds()) <= self.left() - self.margin()
 
     def spent(self) -> bool:
         return self.left() <= 0

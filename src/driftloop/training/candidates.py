@@ -467,28 +467,51 @@ def train_candidates(
         val_metrics, tuned = best.metrics, best.tuned_params
         if best.name in fitted and not validation.refits_on_all:
             model = fitted[best.name]
+        elif best.name in fitted and not clock.fits(reserve.refit([best])):
+            # a fit cannot be stopped half-way: the winner as scored (on train) serves
+            note = (
+                f"refit of {best.name} on train + validation skipped: ~"
+                f"{reserve.refit([best]):.1f} s and {max(clock.left(), 0.0):.1f} s of the "
+                "budget are left"
+            )
+            log.warning("time budget: %s", note)
+            budget_notes.append(note)
+            model = fitted[best.name]
         else:
             model = _refit(blueprint, pool[best.name], tuned, refit_rows(validation, train, val))
 
         if plan.ensembles:
             needed = reserve.ensembles(results)
+            votes = reserve.ensembles(results, stacking=False)
             room = clock.left() - logging_seconds() - clock.margin()
-            if clock.bounded and needed > room:
+            stacking = not clock.bounded or clock.fits(needed)
+            if not stacking and not clock.fits(votes):
                 note = (
-                    f"ensembles skipped: they would take ~{needed:.1f} s and "
-                    f"{max(room, 0.0):.1f} s of the budget are left"
+                    f"ensembles skipped: they would take ~{needed:.1f} s (votes alone "
+                    f"~{votes:.1f} s) and {max(room, 0.0):.1f} s of the budget are left"
                 )
                 log.warning("time budget: %s", note)
                 budget_notes.append(note)
                 mlflow.set_tag(tag_key("ensemble"), "skipped: time budget")
             else:
+                if not stacking:
+                    note = (
+                        f"stacking skipped: it would take ~{needed:.1f} s and "
+                        f"{max(room, 0.0):.1f} s of the budget are left; votes only"
+                    )
+                    log.warning("time budget: %s", note)
+                    budget_notes.append(note)
                 model, val_metrics, best = ensemble_hook(
                     blueprint, pool, results, model, best, val_metrics, train, val, seed=seed,
-                    fitted_on_train=fitted,
+                    fitted_on_train=fitted, stacking=stacking,
                 )  # fmt: skip
                 if best not in results:  # an ensemble won: it is listed with the candidates
                     results.append(best)
                     tuned = {}
+                    model = _ensemble_on_all_rows(
+                        model, blueprint, validation, train, val, clock,
+                        reserve.ensemble_refit([r for r in results if r is not best]), budget_notes,
+                    )  # fmt: skip
         mlflow.log_param("tie_tolerance", round(tolerance, 6))
         log.info("refit and ensembles done at %.1f s", clock.elapsed())
 
@@ -641,14 +664,24 @@ class _Reserve:
             return 0.0  # its fitted defaults are the model: nothing to refit
         return self._fit_seconds(leader) * self.refit_ratio
 
-    def ensembles(self, results: list[CandidateResult], top: int = 3) -> float:
+    def ensembles(
+        self, results: list[CandidateResult], top: int = 3, *, stacking: bool = True
+    ) -> float:
         members = self._ranked(results)[:top]
         if len(members) < 2:
             return 0.0
         refit = any(m.name not in self.fitted for m in members)
         return ensemble_seconds(
-            [self._fit_seconds(m) for m in members], self.train_ratio, refit=refit
+            [self._fit_seconds(m) for m in members],
+            self.train_ratio,
+            refit=refit,
+            stacking=stacking,
         )
+
+    def ensemble_refit(self, results: list[CandidateResult], top: int = 3) -> float:
+        """A vote's members refitted on train + validation."""
+        members = self._ranked(results)[:top]
+        return sum(self._fit_seconds(m) for m in members) * self.refit_ratio
 
     def seconds(self, results: list[CandidateResult]) -> float:
         """Seconds to keep for the refit, the ensembles (when they fit the budget at all)
@@ -814,6 +847,7 @@ def ensemble_hook(
     seed: int,
     top: int = 3,
     fitted_on_train: dict[str, Any] | None = None,
+    stacking: bool = True,
 ) -> tuple[Any, dict[str, float], CandidateResult]:
     """Preset ``best``: voting/stacking ensembles over the top candidates, kept only when
     one beats the winner on the validation split.
@@ -852,7 +886,7 @@ def ensemble_hook(
     kept = (model, val_metrics, best)
     top_score = single[primary]
     for name, ensemble, metrics in ensemble_candidates(
-        blueprint, fitted, ranked, train, val, top=top, seed=seed
+        blueprint, fitted, ranked, train, val, top=top, seed=seed, stacking=stacking
     ):
         log.info(
             "ensemble %s: val %s=%.4f (best single %.4f)",
@@ -867,6 +901,32 @@ def ensemble_hook(
             kept = (ensemble, metrics, CandidateResult(name, metrics, {}, 0.0))
     mlflow.set_tag(tag_key("ensemble"), kept[2].name if kept[2] is not best else "none won")
     return kept
+
+
+def _ensemble_on_all_rows(
+    ensemble: Any,
+    blueprint: Blueprint,
+    validation: ValidationChoice,
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    clock: TimeBudget,
+    seconds: float,
+    notes: list[str],
+) -> Any:
+    """A winning ensemble (fitted on the training rows, to be compared with the single
+    winner on the validation split) refitted on train + validation where the validation
+    strategy refits its winner there and the budget leaves time for it."""
+    if not validation.refits_on_all:
+        return ensemble
+    if not clock.fits(seconds):
+        note = (
+            f"ensemble refit on train + validation skipped: ~{seconds:.1f} s and "
+            f"{max(clock.left(), 0.0):.1f} s of the budget are left"
+        )
+        log.warning("time budget: %s", note)
+        notes.append(note)
+        return ensemble
+    return _refit(blueprint, ensemble, {}, refit_rows(validation, train, val))
 
 
 def _tune_winner(

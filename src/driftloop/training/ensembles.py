@@ -364,8 +364,10 @@ def ensemble_candidates(
     *,
     top: int = 3,
     seed: int = 42,
+    stacking: bool = True,
 ) -> list[tuple[str, Any, dict[str, float]]]:
-    """Ensembles over the ``top`` candidates, each with its validation metrics.
+    """Ensembles over the ``top`` candidates, each with its validation metrics
+    (``stacking=False``: the votes only, which refit nothing: a tight time budget).
 
     ``fitted`` maps candidate names to estimators fitted on ``train``;
     ``results`` holds their validation metrics. Returns ``(name, estimator,
@@ -405,7 +407,8 @@ def ensemble_candidates(
         builders[HARD_VOTING] = lambda: voting_ensemble(members, weights, "hard")
     else:
         builders[WEIGHTED_AVERAGE] = lambda: voting_ensemble(members, weights, "average")
-    builders[STACKING] = lambda: _stacking(blueprint, members, start, train, seed)
+    if stacking:
+        builders[STACKING] = lambda: _stacking(blueprint, members, start, train, seed)
 
     built: list[tuple[str, Any, dict[str, float]]] = []
     names = ", ".join(name for name, _ in members)
