@@ -73,6 +73,11 @@ def test_the_blueprint_loads_a_csv_and_validates_it(tmp_path):
     # too short for the default 250 test + 250 validation days: refused before a run
     with pytest.raises(ValueError, match="has 100 days; .* need 561 .*--param test_days"):
         get_blueprint("forecast", window=20).prepare(None, str(path))
+    # long enough for shorter periods, none given: a third of the days each, said so
+    longer = tmp_path / "longer.csv"
+    ohlcv(400).to_csv(longer, index=False)
+    shortened, _, note = get_blueprint("forecast", window=20).prepare(None, str(longer))
+    assert (shortened.test_days, shortened.val_days) == (113, 113) and "113 each" in note
     blueprint = get_blueprint("forecast", window=20, test_days=10, val_days=10)
     _, dataset, _ = blueprint.prepare(None, str(path))
     frame = blueprint.load(dataset, str(path))

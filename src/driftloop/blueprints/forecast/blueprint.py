@@ -45,6 +45,9 @@ from driftloop.datasets.prices import CLOSE, DATE, SHIPPED
 from driftloop.training.split_scheme import TimeSplitScheme
 
 PRICES = "prices"  # a CSV given with --data
+HELD_OUT_DAYS = 250  # test days, and validation days, by default (the issue's >= 250 test days)
+# a short series' test and validation periods are shortened, never below this many days each
+MIN_HELD_OUT_DAYS = 30
 NUMBER_OPTIONS = {"window", "max_days", "epochs", "hidden_size", "learning_rate", "max_seconds",
                   "test_days", "val_days"}  # fmt: skip
 # options that are not sizes: a CSV's columns, the series' name, the shared metric options
@@ -77,8 +80,8 @@ class ForecastBlueprint(Blueprint):
         hidden_size: int = 64,
         learning_rate: float = 1e-3,
         max_seconds: float = 120.0,
-        test_days: int = 250,
-        val_days: int = 250,
+        test_days: int | None = None,
+        val_days: int | None = None,
         **options: Any,
     ) -> None:
         unknown = sorted(set(options) - OTHER_OPTIONS)
@@ -94,8 +97,12 @@ class ForecastBlueprint(Blueprint):
         self.hidden_size = _number("hidden_size", hidden_size, int)
         self.learning_rate = _number("learning_rate", learning_rate, float)
         self.max_seconds = _number("max_seconds", max_seconds, float)
-        self.test_days = _number("test_days", test_days, int)
-        self.val_days = _number("val_days", val_days, int)
+        # 250 each unless given; a short CSV's are shortened in ``prepare`` when not given
+        self.sizes_given = test_days is not None or val_days is not None
+        self.test_days = _number(
+            "test_days", HELD_OUT_DAYS if test_days is None else test_days, int
+        )
+        self.val_days = _number("val_days", HELD_OUT_DAYS if val_days is None else val_days, int)
         for option, value in (("window", self.window), ("epochs", self.epochs),
                               ("hidden_size", self.hidden_size), ("test_days", self.test_days),
                               ("val_days", self.val_days)):  # fmt: skip
@@ -141,13 +148,27 @@ class ForecastBlueprint(Blueprint):
             # checked here, before a run: bad dates or prices are one line naming the column
             days = len(self.series(None, source))
             needed = self.window + self.test_days + self.val_days + 2 * self.window + 1
+            note = f"series from {source}: {days} days, window {self.window}"
+            # a third of the forecast days left after the gaps each to train, val and test
+            share = (days - 3 * self.window) // 3
+            if days < needed and not self.sizes_given and share >= MIN_HELD_OUT_DAYS:
+                shorter = type(self)(**(self.spec.options | {"test_days": share,
+                                                              "val_days": share}))  # fmt: skip
+                return (
+                    shorter,
+                    PRICES,
+                    (
+                        f"{note}; too short for {self.test_days} test + {self.val_days} validation "
+                        f"days ({needed} days needed): {share} each"
+                    ),
+                )
             if days < needed:
                 raise ValueError(
                     f"--data: {source} has {days} days; a window of {self.window}, "
                     f"{self.test_days} test and {self.val_days} validation days with gaps of one "
                     f"window need {needed} (fewer: --param test_days=N --param val_days=N)"
                 )
-            return self, PRICES, f"series from {source}: {days} days, window {self.window}"
+            return self, PRICES, note
         if dataset is not None and dataset not in SHIPPED:
             raise ValueError(
                 f"--dataset: unknown series {dataset!r} (shipped: {', '.join(SHIPPED)})"
