@@ -56,6 +56,7 @@ PORT_FIELDS = (
     "trigger_port",
     "prometheus_port",
     "alertmanager_port",
+    "console_port",
 )
 
 
