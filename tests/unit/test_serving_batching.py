@@ -250,3 +250,19 @@ def test_function_transformer_pipeline_failure_is_isolated(tmp_path, fitted):
     responses = asyncio.run(answer_all(server, requests))
     assert isinstance(responses[0], InvalidInput)
     assert all(not isinstance(r, InvalidInput) for r in responses[1:])
+
+
+def test_a_bad_batching_variable_is_one_cli_error_line(monkeypatch, capsys):
+    from driftloop.cli import main
+    from driftloop.settings import get_settings
+
+    monkeypatch.setenv("DRIFTLOOP_MAX_BATCH_SIZE", "0")
+    get_settings.cache_clear()
+    try:
+        assert main(["serve", "sentiment"]) == 2
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "driftloop: error: DRIFTLOOP_MAX_BATCH_SIZE='0': Input should be greater than or equal to 1"
+    ]

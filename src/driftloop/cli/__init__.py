@@ -71,6 +71,8 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
     from driftloop.settings import SettingsConflictError
 
     try:
@@ -83,6 +85,17 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except (SettingsConflictError, FileNotFoundError) as exc:
         click.echo(f"driftloop: error: {exc}", err=True)
+        return 2
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        # a DRIFTLOOP_* variable that does not parse: one line naming it, not a traceback
+        problems = "; ".join(
+            f"DRIFTLOOP_{'_'.join(map(str, error['loc'])).upper()}={error['input']!r}: "
+            f"{error['msg']}"
+            for error in exc.errors()
+        )
+        click.echo(f"driftloop: error: {problems}", err=True)
         return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code
