@@ -114,6 +114,7 @@ def test_cli_search_options_fail_in_one_line(capsys):
         (["--time-budget", "-5"], "--time-budget"),
         (["--candidates", "forest"], "--candidates"),
         (["--validation", "timeseries"], "--validation"),
+        (["--warm-start", "nobody"], "--warm-start"),
     ):
         assert main(["train", "tabular", "--target", "species", *argv]) == 2
         lines = capsys.readouterr().err.strip().splitlines()
@@ -125,7 +126,16 @@ def test_cli_search_parameter_is_one_json_value():
 
     blueprint = SmallTable()
     none = dict.fromkeys(
-        ("preset", "sampler", "pruner", "trials", "time_budget", "candidates", "validation")
+        (
+            "preset",
+            "sampler",
+            "pruner",
+            "trials",
+            "time_budget",
+            "candidates",
+            "validation",
+            "warm_start",
+        )
     )
     assert search_parameter(blueprint, **none) == ""
     text = search_parameter(blueprint, **(none | {"preset": "fast", "trials": "6"}))

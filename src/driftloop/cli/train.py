@@ -72,6 +72,7 @@ def search_parameter(blueprint, **given: str | None) -> str:
             ("sampler", given["sampler"]),
             ("pruner", given["pruner"]),
             ("validation", given["validation"]),
+            ("warm_start", given.get("warm_start")),
         )
         if value is not None
     }
@@ -365,6 +366,11 @@ def render_summary(
     metavar="auto|holdout|kfold|timeseries",
     help="How candidates are scored (default: the preset's; auto decides from the data).",
 )
+@click.option(
+    "--warm-start",
+    metavar="NAME[@ALIAS|/VERSION]",
+    help="Start the search from that version's tuned hyperparameters (a bare NAME: @champion).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def train(
     blueprint_name: str,
@@ -394,6 +400,7 @@ def train(
     time_budget: str | None,
     candidates: str | None,
     validation: str | None,
+    warm_start: str | None,
     as_json: bool,
 ) -> None:
     """Train, register and gate a model for BLUEPRINT (runs the training pipeline locally)."""
@@ -438,6 +445,7 @@ def train(
         time_budget=time_budget,
         candidates=candidates,
         validation=validation,
+        warm_start=warm_start,
     )
 
     settings = get_settings()

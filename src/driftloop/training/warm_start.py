@@ -20,6 +20,7 @@ blueprint's, warm-starts nothing; that is said in the tag, not failed on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -55,6 +56,21 @@ class WarmStart:
         return json.dumps(what, sort_keys=True, default=str)[:5000]
 
 
+@contextlib.contextmanager
+def _quiet_store_setup():
+    """MLflow's INFO lines while it creates a fresh store: the command's answer (an error
+    included) stays one line."""
+    loggers = [logging.getLogger(name) for name in ("mlflow.store.db.utils", "alembic")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def resolve(reference: str, blueprint_name: str, settings: Settings | None = None) -> WarmStart:
     """The version ``reference`` names, read for a warm start of ``blueprint_name``.
 
@@ -70,8 +86,9 @@ def resolve(reference: str, blueprint_name: str, settings: Settings | None = Non
     settings = settings or get_settings()
     try:
         wanted = VersionReference.parse(reference)
-        registry = ModelRegistry(settings.resolved_tracking_uri)
-        version = find_version(registry, wanted)
+        with _quiet_store_setup():
+            registry = ModelRegistry(settings.resolved_tracking_uri)
+            version = find_version(registry, wanted)
     except StabilityError as exc:
         raise ValueError(f"{OPTION}: {str(exc).removeprefix('NAME: ')}") from None
     label = f"{version.name}/{version.version}"
