@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,7 @@ class RegisteredBlueprintModel:
     model: Any  # the fitted model, as the predictor loads it
     train: pd.DataFrame
     val: pd.DataFrame
+    result: Any = None  # the trainer's result: every candidate's metrics
 
 
 def register_blueprint_model(
@@ -117,6 +119,7 @@ def register_blueprint_model(
     alias: str | None = "champion",
     seed: int = 7,
     val_share: float = 0.25,
+    split: Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]] | None = None,
 ) -> RegisteredBlueprintModel:
     """Train ``spec``'s ``candidates`` on ``frame``, register, tag and alias it, no pipeline.
 
@@ -124,7 +127,9 @@ def register_blueprint_model(
     text, an instance); a blueprint whose task depends on the data is resolved on
     ``frame``. The version carries the lineage tags a pipeline writes (the blueprint
     spec and flavour included), so ``driftloop serve``, feedback and the monitor
-    treat it as a pipeline-registered version.
+    treat it as a pipeline-registered version. ``split``: frame -> (train, val) where
+    shuffled rows would not do (interactions split in time); default: a seeded shuffle
+    with ``val_share`` held out.
     """
     from driftloop.blueprints import get_blueprint
     from driftloop.lineage import version_tags
@@ -135,9 +140,12 @@ def register_blueprint_model(
     blueprint = get_blueprint(spec)
     if hasattr(blueprint, "resolve"):
         blueprint, _ = blueprint.resolve(frame)
-    shuffled = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
-    cut = int(len(shuffled) * (1 - val_share))
-    train, val = shuffled.iloc[:cut], shuffled.iloc[cut:]
+    if split is not None:
+        train, val = split(frame)
+    else:
+        shuffled = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+        cut = int(len(shuffled) * (1 - val_share))
+        train, val = shuffled.iloc[:cut], shuffled.iloc[cut:]
     # scoped: training sets MLflow's process-global URI; this process's other tests
     # must not keep talking to this registry
     with scoped_tracking_uri(tracking_uri):
@@ -164,7 +172,7 @@ def register_blueprint_model(
     version = registry.register(name, result.run_id, tags=tags)
     if alias:
         registry.set_alias(name, alias, version)
-    return RegisteredBlueprintModel(name, version, blueprint, result.model, train, val)
+    return RegisteredBlueprintModel(name, version, blueprint, result.model, train, val, result)
 
 
 def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:

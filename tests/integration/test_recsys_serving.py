@@ -11,9 +11,9 @@ from contextlib import ExitStack
 import httpx
 import pytest
 
-from driftloop.blueprints import BlueprintSpec, get_blueprint
+from driftloop.blueprints import BlueprintSpec
 from driftloop.datasets.interactions import movielens, temporal_split
-from tests.integration.conftest_serving import running_predictor
+from tests.integration.conftest_serving import register_blueprint_model, running_predictor
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -25,35 +25,15 @@ SPEC = BlueprintSpec("recsys", {"warm_min": 10, "max_items": 500, "max_k": 50})
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from driftloop.lineage import version_tags
-    from driftloop.registry import ModelRegistry, scoped_tracking_uri
-    from driftloop.settings import Settings
-    from driftloop.training.candidates import train_candidates
-
     home = tmp_path_factory.mktemp("recsys-home")
     tracking = f"sqlite:///{home / 'mlflow.db'}"
     frame = movielens()
     frame = frame[frame["user"].astype(int) <= 120]  # a subsample: 120 users
-    train, test = temporal_split(frame, test_share=0.2)
-    blueprint = get_blueprint(SPEC)
-    with scoped_tracking_uri(tracking):
-        result = train_candidates(
-            blueprint, train, test, seed=7, experiment="recsys-tests",
-            settings=Settings(home=home), candidates=["mostpop", "driftloop"],
-        )  # fmt: skip
-    registry = ModelRegistry(tracking)
-    primary = blueprint.primary_metric
-    tags = version_tags(
-        dataset_fingerprint="test",
-        split_fingerprints={},
-        metric_name=primary,
-        metric_value=result.val_metrics[primary],
-        metric_split="val",
-        blueprint=blueprint.spec,
-        flavour=blueprint.flavour,
-    )
-    version = registry.register(NAME, result.run_id, tags=tags)
-    registry.set_alias(NAME, "champion", version)
+    registered = register_blueprint_model(
+        tracking, NAME, SPEC, frame, candidates=["mostpop", "driftloop"], home=home,
+        split=lambda rows: temporal_split(rows, test_share=0.2),
+    )  # fmt: skip
+    result, train = registered.result, registered.train
     env = {
         "DRIFTLOOP_HOME": str(home),
         "MLFLOW_TRACKING_URI": tracking,
@@ -130,6 +110,25 @@ def test_k_out_of_range_is_a_400_naming_k(served):
     assert response.status_code == 400 and "inputs[k]" in response.text
 
 
+def test_empty_history_and_bad_k_answer_sensibly_never_500(served):
+    _, _, http, _ = served
+    body = {
+        "instances": [
+            {"user_id": "", "recent_items": []},
+            {"user_id": "new", "recent_items": ["", "not-an-item"]},
+        ]
+    }
+    response = http.post(f"/v1/models/{NAME}:predict", json=body)
+    assert response.status_code == 200, response.text
+    answers = response.json()["predictions"]
+    assert [a["segment"] for a in answers] == ["anonymous", "anonymous"]
+    assert all(len(a["item_ids"]) == 10 for a in answers)
+    for k in ("10", 2.5, None, -1):
+        instance = {"user_id": "1", "k": k} if k is not None else {"user_id": "1", "k": [3]}
+        response = http.post(f"/v1/models/{NAME}:predict", json={"instances": [instance]})
+        assert response.status_code == 400 and "instances[0].k" in response.text, response.text
+
+
 def test_session_only_user_over_v2_gets_semi_without_the_session_items(served):
     _, train, http, _ = served
     session = train["item"].value_counts().index[:3].tolist()
@@ -171,5 +170,6 @@ def test_registered_version_loads_with_plain_mlflow_pyfunc(served):
     with scoped_tracking_uri(tracking):
         model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
     user = warm_user(train)
-    out = model.predict(pd.DataFrame({"user_id": [user], "k": [5]}))
+    # the signature declares every input the predictor takes (an empty session is [])
+    out = model.predict(pd.DataFrame({"user_id": [user], "recent_items": [[]], "k": [5]}))
     assert out.iloc[0].tolist() == result.model.recommend([user], k=5)[0][0]
