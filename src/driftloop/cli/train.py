@@ -349,6 +349,22 @@ def render_summary(
     help="Relative gain a challenger needs over the champion (default: settings).",
 )
 @click.option(
+    "--significance",
+    type=click.Choice(["none", "mcnemar"]),
+    default="none",
+    show_default=True,
+    help="Also require the gain to be significant: mcnemar (classifiers; exact McNemar "
+    "test on the rows both versions are judged on).",
+)
+@click.option(
+    "--alpha",
+    "significance_alpha",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Significance level of --significance.",
+)
+@click.option(
     "--preset",
     metavar="fast|medium|best",
     help="Search preset: fast (~15 trials, light candidates, holdout), medium (~40 trials, "
@@ -393,6 +409,8 @@ def train(
     model_name: str | None,
     seed: int | None,
     min_improvement: float | None,
+    significance: str,
+    significance_alpha: float,
     preset: str | None,
     sampler: str | None,
     pruner: str | None,
@@ -460,6 +478,8 @@ def train(
         "min_improvement": settings.min_improvement if min_improvement is None else min_improvement,
         "experiment": experiment or settings.experiment,
         "search": search,
+        "significance": "" if significance == "none" else significance,
+        "significance_alpha": significance_alpha,
     }
 
     # Bound to the real stdout now: kfp.local's output is redirected while the run lasts.
