@@ -11,6 +11,9 @@ TOOLS := .tools
 export PATH := $(CURDIR)/$(TOOLS)/bin:$(CURDIR)/$(BIN):$(PATH)
 
 PYTEST_ARGS ?=
+# one pytest worker per core; a module's tests share its fixtures, so modules stay whole
+TEST_WORKERS ?= 2
+TEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 .PHONY: help install system-deps tools test test-fast demo compile lint format clean
 
@@ -45,7 +48,7 @@ tools:
 	@bash scripts/install-helm.sh $(TOOLS)
 
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+	$(BIN)/python -m pytest $(TEST_PARALLEL) $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

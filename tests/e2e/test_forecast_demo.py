@@ -37,7 +37,7 @@ def test_forecast_traffic_is_real_days_observed_by_series_and_date(tmp_path):
 def test_forecast_demo_closes_the_loop_on_the_crisis(tmp_path):
     """Two kfp.local runs (v1, the retraining) and the stack: 888 s at load 13 on 2 cores
     (2026-11-30), so the subprocess gets more than the shared runner's 900 s."""
-    from tests.e2e.test_closed_loop import registry_view, run_demo, trigger_ledger
+    from tests.e2e.demo_runs import registry_view, run_demo, trigger_ledger
 
     run = run_demo(tmp_path / "forecast", "--no-prometheus", blueprint="forecast", timeout_s=1400)
     assert run.returncode == 0, run.stdout[-3000:]

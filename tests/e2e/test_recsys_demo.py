@@ -40,7 +40,7 @@ def test_recsys_traffic_is_two_periods_of_real_users_with_their_items_as_clicks(
 @pytest.mark.integration
 @pytest.mark.timeout(1200)
 def test_recsys_demo_closes_the_loop_on_a_later_period(tmp_path):
-    from tests.e2e.test_closed_loop import registry_view, run_demo, trigger_ledger
+    from tests.e2e.demo_runs import registry_view, run_demo, trigger_ledger
 
     run = run_demo(tmp_path / "recsys", "--no-prometheus", blueprint="recsys")
     assert run.returncode == 0, run.stdout[-3000:]

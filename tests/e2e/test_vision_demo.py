@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from driftloop.stack.services import alerting_binaries
-from tests.e2e.test_closed_loop import assert_loop_closed, run_demo
+from tests.e2e.demo_runs import assert_loop_closed, run_demo
 
 
 def test_vision_traffic_inverts_the_photos_and_keeps_the_truth(tmp_path):
