@@ -514,6 +514,9 @@ class LoopDemo:
                     f"v{latest.version} gated and kept out: {scores.get('reason')}; "
                     f"v{version} still serves (the gate's honest answer for this blueprint)",
                 )
+                self.note(
+                    "traffic", f"after the shift: {self.describe_traffic(self.report.shifted)}"
+                )
                 return True
             raise DemoError(
                 f"the gate kept v{version}: {scores.get('reason') or 'no decision recorded'} "
