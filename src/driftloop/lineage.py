@@ -74,8 +74,12 @@ TAG_VALIDATION_FOLDS = tag_key("validation.folds")
 # one Optuna trial's nested run
 TAG_TRIAL_NUMBER = tag_key("trial.number")
 TAG_TRIAL_STATE = tag_key("trial.state")
+# the evaluate step served a blueprint's fallback (``Blueprint.fallback``) instead of the
+# chosen candidate: why (e.g. "no candidate beat persistence ..."), and what it replaced
+TAG_FALLBACK = tag_key("fallback.reason")
+TAG_FALLBACK_REPLACED = tag_key("fallback.replaced")
 # training-run tags the register step copies onto the version (prefixes)
-CARRIED_RUN_TAG_PREFIXES = (TAG_SEARCH, tag_key("validation."))
+CARRIED_RUN_TAG_PREFIXES = (TAG_SEARCH, tag_key("validation."), tag_key("fallback."))
 
 
 def split_fingerprint_tag(split: str) -> str:

@@ -87,6 +87,19 @@ class Metric:
         return -math.inf if self.greater_is_better else math.inf
 
 
+@dataclass(frozen=True)
+class Fallback:
+    """What the evaluate step registers instead of the chosen model (``Blueprint.fallback``).
+
+    ``model`` is fitted; ``reason`` is recorded on the run and the version (the served
+    model's metadata says why it is not the candidate the search chose).
+    """
+
+    candidate: str
+    model: Any
+    reason: str
+
+
 class Blueprint(ABC):
     name: ClassVar[str]
     task: str
@@ -237,6 +250,16 @@ class Blueprint(ABC):
     @abstractmethod
     def feedback(self) -> Feedback:
         """What a ground truth is and how the live score is computed."""
+
+    def fallback(
+        self, model: Any, test: pd.DataFrame, metrics: dict[str, float]
+    ) -> Fallback | None:
+        """A model to serve instead of the chosen ``model`` when its test ``metrics`` (on
+        ``test``) do not justify it -- e.g. a forecast that does not beat persistence.
+
+        Default: None (the chosen model is registered as it is; the gate's floor decides).
+        """
+        return None
 
     def explainer(self, model: Any, background: Any = None) -> Explainer | None:
         """Per-instance explanations of a fitted model (None: this blueprint has none).

@@ -14,7 +14,13 @@ Options (``BlueprintSpec``; defaults sized for a loaded 2-core CPU): ``window`` 
 ``max_days`` (most recent days kept, 2000; 0: all), ``epochs`` (10), ``hidden_size``
 (64), ``learning_rate`` (1e-3), ``max_seconds`` (120, cap of one LSTM fit),
 ``test_days`` / ``val_days`` (250 each: the time split, gaps of one window),
-``date_column`` / ``value_column`` (a CSV's columns; found when not given).
+``date_column`` / ``value_column`` (a CSV's columns; found when not given), ``dm_alpha``
+(unset: off; e.g. 0.05: the served model must also beat persistence by a one-sided
+Diebold-Mariano test at that level on the test days).
+
+Persistence serves when the chosen model does not beat it on the test period
+(``fallback``): the evaluate step registers persistence in its place and the version's
+``driftloop.fallback.reason`` tag says so, with the chosen model's MASE and DM p-value.
 """
 
 from __future__ import annotations
@@ -25,9 +31,21 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from driftloop.blueprints.base import LIGHT, Blueprint, Metric, ParamChoice, ParamRange
+from driftloop.blueprints.base import (
+    LIGHT,
+    Blueprint,
+    Fallback,
+    Metric,
+    ParamChoice,
+    ParamRange,
+)
 from driftloop.blueprints.codec import Limits
-from driftloop.blueprints.forecast.backtest import BacktestReport, run_backtest, score_frame
+from driftloop.blueprints.forecast.backtest import (
+    PERSISTENCE,
+    BacktestReport,
+    run_backtest,
+    score_frame,
+)
 from driftloop.blueprints.forecast.codec import INPUT, PriceCodec
 from driftloop.blueprints.forecast.drift import PriceFeaturizer
 from driftloop.blueprints.forecast.feedback import PriceFeedback
@@ -51,7 +69,7 @@ MIN_HELD_OUT_DAYS = 30
 NUMBER_OPTIONS = {"window", "max_days", "epochs", "hidden_size", "learning_rate", "max_seconds",
                   "test_days", "val_days"}  # fmt: skip
 # options that are not sizes: a CSV's columns, the series' name, the shared metric options
-OTHER_OPTIONS = {"date_column", "value_column", "series", "metric", "floor"}
+OTHER_OPTIONS = {"date_column", "value_column", "series", "metric", "floor", "dm_alpha"}
 
 
 def _number(option: str, value: Any, kind: type) -> Any:
@@ -110,6 +128,11 @@ class ForecastBlueprint(Blueprint):
                 raise ValueError(f"{option}: must be a positive number, got {value}")
         if self.window < 3:
             raise ValueError(f"window: needs at least 3 closes, got {self.window}")
+        self.dm_alpha: float | None = None
+        if self.options.get("dm_alpha") is not None:
+            self.dm_alpha = _number("dm_alpha", self.options["dm_alpha"], float)
+            if not 0.0 < self.dm_alpha < 1.0:
+                raise ValueError(f"--param dm_alpha: must be between 0 and 1, got {self.dm_alpha}")
 
     @property
     def spec(self):
@@ -290,6 +313,32 @@ class ForecastBlueprint(Blueprint):
         if frame.empty:
             raise ValueError("cannot score a model on an empty frame")
         return score_frame(model, frame, self.window)
+
+    def fallback(
+        self, model: Any, test: pd.DataFrame, metrics: dict[str, float]
+    ) -> Fallback | None:
+        """Persistence, when ``model`` does not beat it on the test period: MASE against
+        persistence not below 1, or (with ``dm_alpha``) a one-sided Diebold-Mariano
+        p-value not below ``dm_alpha``. The acceptance's "MASE < 1, or is persistence"."""
+        if isinstance(model, PersistenceForecaster):
+            return None
+        mase, pvalue = float(metrics["mase"]), float(metrics["dm_pvalue"])
+        beats = mase < 1.0 and (self.dm_alpha is None or pvalue < self.dm_alpha)
+        if beats:
+            return None
+        kind = getattr(model, "kind", type(model).__name__)
+        needs = "MASE < 1" if mase >= 1.0 else f"DM p < {self.dm_alpha:g}"
+        persistence = PersistenceForecaster()
+        # the chosen model's training reference (drift) and window: persistence has no
+        # parameters, so it stands for the same training period
+        persistence.window_ = model.window_
+        persistence.reference_ = model.reference_
+        return Fallback(
+            PERSISTENCE,
+            persistence,
+            f"no candidate beat persistence on the test period ({len(test)} days): "
+            f"{kind} has MASE {mase:.4f}, DM p={pvalue:.3g} (needs {needs}); persistence serves",
+        )
 
     def backtest(self, frame: pd.DataFrame, **kwargs: Any) -> BacktestReport:
         """Every candidate on a temporal split with gaps, gated (see ``backtest.py``)."""
