@@ -3,9 +3,9 @@
 The demo run is a real subprocess (training pipeline through kfp.local, MLflow
 server, predictor, monitor, trigger, Prometheus + Alertmanager when installed,
 retraining pipeline, gate, promotion, predictor reload); the assertions read
-its JSON report, its registry and its trigger ledger (``test_closed_loop``'s
-helpers). The quick variant trains a width-8 CNN for 3 epochs beside the pixel
-baselines on 400 photos of 4 classes.
+its JSON report, its registry and its trigger ledger (``demo_runs``' helpers).
+The quick variant trains a width-8 CNN for 3 epochs beside the pixel baselines
+on 400 photos of 4 classes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from driftloop.stack.services import alerting_binaries
-from tests.e2e.demo_runs import assert_loop_closed, run_demo
+from tests.e2e.demo_runs import DEMO_MARKS, assert_loop_closed, run_demo
 
 
 def test_vision_traffic_inverts_the_photos_and_keeps_the_truth(tmp_path):
@@ -41,10 +41,14 @@ def test_vision_traffic_inverts_the_photos_and_keeps_the_truth(tmp_path):
     assert plan.dataset == "images" and plan.monitor_window == QUICK.monitor_window
 
 
-@pytest.mark.e2e
-@pytest.mark.slow
-@pytest.mark.integration
-@pytest.mark.timeout(1200)
+def demo_test(test):
+    """``test`` with the marks of a demo run (e2e, slow, integration, a longer timeout)."""
+    for mark in DEMO_MARKS:
+        test = mark(test)
+    return test
+
+
+@demo_test
 def test_vision_demo_closes_the_loop_on_inverted_photos(tmp_path):
     alerting = "prometheus" if alerting_binaries() is not None else "evaluator"
     extra = () if alerting == "prometheus" else ("--no-prometheus",)
