@@ -99,6 +99,24 @@ def test_missing_target_values(home, write):
     )
 
 
+def test_an_all_missing_target(home, write):
+    assert_one_line_error(
+        train("--data", write(table().assign(amount=np.nan)), "--target", "amount"),
+        "column 'amount': 120 of 120 rows have no target value",
+        home=home,
+    )
+
+
+@pytest.mark.parametrize("task", [[], ["--task", "regression"]])
+def test_a_constant_numeric_target(home, write, task):
+    assert_one_line_error(
+        train("--data", write(table(240).assign(amount=3.5)), "--target", "amount", *task),
+        "column 'amount': every one of the 240 rows holds 3.5",
+        "a constant target leaves nothing to learn",
+        home=home,
+    )
+
+
 def test_a_single_class(home, write):
     assert_one_line_error(
         train("--data", write(table().assign(label="high")), "--target", "label"),
@@ -221,6 +239,7 @@ def test_train_a_generated_regression_table_twice(home, tmp_path):
     path = tmp_path / "houses; prices.csv"
     table(240).drop(columns=["label"]).to_csv(path, index=False, sep=";")
     args = ("train", "tabular", "--data", str(path), "--target", "amount", "--model-name", "prices")
+    args += ("--candidates", "ridge,random_forest")  # the pipeline is under test, not the search
     first = _run_cli(*args, "--json")
     assert first["version"] == "1" and first["decision"] == "promote"
     assert first["aliases"] == ["champion"] and first["primary_metric"] == "rmse"

@@ -25,7 +25,7 @@ from driftloop.blueprints.estimators import StringLabelXGBClassifier
 from driftloop.blueprints.feedback import Feedback, LabelFeedback, NumberFeedback
 from driftloop.blueprints.scoring import classification_scores, regression_scores
 from driftloop.blueprints.tabular.codec import TableCodec
-from driftloop.blueprints.tabular.schema import DateParts, TableSchema
+from driftloop.blueprints.tabular.schema import CategoryFrame, DateParts, TableSchema
 from driftloop.blueprints.tabular.tasks import STRATEGIES, strategy_for
 from driftloop.datasets.errors import DatasetValidationError
 
@@ -127,6 +127,12 @@ def preprocessing(*, scale: bool) -> ColumnTransformer:
         ],
         sparse_threshold=0.0,
     )
+
+
+def category_pipeline(estimator: Any) -> Pipeline:
+    """The table's columns with text as pandas categories, for a learner that splits on
+    categories itself (LightGBM; see ``CategoryFrame``)."""
+    return Pipeline([("schema", TableSchema()), ("prepare", CategoryFrame()), ("model", estimator)])
 
 
 def table_pipeline(estimator: Any, *, scale: bool = False) -> Pipeline:
@@ -389,6 +395,12 @@ class TabularBlueprint(Blueprint):
                     "(--task classification predicts classes)",
                     {target: f"{bad} rows not numeric"},
                 )
+            if numbers.nunique() < 2:
+                raise DatasetValidationError(
+                    f"column {target!r}: every one of the {len(frame)} rows holds "
+                    f"{numbers.iloc[0]:g}; a constant target leaves nothing to learn",
+                    {target: "constant"},
+                )
         return report
 
     @property
@@ -435,7 +447,7 @@ class TabularBlueprint(Blueprint):
         if self.classifier:
             return {
                 # LightGBM keeps string labels itself (its classes_ are the originals)
-                "lightgbm": table_pipeline(LGBMClassifier(**lightgbm)),
+                "lightgbm": category_pipeline(LGBMClassifier(**lightgbm)),
                 "logistic_regression": table_pipeline(
                     LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed),
                     scale=True,
@@ -458,7 +470,7 @@ class TabularBlueprint(Blueprint):
         from xgboost import XGBRegressor
 
         return {
-            "lightgbm": table_pipeline(LGBMRegressor(**lightgbm)),
+            "lightgbm": category_pipeline(LGBMRegressor(**lightgbm)),
             "ridge": table_pipeline(Ridge(alpha=1.0), scale=True),
             "random_forest": table_pipeline(
                 # fewer, shallower trees than the classifier's: a continuous target grows a
