@@ -266,3 +266,32 @@ def test_a_bad_batching_variable_is_one_cli_error_line(monkeypatch, capsys):
     assert err == [
         "driftloop: error: DRIFTLOOP_MAX_BATCH_SIZE='0': Input should be greater than or equal to 1"
     ]
+
+
+@pytest.mark.parametrize("latency_logging", [False, True])
+def test_kserve_timing_log_middleware_only_with_latency_logging(latency_logging):
+    from fastapi import FastAPI
+    from kserve.model_repository import ModelRepository
+    from kserve.protocol.dataplane import DataPlane
+    from kserve.protocol.model_repository_extension import ModelRepositoryExtension
+    from timing_asgi import TimingMiddleware
+
+    from driftloop.serving.metrics import REQUEST_LATENCY
+    from driftloop.serving.middleware import RequestMetricsMiddleware
+    from driftloop.serving.server import DriftloopRESTServer
+
+    app = FastAPI()
+    repository = ModelRepository()
+    server = DriftloopRESTServer(
+        "unused:app",
+        DataPlane(model_registry=repository),
+        ModelRepositoryExtension(model_registry=repository),
+        8080,
+        settings=Settings(),
+        latency_logging=latency_logging,
+    )
+    server._add_middlewares(app)
+    classes = [middleware.cls for middleware in app.user_middleware]
+    assert (TimingMiddleware in classes) is latency_logging
+    # request latency is measured either way (driftloop_request_latency_seconds)
+    assert RequestMetricsMiddleware in classes and REQUEST_LATENCY is not None

@@ -39,6 +39,7 @@ from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess, RESTServerProcess
 from kserve.protocol.rest.server import RESTServer
+from timing_asgi import TimingMiddleware
 
 from driftloop.serving import metrics, rest, runtime, safety
 from driftloop.serving.auth import GrpcAuthInterceptor
@@ -76,11 +77,18 @@ class DriftloopDataPlane(DataPlane):
 
 class DriftloopRESTServer(RESTServer):
     def __init__(
-        self, *args, settings: Settings, docs: bool = False, host: str | None = None, **kwargs
+        self,
+        *args,
+        settings: Settings,
+        docs: bool = False,
+        host: str | None = None,
+        latency_logging: bool = False,
+        **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.settings = settings
         self.docs = docs
+        self.latency_logging = latency_logging
         # KServe hard-codes 0.0.0.0; the multi-process server binds this config's socket too
         self.config.host = host or settings.predictor_host
 
@@ -94,6 +102,14 @@ class DriftloopRESTServer(RESTServer):
 
     def _add_middlewares(self, app) -> None:  # noqa: ANN001
         super()._add_middlewares(app)
+        if not self.latency_logging:
+            # KServe's TimingMiddleware only logs two kserve.trace lines per request (wall
+            # and CPU time: two getrusage calls): ~a third of the event loop's CPU under
+            # batched load. driftloop_request_latency_seconds measures the same; it stays
+            # with --enable_latency_logging.
+            app.user_middleware[:] = [
+                m for m in app.user_middleware if m.cls is not TimingMiddleware
+            ]
         # inside auth and request metrics (added next, outermost): 413s are counted
         app.add_middleware(safety.BodySizeLimitMiddleware, max_bytes=self.settings.max_body_bytes)
         rest.add_middlewares(app, self.settings)
@@ -122,6 +138,7 @@ class DriftloopRESTServerMultiProcess(RESTServerMultiProcess):
         settings: Settings,
         docs: bool = False,
         host: str | None = None,
+        latency_logging: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(app, data_plane, extension, http_port, **kwargs)
@@ -138,6 +155,7 @@ class DriftloopRESTServerMultiProcess(RESTServerMultiProcess):
             settings=settings,
             docs=docs,
             host=host,
+            latency_logging=latency_logging,
         )
         self._born: dict[int | None, float] = {}
 
@@ -220,6 +238,7 @@ class DriftloopModelServer(ModelServer):
             grace_period=self.grace_period,
             event_loop=self.event_loop,
             timeout_keep_alive=self.timeout_keep_alive,
+            latency_logging=self.enable_latency_logging,
         )
         if self.workers > 1:
             self._rest_multiprocess_server = DriftloopRESTServerMultiProcess(
