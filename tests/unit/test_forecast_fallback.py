@@ -1,13 +1,11 @@
 """The forecast's honest gate through the shared pipeline steps: when the chosen model does not
 beat persistence on the test period (MASE >= 1, or with ``dm_alpha`` a Diebold-Mariano p not
 below it), the evaluate step logs persistence as the run's model and the register step's
-version is persistence, tagged with why (``Blueprint.fallback``)."""
+version is persistence, tagged with why (``Blueprint.fallback``). The pipeline's steps and
+the served metadata: tests/integration/test_forecast_fallback_serving.py."""
 
 from __future__ import annotations
 
-import json
-
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,19 +17,23 @@ from driftloop.blueprints.forecast.models import (
     RandomWalkDriftForecaster,
 )
 from driftloop.blueprints.forecast.windows import price_columns, window_frame
-from driftloop.lineage import TAG_BEST_CANDIDATE, TAG_FALLBACK, TAG_FALLBACK_REPLACED
 
 WINDOW = 10
 
 
-def trend_then_reversal(days: int = 260, turn: int = 170) -> pd.DataFrame:
-    """Closes that rise 0.5 % a day with small noise, then fall 0.5 % a day from ``turn``:
-    a random walk with the training period's drift forecasts up while the test days go down."""
+def reversing_closes(days: int = 260, turn: int = 170) -> pd.DataFrame:
+    """Daily closes that rise 0.5 % a day with small noise, then fall 0.5 % a day from
+    ``turn``: a random walk with the training period's drift forecasts up while the test
+    days go down."""
     rng = np.random.default_rng(3)
     returns = np.where(np.arange(days) < turn, 0.005, -0.005) + rng.normal(0, 0.001, days)
     close = 50 * np.exp(np.cumsum(returns))
     dates = pd.bdate_range("2019-01-01", periods=days).strftime("%Y-%m-%d")
-    return window_frame(pd.DataFrame({"date": dates, "close": close}), WINDOW)
+    return pd.DataFrame({"date": dates, "close": close})
+
+
+def trend_then_reversal() -> pd.DataFrame:
+    return window_frame(reversing_closes(), WINDOW)
 
 
 def fitted(model, frame: pd.DataFrame):
@@ -80,43 +82,3 @@ def test_below_one_serves_unless_the_diebold_mariano_test_is_asked_for_and_fails
 def test_dm_alpha_must_be_a_level(value):
     with pytest.raises(ValueError, match="dm_alpha"):
         blueprint(dm_alpha=value)
-
-
-@pytest.mark.slow  # ~25 s on the loaded 2-core machine: MLflow sqlite, two model logs
-def test_evaluate_step_registers_persistence_with_the_reason(tmp_path, monkeypatch):
-    """train_candidates -> evaluate_run -> register_from_run, as the pipeline's steps call
-    them, on a private sqlite MLflow: the version is persistence and says why."""
-    from driftloop.registry import ModelRegistry, register_from_run, scoped_tracking_uri
-    from driftloop.settings import Settings
-    from driftloop.training.candidates import train_candidates
-    from driftloop.training.evaluate import evaluate_run
-    from driftloop.training.model_logging import load_native
-
-    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
-    monkeypatch.setenv("DRIFTLOOP_HOME", str(tmp_path))
-    frame = trend_then_reversal()
-    split = temporal_split(frame, WINDOW, test_days=40, val_days=40)
-    forecast = blueprint()
-    test_path = tmp_path / "test.parquet"
-    split.test.to_parquet(test_path)
-    with scoped_tracking_uri(tracking):
-        result = train_candidates(
-            forecast, split.train, split.val, seed=1, experiment="fallback",
-            settings=Settings(home=tmp_path), candidates=["random_walk_drift"],
-        )  # fmt: skip
-        assert result.best_candidate == "random_walk_drift"
-        scores = evaluate_run(result.run_id, test_path, forecast.spec.to_text())
-        run = mlflow.MlflowClient().get_run(result.run_id).data
-        number = json.loads(register_from_run("trend", result.run_id))["version"]
-    version = ModelRegistry(tracking).get_version("trend", number)
-    assert scores["mase"] == pytest.approx(1.0)  # what the register step records
-    assert run.metrics["test_mase"] == pytest.approx(1.0)
-    assert run.metrics["replaced_test_mase"] > 1.0
-    assert run.tags[TAG_BEST_CANDIDATE] == "persistence"
-    assert version.tags[TAG_FALLBACK_REPLACED] == "random_walk_drift"
-    assert version.tags[TAG_FALLBACK].startswith("no candidate beat persistence")
-    served = load_native(f"models:/trend/{number}", tracking)
-    assert isinstance(served, PersistenceForecaster)
-    windows = split.test[price_columns(WINDOW)].to_numpy()
-    assert np.allclose(served.predict(windows), windows[:, -1])

@@ -7,13 +7,16 @@ whose weights we hold even if the alias moves while we load.
 
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from driftloop.blueprints import Blueprint
 from driftloop.blueprints.codec import Codec, Limits
-from driftloop.lineage import TAG_BLUEPRINT
+from driftloop.lineage import TAG_BEST_CANDIDATE, TAG_BLUEPRINT, TAG_PREFIX
+
+log = logging.getLogger(__name__)
 
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 _VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
@@ -33,6 +36,8 @@ class LoadedModel:
     codec: Codec
     version: str
     uri: str
+    # what the version says of itself (``version_metadata``): answered as model metadata
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def model_uri_for(name: str, alias: str = "champion", model_uri: str | None = None) -> str:
@@ -156,6 +161,60 @@ def blueprint_of(concrete: str, tracking_uri: str | None = None) -> Blueprint:
     )
 
 
+TEST_METRIC_PREFIX = "test_"  # ``training.evaluate.TEST_PREFIX``: the test split's scores
+TUNED_PARAM_PREFIX = "tuned."  # the search's best hyperparameters (``training.candidates``)
+
+
+def version_metadata(concrete: str, version: str, blueprint: Blueprint, tracking_uri=None) -> dict:
+    """The served version described for callers (the v2 model metadata's ``parameters``).
+
+    ``version``; ``blueprint`` and ``hyperparameters`` (its options -- ``--param`` values
+    included -- as the version's blueprint tag records them); ``candidate`` the search chose;
+    ``tuned`` (the search's best hyperparameters); ``test_metrics`` (the training run's
+    ``test_*`` scores); ``registered_at``; ``tags`` (the version's ``driftloop.*`` tags: the
+    gate's decision, a fallback's reason, lineage). A run that cannot be read leaves the run's
+    parts empty: metadata never stops a version from serving.
+    """
+    from driftloop.registry import ModelRegistry
+
+    info: dict[str, Any] = {
+        "version": version,
+        "blueprint": blueprint.name,
+        "hyperparameters": dict(blueprint.spec.options),
+        "candidate": None,
+        "tuned": {},
+        "test_metrics": {},
+        "registered_at": None,
+        "tags": {},
+    }
+    fixed, run = _VERSION_URI.match(concrete), _RUN_URI.match(concrete)
+    run_id = run["run_id"] if run else None
+    try:
+        if fixed:
+            registered = ModelRegistry(tracking_uri).get_version(fixed["name"], fixed["version"])
+            run_id = registered.run_id
+            info["registered_at"] = registered.created.isoformat()
+            info["tags"] = {k: v for k, v in registered.tags.items() if k.startswith(TAG_PREFIX)}
+        if run_id:
+            data = _client(tracking_uri).get_run(run_id).data
+            info["candidate"] = data.tags.get(TAG_BEST_CANDIDATE)
+            info["test_metrics"] = {
+                name.removeprefix(TEST_METRIC_PREFIX): value
+                for name, value in sorted(data.metrics.items())
+                if name.startswith(TEST_METRIC_PREFIX)
+            }
+            info["tuned"] = {
+                name.removeprefix(TUNED_PARAM_PREFIX): value
+                for name, value in sorted(data.params.items())
+                if name.startswith(TUNED_PARAM_PREFIX)
+            }
+            if not fixed:
+                info["tags"] = {k: v for k, v in data.tags.items() if k.startswith(TAG_PREFIX)}
+    except Exception as exc:  # MlflowException, RegistryError: a deleted run, an outage
+        log.warning("metadata of %s incomplete: %s", concrete, exc)
+    return info
+
+
 def load(uri: str, tracking_uri: str | None = None, limits: Limits | None = None) -> LoadedModel:
     """Resolve ``uri``, load the fitted model (``model_logging.load_native``) and its codec."""
     concrete, version = resolve(uri, tracking_uri)
@@ -170,4 +229,11 @@ def load(uri: str, tracking_uri: str | None = None, limits: Limits | None = None
         codec = blueprint.codec(model, limits or Limits())
     except (TypeError, ValueError, AttributeError) as exc:
         raise ModelLoadError(f"{concrete} is not a {blueprint.spec} model: {exc}") from exc
-    return LoadedModel(model=model, blueprint=blueprint, codec=codec, version=version, uri=concrete)
+    return LoadedModel(
+        model=model,
+        blueprint=blueprint,
+        codec=codec,
+        version=version,
+        uri=concrete,
+        metadata=version_metadata(concrete, version, blueprint, tracking_uri),
+    )

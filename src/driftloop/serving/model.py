@@ -201,6 +201,14 @@ class BlueprintModel(kserve.Model):
     def get_output_types(self) -> list[dict]:
         return [spec.as_metadata() for spec in self._codec().outputs]
 
+    def version_metadata(self) -> dict:
+        """The served version: hyperparameters, test metrics, tags (``loader.version_metadata``);
+        the v2 model metadata's ``parameters``."""
+        loaded = self._loaded
+        if loaded is None:
+            raise ModelNotReady(self.name)
+        return dict(loaded.metadata)
+
     # --- inference: KServe's preprocess -> predict -> postprocess -------------------
     def preprocess(self, payload: dict | InferRequest, headers: dict[str, str] | None = None):
         started = time.perf_counter()

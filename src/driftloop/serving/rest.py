@@ -16,7 +16,9 @@
   ``:predict``), and ``POST /v2/models/{name}/explain`` adds the v2 equivalent KServe
   0.21 lacks (the body of v2 infer, through ``serving.wire``); both answer JSON, see
   ``serving.explain``. A version its blueprint cannot explain answers 501 naming it.
-- ``GET /v2/models/{name}`` adds the served version as ``versions``.
+- ``GET /v2/models/{name}`` adds the served version as ``versions``, and what it says of
+  itself as ``parameters`` (version, hyperparameters, test metrics, tags:
+  ``loader.version_metadata``) -- the seed's ``/model/info`` and ``/config``.
 - the feedback routes, auth and request-metrics middleware, and the startup
   and shutdown hooks of the process's serving runtime.
 - with ``docs`` (``driftloop serve --docs``): ``/docs`` and the typed
@@ -124,6 +126,9 @@ def install(app: FastAPI, dataplane: DataPlane, settings: Settings, *, docs: boo
         model = dataplane.get_model_from_registry(model_name)
         version = getattr(model, "served_version", None)
         metadata["versions"] = [version] if version else []
+        describe = getattr(model, "version_metadata", None)
+        if describe is not None:  # version, hyperparameters, test metrics, tags
+            metadata["parameters"] = describe()
         return metadata
 
     # infer reads the raw body: its typed body is documented (openapi_extra), not declared
