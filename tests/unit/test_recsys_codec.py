@@ -137,3 +137,40 @@ def test_drift_reference_from_held_out_interactions(codec):
         "category": "categorical",
         "popularity": "continuous",
     }
+
+
+def test_clicks_become_one_interaction_each_in_the_retraining_rows(tmp_path):
+    """merge_feedback: a click list gives one row per item, ids <request id>/<n>."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from driftloop.datasets import write_frame
+    from driftloop.store import PredictionRecord, PredictionStore
+    from driftloop.training.data_steps import merge_feedback
+
+    store = PredictionStore(f"sqlite:///{tmp_path / 'store.db'}")
+    output = {"item_ids": ["a", "b"], "scores": [2.0, 1.0], "segment": "warm"}
+    store.insert_predictions(
+        [
+            PredictionRecord(
+                request_id=rid, model_name="m", model_version="1",
+                inputs=[{"user_id": user, "recent_items": [], "k": 2}], outputs=[output],
+                label="warm", confidence=None, created_at=datetime.now(UTC), latency_ms=1.0,
+            )
+            for rid, user in (("r1", "u1"), ("r2", "u2"))
+        ]
+    )  # fmt: skip
+    store.add_feedback("r1", value=["a", "z"], correct=True)
+    store.add_feedback("r2", value=[], correct=False)  # nothing clicked: no row
+    store.close()
+    base = get_blueprint("recsys").load(None, None).head(3)
+    write_frame(base, tmp_path / "base.parquet")
+    summary = merge_feedback(
+        tmp_path / "base.parquet", tmp_path / "merged.parquet", "recsys", "m", store.url
+    )
+    merged = pd.read_parquet(tmp_path / "merged.parquet")
+    assert summary["feedback_rows"] == 2 and len(merged) == 5
+    clicks = merged[merged["user"] == "u1"]
+    assert clicks["id"].tolist() == ["r1/0", "r1/1"] and clicks["item"].tolist() == ["a", "z"]
+    assert "feedback_source" not in merged

@@ -53,6 +53,9 @@ class ParamChoice:
     choices: tuple[Any, ...]
 
 
+# rows_from_feedback's optional column: the index of the truth a row was made from
+FEEDBACK_SOURCE = "feedback_source"
+
 # Cost tiers of candidates (``Blueprint.candidate_tiers``): presets pick candidates by tier.
 LIGHT = "light"  # linear models, naive Bayes, small forests: seconds on thousands of rows
 BOOSTING = "boosting"  # gradient boosting: better on tables, several times the cost
@@ -187,7 +190,12 @@ class Blueprint(ABC):
 
     @abstractmethod
     def rows_from_feedback(self, inputs: Sequence[Any], truths: Sequence[Any]) -> pd.DataFrame:
-        """Training rows (no id) from stored input summaries and their ground truths."""
+        """Training rows (no id) from stored input summaries and their ground truths.
+
+        One row per truth, in order; a truth that gives several rows (a recommender's
+        clicked items) says which truth each row came from in a ``FEEDBACK_SOURCE``
+        column (its index in ``truths``), and the rows get ids ``<truth id>/<n>``.
+        """
 
     # --- trainer -------------------------------------------------------------------
     @abstractmethod

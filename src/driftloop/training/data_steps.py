@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from driftloop.blueprints import Blueprint, get_blueprint
+from driftloop.blueprints.base import FEEDBACK_SOURCE
 from driftloop.datasets.files import read_frame, write_frame
 from driftloop.datasets.fingerprint import frame_fingerprint
 from driftloop.training.splits import split_file
@@ -113,6 +114,10 @@ def merge_feedback(
             inputs.append(instance)
             truths.append(truth)
     feedback = blueprint.rows_from_feedback(inputs, truths)
+    if FEEDBACK_SOURCE in feedback:  # several rows from one truth: <truth id>/<n>
+        source = feedback.pop(FEEDBACK_SOURCE).astype(int)
+        nth = source.groupby(source).cumcount()
+        ids = [f"{ids[s]}/{n}" for s, n in zip(source, nth, strict=True)]
     feedback.insert(0, blueprint.id_column, ids)
     base = read_frame(path)
     columns = [blueprint.id_column, *(c for c in feedback.columns if c != blueprint.id_column)]

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from driftloop.blueprints.base import Blueprint, Metric, ParamRange
+from driftloop.blueprints.base import FEEDBACK_SOURCE, Blueprint, Metric, ParamRange
 from driftloop.blueprints.codec import Limits
 from driftloop.blueprints.recsys.codec import ClickFeedback, RecsysCodec
 from driftloop.blueprints.recsys.drift import RecsysFeaturizer
@@ -101,10 +101,11 @@ class RecsysBlueprint(Blueprint):
         return None
 
     def rows_from_feedback(self, inputs: Sequence[Any], truths: Sequence[Any]) -> pd.DataFrame:
-        """One interaction per clicked item, stamped now (a click is fresh behaviour)."""
+        """One interaction per clicked item, stamped now (a click is fresh behaviour);
+        ``FEEDBACK_SOURCE`` names the click list each came from."""
         rows, now = [], time.time()
-        for summary, clicks in zip(inputs, truths, strict=True):
-            for item in clicks or []:
+        for index, (summary, clicks) in enumerate(zip(inputs, truths, strict=True)):
+            for item in dict.fromkeys(clicks or []):
                 rows.append(
                     {
                         "user": str(summary["user_id"]),
@@ -112,9 +113,11 @@ class RecsysBlueprint(Blueprint):
                         "timestamp": now,
                         "weight": 1.0,
                         "genres": "",
+                        FEEDBACK_SOURCE: index,
                     }  # fmt: skip
                 )
-        return pd.DataFrame(rows, columns=["user", "item", "timestamp", "weight", "genres"])
+        columns = ["user", "item", "timestamp", "weight", "genres", FEEDBACK_SOURCE]
+        return pd.DataFrame(rows, columns=columns)
 
     # --- trainer -------------------------------------------------------------------
     def candidates(self, seed: int) -> dict[str, Any]:
