@@ -306,6 +306,64 @@ def paired_on_off(ctx: Context, model: ModelFixture, request_file: Path, task) -
     }
 
 
+def interleaved_acceptance(
+    ctx: Context, model: ModelFixture, request_file: Path, task, with_mlserver: bool
+) -> dict:
+    """Issue 19's points measured in interleaved rounds, every server up at once: driftloop
+    (on), the bare KServe server and MLServer at 32 connections, driftloop and bare KServe
+    at 8 (for p99), REST v2. On a shared machine a load change during one server's turn
+    lands on one side only; alternating the order and taking medians cancels it.
+
+    Returns ``{(kind, concurrency): LoadResult}`` (the median-throughput round, its p99
+    replaced by the median p99 of the rounds) and the rounds' req/s."""
+    import dataclasses
+
+    runs: dict[tuple[str, int], list[LoadResult]] = {}
+    with ExitStack() as stack:
+        sink = stack.enter_context(cloudevents_sink(ctx))
+        servers: dict[str, Server] = {}
+        for kind in (ON, KSERVE, *((MLSERVER,) if with_mlserver else ())):
+            try:
+                servers[kind] = stack.enter_context(
+                    start_server(kind, model, ctx, sink_url=f"{sink.base_url}/")
+                )
+                warm_up(servers[kind], model)
+            except Exception as exc:
+                if kind != MLSERVER:
+                    raise
+                ctx.note(f"MLServer left out of the interleaved rounds: {str(exc)[:200]}")
+                servers.pop(kind, None)
+        points = [(kind, THROUGHPUT_CONNECTIONS) for kind in servers]
+        points += [(ON, LATENCY_CONNECTIONS), (KSERVE, LATENCY_CONNECTIONS)]
+        for index in range(PAIRED_ROUNDS):
+            for kind, concurrency in points if index % 2 == 0 else points[::-1]:
+                ctx.progress.update(
+                    task, description=f"serving {model.name} acceptance round {index + 1}"
+                )
+                runs.setdefault((kind, concurrency), []).append(
+                    measure(
+                        servers[kind],
+                        model,
+                        ACCEPTANCE_PROTOCOL,
+                        concurrency,
+                        ctx.budget.load_seconds,
+                        request_file,
+                    )
+                )
+                ctx.progress.advance(task)
+    medians = {
+        point: dataclasses.replace(
+            median_result(results), p99_ms=float(np.median([r.p99_ms for r in results]))
+        )
+        for point, results in runs.items()
+    }
+    rounds = {
+        f"{kind} c={concurrency}": [round(r.rps, 1) for r in results]
+        for (kind, concurrency), results in runs.items()
+    }
+    return {"results": medians, "rounds": rounds}
+
+
 def median_result(results: list[LoadResult]) -> LoadResult:
     """The run with the median throughput (the lower middle one for an even count)."""
     ranked = sorted(results, key=lambda result: result.rps)
@@ -332,6 +390,7 @@ def run(ctx: Context) -> None:
     points = sum(len(p) * len(c) for plan in plans.values() for _, p, c in plan)
     text_models = [m for m in models if m.kind == "text"]
     points += len(text_models) * len(PROTOCOLS) * 2 * PAIRED_ROUNDS
+    points += len(text_models) * (3 if mlserver_reason is None else 2) * PAIRED_ROUNDS + 2
     task = ctx.progress.add_task("serving", total=points)
     logging_checks: dict[tuple[str, str], dict] = {}
     paired: dict[str, dict] = {}
@@ -407,6 +466,9 @@ def run(ctx: Context) -> None:
                     }
         if model.kind == "text":
             paired[model.name] = paired_on_off(ctx, model, request_file, task)
+            paired[model.name]["interleaved"] = interleaved_acceptance(
+                ctx, model, request_file, task, with_mlserver=mlserver_reason is None
+            )
     ctx.cache["serving_table"] = table
     emit_figures(ctx, models, table, floors, logging_checks, paired)
 
@@ -605,13 +667,31 @@ def acceptance(ctx: Context, model: ModelFixture, table: dict, paired: dict) -> 
                     server=diagnostic,
                     **where,
                 )
-        busy = table.get((model.name, ON, protocol, THROUGHPUT_CONNECTIONS))
+        # the verdicts use the interleaved rounds where they ran (REST v2), else the table
+        interleaved = paired.get("interleaved") if judged else None
+        source = interleaved["results"] if interleaved else {}
+        method = (
+            {
+                "method": f"medians of {PAIRED_ROUNDS} interleaved rounds, all servers up",
+                "rounds_rps": interleaved["rounds"],
+            }
+            if interleaved
+            else {}
+        )
+
+        def point(
+            kind: str, concurrency: int, source: dict = source, protocol: str = protocol
+        ) -> LoadResult | None:
+            found = source.get((kind, concurrency))
+            return found or table.get((model.name, kind, protocol, concurrency))
+
+        busy = point(ON, THROUGHPUT_CONNECTIONS)
         for other, label, limit in (
             (KSERVE, "driftloop (on) vs bare kserve.Model throughput", MIN_VS_BARE_AT_32),
             (MLSERVER, "driftloop (on) vs MLServer (batching) throughput", MIN_VS_MLSERVER_AT_32),
             (UNBATCHED, "driftloop (on) batching on vs off throughput", None),
         ):
-            base = table.get((model.name, other, protocol, THROUGHPUT_CONNECTIONS))
+            base = point(other, THROUGHPUT_CONNECTIONS)
             if not (busy and base):
                 continue
             figure = throughput_vs(
@@ -623,6 +703,7 @@ def acceptance(ctx: Context, model: ModelFixture, table: dict, paired: dict) -> 
                 THROUGHPUT_CONNECTIONS,
                 headline=judged and limit is not None,
                 acceptance=f"ratio >= {limit}" if judged and limit else "",
+                **method,
                 **where,
             )
             if judged and limit is not None:
@@ -632,7 +713,8 @@ def acceptance(ctx: Context, model: ModelFixture, table: dict, paired: dict) -> 
                     f"({busy.rps:.0f} vs {base.rps:.0f} req/s) -> "
                     f"{verdict(ctx, figure.ratio >= limit)} (limit {limit}x)"
                 )
-        bare = table.get((model.name, KSERVE, protocol, LATENCY_CONNECTIONS))
+        bare = point(KSERVE, LATENCY_CONNECTIONS)
+        on = point(ON, LATENCY_CONNECTIONS)
         if on and bare:
             figure = ctx.add(
                 "p99 latency vs bare kserve.Model",
@@ -644,6 +726,7 @@ def acceptance(ctx: Context, model: ModelFixture, table: dict, paired: dict) -> 
                 headline=judged,
                 acceptance=f"ratio <= {MAX_P99_VS_BARE_AT_8}" if judged else "",
                 concurrency=LATENCY_CONNECTIONS,
+                **method,
                 **where,
             )
             if judged:

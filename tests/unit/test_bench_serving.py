@@ -89,3 +89,26 @@ def test_mlserver_repository_turns_adaptive_batching_on(tmp_path):
     # MLServer's workers import the runtime from the repository root
     env = mlserver.environment({"PATH": "/bin"})
     assert str(mlserver.REPO_ROOT) in env["PYTHONPATH"].split(":")
+
+
+def test_verdicts_use_the_interleaved_rounds_over_the_sequential_table(tmp_path):
+    ctx = context(tmp_path, quick=True)
+    model = text_model()
+    table = {
+        (model.name, serving.ON, "rest-v2", 32): result(100, 60, 32),
+        (model.name, serving.KSERVE, "rest-v2", 32): result(100, 60, 32),
+    }
+    interleaved = {
+        (serving.ON, 32): result(450, 60, 32),
+        (serving.KSERVE, 32): result(100, 400, 32),
+        (serving.ON, 8): result(300, 40, 8),
+        (serving.KSERVE, 8): result(90, 100, 8),
+    }
+    rounds = {"driftloop (logging+store on) c=32": [440.0, 450.0, 460.0]}
+    paired = {"interleaved": {"results": interleaved, "rounds": rounds}}
+    serving.acceptance(ctx, model, table, paired)
+    notes = " | ".join(ctx.results.notes["serving"])
+    assert "kserve baseline = 4.50x (450 vs 100 req/s) -> PASS (quick run" in notes
+    assert "p99 driftloop 40.0 ms / bare 100.0 ms = 0.40 -> PASS" in notes
+    figure = next(f for f in ctx.results.figures if f.name.endswith("bare kserve.Model throughput"))
+    assert figure.params["rounds_rps"] == rounds and "interleaved" in figure.params["method"]
