@@ -29,6 +29,7 @@ from driftloop.blueprints.codec import (
     Limits,
     TensorSpec,
     classification_answer,
+    column_values,
     number_answer,
 )
 from driftloop.blueprints.tabular.schema import TableSchema
@@ -161,10 +162,7 @@ class TableCodec(Codec):
                     f"{field}.datatype must be one of {sorted(ACCEPTED_DATATYPES[kind])} for a "
                     f'{kind} column, got "{tensor.datatype}"'
                 )
-            shape = tensor.array.shape
-            if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
-                raise InputError(f"{field}.shape must be [n] or [n, 1], got {list(shape)}")
-            values = tensor.array.reshape(-1).tolist()
+            values = column_values(tensor, field)
             if count is not None and len(values) != count:
                 raise InputError(f"{field} has {len(values)} rows; other inputs have {count}")
             count = len(values)
