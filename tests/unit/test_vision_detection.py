@@ -215,3 +215,19 @@ def test_padded_v2_answers_read_back_as_the_v1_instances(canvases):
     assert response_outputs(body) == answer.instances
     assert answer.instances[1] == {"boxes": [], "labels": [], "scores": [], "num_detections": 0}
     assert answer.instances[2]["labels"] == ["b"]  # one detection is still a list
+
+
+def test_an_image_folder_becomes_detection_canvases(tmp_path):
+    from tests.unit.test_vision_data import write_shapes_folder
+
+    root = write_shapes_folder(tmp_path / "shapes", per_class=6)
+    blueprint = DetectionBlueprint(max_rows=12, canvas_size=32, max_objects=2)
+    instance, dataset, _ = blueprint.prepare(None, str(root))
+    assert instance is blueprint and dataset == "images"
+    frame = blueprint.load(dataset, str(root))
+    report = blueprint.validate(frame)
+    assert report["image_shape"] == [32, 32, 1] and report["rows"] == len(frame) <= 12
+    assert set(report["objects"]) <= {"circle", "square", "cross"}
+    assert sum(report["objects"].values()) >= len(frame)  # at least one object per canvas
+    # the same folder and seed give the same canvases (content-hash ids)
+    assert blueprint.load(dataset, str(root))["id"].tolist() == frame["id"].tolist()
