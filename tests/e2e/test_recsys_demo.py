@@ -25,9 +25,10 @@ def test_recsys_traffic_is_two_periods_of_real_users_with_their_items_as_clicks(
     assert retrain["timestamp"].max() < pd.Timestamp(SHIFTED[0], tz="UTC").timestamp()
     known = set(trained["user"].astype(str))
     for examples in (data.baseline, data.shifted):
-        users = [e.instance["user_id"] for e in examples]
-        assert len(users) == len(set(users)) >= 40  # one request per user of the period
-        assert all(e.truth and e.observation is None for e in examples)  # clicks by request id
+        assert len({e.instance["user_id"] for e in examples}) >= 40
+        for example in examples:  # clicks by request id: later items, never the session's
+            assert example.truth and example.observation is None
+            assert not set(example.truth) & set(example.instance["recent_items"])
     # the shift: nearly every user of 2015-16 is new to v1, fewer of 2005-06 are
     cold = [sum(e.instance["user_id"] not in known for e in x) / len(x)
             for x in (data.baseline, data.shifted)]  # fmt: skip

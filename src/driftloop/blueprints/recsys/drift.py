@@ -72,7 +72,7 @@ class RecsysFeaturizer(DriftFeaturizer):
 
     def transform(self, model_input: Any, outputs: Sequence[dict]) -> dict[str, np.ndarray]:
         model = self.model
-        model_input = as_requests(model_input)
+        model_input = as_requests(model_input, model=model)
         popularity = np.log1p(model.popularity_)
         rows, cold, category = [], [], []
         for user, recent, output in zip(
