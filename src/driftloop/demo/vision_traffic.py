@@ -25,6 +25,7 @@ import numpy as np
 from driftloop.blueprints import BlueprintSpec
 from driftloop.demo.sources import DemoData, DemoPlan, TrafficSource
 from driftloop.demo.traffic import Example
+from driftloop.training.presets import SearchSettings
 
 # four classes a tiny CNN tells apart from a few hundred photos (names without '/':
 # they become folder names)
@@ -120,11 +121,15 @@ class VisionTraffic(TrafficSource):
             "vision",
             {"max_rows": 0, "epochs": sizes.epochs, "max_seconds": 60.0, "width": 8},
         )
+        # quick: the CNN alone (the pixel baselines are what `driftloop train vision` and the
+        # bench compare it with; the loop needs one model that can learn the negatives)
+        search = SearchSettings(candidates=("cnn",)).to_json() if quick else ""
         return DemoPlan(
             blueprint=spec.to_text(),
             dataset="images",
             monitor_window=sizes.monitor_window,
             shifted_feedback=0.9,
+            pipeline_arguments={"search": search} if search else {},
         )
 
     def prepare(self, directory: Path, quick: bool, seed: int) -> DemoData:
