@@ -70,7 +70,7 @@ def demo(
     **traffic_options: str | None,
 ) -> None:
     """Train v1, replay traffic, shift it, and watch retraining promote v2 (any BLUEPRINT
-    that ships demo traffic: sentiment, tabular, forecast)."""
+    that ships demo traffic: sentiment, tabular, forecast, vision)."""
     from rich.console import Console
 
     from driftloop.demo.scenario import DemoOptions, DemoSetupError, LoopDemo, print_summary
