@@ -167,3 +167,18 @@ def test_the_stack_runs_the_console_and_names_every_ui(home):
     urls = catalogue.ui_urls()
     assert urls["console"] == "http://127.0.0.1:8123/" and "mlflow" in urls
     assert "prometheus" not in urls  # the built-in evaluator has no UI
+
+
+def test_moved_features_follow_the_detectors_correction():
+    import numpy as np
+
+    from driftloop.console.drift_report import moved_mask
+
+    p = np.array([0.001, 0.004, 0.03, 0.5])
+    flags, cut = moved_mask(p, 0.01, "bonferroni")
+    assert flags.tolist() == [True, False, False, False] and cut == 0.0025
+    # Benjamini-Hochberg: 0.004 <= 2/4 * 0.01 passes, so both smallest move
+    flags, cut = moved_mask(p, 0.01, "fdr")
+    assert flags.tolist() == [True, True, False, False] and cut == 0.004
+    flags, _ = moved_mask(np.array([0.2, 0.9]), 0.01, "fdr")
+    assert not flags.any()

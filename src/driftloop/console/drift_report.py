@@ -125,21 +125,33 @@ def moved_features(bundle: Any, features: dict[str, np.ndarray]) -> list[dict[st
         if p_values.size <= 1:  # a multivariate test: one p-value for the whole group
             continue
         names = feature_names(bundle.featurizer, spec.features, p_values.size)
-        # the detector's own per-feature threshold (Bonferroni over its features)
-        threshold = float(data.get("threshold", bundle.config.detector_p_val(spec) / p_values.size))
-        for column, p_value, distance in zip(names, p_values, distances, strict=True):
+        flags, threshold = moved_mask(p_values, bundle.config.detector_p_val(spec), spec.correction)
+        for column, p_value, distance, flag in zip(names, p_values, distances, flags, strict=True):
             moved.append(
                 {
                     "detector": name,
                     "feature": column,
                     "p_value": float(p_value),
                     "distance": float(distance),
-                    "moved": bool(p_value < threshold),
+                    "moved": bool(flag),
                     "threshold": threshold,
                 }
             )
     moved.sort(key=lambda item: (item["p_value"], -item["distance"]))
     return moved
+
+
+def moved_mask(p_values: np.ndarray, q: float, correction: str) -> tuple[np.ndarray, float]:
+    """Which features a univariate detector flags, and the p-value cut it used: Bonferroni
+    (``q / n``) or Benjamini-Hochberg for ``fdr`` (as alibi-detect corrects them)."""
+    n = p_values.size
+    if correction == "fdr":
+        ordered = np.sort(p_values)
+        passed = ordered <= q * np.arange(1, n + 1) / n
+        if passed.any():
+            cut = float(ordered[passed].max())
+            return p_values <= cut, cut
+    return p_values < q / n, q / n
 
 
 def windows_plot(report: DriftReport) -> str:
@@ -162,12 +174,11 @@ def moved_plot(report: DriftReport, top: int = 15) -> str | None:
     shown = report.moved[:top]
     if not shown:
         return None
-    figure, axes = _figure("features that moved most (-log10 p-value; bars past the line moved)")
+    figure, axes = _figure("features by -log10 p-value (red: moved past its detector's cut)")
     labels = [f"{m['feature']} ({m['detector']})" for m in shown][::-1]
     values = [-math.log10(max(m["p_value"], 1e-12)) for m in shown][::-1]
     colours = ["#d62728" if m["moved"] else "#1f77b4" for m in shown][::-1]
     axes.barh(labels, values, color=colours)
-    axes.axvline(-math.log10(shown[0]["threshold"]), color="k", linestyle="--", linewidth=1)
     axes.set_xlabel("-log10 p-value")
     figure.set_size_inches(8.0, 1.2 + 0.3 * len(shown))
     return _svg(figure)
