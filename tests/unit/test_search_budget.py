@@ -56,7 +56,7 @@ def _split(target: str):
 def test_every_candidate_is_scored_before_trials_share_the_rest_within_the_budget(settings):
     blueprint = TabularBlueprint(target="y", task="classification", n_jobs=1)
     train, val = _split("y")
-    budget = 15.0
+    budget = 20.0
     # the cheapest linear model, a forest and LightGBM: three tiers of cost, kept few so
     # that the test stays short
     chosen = ["logistic_regression", "random_forest", "lightgbm"]
