@@ -77,3 +77,15 @@ def test_preset_best_refits_a_holdout_winner_on_train_and_validation():
     assert choose_validation("auto", table, 200, preset="best").strategy == "stratified-kfold"
     # a holdout asked for by hand is a holdout
     assert choose_validation("holdout", table, 5000).strategy == "holdout"
+
+
+def test_a_holdout_refit_leaves_the_validation_rows_out_of_the_drift_reference():
+    from driftloop.lineage import TAG_VALIDATION, split_fingerprint_tag
+    from driftloop.monitor.reference import MIN_ROWS, _unseen_parts
+    from driftloop.training.splits import fingerprint
+
+    frame = small_table(MIN_ROWS + 30)
+    val, test = frame.iloc[:30], frame.iloc[30:]
+    strategy = choose_validation("auto", SmallTable(), 5000, preset="best").strategy
+    tags = {split_fingerprint_tag("val"): fingerprint(val), TAG_VALIDATION: strategy}
+    assert _unseen_parts([val, test], ["val", "test"], tags)[1] == ["test"]
