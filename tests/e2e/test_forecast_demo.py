@@ -47,6 +47,8 @@ def test_forecast_demo_closes_the_loop_on_the_crisis(tmp_path):
     # every close was observed: the live MASE is computed in both regimes
     assert traffic["in_domain"]["feedback"] > 0 and traffic["in_domain"]["live_score"] is not None
     assert "monitor: drift detected" in run.stdout
+    # the observed closes feed the online residual test: the crisis' errors are larger
+    assert "monitor: the champion's errors grew" in run.stdout
     decisions, runs = trigger_ledger(run.home)
     launched = [d for d in decisions if d.outcome == "launched"]
     assert len(launched) == 1 and runs[0].state == "succeeded"

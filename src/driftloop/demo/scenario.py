@@ -390,6 +390,7 @@ class LoopDemo:
         run_states: dict[str, str] = {}
         alert_states: dict[str, str] = {}
         drift_seen = False
+        residuals_seen = False
         next_poll = 0.0
         with self.replayer(share, seed=7) as replayer:
             examples = iter(data.shifted)
@@ -428,9 +429,18 @@ class LoopDemo:
                 if time.time() < next_poll:
                     continue
                 next_poll = time.time() + 1.0
-                if not drift_seen:
+                if not (drift_seen and residuals_seen):
                     gauges = monitor_gauges(self.stack, self.model)
-                    if gauges.get("driftloop_drift_detected", 0) >= 1:
+                    if not residuals_seen and gauges.get("driftloop_residual_drift", 0) >= 1:
+                        # a blueprint with residuals (Feedback.residual): the errors grew
+                        residuals_seen = True
+                        self.note(
+                            "drift",
+                            "monitor: the champion's errors grew (residual test p "
+                            f"{gauges.get('driftloop_residual_p_value', float('nan')):.2g}) "
+                            f"after {report.shifted.feedback} shifted truths",
+                        )
+                    if not drift_seen and gauges.get("driftloop_drift_detected", 0) >= 1:
                         drift_seen = True
                         self.note(
                             "drift",
