@@ -264,6 +264,7 @@ class DriftloopTabular:
             task="classification" if classification else "regression",
             metric=METRIC_BY_TASK[task],
         )
+        threads = blueprint.n_jobs  # the thread rule as the candidates are built
         with self.tracking(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result, applied = train_driftloop(
@@ -274,7 +275,7 @@ class DriftloopTabular:
                 seed=seed,
             )
         classes = [str(c) for c in result.model.classes_] if classification else None
-        info = {"best": result.best_candidate, "budget": applied}
+        info = {"best": result.best_candidate, "budget": applied, "threads": threads}
         return Predictor(result.model, classes, info)
 
 
