@@ -390,7 +390,8 @@ def run(ctx: Context) -> None:
     points = sum(len(p) * len(c) for plan in plans.values() for _, p, c in plan)
     text_models = [m for m in models if m.kind == "text"]
     points += len(text_models) * len(PROTOCOLS) * 2 * PAIRED_ROUNDS
-    points += len(text_models) * (3 if mlserver_reason is None else 2) * PAIRED_ROUNDS + 2
+    # interleaved acceptance rounds: each server at 32 conns, driftloop and bare at 8
+    points += len(text_models) * ((3 if mlserver_reason is None else 2) + 2) * PAIRED_ROUNDS
     task = ctx.progress.add_task("serving", total=points)
     logging_checks: dict[tuple[str, str], dict] = {}
     paired: dict[str, dict] = {}
