@@ -293,10 +293,19 @@ def render_summary(
 @click.option(
     "--task",
     type=click.Choice(
-        ["auto", "classification", "regression", "clustering", "anomaly", "timeseries"]
+        [
+            "auto",
+            "classification",
+            "regression",
+            "clustering",
+            "anomaly",
+            "timeseries",
+            "detection",
+        ]
     ),
     help="Kind of problem (tabular; default: auto -- classification, regression or "
-    "timeseries, decided from the target and the columns).",
+    "timeseries, decided from the target and the columns; vision: classification or "
+    "detection -- objects on canvases, ranked by mAP50).",
 )
 @click.option(
     "--contamination",
