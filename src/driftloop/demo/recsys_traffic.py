@@ -28,8 +28,9 @@ from driftloop.demo.traffic import Example
 TRAIN_UNTIL = "2005-01-01"
 IN_DOMAIN = ("2005-01-01", "2007-01-01")
 SHIFTED = ("2015-01-01", "2017-01-01")
-# the clicks sent back for one request: the user's first items of the period
-MAX_CLICKS = 100
+# the clicks sent back for one request: the user's first items of the period (high enough
+# that live NDCG counts what the offline NDCG counts: every later item is relevant there)
+MAX_CLICKS = 1000
 # fast candidates: the demo shows the loop, the bench compares the models
 CANDIDATES = ("mostpop", "driftloop")
 
@@ -108,6 +109,9 @@ class RecsysTraffic(TrafficSource):
         shifted = period_examples(frame, *SHIFTED, training, blueprint.k, warm_min)
         new_users = len({e.instance["user_id"] for e in shifted} - known)
         users = len({e.instance["user_id"] for e in shifted})
+        catalogue = set(training["item"].astype(str))
+        clicked = [item for e in shifted for item in e.truth]
+        unseen = sum(item not in catalogue for item in clicked) / max(len(clicked), 1)
         return DemoData(
             train_source=train_path,
             retrain_source=retrain_path,
@@ -124,7 +128,8 @@ class RecsysTraffic(TrafficSource):
             ),
             describe_shift=(
                 f"the traffic jumps to the {users} users of {_years(SHIFTED)} "
-                f"({new_users} new to v1, watching films v1 never saw); the "
+                f"({new_users} new to v1; {unseen:.0%} of their clicks on films v1 never "
+                "saw); the "
                 f"retraining reads the {len(retraining)} interactions before {SHIFTED[0][:4]}"
             ),
         )
