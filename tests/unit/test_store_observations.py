@@ -101,3 +101,53 @@ def test_a_day_not_observed_yet_makes_no_training_row(tmp_path):
     assert summary["feedback_rows"] == 1
     assert merged.loc["two-days:1", ["p_3", "p_2", "p_1", "close"]].tolist() == [11, 12, 13, 13.5]
     store.close()
+
+
+def test_an_observed_day_the_training_data_holds_gives_one_row(tmp_path, caplog):
+    """Feedback rows are keyed by their date, like the training windows: the same close
+    drops the copy, another close replaces the day's row (and says so)."""
+    import pandas as pd
+
+    from driftloop.datasets import write_frame
+    from driftloop.training.data_steps import merge_feedback
+
+    store = PredictionStore(f"sqlite:///{tmp_path / 'store.db'}")
+    days = {"2017-01-03": 10.5, "2017-01-04": 11.0, "2017-01-05": 11.5}
+    for n, (day, close) in enumerate(days.items()):
+        # two requests forecast 01-04; 01-05 is observed at a close other than the data's
+        observed = {"2017-01-05": 12.0}.get(day, close)
+        for copy in range(2 if day == "2017-01-04" else 1):
+            request_id = f"req-{n}-{copy}"
+            store.insert_predictions([
+                PredictionRecord(
+                    request_id=request_id, model_name="msft-forecast", model_version="1",
+                    inputs=[{"last_prices": [9.0 + n, 9.5 + n, 10.0 + n], "series": "msft",
+                             "date": day}],
+                    outputs=[{"predicted_price": 10.0, "last_price": 10.0}],
+                    label=None, confidence=None, observation_keys=[("msft", day)],
+                )
+            ])  # fmt: skip
+            store.add_feedback(request_id, value=observed)
+    base = write_frame(
+        pd.DataFrame(
+            {
+                "id": list(days),
+                "date": list(days),
+                "p_3": [9.0, 10.0, 11.0],
+                "p_2": [9.5, 10.5, 11.5],
+                "p_1": [10.0, 11.0, 12.0],
+                "close": list(days.values()),
+            }
+        ),  # fmt: skip
+        tmp_path / "base.parquet",
+    )
+    spec = '{"name": "forecast", "options": {"window": 3}}'
+    with caplog.at_level("WARNING", logger="driftloop.training.data_steps"):
+        summary = merge_feedback(base, tmp_path / "merged.parquet", spec, "msft-forecast",
+                                 store.url)  # fmt: skip
+    store.close()
+    merged = pd.read_parquet(tmp_path / "merged.parquet")
+    assert sorted(merged["date"]) == list(days)  # one row per day
+    assert merged.set_index("date")["close"].to_dict() == {**days, "2017-01-05": 12.0}
+    assert summary["feedback_rows"] == 4 and summary["rows_replaced"] == 1
+    assert "replaced 1 training row(s)" in caplog.text and "2017-01-05" in caplog.text

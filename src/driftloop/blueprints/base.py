@@ -195,6 +195,9 @@ class Blueprint(ABC):
         One row per truth, in order; a truth that gives several rows (a recommender's
         clicked items) says which truth each row came from in a ``FEEDBACK_SOURCE``
         column (its index in ``truths``), and the rows get ids ``<truth id>/<n>``.
+        Rows with a natural key (a forecast's date) may carry it in ``id_column``
+        (empty where unknown): feedback on a row the training data holds then
+        replaces that row rather than adding a second one; others get request ids.
         """
 
     # --- trainer -------------------------------------------------------------------

@@ -6,6 +6,7 @@ pass it) and file paths, and returns a JSON-ready summary.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from driftloop.blueprints import Blueprint, get_blueprint
@@ -13,6 +14,8 @@ from driftloop.blueprints.base import FEEDBACK_SOURCE
 from driftloop.datasets.files import read_frame, write_frame
 from driftloop.datasets.fingerprint import frame_fingerprint
 from driftloop.training.splits import split_file
+
+logger = logging.getLogger(__name__)
 
 
 def ingest(
@@ -86,9 +89,11 @@ def merge_feedback(
 
     Rows are deduplicated on ``id`` with the feedback winning: a user's ground
     truth is newer evidence than the row it corrects. A request with several
-    instances gives one row each, ids ``<request id>:<i>``. Only the columns the
-    blueprint builds from feedback are kept, so a half-empty optional column
-    (a timestamp, say) cannot fail validation downstream.
+    instances gives one row each, ids ``<request id>:<i>``, unless the blueprint
+    gave the row its natural key (a forecast's date) in ``id_column``: then an
+    observation of a row already in the data replaces it instead of repeating it.
+    Only the columns the blueprint builds from feedback are kept, so a half-empty
+    optional column (a timestamp, say) cannot fail validation downstream.
     """
     import pandas as pd
 
@@ -118,6 +123,9 @@ def merge_feedback(
         source = feedback.pop(FEEDBACK_SOURCE).astype(int)
         nth = source.groupby(source).cumcount()
         ids = [f"{ids[s]}/{n}" for s, n in zip(source, nth, strict=True)]
+    if blueprint.id_column in feedback:  # the blueprint's own keys, where it has one
+        own = feedback.pop(blueprint.id_column)
+        ids = [i if _is_missing(key) or key == "" else key for i, key in zip(ids, own, strict=True)]
     feedback.insert(0, blueprint.id_column, ids)
     base = read_frame(path)
     columns = [blueprint.id_column, *(c for c in feedback.columns if c != blueprint.id_column)]
@@ -129,13 +137,46 @@ def merge_feedback(
     )
     merged = combined.drop_duplicates(subset=blueprint.id_column, keep="last")
     merged = merged.reset_index(drop=True)
+    # the base rows as typed in ``combined``, so an id made text there still matches
+    replaced = _rows_changed(
+        combined.iloc[: len(base)], combined.iloc[len(base) :], blueprint.id_column
+    )
+    if replaced:
+        # same id, other values: the feedback (an observed close, a corrected label) is
+        # newer evidence than the row it corrects, so it wins; an equal copy is just dropped
+        shown = ", ".join(map(str, replaced[:5])) + (" ..." if len(replaced) > 5 else "")
+        logger.warning("feedback replaced %d training row(s) with other values (ids %s)",
+                       len(replaced), shown)  # fmt: skip
     write_frame(merged, out)
     return {
         "rows": len(merged),
         "feedback_rows": len(feedback),
         "duplicates_dropped": len(combined) - len(merged),
+        "rows_replaced": len(replaced),
         "fingerprint": frame_fingerprint(merged),
     }
+
+
+def _rows_changed(base, feedback, id_column: str) -> list:
+    """Ids of ``base`` rows that a ``feedback`` row (the last of its id) gives other values."""
+    newest = feedback.drop_duplicates(subset=id_column, keep="last").set_index(id_column)
+    before = base[base[id_column].isin(set(newest.index))]
+    before = before.drop_duplicates(subset=id_column, keep="last").set_index(id_column)
+    after = newest.loc[before.index, before.columns]
+    return [
+        key for key, old, new in zip(before.index, before.itertuples(index=False),
+                                     after.itertuples(index=False), strict=True)
+        if any(not _same(a, b) for a, b in zip(old, new, strict=True))
+    ]  # fmt: skip
+
+
+def _same(a, b) -> bool:
+    if _is_missing(a) and _is_missing(b):
+        return True
+    try:
+        return bool(a == b) or str(a) == str(b)
+    except (TypeError, ValueError):  # arrays, lists
+        return str(a) == str(b)
 
 
 def _one_type_per_column(frame):

@@ -250,6 +250,10 @@ class ForecastBlueprint(Blueprint):
         # the day the window forecast, when the request named it (feedback by observation);
         # a row without one cannot be placed in time and the time split leaves it out
         frame.insert(0, DATE, [str(s.get(DATE) or "") for s in inputs])
+        # a dated row's id is its date, as in ``window_frame``: the observed close of a day
+        # the training data already holds replaces that day's row instead of repeating it
+        # (``merge_feedback``); an undated row ("") keeps its request id
+        frame.insert(0, self.id_column, frame[DATE])
         frame[CLOSE] = [float(t) for t in truths]
         return frame
 
