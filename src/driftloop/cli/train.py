@@ -166,14 +166,25 @@ def summarize(result, model_name: str, primary_metric: str, tracking_uri: str) -
     if not gate_report:
         gate_report = result.artifact_json("promote-challenger", "report") or {}
     aliases: list[str] = []
+    fallback = None
     if version is not None:
+        from driftloop.lineage import TAG_FALLBACK
         from driftloop.registry import ModelRegistry
 
-        current = ModelRegistry(tracking_uri).aliases(model_name)
+        registry = ModelRegistry(tracking_uri)
+        current = registry.aliases(model_name)
         aliases = sorted(alias for alias, v in current.items() if str(v) == str(version))
+        # the evaluate step may have registered a fallback (forecast: persistence) in place
+        # of the train step's choice; the version's tags say so, the run's names what serves
+        version_tags = registry.get_version(model_name, version).tags
+        if TAG_FALLBACK in version_tags:
+            run_id = result.output("train", "run_id")
+            run_tags = registry.client.get_run(run_id).data.tags if run_id else {}
+            fallback = fallback_facts(version_tags, run_tags)
     return {
         "candidates": trained.get("candidates", []),
         "best_candidate": trained.get("best_candidate"),
+        "fallback": fallback,
         "search": trained.get("search", {}),
         "primary_metric": primary_metric,
         "run_id": result.output("train", "run_id"),
@@ -186,6 +197,20 @@ def summarize(result, model_name: str, primary_metric: str, tracking_uri: str) -
         "aliases": aliases,
         "timings": result.timings,
         "run_dir": str(result.run_dir),
+    }
+
+
+def fallback_facts(version_tags: dict, run_tags: dict) -> dict | None:
+    """What a version registered in place of the train step's choice, and why (its
+    ``fallback.*`` tags; the run's ``best_candidate`` names the fallback); None: no fallback."""
+    from driftloop.lineage import TAG_BEST_CANDIDATE, TAG_FALLBACK, TAG_FALLBACK_REPLACED
+
+    if TAG_FALLBACK not in version_tags:
+        return None
+    return {
+        "registered": run_tags.get(TAG_BEST_CANDIDATE, "the fallback"),
+        "replaced": version_tags.get(TAG_FALLBACK_REPLACED),
+        "reason": version_tags[TAG_FALLBACK],
     }
 
 
@@ -244,10 +269,15 @@ def render_summary(
     candidates.add_column(metric, justify="right")
     candidates.add_column("fit s", justify="right")
     candidates.add_column("")
+    fallback = summary.get("fallback")
     for candidate in summary["candidates"]:
         score = _candidate_score(candidate, metric)
         fit = candidate.get("fit_seconds")
         chosen = "chosen" if candidate.get("name") == summary["best_candidate"] else ""
+        if fallback and chosen:
+            chosen = "chosen, replaced at test"
+        elif fallback and candidate.get("name") == fallback["registered"]:
+            chosen = "registered (fallback)"
         candidates.add_row(
             str(candidate.get("name")),
             f"{score:.4f}" if score is not None else "-",
@@ -267,6 +297,11 @@ def render_summary(
     outcome.add_column("")
     test_score = summary["test_metrics"].get(metric)
     outcome.add_row("model", f"{model_name} version {summary['version']}")
+    if fallback:
+        outcome.add_row(
+            "registered",
+            f"{fallback['registered']} in place of {fallback['replaced']}: {fallback['reason']}",
+        )
     outcome.add_row(f"test {metric}", f"{test_score:.4f}" if test_score is not None else "-")
     outcome.add_row("decision", str(summary["decision"]))
     outcome.add_row("reason", str(summary["reason"]))
