@@ -98,8 +98,13 @@ def test_click_feedback_and_live_ndcg(codec):
     assert "hit_rate_at_3_anonymous" not in metrics
     # a multi-instance request: one click list per instance
     assert feedback.parse([["z"], ["b"]], [output, semi]) == ([["z"], ["b"]], True)
-    rows = get_blueprint("recsys").rows_from_feedback([{"user_id": "u1", "k": 3}], [["a", "b"]])
-    assert rows[["user", "item"]].values.tolist() == [["u1", "a"], ["u1", "b"]]
+    rows = get_blueprint("recsys").rows_from_feedback(
+        [{"user_id": "u1", "k": 3}, {"user_id": "u1", "k": 3}], [["a", "b"], ["b", "c"]]
+    )
+    # a user's item once; the clicks' order kept in distinct times (a time split can cut)
+    assert rows[["user", "item"]].values.tolist() == [["u1", "a"], ["u1", "b"], ["u1", "c"]]
+    assert rows["feedback_source"].tolist() == [0, 0, 1]
+    assert rows["timestamp"].is_monotonic_increasing and rows["timestamp"].is_unique
 
 
 def test_drift_features_segment_category_cold_users_and_popularity(codec):

@@ -101,16 +101,22 @@ class RecsysBlueprint(Blueprint):
         return None
 
     def rows_from_feedback(self, inputs: Sequence[Any], truths: Sequence[Any]) -> pd.DataFrame:
-        """One interaction per clicked item, stamped now (a click is fresh behaviour);
-        ``FEEDBACK_SOURCE`` names the click list each came from."""
-        rows, now = [], time.time()
+        """One interaction per clicked item (a user's item once, however many lists it
+        was clicked in), stamped now in the order the clicks came: a millisecond apart, as
+        one shared stamp would tie every feedback row at a single time and leave the time
+        split nothing to cut between them. ``FEEDBACK_SOURCE`` names the click list."""
+        rows, now, seen = [], time.time(), set()
         for index, (summary, clicks) in enumerate(zip(inputs, truths, strict=True)):
-            for item in dict.fromkeys(clicks or []):
+            user = str(summary["user_id"])
+            for item in map(str, clicks or []):
+                if (user, item) in seen:
+                    continue
+                seen.add((user, item))
                 rows.append(
                     {
-                        "user": str(summary["user_id"]),
-                        "item": str(item),
-                        "timestamp": now,
+                        "user": user,
+                        "item": item,
+                        "timestamp": now + len(rows) / 1000.0,
                         "weight": 1.0,
                         "genres": "",
                         FEEDBACK_SOURCE: index,
