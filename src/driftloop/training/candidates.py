@@ -61,6 +61,7 @@ from driftloop.training.budget import (
 )
 from driftloop.training.presets import SearchPlan, SearchSettings, default_plan
 from driftloop.training.search import masked_storage_url, storage_url
+from driftloop.training.significance import Verdict, paired_bootstrap
 from driftloop.training.staged import fit_and_score
 from driftloop.training.validation import (
     ValidationChoice,
@@ -380,6 +381,9 @@ def train_candidates(
         # still ranks the cheap candidates and no study starts before all are scored
         runs: dict[str, str] = {}
         costs: dict[str, float] = {}
+        # the first candidate scored at its defaults is the incumbent: a challenger replaces
+        # it only when it wins by more than the validation noise (training.significance)
+        incumbent: tuple[str, dict[str, float], list[Any]] | None = None
         for name in _cheapest_first(plan.candidates, blueprint.candidate_tiers()):
             room = clock.search_left(reserve.seconds(results))
             # a fit cannot be stopped half-way, and an unscored candidate's cost is unknown:
@@ -421,6 +425,8 @@ def train_candidates(
                 name, validation.strategy, primary, metrics[primary], costs[name],
             )  # fmt: skip
             results.append(result)
+            if incumbent is None:
+                incumbent = (name, dict(metrics), models)
             if not validation.uses_folds:
                 fitted[name] = _without_cache(models[0])
 
@@ -464,6 +470,12 @@ def train_candidates(
 
         log.info("search done at %.1f s", clock.elapsed())
         best = pick_winner(blueprint, results, tolerance)
+        verdicts: list[Verdict] = []
+        if search is not None and incumbent is not None:
+            best = _challenge_incumbent(
+                blueprint, pool, results, best, incumbent, folds, fitted, prepare, verdicts,
+                seed=seed,
+            )  # fmt: skip
         val_metrics, tuned = best.metrics, best.tuned_params
         if best.name in fitted and not validation.refits_on_all:
             model = fitted[best.name]
@@ -504,6 +516,7 @@ def train_candidates(
                 model, val_metrics, best = ensemble_hook(
                     blueprint, pool, results, model, best, val_metrics, train, val, seed=seed,
                     fitted_on_train=fitted, stacking=stacking,
+                    verdicts=verdicts if search is not None else None,
                 )  # fmt: skip
                 if best not in results:  # an ensemble won: it is listed with the candidates
                     results.append(best)
@@ -513,6 +526,8 @@ def train_candidates(
                         reserve.ensemble_refit([r for r in results if r is not best]), budget_notes,
                     )  # fmt: skip
         mlflow.log_param("tie_tolerance", round(tolerance, 6))
+        if verdicts:
+            _log_verdicts(verdicts)
         log.info("refit and ensembles done at %.1f s", clock.elapsed())
 
         if hpo_trials > 0 and search is None and blueprint.tuning_space(best.name):
@@ -532,6 +547,7 @@ def train_candidates(
             "searches": searches,
             "candidates": [_jsonable_dict(asdict(result)) for result in results],
             "time_budget": _budget_summary(clock, budget_notes),
+            "selection": [verdict.to_dict() for verdict in verdicts],
         }
         mlflow.log_dict(summary, "training/candidates.json")
         # portable: ships the driftloop code, pins what the pickle imports, and its
@@ -848,9 +864,11 @@ def ensemble_hook(
     top: int = 3,
     fitted_on_train: dict[str, Any] | None = None,
     stacking: bool = True,
+    verdicts: list[Verdict] | None = None,
 ) -> tuple[Any, dict[str, float], CandidateResult]:
     """Preset ``best``: voting/stacking ensembles over the top candidates, kept only when
-    one beats the winner on the validation split.
+    one beats the winner on the validation split (with ``verdicts``, a list the tests'
+    outcomes are appended to: only by more than the noise, ``training.significance``).
 
     The ensembles come from ``training.ensembles.ensemble_candidates``; where that
     module is not installed the winner stands as it is.
@@ -896,11 +914,79 @@ def ensemble_hook(
             top_score,
         )
         mlflow.log_metric(f"ensemble_{name}_val_{primary}", metrics[primary])
+        if blueprint.better(metrics[primary], top_score) and verdicts is not None:
+            verdict = paired_bootstrap(
+                blueprint, [fitted[best.name]], [ensemble], [val],
+                names=(best.name, name), seed=seed,
+            )  # fmt: skip
+            verdicts.append(verdict)
+            log.info("selection: %s", verdict.summary())
+            if not verdict.challenger_wins:
+                continue
         if blueprint.better(metrics[primary], top_score):
             top_score = metrics[primary]
             kept = (ensemble, metrics, CandidateResult(name, metrics, {}, 0.0))
     mlflow.set_tag(tag_key("ensemble"), kept[2].name if kept[2] is not best else "none won")
     return kept
+
+
+def _challenge_incumbent(
+    blueprint: Blueprint,
+    pool: dict[str, Any],
+    results: list[CandidateResult],
+    best: CandidateResult,
+    incumbent: tuple[str, dict[str, float], list[Any]],
+    folds: Any,
+    fitted: dict[str, Any],
+    prepare: Any,
+    verdicts: list[Verdict],
+    *,
+    seed: int,
+) -> CandidateResult:
+    """The search's best (``best``) against the incumbent at its defaults, by a paired
+    bootstrap over the validation rows of every fold; the incumbent stays unless the
+    challenger wins by more than the noise. Returns the winner's result."""
+    name, metrics, models = incumbent
+    if best.name == name and not best.tuned_params:
+        return best
+    if best.name in fitted and not best.tuned_params and len(folds) == 1:
+        challengers = [fitted[best.name]]
+    else:  # tuned (or validated on folds): fitted again on each fold's rows
+        template = clone(pool[best.name]).set_params(**best.tuned_params)
+        _, challengers = fit_and_score(prepare(template), blueprint, folds)
+    challenger = f"{best.name} (tuned)" if best.tuned_params else best.name
+    verdict = paired_bootstrap(
+        blueprint, models, challengers, [rows for _, rows in folds],
+        names=(f"{name} (defaults)", challenger), seed=seed,
+    )  # fmt: skip
+    verdicts.append(verdict)
+    log.info("selection: %s", verdict.summary())
+    if verdict.challenger_wins:
+        return best
+    kept = next(result for result in results if result.name == name)
+    if kept.tuned_params:  # its tuned configuration did not win by enough: back to defaults
+        kept.metrics, kept.tuned_params = metrics, {}
+    if len(folds) == 1:
+        fitted[name] = _without_cache(models[0])
+    return kept
+
+
+def _log_verdicts(verdicts: list[Verdict]) -> None:
+    """The selection rule and each test's outcome, on the training run (and so on the
+    version the registry makes from it)."""
+    import mlflow
+
+    mlflow.log_params(
+        {
+            "selection_rule": "paired bootstrap over validation rows; challenger wins at p<=level",
+            "selection_level": verdicts[0].level,
+            "selection_resamples": verdicts[0].resamples,
+        }
+    )
+    mlflow.set_tag(tag_key("selection"), " | ".join(v.summary() for v in verdicts)[:5000])
+    mlflow.log_metrics(
+        {f"selection_p_value_{i}": verdict.p_value for i, verdict in enumerate(verdicts)}
+    )
 
 
 def _ensemble_on_all_rows(
