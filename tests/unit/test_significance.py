@@ -72,6 +72,11 @@ def test_a_clearly_better_challenger_replaces_the_incumbent(regression):
     assert verdict.challenger_wins and verdict.winner == "a+b"
     assert verdict.p_value <= 0.01 and verdict.resamples == 100
     assert verdict.summary().startswith("a+b replaces a: rmse")
+    # a test cut short by its time limit has no evidence: the incumbent stays
+    cut = paired_bootstrap(
+        blueprint, [models["a"]], [models["ab"]], [table(300, 3)], seed=0, max_seconds=0.0
+    )
+    assert cut.resamples < 100 and not cut.challenger_wins
 
 
 def test_folds_are_resampled_each_and_the_verdict_is_seeded(regression):
@@ -93,10 +98,11 @@ def test_any_primary_metric_of_the_blueprint(metric):
     fit = lambda columns: reading(columns, LogisticRegression()).fit(  # noqa: E731
         blueprint.features(train), blueprint.targets(train)
     )
-    verdict = paired_bootstrap(blueprint, [fit("a")], [fit("ab")], [val], seed=0, resamples=50)
+    options = {"seed": 0, "resamples": 50, "level": 0.05}
+    verdict = paired_bootstrap(blueprint, [fit("a")], [fit("ab")], [val], **options)
     assert verdict.metric == metric
     assert verdict.challenger_wins, verdict.summary()
-    noise = paired_bootstrap(blueprint, [fit("a")], [fit("az")], [val], seed=0, resamples=50)
+    noise = paired_bootstrap(blueprint, [fit("a")], [fit("az")], [val], **options)
     assert not noise.challenger_wins, noise.summary()
 
 
@@ -140,5 +146,5 @@ def test_the_search_records_who_challenged_the_incumbent_and_the_outcome(tmp_pat
     assert outcome.startswith(
         "kept lightgbm (defaults): challenger logistic_regression log_loss"
     ), outcome
-    assert run.data.params["selection_level"] == "0.05"
-    assert run.data.metrics["selection_p_value_0"] > 0.05
+    assert run.data.params["selection_level"] == "0.01"
+    assert run.data.metrics["selection_p_value_0"] > 0.01

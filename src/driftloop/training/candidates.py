@@ -474,7 +474,7 @@ def train_candidates(
         if search is not None and incumbent is not None:
             best = _challenge_incumbent(
                 blueprint, pool, results, best, incumbent, folds, fitted, prepare, verdicts,
-                seed=seed,
+                seed=seed, max_seconds=_test_seconds(clock),
             )  # fmt: skip
         val_metrics, tuned = best.metrics, best.tuned_params
         if best.name in fitted and not validation.refits_on_all:
@@ -517,6 +517,7 @@ def train_candidates(
                     blueprint, pool, results, model, best, val_metrics, train, val, seed=seed,
                     fitted_on_train=fitted, stacking=stacking,
                     verdicts=verdicts if search is not None else None,
+                    test_seconds=_test_seconds(clock),
                 )  # fmt: skip
                 if best not in results:  # an ensemble won: it is listed with the candidates
                     results.append(best)
@@ -865,6 +866,7 @@ def ensemble_hook(
     fitted_on_train: dict[str, Any] | None = None,
     stacking: bool = True,
     verdicts: list[Verdict] | None = None,
+    test_seconds: float | None = None,
 ) -> tuple[Any, dict[str, float], CandidateResult]:
     """Preset ``best``: voting/stacking ensembles over the top candidates, kept only when
     one beats the winner on the validation split (with ``verdicts``, a list the tests'
@@ -917,7 +919,7 @@ def ensemble_hook(
         if blueprint.better(metrics[primary], top_score) and verdicts is not None:
             verdict = paired_bootstrap(
                 blueprint, [fitted[best.name]], [ensemble], [val],
-                names=(best.name, name), seed=seed,
+                names=(best.name, name), seed=seed, max_seconds=test_seconds,
             )  # fmt: skip
             verdicts.append(verdict)
             log.info("selection: %s", verdict.summary())
@@ -942,6 +944,7 @@ def _challenge_incumbent(
     verdicts: list[Verdict],
     *,
     seed: int,
+    max_seconds: float | None = None,
 ) -> CandidateResult:
     """The search's best (``best``) against the incumbent at its defaults, by a paired
     bootstrap over the validation rows of every fold; the incumbent stays unless the
@@ -957,7 +960,7 @@ def _challenge_incumbent(
     challenger = f"{best.name} (tuned)" if best.tuned_params else best.name
     verdict = paired_bootstrap(
         blueprint, models, challengers, [rows for _, rows in folds],
-        names=(f"{name} (defaults)", challenger), seed=seed,
+        names=(f"{name} (defaults)", challenger), seed=seed, max_seconds=max_seconds,
     )  # fmt: skip
     verdicts.append(verdict)
     log.info("selection: %s", verdict.summary())
@@ -971,6 +974,12 @@ def _challenge_incumbent(
     return kept
 
 
+def _test_seconds(clock: TimeBudget) -> float | None:
+    """How long one incumbent-vs-challenger test may resample under a time budget: a
+    twentieth of it (at least 1 s); a test cut short keeps the incumbent."""
+    return max(1.0, 0.05 * clock.total_s) if clock.bounded else None
+
+
 def _log_verdicts(verdicts: list[Verdict]) -> None:
     """The selection rule and each test's outcome, on the training run (and so on the
     version the registry makes from it)."""
@@ -978,7 +987,7 @@ def _log_verdicts(verdicts: list[Verdict]) -> None:
 
     mlflow.log_params(
         {
-            "selection_rule": "paired bootstrap over validation rows; challenger wins at p<=level",
+            "selection_rule": "paired bootstrap over validation rows, won at p <= level",
             "selection_level": verdicts[0].level,
             "selection_resamples": verdicts[0].resamples,
         }
