@@ -47,22 +47,29 @@ def _no_ambient_home_or_terminal_width(tmp_path_factory):
 
 @pytest.fixture(autouse=True, scope="module")
 def _no_active_mlflow_experiment_per_module():
-    """Start every module with no active MLflow experiment.
+    """Start every module with no active MLflow experiment and no global tracking URI.
 
-    A module-scoped fixture that calls ``mlflow.set_experiment`` runs before the
-    per-test guard below saves its state, so its experiment id would outlive the
-    module and make a later module's ``start_run`` look in the wrong registry.
+    A module-scoped fixture that calls ``mlflow.set_experiment`` (or trains in
+    process: the train step calls ``mlflow.set_tracking_uri``) runs before the
+    per-test guard below saves its state, so its experiment id and URI would
+    outlive the module and make a later module's MLflow calls look in the wrong
+    registry (seen: smoke-serve's runtime check found no registered model).
     """
     try:
         from mlflow.tracking import fluent
+        from mlflow.tracking._tracking_service import utils as tracking
     except ImportError:
         yield
         return
-    fluent._active_experiment_id = None
-    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+
+    def forget() -> None:
+        fluent._active_experiment_id = None
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+        tracking._tracking_uri = None
+
+    forget()
     yield
-    fluent._active_experiment_id = None
-    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    forget()
 
 
 @pytest.fixture(autouse=True)
