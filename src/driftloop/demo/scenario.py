@@ -201,6 +201,18 @@ def demo_settings(home: Path, plan: DemoPlan, data: DemoData, options: DemoOptio
     )
 
 
+def pick_ports_again(settings: Settings, exclude: tuple[str, ...]) -> None:
+    """Fresh free ports for the services not started yet.
+
+    Ports picked before training v1 were only free then: a minute of kfp.local
+    tasks, pip and HTTP clients later the kernel may have handed one out as an
+    ephemeral port (seen with two test workers: "port ... for trigger is taken").
+    """
+    names = [name for name in PORT_FIELDS if name not in exclude]
+    for name, port in zip(names, free_ports(len(names)), strict=True):
+        setattr(settings, name, port)
+
+
 @contextlib.contextmanager
 def demo_environment(home: Path) -> Iterator[None]:
     """Point this process at the demo's own registry and home; restore on exit."""
@@ -277,6 +289,7 @@ class LoopDemo:
                         else "the built-in alert evaluator"
                     ),
                 )
+                pick_ports_again(settings, exclude=("mlflow_port",))
                 self.stack.up()
                 self.replay_baseline(data)
                 self.shift_and_watch(data)
