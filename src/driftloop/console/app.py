@@ -49,6 +49,28 @@ def create_app(config: ConsoleConfig, studio_env: dict[str, str] | None = None) 
         context.setdefault("config", config)
         return templates.TemplateResponse(request, template, context, status_code=status_code)
 
+    def automl_view(
+        request: Request,
+        status_code: int = 200,
+        *,
+        upload: str | None = None,
+        columns: list | None = None,
+        error: str | None = None,
+        **extra: Any,
+    ) -> HTMLResponse:
+        return page(
+            request,
+            "automl.html",
+            status_code,
+            jobs=studio.list(),
+            upload=upload,
+            columns=columns or [],
+            error=error,
+            choices=_choices(),
+            active="automl",
+            **extra,
+        )
+
     @app.get("/favicon.ico")
     def favicon() -> Response:
         return Response(status_code=204)  # pages declare none; browsers still ask
@@ -187,16 +209,7 @@ def create_app(config: ConsoleConfig, studio_env: dict[str, str] | None = None) 
 
     @app.get("/automl", response_class=HTMLResponse)
     async def automl_page(request: Request) -> HTMLResponse:
-        return page(
-            request,
-            "automl.html",
-            jobs=studio.list(),
-            upload=None,
-            columns=[],
-            error=None,
-            choices=_choices(),
-            active="automl",
-        )
+        return automl_view(request)
 
     @app.post("/automl/upload", response_class=HTMLResponse)
     async def automl_upload(request: Request, file: UploadFile = File(...)) -> HTMLResponse:
@@ -206,28 +219,8 @@ def create_app(config: ConsoleConfig, studio_env: dict[str, str] | None = None) 
                 studio.save_upload, file.filename or "upload.csv", content
             )
         except automl.JobError as exc:
-            return page(
-                request,
-                "automl.html",
-                422,
-                jobs=studio.list(),
-                upload=None,
-                columns=[],
-                error=str(exc),
-                choices=_choices(),
-                active="automl",
-            )
-        return page(
-            request,
-            "automl.html",
-            jobs=studio.list(),
-            upload=upload_id,
-            filename=file.filename,
-            columns=columns,
-            error=None,
-            choices=_choices(),
-            active="automl",
-        )
+            return automl_view(request, 422, error=str(exc))
+        return automl_view(request, upload=upload_id, columns=columns, filename=file.filename)
 
     @app.post("/automl/launch", response_model=None)
     async def automl_launch(
@@ -251,17 +244,7 @@ def create_app(config: ConsoleConfig, studio_env: dict[str, str] | None = None) 
         try:
             job = await run_in_threadpool(studio.launch, upload, form)
         except automl.JobError as exc:
-            return page(
-                request,
-                "automl.html",
-                422,
-                jobs=studio.list(),
-                upload=None,
-                columns=[],
-                error=str(exc),
-                choices=_choices(),
-                active="automl",
-            )
+            return automl_view(request, 422, error=str(exc))
         return RedirectResponse(f"/automl/jobs/{job.id}", status_code=303)
 
     @app.get("/automl/jobs/{job_id}", response_class=HTMLResponse)
