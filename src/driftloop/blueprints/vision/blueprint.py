@@ -191,14 +191,10 @@ class VisionBlueprint(Blueprint):
 
     def rows_from_feedback(self, inputs: Sequence[Any], truths: Sequence[Any]) -> pd.DataFrame:
         """Stored summaries ``{"image": base64 PNG}`` (the pixels the model saw) as rows."""
-        from driftloop.blueprints.vision.pixels import encoded_bytes
-        from driftloop.datasets.images import image_frame, open_image
+        from driftloop.blueprints.vision.pixels import feedback_pixels
+        from driftloop.datasets.images import image_frame
 
-        pixels = []
-        for index, summary in enumerate(inputs):
-            value = summary.get(IMAGE_COLUMN) if isinstance(summary, dict) else summary
-            data = encoded_bytes(value, f"feedback input {index}")
-            pixels.append(np.asarray(open_image(data, f"feedback input {index}")))
+        pixels = feedback_pixels(inputs, IMAGE_COLUMN)
         frame = image_frame([""] * len(pixels), [str(t) for t in truths], pixels)
         return frame.drop(columns=["id"])
 

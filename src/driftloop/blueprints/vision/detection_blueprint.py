@@ -241,14 +241,9 @@ class DetectionBlueprint(VisionBlueprint):
 
     def rows_from_feedback(self, inputs: Sequence[Any], truths: Sequence[Any]) -> pd.DataFrame:
         """Stored summaries ``{"image": base64 PNG}`` and their true objects as canvases."""
-        from driftloop.blueprints.vision.pixels import encoded_bytes
-        from driftloop.datasets.images import open_image
+        from driftloop.blueprints.vision.pixels import feedback_pixels
 
-        pixels = []
-        for index, summary in enumerate(inputs):
-            value = summary.get(IMAGE_COLUMN) if isinstance(summary, dict) else summary
-            data = encoded_bytes(value, f"feedback input {index}")
-            pixels.append(np.asarray(open_image(data, f"feedback input {index}")))
+        pixels = feedback_pixels(inputs, IMAGE_COLUMN)
         objects = [parse_objects(t, f"feedback truth {i}") for i, t in enumerate(truths)]
         return detection_frame(np.stack(pixels), objects).drop(columns=["id"])
 

@@ -35,6 +35,19 @@ def format_of(data: bytes) -> str | None:
     return next((name for magic, name in _MAGIC.items() if data.startswith(magic)), None)
 
 
+def feedback_pixels(inputs: Sequence[Any], column: str) -> list[np.ndarray]:
+    """The pixels of stored request summaries (``{column: base64 PNG}`` or the encoded
+    image itself), each as the model saw it."""
+    from driftloop.datasets.images import open_image
+
+    pixels = []
+    for index, summary in enumerate(inputs):
+        value = summary.get(column) if isinstance(summary, dict) else summary
+        data = encoded_bytes(value, f"feedback input {index}")
+        pixels.append(np.asarray(open_image(data, f"feedback input {index}")))
+    return pixels
+
+
 def encoded_bytes(value: Any, field: str) -> bytes:
     """PNG/JPEG bytes from raw bytes or base64 text (``data:`` URL prefix allowed)."""
     if isinstance(value, dict) and "b64" in value:
