@@ -1,4 +1,7 @@
-"""Promote to challenger: the floor check; a version that reaches it gets the ``challenger`` alias."""
+"""Promote to challenger: the floor check.
+
+A version that reaches the floor gets the ``challenger`` alias.
+"""
 
 from kfp.dsl import Artifact, Output
 

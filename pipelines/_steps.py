@@ -149,7 +149,9 @@ def train_gate_and_promote(
     # after this moves an alias unless it did.
     admitted = named(
         configure(
-            promote_challenger(model_name=model_name, version=registered.output, blueprint=blueprint)
+            promote_challenger(
+                model_name=model_name, version=registered.output, blueprint=blueprint
+            )
         ),
         "promote-challenger",
     ).after(smoked)

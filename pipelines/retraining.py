@@ -40,9 +40,9 @@ def retraining_pipeline(
 ):
     """``significance``: ``"mcnemar"`` makes the gate also require a significant gain
     (p < ``significance_alpha``) on the rows both versions are judged on; ``""``: the
-    ``min_improvement`` margin alone. ``search``: the search settings as JSON; ``""`` reuses the search the champion was
-    trained with (its ``driftloop.search`` tag), so a retrained challenger is searched
-    the way the model it challenges was."""
+    ``min_improvement`` margin alone. ``search``: the search settings as JSON; ``""``
+    reuses the search the champion was trained with (its ``driftloop.search`` tag), so a
+    retrained challenger is searched the way the model it challenges was."""
     policy = configure(
         rollback(model_name=model_name, reason=reason, window_hours=rollback_window_hours)
     )

@@ -36,8 +36,9 @@ def training_pipeline(
 ):
     """``significance``: ``"mcnemar"`` makes the gate also require a significant gain
     (p < ``significance_alpha``) on the rows both versions are judged on; ``""``: the
-    ``min_improvement`` margin alone. ``search``: the search settings as JSON (``driftloop train --preset/--sampler/...``;
-    see ``driftloop.training.presets``); ``""`` fits every candidate once."""
+    ``min_improvement`` margin alone. ``search``: the search settings as JSON
+    (``driftloop train --preset/--sampler/...``; see ``driftloop.training.presets``);
+    ``""`` fits every candidate once."""
     ingested = configure(
         ingest(
             blueprint=blueprint,

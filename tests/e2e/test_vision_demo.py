@@ -13,7 +13,6 @@ classes (measured 2026-11-30 at load ~19 on 2 cores: 870 s in all, v1 at 0.943,
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from driftloop.stack.services import alerting_binaries
 from tests.e2e.demo_runs import DEMO_MARKS, assert_loop_closed, run_demo

@@ -1,9 +1,9 @@
 """A pytest plugin that disables one failure-story guard, to show its test fails without it.
 
-Opt-in only: ``DRIFTLOOP_TEST_DISABLE_GUARD=<guard> .venv/bin/python -m pytest -p tests.integration.guards_off
-tests/integration/test_failure_<story>.py``. It patches the running process (and
-nothing on disk), so a demonstration can never leave a guard switched off in
-the shared tree. Guards:
+Opt-in only: ``DRIFTLOOP_TEST_DISABLE_GUARD=<guard> .venv/bin/python -m pytest
+-p tests.integration.guards_off tests/integration/test_failure_<story>.py``. It patches
+the running process (and nothing on disk), so a demonstration can never leave a guard
+switched off in the shared tree. Guards:
 
 * ``split-fingerprint`` -- ``training.gate.stored_score`` no longer checks that a stored
   score was measured on the split being judged (failure story b);
@@ -34,9 +34,7 @@ def _stored_score_any_split(version, metric, test_fingerprint):
 
 def _disable(guard: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if guard == "split-fingerprint":
-        monkeypatch.setattr(
-            "driftloop.training.gate.stored_score", _stored_score_any_split
-        )
+        monkeypatch.setattr("driftloop.training.gate.stored_score", _stored_score_any_split)
     elif guard == "runtime-requirements":
         monkeypatch.setattr("driftloop.serving.smoke.check_runtime", lambda model_uri: {})
     elif guard == "module-message":

@@ -1,5 +1,6 @@
 """The forecast commands' edges in-process: bad series and params are one error line before
-any run starts (each check itself: test_forecast_data.py); ``driftloop sample forecast`` prints real windows as a v1 body."""
+any run starts (each check itself: test_forecast_data.py); ``driftloop sample forecast``
+prints real windows as a v1 body."""
 
 from __future__ import annotations
 

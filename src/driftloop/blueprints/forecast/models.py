@@ -137,6 +137,4 @@ class StatsForecastForecaster(PriceForecaster):
 
     def predict(self, X):
         windows = np.log(as_windows(X))
-        return np.exp(
-            [float(self.model_.forward(y=window, h=1)["mean"][0]) for window in windows]
-        )
+        return np.exp([float(self.model_.forward(y=window, h=1)["mean"][0]) for window in windows])
