@@ -38,11 +38,12 @@ def ui(
     from driftloop.settings import get_settings
 
     settings = get_settings()
-    if host not in LOOPBACK_HOSTS and not settings.insecure:
-        # the console can launch training runs and send feedback: it has no login of its own
+    if host not in LOOPBACK_HOSTS and not settings.api_token and not settings.insecure:
+        # the console can launch training runs and send feedback: open, it stays on loopback
         raise UserError(
-            f"--host {host}: the console has no login; bind a loopback address and put it "
-            "behind your proxy's auth, or set DRIFTLOOP_INSECURE=true to serve it open"
+            f"--host {host}: the console is open without a token; set DRIFTLOOP_API_TOKEN "
+            "(the predictor's token: the console then asks for it), bind a loopback address, "
+            "or set DRIFTLOOP_INSECURE=true to serve it open"
         )
     for option, value in (
         ("--predictor-url", predictor_url),
@@ -60,5 +61,8 @@ def ui(
         prometheus_url=prometheus_url,
     )
     port = port or settings.console_port
-    click.echo(f"driftloop console on http://{host}:{port}/ (registry {config.tracking_uri})")
+    guarded = "token required" if config.access_token else "open"
+    click.echo(
+        f"driftloop console on http://{host}:{port}/ ({guarded}; registry {config.tracking_uri})"
+    )
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning")

@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from driftloop.console import automl, plots, predict, runs
+from driftloop.console import auth, automl, plots, predict, runs
 from driftloop.console.config import ConsoleConfig
 from driftloop.console.history import model_history
 from driftloop.console.registry_view import RegistryView, decision_events
@@ -47,7 +47,22 @@ def create_app(config: ConsoleConfig, studio_env: dict[str, str] | None = None) 
         request: Request, template: str, status_code: int = 200, **context: Any
     ) -> HTMLResponse:
         context.setdefault("config", config)
+        context.setdefault("login_required", bool(config.access_token))
         return templates.TemplateResponse(request, template, context, status_code=status_code)
+
+    def login_page(
+        request: Request, status_code: int, error: str | None, next_path: str
+    ) -> HTMLResponse:
+        return page(
+            request,
+            "login.html",
+            status_code,
+            error=error,
+            next_path=auth.safe_next(next_path),
+            active="login",
+        )
+
+    app.middleware("http")(auth.middleware(config.access_token, login_page))
 
     def automl_view(
         request: Request,
@@ -82,6 +97,36 @@ def create_app(config: ConsoleConfig, studio_env: dict[str, str] | None = None) 
     @app.get("/")
     def home() -> RedirectResponse:
         return RedirectResponse("/models", status_code=303)
+
+    @app.get("/login", response_class=HTMLResponse, response_model=None)
+    def login_form(request: Request, next: str = "/models") -> HTMLResponse | RedirectResponse:
+        if not config.access_token or auth.is_authenticated(config.access_token, request):
+            return RedirectResponse(auth.safe_next(next), status_code=303)
+        return login_page(request, 200, None, next)
+
+    @app.post("/login", response_class=HTMLResponse, response_model=None)
+    def login(
+        request: Request, token: str = Form(""), next: str = Form("/models")
+    ) -> HTMLResponse | RedirectResponse:
+        if not config.access_token:
+            return RedirectResponse(auth.safe_next(next), status_code=303)
+        if not auth.is_token(config.access_token, token):
+            return login_page(request, 401, "token: not the console's token", next)
+        answer = RedirectResponse(auth.safe_next(next), status_code=303)
+        answer.set_cookie(
+            auth.SESSION_COOKIE,
+            auth.session_value(config.access_token),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return answer
+
+    @app.post("/logout")
+    def logout() -> RedirectResponse:
+        answer = RedirectResponse("/login", status_code=303)
+        answer.delete_cookie(auth.SESSION_COOKIE)
+        return answer
 
     @app.get("/models", response_class=HTMLResponse)
     async def models(request: Request) -> HTMLResponse:

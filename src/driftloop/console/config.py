@@ -25,6 +25,8 @@ class ConsoleConfig:
     prometheus_url: str | None = None
     alertmanager_url: str | None = None
     predictor_token: str | None = None
+    # what a person or script must present to use the console (None: open, loopback only)
+    access_token: str | None = None
     trigger_token: str | None = None
     monitor_config: Path | None = None
     low_confidence_threshold: float = 0.6
@@ -41,6 +43,8 @@ class ConsoleConfig:
             "prometheus_url": settings.prometheus_url,
             "alertmanager_url": settings.alertmanager_url,
             "predictor_token": settings.api_token,
+            # the predictor's token guards the console too: one Secret, one login
+            "access_token": settings.api_token,
             "trigger_token": settings.trigger_token or _stack_token(settings.home, "trigger-token"),
             "monitor_config": settings.monitor_config,
             "low_confidence_threshold": settings.low_confidence_threshold,
