@@ -173,3 +173,70 @@ def test_registered_version_loads_with_plain_mlflow_pyfunc(served):
     # the signature declares every input the predictor takes (an empty session is [])
     out = model.predict(pd.DataFrame({"user_id": [user], "recent_items": [[]], "k": [5]}))
     assert out.iloc[0].tolist() == result.model.recommend([user], k=5)[0][0]
+
+
+def genres_of(train) -> dict[str, set[str]]:
+    rows = train.drop_duplicates("item")
+    return {
+        str(i): set(str(g).split("|")) for i, g in zip(rows["item"], rows["genres"], strict=True)
+    }
+
+
+def test_category_filters_over_v1_and_v2_exclude_seen_items(served):
+    _, train, http, _ = served
+    user, genres = warm_user(train), genres_of(train)
+    seen = set(train.loc[train["user"] == user, "item"].astype(str))
+    body = {
+        "instances": [
+            {"user_id": user, "k": 5, "category": "Documentary"},
+            {"user_id": "stranger", "k": 5, "category": ["Horror", "Western"]},
+        ]
+    }
+    response = http.post(f"/v1/models/{NAME}:predict", json=body)
+    assert response.status_code == 200, response.text
+    documentaries, horror_or_western = response.json()["predictions"]
+    assert documentaries["item_ids"] and not set(documentaries["item_ids"]) & seen
+    assert all("Documentary" in genres[i] for i in documentaries["item_ids"])
+    assert len(horror_or_western["item_ids"]) == 5
+    assert all(genres[i] & {"Horror", "Western"} for i in horror_or_western["item_ids"])
+    body = {
+        "inputs": [
+            {"name": "user_id", "datatype": "BYTES", "shape": [2], "data": [user, "stranger"]},
+            {"name": "k", "datatype": "INT32", "shape": [1], "data": [4]},
+            {"name": "category", "datatype": "BYTES", "shape": [1], "data": ["Animation"]},
+        ]
+    }
+    response = http.post(f"/v2/models/{NAME}/infer", json=body)
+    assert response.status_code == 200, response.text
+    outputs = {o["name"]: o for o in response.json()["outputs"]}
+    ids = [i for i in outputs["item_ids"]["data"] if i]
+    assert ids and all("Animation" in genres[i] for i in ids)
+    assert not set(outputs["item_ids"]["data"][:4]) & seen
+
+
+def test_unknown_category_is_a_400_naming_category_and_no_match_an_empty_list(served):
+    _, train, http, _ = served
+    body = {"instances": [{"user_id": "1", "category": ["Comedy", "Telenovela"]}]}
+    response = http.post(f"/v1/models/{NAME}:predict", json=body)
+    assert response.status_code == 400, response.text
+    assert "instances[0].category: unknown category 'Telenovela'" in response.text
+    body = {
+        "inputs": [
+            {"name": "user_id", "datatype": "BYTES", "shape": [1], "data": ["1"]},
+            {"name": "category", "datatype": "BYTES", "shape": [1], "data": ["Telenovela"]},
+        ]
+    }
+    response = http.post(f"/v2/models/{NAME}/infer", json=body)
+    assert response.status_code == 400 and "inputs[category]" in response.text, response.text
+    # every item of a category the user has already seen: nothing left to recommend
+    genres = genres_of(train)
+    counts = {}
+    for items in genres.values():
+        for genre in items:
+            counts[genre] = counts.get(genre, 0) + 1
+    rare = min((g for g in counts if g), key=counts.get)
+    rare_items = [i for i, gs in genres.items() if rare in gs]
+    body = {"instances": [{"user_id": "anyone", "recent_items": rare_items, "category": rare}]}
+    response = http.post(f"/v1/models/{NAME}:predict", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"][0]["item_ids"] == []

@@ -79,6 +79,61 @@ def test_v2_tensors_and_their_replay(codec):
         )
 
 
+def test_category_filter_keeps_only_those_categories_and_never_seen_items(codec):
+    batch = codec.decode_v1(
+        [
+            {"user_id": "c0", "k": 5, "category": "Horror"},
+            {"user_id": "h0", "k": 5, "category": ["Comedy", "Drama"]},
+            {"user_id": "c0", "k": 5},
+        ]
+    )
+    assert batch.summaries[0]["category"] == ["Horror"] and "category" not in batch.summaries[2]
+    horror, comedy_or_drama, unfiltered = codec.predict(batch).instances
+    # a comedy fan asked for horror gets horror films only, none of them seen
+    assert horror["item_ids"] and all(i.startswith("h-item") for i in horror["item_ids"])
+    assert {i.split("-")[0] for i in comedy_or_drama["item_ids"]} <= {"c", "old", "new"}
+    assert not set(comedy_or_drama["item_ids"]) & set(codec.model.history_of("h0"))
+    assert not set(horror["item_ids"]) & set(codec.model.history_of("c0"))
+    assert all(i.startswith("c-item") for i in unfiltered["item_ids"][:3])
+
+
+def test_category_filter_over_v2_for_every_user_or_per_user_and_its_replay(codec):
+    users = tensor("user_id", "BYTES", [b"c0", b"stranger"])
+    batch = codec.decode_v2({"user_id": users, "category": tensor("category", "BYTES", [b"Drama"])})
+    answers = codec.predict(batch).instances
+    # two Drama items in the catalogue: "old" and "new" (c0 saw "old", and "new" as c0 < 5)
+    assert answers[0]["item_ids"] == [] and answers[1]["item_ids"] == ["new", "old"]
+    per_user = tensor("category", "BYTES", [[b"Horror", b""], [b"Comedy", b"Drama"]])
+    batch = codec.decode_v2({"user_id": users, "category": per_user})
+    assert [s.get("category") for s in batch.summaries] == [["Horror"], ["Comedy", "Drama"]]
+    replay = {t["name"]: tensor(t["name"], t["datatype"], t["data"])
+              for t in codec.v2_inputs(batch.summaries)}  # fmt: skip
+    assert codec.decode_v2(replay).summaries == batch.summaries
+    with pytest.raises(InputError, match=r"inputs\[category\]\.shape"):
+        codec.decode_v2({"user_id": users, "category": tensor("category", "BYTES", [[b"Drama"]])})
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("Western", r"instances\[0\]\.category: unknown category 'Western'; known: Comedy, Drama"),
+        (["Comedy", "Noir"], r"instances\[0\]\.category: unknown category 'Noir'"),
+        (3, r"instances\[0\]\.category must be a category name or a list"),
+        ([2.5], r"instances\[0\]\.category\[0\] must be a string"),
+    ],
+)
+def test_unknown_or_malformed_category_names_category(codec, value, message):
+    with pytest.raises(InputError, match=message):
+        codec.decode_v1([{"user_id": "c0", "category": value}])
+    with pytest.raises(InputError, match=r"inputs\[category\]: unknown category 'Western'"):
+        codec.decode_v2(
+            {
+                "user_id": tensor("user_id", "BYTES", [b"c0"]),
+                "category": tensor("category", "BYTES", [b"Western"]),
+            }
+        )
+
+
 def test_click_feedback_and_live_ndcg(codec):
     feedback = get_blueprint("recsys").feedback
     output = {"item_ids": ["a", "b", "c"], "scores": [3, 2, 1], "segment": "warm"}

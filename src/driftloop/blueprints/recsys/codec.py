@@ -1,11 +1,14 @@
 """Recommendation requests on the wire and clicked items as feedback.
 
-v1: ``{"instances": [{"user_id": "42", "k": 10, "recent_items": ["318", "296"]}]}``
-(``k`` and ``recent_items`` optional); v2: ``user_id`` BYTES [n], optional
-``recent_items`` BYTES [n, m] (or [m] for one user; "" pads shorter lists) and ``k``
-INT32 [n] or [1]. Answers: ``item_ids`` BYTES [n, k], ``scores`` FP32 [n, k] ("" and
-0 pad a list shorter than the widest ``k``), ``segment`` BYTES [n]. Unknown users are
-served as anonymous; seen and recent items are never recommended.
+v1: ``{"instances": [{"user_id": "42", "k": 10, "recent_items": ["318", "296"],
+"category": ["Comedy", "Drama"]}]}`` (``k``, ``recent_items`` and ``category`` -- one
+name or a list -- optional); v2: ``user_id`` BYTES [n], optional ``recent_items`` BYTES
+[n, m] (or [m] for one user; "" pads shorter lists), ``k`` INT32 [n] or [1] and
+``category`` BYTES [m] (every user of the request) or [n, m] (per user, "" pads).
+Answers: ``item_ids`` BYTES [n, k], ``scores`` FP32 [n, k] ("" and 0 pad a list shorter
+than the widest ``k``), ``segment`` BYTES [n]. Unknown users are served as anonymous;
+seen and recent items are never recommended; with categories, only items of at least one
+of them (fewer than k, or none, when fewer match); an unknown category is an input error.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from driftloop.blueprints.recsys.segments import SEGMENTS
 
 INTEGER_DATATYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 MAX_RECENT = 1000
+MAX_CATEGORIES = 100
+# category names listed in the error for an unknown one (a news catalogue has hundreds)
+NAMED_IN_ERRORS = 20
 
 
 def as_requests(frame: Any, default_k: int = 10, model: Any = None) -> Any:
@@ -78,6 +84,7 @@ class RecsysCodec(Codec):
             TensorSpec("user_id", "BYTES", (-1,)),
             TensorSpec("recent_items", "BYTES", (-1, -1)),
             TensorSpec("k", "INT32", (-1,)),
+            TensorSpec("category", "BYTES", (-1,)),
         )
         self.outputs = (
             TensorSpec("item_ids", "BYTES", (-1, -1)),
@@ -103,6 +110,33 @@ class RecsysCodec(Codec):
             raise InputError(f"{field} has {len(items)} items; at most {MAX_RECENT}")
         return [i for i in items if i]
 
+    def _categories(self, values: Any, field: str) -> list[str] | None:
+        """Category names to filter by (None: no filter), each known to the model."""
+        if values is None:
+            return None
+        if isinstance(values, str | bytes | np.bytes_):
+            values = [values]
+        if not isinstance(values, list | tuple | np.ndarray):
+            raise InputError(f'{field} must be a category name or a list of them, e.g. ["Comedy"]')
+        names = [_text(v, f"{field}[{i}]") for i, v in enumerate(values)]
+        names = list(dict.fromkeys(n for n in names if n))
+        if len(names) > MAX_CATEGORIES:
+            raise InputError(f"{field} has {len(names)} categories; at most {MAX_CATEGORIES}")
+        if not names:
+            return None
+        known = list(getattr(self.model, "categories_", ()))
+        if not known:
+            raise InputError(f"{field}: this model version has no item categories to filter by")
+        unknown = self.model.unknown_categories(names)
+        if unknown:
+            shown = ", ".join(known[:NAMED_IN_ERRORS]) + (
+                ", ..." if len(known) > NAMED_IN_ERRORS else ""
+            )
+            raise InputError(
+                f"{field}: unknown category {', '.join(map(repr, unknown))}; known: {shown}"
+            )
+        return names
+
     def _batch(self, rows: list[dict]) -> Batch:
         import pandas as pd
 
@@ -115,13 +149,15 @@ class RecsysCodec(Codec):
             field = f"instances[{index}]"
             if not isinstance(item, dict):
                 raise InputError(f'{field} must be an object like {{"user_id": "42", "k": 10}}')
-            rows.append(
-                {
-                    "user_id": _text(item.get("user_id", ""), f"{field}.user_id"),
-                    "recent_items": self._recent(item.get("recent_items"), f"{field}.recent_items"),
-                    "k": self._k(item.get("k"), f"{field}.k"),
-                }
-            )
+            row = {
+                "user_id": _text(item.get("user_id", ""), f"{field}.user_id"),
+                "recent_items": self._recent(item.get("recent_items"), f"{field}.recent_items"),
+                "k": self._k(item.get("k"), f"{field}.k"),
+            }
+            categories = self._categories(item.get("category"), f"{field}.category")
+            if categories:
+                row["category"] = categories
+            rows.append(row)
         return self._batch(rows)
 
     def decode_v2(self, tensors: Mapping[str, InputTensor]) -> Batch:
@@ -163,12 +199,37 @@ class RecsysCodec(Codec):
             {"user_id": _text(u, f"inputs[user_id][{i}]"), "recent_items": r, "k": k}
             for i, (u, r, k) in enumerate(zip(ids.tolist(), recent, ks, strict=True))
         ]
+        if "category" in tensors:
+            for row, categories in zip(
+                rows, self._v2_categories(tensors["category"], n), strict=True
+            ):
+                if categories:
+                    row["category"] = categories
         return self._batch(rows)
+
+    def _v2_categories(self, tensor: InputTensor, n: int) -> list[list[str] | None]:
+        """[m]: the same categories for every user; [n, m]: one row per user ("" pads)."""
+        if tensor.datatype != "BYTES":
+            raise InputError('inputs[category].datatype must be "BYTES"')
+        matrix = tensor.array
+        if matrix.ndim == 1:
+            return [self._categories(list(matrix), "inputs[category]")] * n
+        if matrix.ndim != 2 or matrix.shape[0] != n:
+            raise InputError(
+                f"inputs[category].shape must be [m] (every user) or [n, m] (one row per user, "
+                f"{n}), got {list(matrix.shape)}"
+            )
+        return [self._categories(list(row), f"inputs[category][{i}]") for i, row in
+                enumerate(matrix)]  # fmt: skip
 
     def predict(self, batch: Batch) -> Answer:
         frame = as_requests(batch.model_input, self.default_k, self.model)
+        categories = frame["category"].tolist() if "category" in frame else None
         answers = self.model.recommend(
-            frame["user_id"].tolist(), frame["recent_items"].tolist(), frame["k"].tolist()
+            frame["user_id"].tolist(),
+            frame["recent_items"].tolist(),
+            frame["k"].tolist(),
+            [c if isinstance(c, list) and c else None for c in categories] if categories else None,
         )
         width = max((len(items) for items, _, _ in answers), default=0)
         ids = np.full((len(answers), width), "", dtype=object)
@@ -229,6 +290,17 @@ class RecsysCodec(Codec):
                     "shape": [len(summaries), width],
                     "data": data,
                 }  # fmt: skip
+            )
+        categories = [list(s.get("category") or []) for s in summaries]
+        widest = max((len(c) for c in categories), default=0)
+        if widest:
+            inputs.append(
+                {
+                    "name": "category",
+                    "datatype": "BYTES",
+                    "shape": [len(summaries), widest],
+                    "data": [c + [""] * (widest - len(c)) for c in categories],
+                }
             )
         return inputs
 

@@ -72,6 +72,7 @@ class Recommender(BaseEstimator):
             for u, user in enumerate(user_ids)
         }
         self.popularity_ = np.asarray(matrix.sum(axis=0)).ravel()
+        self.categories_, self.item_categories_ = category_catalogue(frame, self.items_)
         self._fit_model(matrix, frame, item_codes, times, weights)
         return self
 
@@ -93,6 +94,20 @@ class Recommender(BaseEstimator):
     def segment_for(self, history_length: int) -> str:
         return segment_of(history_length, int(self.warm_min))
 
+    def unknown_categories(self, categories: Sequence[str]) -> list[str]:
+        """Those of ``categories`` no training item belongs to."""
+        known = set(getattr(self, "categories_", ()))
+        return [c for c in categories if c not in known]
+
+    def in_categories(self, categories: Sequence[str]) -> np.ndarray:
+        """Per catalogue item, whether it belongs to any of ``categories`` (all known)."""
+        unknown = self.unknown_categories(categories)
+        if unknown:
+            raise ValueError(f"category: unknown {', '.join(map(repr, unknown))}")
+        index = {name: i for i, name in enumerate(self.categories_)}
+        columns = [index[c] for c in categories]
+        return np.asarray(self.item_categories_[:, columns].sum(axis=1)).ravel() > 0
+
     def _scores(self, history: np.ndarray, segment: str) -> np.ndarray:
         raise NotImplementedError
 
@@ -101,21 +116,27 @@ class Recommender(BaseEstimator):
         users: Sequence[str],
         recent: Sequence[Sequence[str]] | None = None,
         k: int | Sequence[int] = 10,
+        categories: Sequence[Sequence[str] | None] | None = None,
     ) -> list[tuple[list[str], list[float], str]]:
         """(item ids, scores, segment) per user: the top ``k`` items not yet seen.
 
         ``recent``: items each user interacted with since training (a session), added to
-        the user's history; unknown items among them are ignored.
+        the user's history; unknown items among them are ignored. ``categories``: per user,
+        None (any item) or the categories (genres) an item must belong to one of; fewer
+        than ``k`` items (none at all) when fewer unseen items match.
         """
         ks = [int(k)] * len(users) if np.isscalar(k) else [int(v) for v in k]
         recent = recent if recent is not None else [()] * len(users)
+        categories = categories if categories is not None else [None] * len(users)
         tiebreak = 1e-9 * _unit_max(self.popularity_)
         answers = []
-        for user, session, top in zip(users, recent, ks, strict=True):
+        for user, session, top, wanted in zip(users, recent, ks, categories, strict=True):
             history = self.history_codes(user, session)
             segment = self.segment_for(len(history))
             scores = self._scores(history, segment).astype(np.float64) + tiebreak
             scores[history] = -np.inf
+            if wanted:
+                scores[~self.in_categories(list(wanted))] = -np.inf
             top = min(top, int(np.isfinite(scores).sum()))
             best = np.argpartition(-scores, top - 1)[:top] if top > 0 else np.empty(0, int)
             best = best[np.argsort(-scores[best], kind="stable")]
@@ -123,12 +144,14 @@ class Recommender(BaseEstimator):
         return answers
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Item ids [n, max k] for rows of ``user_id`` (``k``, ``recent_items`` optional);
+        """Item ids [n, max k] for rows of ``user_id`` (``k``, ``recent_items``, ``category``
+        optional);
         a shorter list is padded with "" (what ``mlflow.pyfunc`` callers get)."""
         users = X["user_id"].astype(str).tolist()
         ks = X["k"].astype(int).tolist() if "k" in X else [10] * len(users)
         recent = X["recent_items"].tolist() if "recent_items" in X else None
-        answers = self.recommend(users, recent, ks)
+        categories = X["category"].tolist() if "category" in X else None
+        answers = self.recommend(users, recent, ks, categories)
         width = max((len(items) for items, _, _ in answers), default=0)
         out = np.full((len(answers), width), "", dtype=object)
         for row, (items, _, _) in enumerate(answers):
@@ -243,15 +266,33 @@ class EASE(_ItemItem):
         self.weights_ = weights.astype(np.float32)
 
 
+def item_genres(frame: pd.DataFrame, items: np.ndarray) -> list[list[str]]:
+    """Each item's genres (categories), from its first row that names any ("a|b")."""
+    if "genres" not in frame:
+        return [[] for _ in items]
+    named = frame.loc[frame["genres"].fillna("").astype(str) != "", ["item", "genres"]]
+    genres = named.assign(item=named["item"].astype(str)).drop_duplicates("item")
+    lookup = dict(zip(genres["item"], genres["genres"].astype(str), strict=True))
+    return [[g for g in lookup.get(str(item), "").split("|") if g] for item in items]
+
+
+def category_catalogue(frame: pd.DataFrame, items: np.ndarray) -> tuple[list[str], Any]:
+    """(category names, items x categories sparse 0/1 matrix): what category filters use."""
+    per_item = item_genres(frame, items)
+    names = sorted({g for gs in per_item for g in gs})
+    index = {g: i for i, g in enumerate(names)}
+    rows = [row for row, gs in enumerate(per_item) for _ in gs]
+    columns = [index[g] for gs in per_item for g in gs]
+    matrix = sparse.csr_matrix(
+        (np.ones(len(rows), dtype=np.int8), (rows, columns)), shape=(len(items), len(names))
+    )
+    return names, matrix
+
+
 def genre_matrix(frame: pd.DataFrame, items: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Items x genres, idf-weighted and L2-normalised rows (zeros for an item without genres)."""
-    genres = (
-        frame.drop_duplicates("item").set_index("item")["genres"]
-        if "genres" in frame
-        else pd.Series(dtype=str)
-    )
-    per_item = [str(genres.get(item, "") or "").split("|") for item in items]
-    names = sorted({g for gs in per_item for g in gs if g})
+    per_item = item_genres(frame, items)
+    names = sorted({g for gs in per_item for g in gs})
     index = {g: i for i, g in enumerate(names)}
     matrix = np.zeros((len(items), len(names)), dtype=np.float64)
     for row, gs in enumerate(per_item):
