@@ -58,7 +58,7 @@ kind-load:
 	$(DOCKER) tag driftloop/driftloop:dev ghcr.io/driftloop/driftloop:$(IMAGE_TAG)
 	$(KIND) load docker-image --name $(KIND_CLUSTER) \
 	  driftloop/driftloop-predictor:dev driftloop/driftloop-monitor:dev \
-	  driftloop/driftloop-trigger:dev driftloop/driftloop-mlflow:dev \
+	  driftloop/driftloop-trigger:dev driftloop/driftloop-mlflow:dev driftloop/driftloop:dev \
 	  ghcr.io/driftloop/driftloop:$(IMAGE_TAG)
 
 kind-up:

@@ -16,6 +16,7 @@ import yaml
 from tests.unit.test_manifests import (
     MANIFESTS,
     REPO,
+    console_wiring_problems,
     network_policy_gaps,
     pods,
     policy_violations,
@@ -360,3 +361,33 @@ def test_model_batcher_values_set_the_predictors_batching(charts, tmp_path):
     )
     refused = helm("template", RELEASE, str(CHART), "-f", str(bad))
     assert refused.returncode != 0 and "maxBatchSize" in refused.stderr
+
+
+@needs_helm
+@pytest.mark.parametrize("values", ["default", "production"])
+def test_console_is_behind_the_predictors_token(charts, values):
+    assert console_wiring_problems(charts[values]) == []
+
+
+@needs_helm
+def test_console_values_choose_its_model_and_can_turn_it_off(tmp_path):
+    resources = "{requests: {cpu: 1, memory: 1Gi}, limits: {cpu: 2, memory: 2Gi}}"
+    two = tmp_path / "two.yaml"
+    two.write_text(
+        f"models:\n  - {{name: sentiment, resources: {resources}}}\n"
+        f"  - {{name: reviews, resources: {resources}}}\n"
+        "console: {enabled: true, model: reviews, prometheusUrl: '', "
+        f"resources: {resources}}}\n"
+    )
+    docs = template("-f", str(two))
+    assert console_wiring_problems(docs) == []
+    console = next(d for d in docs if identity(d) == ("Deployment", NAMESPACE, "driftloop-console"))
+    args = console["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--predictor-url=http://reviews-predictor.driftloop.svc.cluster.local" in args
+    assert not [a for a in args if a.startswith("--prometheus-url")]
+
+    off = template("--set", "console.enabled=false")
+    assert not [d for d in off if d["metadata"]["name"] == "driftloop-console"]
+    assert network_policy_gaps(off) == []
+    refused = helm("template", RELEASE, str(CHART), "--set", "console.model=Bad_Name")
+    assert refused.returncode != 0 and "console.model" in refused.stderr

@@ -271,6 +271,9 @@ def test_overlay_renders_the_whole_loop(rendered, overlay):
         ("ClusterServingRuntime", "driftloop-sklearn"),
         ("InferenceService", "sentiment"),
         ("Deployment", "driftloop-trigger"),
+        ("Deployment", "driftloop-console"),
+        ("Service", "driftloop-console"),
+        ("NetworkPolicy", "driftloop-console"),
         ("PrometheusRule", "driftloop-alerts"),
         ("AlertmanagerConfig", "driftloop-retrain"),
         ("PodMonitor", "driftloop-predictor"),
@@ -639,6 +642,9 @@ def test_container_args_parse_with_the_driftloop_cli(rendered):
         for d in docs
         if d["kind"] == "Deployment" and d["metadata"]["name"] == "driftloop-trigger"
     )
+    console = deployment(docs, "driftloop-console")["spec"]["template"]["spec"]["containers"][0]
+    # the driftloop image has no entry point of its own: the console names the command
+    assert console["command"] == ["driftloop"] and console["args"][0] == "ui"
     calls = {
         "serve": [
             a.replace("{{.Name}}", isvc["metadata"]["name"])
@@ -646,6 +652,7 @@ def test_container_args_parse_with_the_driftloop_cli(rendered):
         ],
         "monitor": isvc["spec"]["predictor"]["containers"][0]["args"],
         "trigger": trigger["spec"]["template"]["spec"]["containers"][0]["args"],
+        "ui": console["args"][1:],
     }
     for command_name, args in calls.items():
         command = cli.get_command(click.Context(cli), command_name)
@@ -656,6 +663,84 @@ def test_container_args_parse_with_the_driftloop_cli(rendered):
             assert context.params["http_port"] == 8080 and context.params["grpc_port"] == 8081
         else:
             assert context.params["host"] == "0.0.0.0"
+
+
+def deployment(docs: list[dict], name: str) -> dict:
+    return next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name)
+
+
+def env_of(container: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def console_wiring_problems(docs: list[dict]) -> list[str]:
+    """What keeps the console from sitting behind the predictor's token and reaching the loop."""
+    problems = []
+    console = deployment(docs, "driftloop-console")["spec"]["template"]["spec"]["containers"][0]
+    env = env_of(console)
+    args = dict(a.removeprefix("--").split("=", 1) for a in console["args"][1:])
+    isvcs = {d["metadata"]["name"]: d for d in docs if d["kind"] == "InferenceService"}
+    namespace = deployment(docs, "driftloop-console")["metadata"]["namespace"]
+    served = {f"http://{n}-predictor.{namespace}.svc.cluster.local" for n in isvcs}
+    if args.get("predictor-url") not in served:
+        problems.append(f"--predictor-url {args.get('predictor-url')} is no predictor Service")
+    predictor_env = env_of(next(iter(isvcs.values()))["spec"]["predictor"]["model"])
+    token = (env.get("DRIFTLOOP_API_TOKEN") or {}).get("valueFrom")
+    if token is None or token != predictor_env["DRIFTLOOP_API_TOKEN"]["valueFrom"]:
+        problems.append(f"DRIFTLOOP_API_TOKEN is not the predictor's Secret: {token}")
+    if args.get("host") != "0.0.0.0":
+        problems.append(f"--host {args.get('host')}: the Service cannot reach it")
+    secret_names = {d["metadata"]["name"] for d in docs if d["kind"] == "Secret"}
+    for name, variable in env.items():
+        ref = (variable.get("valueFrom") or {}).get("secretKeyRef")
+        if ref and secret_names and ref["name"] not in secret_names:
+            problems.append(f"{name}: no Secret {ref['name']}")
+    return problems
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_console_is_behind_the_predictors_token(rendered, overlay):
+    assert console_wiring_problems(rendered[overlay]) == []
+    docs = copy.deepcopy(rendered[overlay])
+    console = deployment(docs, "driftloop-console")["spec"]["template"]["spec"]["containers"][0]
+    console["env"] = [e for e in console["env"] if e["name"] != "DRIFTLOOP_API_TOKEN"]
+    assert console_wiring_problems(docs) == [
+        "DRIFTLOOP_API_TOKEN is not the predictor's Secret: None"
+    ]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_let_the_console_reach_what_it_reads(rendered, overlay):
+    policies = {
+        d["metadata"]["name"]: d["spec"] for d in rendered[overlay] if d["kind"] == "NetworkPolicy"
+    }
+    console = {"app.kubernetes.io/name": "driftloop-console"}
+    egress = {
+        (peer["podSelector"]["matchLabels"].get("app.kubernetes.io/name"), port["port"])
+        for rule in policies["driftloop-console"]["egress"]
+        for peer in rule["to"]
+        for port in rule["ports"]
+    }
+    for target, port in [
+        ("driftloop-predictor", 8080),
+        ("driftloop-mlflow", 5000),
+        ("driftloop-postgres", 5432),
+        ("driftloop-trigger", 8095),
+        ("prometheus", 9090),
+    ]:
+        assert (target, port) in egress
+        if target.startswith("driftloop-") and target != "driftloop-predictor":
+            # the far end admits the console too (the predictor admits any client on 8080)
+            ingress = policies[target]["ingress"]
+            assert any(
+                selects(peer.get("podSelector", {}), console)
+                and {"protocol": "TCP", "port": port} in rule["ports"]
+                for rule in ingress
+                for peer in rule.get("from", [])
+            ), target
+    assert policies["driftloop-console"]["ingress"] == [
+        {"ports": [{"protocol": "TCP", "port": 8088}]}
+    ]
 
 
 @pytest.mark.parametrize("overlay", ["kind", "production"])
