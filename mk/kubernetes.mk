@@ -7,7 +7,8 @@
 #   make kind-load        build the images (tag dev) and load them into kind
 #   make deploy           generate secrets, kubectl apply -k manifests/overlays/kind
 #   make helm-install     the same stack from charts/driftloop instead
-#   make port-forward     predictor :8080, MLflow :5000, KFP UI :8088, KFP API :8888, Prometheus :9090
+#   make port-forward     predictor :8080, MLflow :5000, KFP UI :8088, KFP API :8888, Prometheus :9090,
+#                         console :8089
 #   make pipelines-upload / make pipeline-run NAME=training|retraining
 #   make k8s-render       render kustomize overlays and the chart into build/k8s/
 #   make kind-down        delete the kind cluster
@@ -111,10 +112,11 @@ helm-install:
 
 # Foreground; Ctrl-C stops all forwards.
 port-forward:
-	@echo "predictor http://127.0.0.1:8080  MLflow http://127.0.0.1:5000  KFP UI http://127.0.0.1:8088  KFP API http://127.0.0.1:8888  Prometheus http://127.0.0.1:9090"
+	@echo "predictor http://127.0.0.1:8080  MLflow http://127.0.0.1:5000  KFP UI http://127.0.0.1:8088  KFP API http://127.0.0.1:8888  Prometheus http://127.0.0.1:9090  console http://127.0.0.1:8089 (log in with the driftloop-api-token Secret's token)"
 	@trap 'kill $$(jobs -p) 2>/dev/null' INT TERM EXIT; \
 	$(KUBECTL) -n $(K8S_NAMESPACE) port-forward svc/sentiment-predictor 8080:80 & \
 	$(KUBECTL) -n $(K8S_NAMESPACE) port-forward svc/driftloop-mlflow 5000:5000 & \
+	$(KUBECTL) -n $(K8S_NAMESPACE) port-forward svc/driftloop-console 8089:8088 & \
 	$(KUBECTL) -n $(KFP_NAMESPACE) port-forward svc/ml-pipeline-ui 8088:80 & \
 	$(KUBECTL) -n $(KFP_NAMESPACE) port-forward svc/ml-pipeline 8888:8888 & \
 	$(KUBECTL) -n $(MONITORING_NAMESPACE) port-forward svc/kube-prometheus-stack-prometheus 9090:9090 & \

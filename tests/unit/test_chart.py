@@ -321,6 +321,7 @@ def test_notes_tell_how_to_reach_predictor_mlflow_and_kfp():
     assert "port-forward svc/driftloop-mlflow 5000:5000" in notes
     assert "port-forward svc/ml-pipeline-ui" in notes
     assert "-predictor 8080" in notes
+    assert "port-forward svc/driftloop-console 8089:8088" in notes
     assert MANIFESTS.is_dir()
 
 
