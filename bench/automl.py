@@ -19,12 +19,18 @@ and driftloop's mean relative loss vs FLAML, (loss - FLAML's) / |FLAML's| with
 losses 1 - AUC, log-loss, RMSE. The full per-table table goes to
 ``automl.md`` / ``automl.json`` next to results.md, the plot to
 ``automl_relative_loss.png``.
+
+Some tables only (a diagnosis; the headline figures then cover those alone):
+``python -m bench.automl --tables credit_data,digits [--quick] [--out DIR]``, or
+``BENCH_AUTOML_TABLES=credit_data,digits`` in the environment of ``make bench-automl*``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import os
 import time
 import traceback
 from dataclasses import asdict, dataclass, field, replace
@@ -34,7 +40,7 @@ import pandas as pd
 from sklearn.metrics import log_loss, roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from bench.automl_datasets import DATASETS, OuterSplit, outer_split
+from bench.automl_datasets import DATASETS, BenchDataset, OuterSplit, outer_split
 from bench.automl_systems import ConstantPredictor, DefaultLightGBM, DriftloopTabular, Flaml
 from bench.context import Context, require
 from driftloop.training.budget import fit_threads
@@ -47,6 +53,7 @@ SEED = 0
 WIN_TARGET = 0.80  # share of tables won or tied vs default LightGBM
 FLAML_TARGET = 0.03  # mean relative loss vs FLAML
 DRIFTLOOP, FLAML, LIGHTGBM = "driftloop", "flaml", "lightgbm"
+TABLES_ENV = "BENCH_AUTOML_TABLES"  # comma-separated table names: run those alone
 
 
 @dataclass
@@ -204,7 +211,21 @@ def summary(rows: list[Row]) -> dict[str, float]:
     }
 
 
+def selected_datasets(text: str | None = None) -> list[BenchDataset]:
+    """The tables named in ``text`` (comma-separated; None: ``$BENCH_AUTOML_TABLES``), in
+    the registry's order; every table when none is named."""
+    text = os.environ.get(TABLES_ENV, "") if text is None else text
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = sorted(names - set(DATASETS))
+    if unknown:
+        raise ValueError(
+            f"--tables: unknown table(s) {', '.join(unknown)}; known: {', '.join(DATASETS)}"
+        )
+    return [dataset for name, dataset in DATASETS.items() if not names or name in names]
+
+
 def run(ctx: Context) -> None:
+    datasets = selected_datasets()
     for module, what in (
         ("flaml", "FLAML"),
         ("lightgbm", "LightGBM"),
@@ -219,9 +240,9 @@ def run(ctx: Context) -> None:
     }
     for system in systems.values():
         system.prepare()  # imports and the sqlite store's migrations are no fit time
-    task = ctx.progress.add_task("automl", total=len(DATASETS) * (1 + 2 * len(budgets)))
+    task = ctx.progress.add_task("automl", total=len(datasets) * (1 + 2 * len(budgets)))
     rows: list[Row] = []
-    for dataset in DATASETS.values():
+    for dataset in datasets:
         split = outer_split(dataset, SEED)
         ctx.progress.update(task, description=f"automl: {dataset.name} LightGBM")
         lightgbm = evaluate(systems[LIGHTGBM], LIGHTGBM, split, max(budgets))
@@ -435,3 +456,30 @@ def plot(ctx: Context, rows: list[Row], budgets: tuple[float, ...]) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     ctx.results.artifact(ctx.section, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The AutoML section on the named tables only (``bench.run`` does the rest)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.automl", description="The AutoML benchmark on some tables."
+    )
+    parser.add_argument(
+        "--tables", required=True, help=f"comma-separated, of: {', '.join(DATASETS)}"
+    )
+    parser.add_argument("--quick", action="store_true", help="one 30 s budget")
+    parser.add_argument("--out", default="bench/results/automl-tables", help="results folder")
+    args = parser.parse_args(argv)
+    try:
+        selected_datasets(args.tables)
+    except ValueError as exc:
+        parser.error(str(exc))
+    os.environ[TABLES_ENV] = args.tables
+    from bench.run import main as run_main
+
+    return run_main(
+        ["--section", "automl", "--out", args.out] + (["--quick"] if args.quick else [])
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 
 from driftloop.blueprints import get_blueprint
 from driftloop.blueprints.tabular.schema import TableSchema
-from driftloop.training.significance import paired_bootstrap
+from driftloop.training.significance import paired_bootstrap, resamples_for
 
 
 def table(rows: int, seed: int, *, classes: bool = False) -> pd.DataFrame:
@@ -146,5 +146,71 @@ def test_the_search_records_who_challenged_the_incumbent_and_the_outcome(tmp_pat
     assert outcome.startswith(
         "kept lightgbm (defaults): challenger logistic_regression log_loss"
     ), outcome
-    assert run.data.params["selection_level"] == "0.01"
-    assert run.data.metrics["selection_p_value_0"] > 0.01
+    # family-wise 0.05, Bonferroni over the one other configuration scored (no trials)
+    assert run.data.params["selection_level"] == "0.05"
+    assert run.data.params["selection_comparisons"] == "1"
+    assert run.data.metrics["selection_p_value_0"] > 0.05
+
+
+def test_the_level_is_divided_by_the_configurations_the_challenger_was_picked_from(regression):
+    """Bonferroni: the challenger is the best of ``comparisons`` configurations scored on the
+    same rows, so it wins only at p <= 0.05 / comparisons, with enough resamples for that
+    p-value to be reachable."""
+    blueprint, models = regression
+    rows = table(40, 5)  # reading b helps, but 40 rows show it only at p ~ 0.02
+    alone = paired_bootstrap(blueprint, [models["a"]], [models["ab"]], [rows], seed=0)
+    assert alone.challenger_wins and 0.01 < alone.p_value <= 0.05, alone.summary()
+    picked = paired_bootstrap(
+        blueprint, [models["a"]], [models["ab"]], [rows], seed=0, comparisons=20
+    )
+    assert picked.level == pytest.approx(0.05 / 20) and not picked.challenger_wins
+    assert "level 0.0025 = 0.05/20 comparisons" in picked.summary(), picked.summary()
+    # as many resamples as the corrected level needs; stopped once it is out of reach
+    assert resamples_for(0.05, 20) == 800 and picked.resamples < 800
+    clear = paired_bootstrap(
+        blueprint, [models["a"]], [models["ab"]], [table(300, 3)], seed=0, comparisons=20
+    )
+    assert clear.challenger_wins and clear.resamples == 800, clear.summary()
+
+
+@pytest.mark.parametrize(
+    ("task", "metric"),
+    [
+        ("classification", "roc_auc"),
+        ("classification", "log_loss"),
+        ("regression", "rmse"),
+        ("regression", "mae"),
+    ],
+)
+def test_the_tabular_row_scorer_is_the_primary_metric_of_score_on_any_rows(task, metric):
+    """What the bootstrap resamples for a table: one prediction, then the primary metric on
+    row positions, equal to ``score`` on those rows (four classes for the log-loss)."""
+    blueprint = get_blueprint("tabular", target="y", task=task, metric=metric)
+    train, val = table(300, 1, classes=task == "classification"), table(120, 2)
+    if metric == "log_loss":
+        for frame in (train, val):
+            frame["y"] = np.digitize(frame.a + frame.b, [-1, 0, 1]).astype(str)
+    elif task == "classification":
+        val["y"] = np.where(val.a + 0.5 * val.b > 0, "up", "down")
+    estimator = LogisticRegression() if task == "classification" else LinearRegression()
+    model = reading("ab", estimator).fit(blueprint.features(train), blueprint.targets(train))
+    scorer = blueprint.row_scorer(model, val)
+    rng = np.random.default_rng(0)
+    for rows in [None] + [rng.integers(0, len(val), len(val)) for _ in range(5)]:
+        part = val if rows is None else val.iloc[rows]
+        assert scorer(rows) == pytest.approx(blueprint.score(model, part)[metric], rel=1e-12)
+    if task == "classification":  # rows of one class have no ROC-AUC or log-loss
+        with pytest.raises(ValueError):
+            scorer(np.flatnonzero(val["y"] == val["y"].iloc[0]))
+
+
+def test_a_metric_without_a_row_scorer_is_resampled_through_score():
+    blueprint = get_blueprint("tabular", target="y", task="classification", metric="macro_f1")
+    train, val = table(300, 1, classes=True), table(120, 2, classes=True)
+    fit = lambda columns: reading(columns, LogisticRegression()).fit(  # noqa: E731
+        blueprint.features(train), blueprint.targets(train)
+    )
+    assert blueprint.row_scorer(fit("a"), val) is None
+    verdict = paired_bootstrap(blueprint, [fit("a")], [fit("ab")], [val], seed=0, resamples=20)
+    assert verdict.incumbent_score == pytest.approx(blueprint.score(fit("a"), val)["macro_f1"])
+    assert verdict.resamples >= 1

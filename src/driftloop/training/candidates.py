@@ -376,6 +376,7 @@ def train_candidates(
             storage = storage_url(settings)
             mlflow.set_tag(TAG_OPTUNA_STORAGE, masked_storage_url(storage))
         reserve = _Reserve(blueprint, plan, fitted, refit_ratio, train_ratio, clock)
+        reserve.folds = len(folds)
 
         # phase 1: every candidate's defaults, cheapest tier first, so that a small budget
         # still ranks the cheap candidates and no study starts before all are scored
@@ -384,6 +385,10 @@ def train_candidates(
         # the first candidate scored at its defaults is the incumbent: a challenger replaces
         # it only when it wins by more than the validation noise (training.significance)
         incumbent: tuple[str, dict[str, float], list[Any]] | None = None
+        # under a time budget the incumbent's final model (refit on train + validation) is
+        # fitted as soon as the incumbent is scored: kept (the usual outcome), it serves
+        # refit on every row whatever the search, the selection and the ensembles leave
+        secured: Any = None
         for name in _cheapest_first(plan.candidates, blueprint.candidate_tiers()):
             room = clock.search_left(reserve.seconds(results))
             # a fit cannot be stopped half-way, and an unscored candidate's cost is unknown:
@@ -427,6 +432,14 @@ def train_candidates(
             results.append(result)
             if incumbent is None:
                 incumbent = (name, dict(metrics), models)
+                if (
+                    search is not None
+                    and clock.bounded
+                    and validation.refits_on_all
+                    and clock.fits(seconds * refit_ratio)
+                ):
+                    secured = _refit(blueprint, estimator, {}, refit_rows(validation, train, val))
+                    reserve.secured.add(name)
             if not validation.uses_folds:
                 fitted[name] = _without_cache(models[0])
 
@@ -471,13 +484,18 @@ def train_candidates(
         log.info("search done at %.1f s", clock.elapsed())
         best = pick_winner(blueprint, results, tolerance)
         verdicts: list[Verdict] = []
+        # the configurations scored against the incumbent's defaults: every other
+        # candidate's defaults and every finished trial (Bonferroni, training.significance)
+        compared = max(1, len(results) - 1 + sum(found["complete"] for found in searches))
         if search is not None and incumbent is not None:
             best = _challenge_incumbent(
                 blueprint, pool, results, best, incumbent, folds, fitted, prepare, verdicts,
-                seed=seed, max_seconds=_test_seconds(clock),
+                seed=seed, max_seconds=_test_seconds(clock), comparisons=compared,
             )  # fmt: skip
         val_metrics, tuned = best.metrics, best.tuned_params
-        if best.name in fitted and not validation.refits_on_all:
+        if secured is not None and best.name == incumbent[0] and not tuned:
+            model = secured  # the incumbent kept: its refit on every row is done already
+        elif best.name in fitted and not validation.refits_on_all:
             model = fitted[best.name]
         elif best.name in fitted and not clock.fits(reserve.refit([best])):
             # a fit cannot be stopped half-way: the winner as scored (on train) serves
@@ -493,8 +511,10 @@ def train_candidates(
             model = _refit(blueprint, pool[best.name], tuned, refit_rows(validation, train, val))
 
         if plan.ensembles:
-            needed = reserve.ensembles(results)
-            votes = reserve.ensembles(results, stacking=False)
+            # each ensemble that scores better than the winner is tested against it
+            tests = ENSEMBLE_TESTS * (_test_seconds(clock) or 0.0)
+            needed = reserve.ensembles(results) + tests
+            votes = reserve.ensembles(results, stacking=False) + tests
             room = clock.left() - logging_seconds() - clock.margin()
             stacking = not clock.bounded or clock.fits(needed)
             if not stacking and not clock.fits(votes):
@@ -517,7 +537,7 @@ def train_candidates(
                     blueprint, pool, results, model, best, val_metrics, train, val, seed=seed,
                     fitted_on_train=fitted, stacking=stacking,
                     verdicts=verdicts if search is not None else None,
-                    test_seconds=_test_seconds(clock),
+                    test_seconds=_test_seconds(clock), comparisons=compared,
                 )  # fmt: skip
                 if best not in results:  # an ensemble won: it is listed with the candidates
                     results.append(best)
@@ -659,6 +679,9 @@ class _Reserve:
         self.blueprint, self.plan, self.fitted, self.clock = blueprint, plan, fitted, clock
         self.refit_ratio, self.train_ratio = refit_ratio, train_ratio
         self.trial_seconds: dict[str, float] = {}  # per candidate: its slowest trial, per fold
+        # candidates whose defaults are refit on train + validation already (the incumbent)
+        self.secured: set[str] = set()
+        self.folds = 1
 
     def _fit_seconds(self, result: CandidateResult) -> float:
         return max(result.fit_seconds, self.trial_seconds.get(result.name, 0.0))
@@ -673,6 +696,8 @@ class _Reserve:
         if not results:
             return 0.0
         leader = self._ranked(results)[0]
+        if leader.name in self.secured and not self.trial_seconds.get(leader.name):
+            return 0.0  # its defaults are the model and refit on every row already
         if (
             leader.name in self.fitted
             and not self.trial_seconds.get(leader.name)
@@ -700,10 +725,22 @@ class _Reserve:
         members = self._ranked(results)[:top]
         return sum(self._fit_seconds(m) for m in members) * self.refit_ratio
 
+    def selection(self, results: list[CandidateResult]) -> float:
+        """The search's best against the incumbent (one test, at most ``_test_seconds``;
+        the ensembles' tests are the ensemble step's) and the challenger's fits on the
+        validation folds it needs (a tuned one, or any under k-fold: the search keeps no
+        fitted model per fold)."""
+        total = _test_seconds(self.clock) or 0.0
+        if results:
+            leader = self._ranked(results)[0]
+            if self.trial_seconds.get(leader.name) or self.folds > 1:
+                total += self._fit_seconds(leader) * self.folds
+        return total
+
     def seconds(self, results: list[CandidateResult]) -> float:
-        """Seconds to keep for the refit, the ensembles (when they fit the budget at all)
-        and the model logging."""
-        total = self.refit(results) + logging_seconds()
+        """Seconds to keep for the selection tests, the refit, the ensembles (when they fit
+        the budget at all) and the model logging."""
+        total = self.selection(results) + self.refit(results) + logging_seconds()
         if self.plan.ensembles:
             ensembles = self.ensembles(results)
             budget = self.clock.total_s
@@ -867,10 +904,12 @@ def ensemble_hook(
     stacking: bool = True,
     verdicts: list[Verdict] | None = None,
     test_seconds: float | None = None,
+    comparisons: int = 1,
 ) -> tuple[Any, dict[str, float], CandidateResult]:
     """Preset ``best``: voting/stacking ensembles over the top candidates, kept only when
     one beats the winner on the validation split (with ``verdicts``, a list the tests'
-    outcomes are appended to: only by more than the noise, ``training.significance``).
+    outcomes are appended to: only by more than the noise, ``training.significance``;
+    ``comparisons``: the configurations the search compared, each ensemble built adds one).
 
     The ensembles come from ``training.ensembles.ensemble_candidates``; where that
     module is not installed the winner stands as it is.
@@ -905,9 +944,10 @@ def ensemble_hook(
     single = blueprint.score(fitted[best.name], val)
     kept = (model, val_metrics, best)
     top_score = single[primary]
-    for name, ensemble, metrics in ensemble_candidates(
+    built = ensemble_candidates(
         blueprint, fitted, ranked, train, val, top=top, seed=seed, stacking=stacking
-    ):
+    )
+    for name, ensemble, metrics in built:
         log.info(
             "ensemble %s: val %s=%.4f (best single %.4f)",
             name,
@@ -920,6 +960,7 @@ def ensemble_hook(
             verdict = paired_bootstrap(
                 blueprint, [fitted[best.name]], [ensemble], [val],
                 names=(best.name, name), seed=seed, max_seconds=test_seconds,
+                comparisons=comparisons + len(built),
             )  # fmt: skip
             verdicts.append(verdict)
             log.info("selection: %s", verdict.summary())
@@ -945,10 +986,12 @@ def _challenge_incumbent(
     *,
     seed: int,
     max_seconds: float | None = None,
+    comparisons: int = 1,
 ) -> CandidateResult:
     """The search's best (``best``) against the incumbent at its defaults, by a paired
-    bootstrap over the validation rows of every fold; the incumbent stays unless the
-    challenger wins by more than the noise. Returns the winner's result."""
+    bootstrap over the validation rows of every fold, Bonferroni-corrected for the
+    ``comparisons`` it is the best of; the incumbent stays unless the challenger wins by
+    more than the noise. Returns the winner's result."""
     name, metrics, models = incumbent
     if best.name == name and not best.tuned_params:
         return best
@@ -961,6 +1004,7 @@ def _challenge_incumbent(
     verdict = paired_bootstrap(
         blueprint, models, challengers, [rows for _, rows in folds],
         names=(f"{name} (defaults)", challenger), seed=seed, max_seconds=max_seconds,
+        comparisons=comparisons,
     )  # fmt: skip
     verdicts.append(verdict)
     log.info("selection: %s", verdict.summary())
@@ -974,10 +1018,14 @@ def _challenge_incumbent(
     return kept
 
 
+TEST_SHARE = 0.03  # of a time budget: what one incumbent-vs-challenger test may resample
+ENSEMBLE_TESTS = 2  # tests an ensemble step is expected to run (most build 2 or 3 ensembles)
+
+
 def _test_seconds(clock: TimeBudget) -> float | None:
-    """How long one incumbent-vs-challenger test may resample under a time budget: a
-    twentieth of it (at least 1 s); a test cut short keeps the incumbent."""
-    return max(1.0, 0.05 * clock.total_s) if clock.bounded else None
+    """How long one incumbent-vs-challenger test may resample under a time budget
+    (``TEST_SHARE`` of it, at least half a second); a test cut short keeps the incumbent."""
+    return max(0.5, TEST_SHARE * clock.total_s) if clock.bounded else None
 
 
 def _log_verdicts(verdicts: list[Verdict]) -> None:
@@ -987,8 +1035,12 @@ def _log_verdicts(verdicts: list[Verdict]) -> None:
 
     mlflow.log_params(
         {
-            "selection_rule": "paired bootstrap over validation rows, won at p <= level",
-            "selection_level": verdicts[0].level,
+            "selection_rule": (
+                "paired bootstrap over validation rows, won at p <= level / comparisons "
+                "(Bonferroni over the configurations compared)"
+            ),
+            "selection_level": round(verdicts[0].level * verdicts[0].comparisons, 6),
+            "selection_comparisons": verdicts[0].comparisons,
             "selection_resamples": verdicts[0].resamples,
         }
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -541,6 +541,29 @@ class TabularBlueprint(Blueprint):
             )
         return regression_scores(self.targets(frame), model.predict(features))
 
+    def row_scorer(self, model: Any, frame: pd.DataFrame) -> Callable[[Rows], float] | None:
+        """The primary metric of ``model`` on row positions of ``frame`` (None: every row),
+        from one prediction of the whole frame: what a bootstrap resamples thousands of times
+        (``training.significance``), the same value ``score`` gives those rows. None where
+        only ``score`` computes it (the other tasks, the other metrics)."""
+        if self.strategy is not None or frame.empty:
+            return None
+        metric, features, truth = self.primary_metric, self.features(frame), self.targets(frame)
+        if not self.classifier:
+            if metric not in ("rmse", "mae"):
+                return None
+            errors = truth - np.asarray(model.predict(features), dtype=float)
+            if metric == "rmse":
+                return lambda rows: float(np.sqrt(np.mean(_at(errors, rows) ** 2)))
+            return lambda rows: float(np.mean(np.abs(_at(errors, rows))))
+        classes = np.asarray(model.classes_).astype(str)
+        if metric not in ("roc_auc", "log_loss") or not set(truth) <= set(classes):
+            return None
+        proba = np.asarray(model.predict_proba(features), dtype=float)
+        if metric == "roc_auc":
+            return None if len(classes) != 2 else _roc_auc_of(truth == classes[1], proba[:, 1])
+        return _log_loss_of(truth, classes, proba)
+
     def input_example(self, frame: pd.DataFrame | None = None) -> pd.DataFrame:
         if frame is None:
             raise ValueError("the tabular input example comes from the training rows")
@@ -580,3 +603,50 @@ class TabularBlueprint(Blueprint):
         from driftloop.blueprints.tabular.explain import TableExplainer
 
         return TableExplainer(model, background, classifier=self.classifier)
+
+
+# --- the primary metric on row positions (row_scorer) ------------------------------
+Rows = np.ndarray | None
+
+
+def _at(values: np.ndarray, rows: Rows) -> np.ndarray:
+    return values if rows is None else values[rows]
+
+
+def _roc_auc_of(positive: np.ndarray, scores: np.ndarray) -> Callable[[Rows], float]:
+    """ROC-AUC by the rank-sum (Mann-Whitney) formula, ties at their average rank: what
+    ``roc_auc_score`` computes. One class alone has no ROC-AUC (ValueError, as there)."""
+    from scipy.stats import rankdata
+
+    def roc_auc(rows: Rows) -> float:
+        labels, values = _at(positive, rows), _at(scores, rows)
+        positives = int(labels.sum())
+        negatives = len(labels) - positives
+        if positives == 0 or negatives == 0:
+            raise ValueError("ROC-AUC needs both classes among the rows")
+        ranks = rankdata(values)
+        return float(
+            (ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives)
+        )
+
+    return roc_auc
+
+
+def _log_loss_of(
+    truth: np.ndarray, classes: np.ndarray, proba: np.ndarray
+) -> Callable[[Rows], float]:
+    """Log-loss as ``log_loss(truth, proba, labels=classes)`` computes it (columns read in
+    sorted label order, probabilities clipped to [eps, 1 - eps]); ``score`` has none for rows
+    of a single class (ValueError here)."""
+    ordered = np.sort(classes)
+    true_column = np.searchsorted(ordered, truth)
+    eps = np.finfo(proba.dtype).eps
+    losses = -np.log(np.clip(proba[np.arange(len(truth)), true_column], eps, 1 - eps))
+
+    def log_loss(rows: Rows) -> float:
+        taken = _at(true_column, rows)
+        if not (taken != taken[0]).any():
+            raise ValueError("log-loss is scored on rows of more than one class")
+        return float(np.mean(_at(losses, rows)))
+
+    return log_loss
