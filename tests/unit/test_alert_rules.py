@@ -31,6 +31,7 @@ def test_rules_carry_model_and_severity_and_annotations():
         "DriftDetected",
         "FeedbackBacklog",
         "LiveScoreDrop",
+        "LiveHitRateDrop",
         "DriftloopStoreDropping",
     ]
     sources = {a.name: a.source for a in ALERTS}
@@ -82,7 +83,7 @@ def test_promtool_accepts_the_checked_in_rules():
         [PROMTOOL, "check", "rules", str(RULES_FILE)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 rules found" in result.stdout
+    assert "5 rules found" in result.stdout
 
 
 PROMTOOL_TESTS = textwrap.dedent(
@@ -197,6 +198,39 @@ PROMTOOL_TESTS = textwrap.dedent(
                   summary: Predictor p1:8080 is dropping prediction rows
                   description: The predictor at p1:8080 (job predictor) dropped prediction rows in the last 5 minutes (driftloop_store_dropped_total); its store queue is full, so the prediction database has been unreachable or too slow for longer than the queue can hold. Dropped rows are lost for good (no feedback can join them, no live score counts them); check the database and driftloop_store_queue_depth.
           - {eval_time: 420s, alertname: DriftloopStoreDropping, exp_alerts: []}
+      # a recommender's live hit rate per segment (LiveHitRateDrop)
+      - interval: 15s
+        input_series:
+          # movies v4, warm: 0.6 over 100 lists, 0.4 from 120s (below 0.9 x its average)
+          - series: 'driftloop_live_metric{model="movies",version="4",metric="hit_rate_at_10_warm",job="monitor"}'
+            values: '0.6x7 0.4x12'
+          - series: 'driftloop_live_metric{model="movies",version="4",metric="feedback_lists_warm",job="monitor"}'
+            values: '100x20'
+          # semi: 0.9 over 10 lists (too few to count), then 0.5 over 40: no drop
+          - series: 'driftloop_live_metric{model="movies",version="4",metric="hit_rate_at_10_semi",job="monitor"}'
+            values: '0.9x3 0.5x16'
+          - series: 'driftloop_live_metric{model="movies",version="4",metric="feedback_lists_semi",job="monitor"}'
+            values: '10x3 40x16'
+          # anonymous: a fall within the margin (0.5 -> 0.47)
+          - series: 'driftloop_live_metric{model="movies",version="4",metric="hit_rate_at_10_anonymous",job="monitor"}'
+            values: '0.5x7 0.47x12'
+          - series: 'driftloop_live_metric{model="movies",version="4",metric="feedback_lists_anonymous",job="monitor"}'
+            values: '60x20'
+          # the overall hit rate and the CTR fall too: not per segment, not this alert's
+          - series: 'driftloop_live_metric{model="movies",version="4",metric="hit_rate_at_10",job="monitor"}'
+            values: '0.6x7 0.1x12'
+          - series: 'driftloop_live_metric{model="movies",version="4",metric="ctr_warm",job="monitor"}'
+            values: '0.6x7 0.1x12'
+        alert_rule_test:
+          - {eval_time: 105s, alertname: LiveHitRateDrop, exp_alerts: []}
+          - {eval_time: 165s, alertname: LiveHitRateDrop, exp_alerts: []}
+          - eval_time: 180s
+            alertname: LiveHitRateDrop
+            exp_alerts:
+              - exp_labels: {model: movies, version: "4", segment: warm, severity: warning}
+                exp_annotations:
+                  summary: Live hit rate of warm users of model movies dropped
+                  description: "The share of served lists with a clicked item (hit rate@k) for warm users of movies version 4 is 0.4, below (1 - 0.1) x its average over the last 1h (each value over at least 30 lists with feedback): what these users are shown no longer matches what they pick."
     """
 )
 

@@ -408,7 +408,7 @@ def test_monitor_config_map_is_the_monitors_default_config(rendered, overlay, tm
     assert config.window_size(Settings(monitor_window=window)) == window == 200
 
 
-def test_alertmanager_routes_the_three_alerts_to_the_trigger_with_a_bearer_secret(rendered):
+def test_alertmanager_routes_the_retraining_alerts_to_the_trigger_with_a_bearer_secret(rendered):
     docs = rendered["kind"]
     config = next(d for d in docs if d["kind"] == "AlertmanagerConfig")
     matcher = config["spec"]["route"]["matchers"][0]
@@ -416,7 +416,7 @@ def test_alertmanager_routes_the_three_alerts_to_the_trigger_with_a_bearer_secre
 
     rules = next(d for d in docs if d["kind"] == "PrometheusRule")
     alert_names = {r["alert"] for g in rules["spec"]["groups"] for r in g["rules"]}
-    retraining = {"DriftDetected", "FeedbackBacklog", "LiveScoreDrop"}
+    retraining = {"DriftDetected", "FeedbackBacklog", "LiveScoreDrop", "LiveHitRateDrop"}
     assert alert_names == retraining | {"DriftloopStoreDropping"}
     assert all(re.fullmatch(matcher["value"], name) for name in retraining)
     # dropped prediction rows page a person; they are no reason to retrain

@@ -210,3 +210,69 @@ def test_payload_is_what_the_trigger_accepts(evaluator):
             "groupKey",
             "truncatedAlerts",
         }
+
+
+def hit_rates_text(warm: float, semi: float, semi_lists: int = 40) -> str:
+    """A recommender's live metrics as the monitor exports them: warm over 100 lists with
+    feedback, semi over ``semi_lists``; the overall hit rate falls with the warm one."""
+    m = MonitorMetrics()
+    metrics = {
+        "hit_rate_at_10": warm,
+        "hit_rate_at_10_warm": warm,
+        "feedback_lists_warm": 100.0,
+        "hit_rate_at_10_semi": semi,
+        "feedback_lists_semi": float(semi_lists),
+    }
+    m.set_live_score("movies", "4", value=0.3, samples=140, metrics=metrics)
+    return m.render().decode()
+
+
+def hit_rate_step(evaluator, seconds: float, **rates) -> list[tuple[str, dict, str]]:
+    evaluator.fake_clock.now += seconds
+    changed = evaluator.evaluate(parse_metrics(hit_rates_text(**rates)))
+    return [
+        (s.labels["alertname"], s.labels, "resolved" if s.ends_at else "firing") for s in changed
+    ]
+
+
+def test_live_hit_rate_drop_per_segment_against_its_own_recent_average(evaluator):
+    # semi starts at 0.9 over 10 lists: too few to count, so 0.5 later is no drop from it
+    for _ in range(4):
+        assert hit_rate_step(evaluator, 15, warm=0.6, semi=0.9, semi_lists=10) == []
+    for _ in range(4):
+        assert hit_rate_step(evaluator, 15, warm=0.6, semi=0.5) == []
+    # warm falls to 0.4: below 0.9 x its 1h average (one value a minute: 0.6s, then 0.4s);
+    # pending for 30 s
+    assert hit_rate_step(evaluator, 15, warm=0.4, semi=0.5) == []
+    assert hit_rate_step(evaluator, 15, warm=0.4, semi=0.5) == []
+    ((name, labels, status),) = hit_rate_step(evaluator, 15, warm=0.4, semi=0.5)
+    assert (name, status) == ("LiveHitRateDrop", "firing")
+    assert labels == {
+        "alertname": "LiveHitRateDrop",
+        "model": "movies",
+        "version": "4",
+        "segment": "warm",
+        "severity": "warning",
+    }
+    ((_, body),) = evaluator.payloads()
+    # a model label, like the other monitor alerts: the trigger retrains movies on it
+    from driftloop.trigger.payload import WebhookPayload
+
+    assert WebhookPayload.model_validate(body).alerts[0].model == "movies"
+    description = body["alerts"][0]["annotations"]["description"]
+    assert "warm users of movies version 4 is 0.4, below (1 - 0.1) x" in description
+    # a fall within the margin (semi 0.5 -> 0.46 > 0.9 x 0.5) does not fire
+    assert hit_rate_step(evaluator, 15, warm=0.4, semi=0.46) == []
+    assert hit_rate_step(evaluator, 60, warm=0.4, semi=0.46) == []
+    # an hour later the lower level is the average: resolved (what avg_over_time[1h:] says)
+    assert hit_rate_step(evaluator, 3600, warm=0.4, semi=0.46) == [
+        ("LiveHitRateDrop", labels, "resolved")
+    ]
+
+
+def test_a_steady_hit_rate_never_fires_and_a_recovery_resolves(evaluator):
+    for _ in range(10):
+        assert hit_rate_step(evaluator, 15, warm=0.6, semi=0.5) == []
+    hit_rate_step(evaluator, 15, warm=0.3, semi=0.5)
+    assert [c[2] for c in hit_rate_step(evaluator, 31, warm=0.3, semi=0.5)] == ["firing"]
+    assert [c[2] for c in hit_rate_step(evaluator, 15, warm=0.6, semi=0.5)] == ["resolved"]

@@ -1,4 +1,4 @@
-"""Built-in alert evaluator: the three alert rules without Prometheus.
+"""Built-in alert evaluator: the monitor's alert rules without Prometheus.
 
 When the Prometheus and Alertmanager binaries are not installed, the
 embedded stack runs this instead. It scrapes the monitor's ``/metrics``,
@@ -14,9 +14,11 @@ alert has the same fingerprint from either source.
 from __future__ import annotations
 
 import logging
+import math
+import re
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +26,16 @@ from datetime import UTC, datetime
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from driftloop.monitor.rules import ALERTS, AlertThresholds, parse_duration, score_dropped
+from driftloop.monitor.rules import (
+    ALERTS,
+    HIT_RATE_BASELINE,
+    HIT_RATE_METRIC,
+    HIT_RATE_STEP,
+    LISTS_METRIC,
+    AlertThresholds,
+    parse_duration,
+    score_dropped,
+)
 from driftloop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,7 +78,33 @@ def _max_by(series: Series, name: str, keys: tuple[str, ...]) -> dict[tuple[str,
     return grouped
 
 
-def _drift_detected(series: Series, t: AlertThresholds) -> list[tuple[dict, float]]:
+@dataclass
+class Baselines:
+    """Recent values of the series an alert compares with their own average (what a rule's
+    ``avg_over_time(...[window:step])`` subquery reads from Prometheus' storage), kept by the
+    evaluator from one evaluation to the next. ``now``: the time of the evaluation under way."""
+
+    now: float = 0.0
+    points: dict[tuple, deque] = field(default_factory=lambda: defaultdict(deque))
+
+    def average(self, key: tuple, value: float, window_s: float, step_s: float) -> float:
+        """The mean of ``key``'s values over (now - window_s, now], one per ``step_s`` slot
+        (aligned to multiples of it, as subquery steps are): the first seen in each."""
+        points = self.points[key]
+        slot = math.floor(self.now / step_s) * step_s
+        if not points or points[-1][0] < slot:
+            points.append((slot, value))
+        while points and points[0][0] <= self.now - window_s:
+            points.popleft()
+        return sum(v for _, v in points) / len(points) if points else value
+
+    def forget_older_than(self, window_s: float) -> None:
+        for key, points in list(self.points.items()):
+            if not points or points[-1][0] <= self.now - window_s:
+                del self.points[key]
+
+
+def _drift_detected(series: Series, t: AlertThresholds, baselines=None) -> list[tuple[dict, float]]:
     return [
         ({"model": m}, v)
         for (m,), v in _max_by(series, "driftloop_drift_sustained", ("model",)).items()
@@ -75,12 +112,16 @@ def _drift_detected(series: Series, t: AlertThresholds) -> list[tuple[dict, floa
     ]
 
 
-def _feedback_backlog(series: Series, t: AlertThresholds) -> list[tuple[dict, float]]:
+def _feedback_backlog(
+    series: Series, t: AlertThresholds, baselines=None
+) -> list[tuple[dict, float]]:
     grouped = _max_by(series, "driftloop_feedback_since_champion", ("model",))
     return [({"model": m}, v) for (m,), v in grouped.items() if v >= t.feedback_backlog]
 
 
-def _live_score_drop(series: Series, t: AlertThresholds) -> list[tuple[dict, float]]:
+def _live_score_drop(
+    series: Series, t: AlertThresholds, baselines=None
+) -> list[tuple[dict, float]]:
     keys = ("model", "version")
     live = _max_by(series, "driftloop_live_score", keys)
     test = _max_by(series, "driftloop_champion_test_score", keys)
@@ -97,10 +138,47 @@ def _live_score_drop(series: Series, t: AlertThresholds) -> list[tuple[dict, flo
     return firing
 
 
-CONDITIONS: dict[str, Callable[[Series, AlertThresholds], list[tuple[dict, float]]]] = {
+def _per_segment(series: Series, pattern: str) -> dict[tuple[str, str, str], float]:
+    """``driftloop_live_metric`` values whose metric name matches ``pattern`` (its group:
+    the segment), the largest per model, version and segment (``rules._per_segment``)."""
+    regex = re.compile(pattern)
+    grouped: dict[tuple[str, str, str], float] = {}
+    for labels, value in series.get("driftloop_live_metric", []):
+        match = regex.fullmatch(labels.get("metric", ""))
+        if match is None or value != value:
+            continue
+        key = (labels.get("model", ""), labels.get("version", ""), match.group(1))
+        grouped[key] = max(value, grouped.get(key, float("-inf")))
+    return grouped
+
+
+def _live_hit_rate_drop(
+    series: Series, t: AlertThresholds, baselines: Baselines | None = None
+) -> list[tuple[dict, float]]:
+    """A segment's live hit rate below (1 - margin) x its average over HIT_RATE_BASELINE
+    (one value per HIT_RATE_STEP), values over fewer than score_min_samples lists left out
+    (kept in ``baselines``)."""
+    baselines = baselines if baselines is not None else Baselines()
+    window, step = parse_duration(HIT_RATE_BASELINE), parse_duration(HIT_RATE_STEP)
+    lists = _per_segment(series, LISTS_METRIC)
+    firing = []
+    for key, value in sorted(_per_segment(series, HIT_RATE_METRIC).items()):
+        if lists.get(key, float("-inf")) < t.score_min_samples:
+            continue
+        average = baselines.average(("LiveHitRateDrop", *key), value, window, step)
+        if value < (1 - t.score_drop_margin) * average:
+            firing.append(({"model": key[0], "version": key[1], "segment": key[2]}, value))
+    baselines.forget_older_than(window)
+    return firing
+
+
+Condition = Callable[..., list[tuple[dict, float]]]
+# name -> condition(series, thresholds, baselines): the labels and value of each alert
+CONDITIONS: dict[str, Condition] = {
     "DriftDetected": _drift_detected,
     "FeedbackBacklog": _feedback_backlog,
     "LiveScoreDrop": _live_score_drop,
+    "LiveHitRateDrop": _live_hit_rate_drop,
 }
 
 
@@ -152,6 +230,7 @@ class AlertEvaluator:
     _unsent: set[tuple[str, str]] = field(
         default_factory=set
     )  # groups whose change is not delivered
+    baselines: Baselines = field(default_factory=Baselines)
 
     def __post_init__(self) -> None:
         self.thresholds = AlertThresholds.from_settings(self.settings)
@@ -167,11 +246,12 @@ class AlertEvaluator:
     def evaluate(self, series: Series) -> list[AlertState]:
         """Advance the alert states by one evaluation; returns alerts that changed."""
         now = self.clock()
+        self.baselines.now = now
         seen: set[str] = set()
         changed: list[AlertState] = []
         for name, condition in CONDITIONS.items():
             spec = self._specs[name]
-            for extra, value in condition(series, self.thresholds):
+            for extra, value in condition(series, self.thresholds, self.baselines):
                 labels = {"alertname": name, **extra, "severity": spec.severity}
                 key = fingerprint(labels)
                 seen.add(key)

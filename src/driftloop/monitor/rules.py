@@ -91,6 +91,7 @@ EXPRESSIONS = {
         f"max by (model) (driftloop_feedback_since_champion) >= {_number(t.feedback_backlog)}"
     ),
     "LiveScoreDrop": lambda t: _live_score_drop(t),
+    "LiveHitRateDrop": lambda t: _live_hit_rate_drop(t),
     # any prediction row dropped in the last 5 minutes, per predictor process
     "DriftloopStoreDropping": lambda t: (
         "sum by (job, instance) (increase(driftloop_store_dropped_total[5m])) > 0"
@@ -117,6 +118,41 @@ def _live_score_drop(t: AlertThresholds) -> str:
     return (
         f"({higher} or {lower})"
         f" and on (model, version) {_SAMPLES} >= {_number(t.score_min_samples)}"
+    )
+
+
+# LiveHitRateDrop: a segment's live hit rate against its own average over this window (a
+# recommender's clicks have no test value per segment to compare with; its recent level does),
+# read at this resolution (the embedded stack evaluates every second: 3,600 points a rule
+# evaluation would be wasted on a value the monitor recomputes every few seconds at most)
+HIT_RATE_BASELINE = "1h"
+HIT_RATE_STEP = "1m"
+# driftloop_live_metric names a recommender's feedback exports per user segment
+# (blueprints.recsys.codec.ClickFeedback): hit_rate_at_<k>_<segment>, feedback_lists_<segment>
+HIT_RATE_METRIC = "hit_rate_at_[0-9]+_(.+)"
+LISTS_METRIC = "feedback_lists_(.+)"
+
+
+def _per_segment(pattern: str) -> str:
+    """The live metrics named ``pattern``, one series per model, version and segment."""
+    selector = f'driftloop_live_metric{{metric=~"{pattern.replace("(.+)", ".+")}"}}'
+    relabelled = f'label_replace({selector}, "segment", "$1", "metric", "{pattern}")'
+    return f"max by (model, version, segment) ({relabelled})"
+
+
+def _live_hit_rate_drop(t: AlertThresholds) -> str:
+    """A segment's hit rate below (1 - margin) x its average over ``HIT_RATE_BASELINE`` (one
+    value per ``HIT_RATE_STEP``), counting only values over at least score_min_samples lists
+    with feedback (fewer lists give a hit rate too noisy to stand for the segment)."""
+    counted = (
+        f"({_per_segment(HIT_RATE_METRIC)} and on (model, version, segment) "
+        f"{_per_segment(LISTS_METRIC)} >= {_number(t.score_min_samples)})"
+    )
+    # the margin stays a literal: the chart swaps its sentinel for .Values.alerts.*
+    return (
+        f"{counted} < on (model, version, segment) "
+        f"(1 - {_number(t.score_drop_margin)}) * "
+        f"avg_over_time({counted}[{HIT_RATE_BASELINE}:{HIT_RATE_STEP}])"
     )
 
 
@@ -150,6 +186,20 @@ ALERTS: tuple[AlertSpec, ...] = (
             "feedback is {{ $value }}, worse than the champion's test value by more than "
             "{margin} of it, in the metric's direction "
             "(over at least {samples} predictions with a ground truth)."
+        ),
+    ),
+    AlertSpec(
+        name="LiveHitRateDrop",
+        severity="warning",
+        summary=(
+            "Live hit rate of {{ $labels.segment }} users of model {{ $labels.model }} dropped"
+        ),
+        description=(
+            "The share of served lists with a clicked item (hit rate@k) for "
+            "{{ $labels.segment }} users of {{ $labels.model }} version {{ $labels.version }} "
+            "is {{ $value }}, below (1 - {margin}) x its average over the last "
+            f"{HIT_RATE_BASELINE} (each value over at least {{samples}} lists with feedback): "
+            "what these users are shown no longer matches what they pick."
         ),
     ),
     AlertSpec(

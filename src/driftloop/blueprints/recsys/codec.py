@@ -324,7 +324,9 @@ class ClickFeedback(Feedback):
     Live score: NDCG@k of each served list against its clicks (a list nobody clicked
     scores 0, so a drop in the hit rate lowers it and ``LiveScoreDrop`` fires). Live
     metrics beside it, overall and per segment: ``hit_rate_at_k`` (share of served lists
-    with at least one click among them) and ``ctr`` (clicked served items / served items).
+    with at least one click among them), ``ctr`` (clicked served items / served items) and
+    ``feedback_lists`` (lists behind them); ``LiveHitRateDrop`` (``monitor.rules``) fires
+    on a segment's ``hit_rate_at_<k>_<segment>`` falling below its own recent average.
     """
 
     kind = "items"
