@@ -44,6 +44,7 @@ SECTIONS: dict[str, str] = {
     "vision": "bench.vision",
     "soak": "bench.soak",
     "forecast": "bench.forecast",
+    "blueprints": "bench.blueprints",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 

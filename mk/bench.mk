@@ -4,11 +4,16 @@
 #   make bench-quick      every section, short (< 3 min plus ~17 min for automl and ~2 min
 #                         for the soak; the loop section is full-only)
 #   make bench-SECTION    one section: serving drift loop pipelines scale automl soak vision recsys
+#                         forecast blueprints
 #   make bench-recsys     recsys: driftloop vs MostPop/ItemKNN/EASE/ALS per segment (~1 min)
 #   make bench-vision     Fashion-MNIST CNN accuracy vs logistic regression, detection mAP50
 #                         CenterNet vs connected components (full ~15 min, quick ~2 min)
 #   make bench-soak       10 min (quick: 60 s) at the measured knee: 0 errors, rows stored ==
 #                         answers, predictor RSS growth < 5 %, RSS/throughput PNG
+#   make bench-blueprints every blueprint (sentiment, tabular, vision, forecast, recsys):
+#                         driftloop's predictor vs a bare kserve.Model on the same model,
+#                         REST v2 req/s and p50/p99 at 8 and 32 connections, predictor RSS
+#                         at start, after warm-up and after 100k requests (quick: 10k)
 #   make bench-automl     driftloop tabular vs FLAML vs default LightGBM on 10 tables:
 #                         60 s and 300 s budgets per table and system (up to ~2 h on 2 cores)
 #   make bench-automl-quick  the same with one 30 s budget (~17 min on a busy 2-core box; indicative)
@@ -19,7 +24,7 @@
 
 BENCH_OUT ?= bench/results
 BENCH_ARGS ?=
-BENCH_SECTIONS := serving drift loop pipelines scale automl soak forecast vision recsys
+BENCH_SECTIONS := serving drift loop pipelines scale automl soak forecast vision recsys blueprints
 
 .PHONY: bench bench-quick bench-mlserver bench-automl-quick $(addprefix bench-,$(BENCH_SECTIONS))
 
