@@ -63,6 +63,36 @@ def test_form_values_follow_the_input_datatype():
     assert instance_from_form([text, numbers], {"text": "hi", "x": "2"}) == {"text": "hi", "x": 2}
 
 
+def test_a_file_is_the_base64_text_of_its_bytes_for_one_bytes_value_per_instance():
+    import base64
+
+    from driftloop.console.predict import MAX_FILE_BYTES, Upload, file_value
+
+    image, ids = Field("image", "BYTES", [-1]), Field("recent_items", "BYTES", [-1, -1])
+    number = Field("x", "FP32", [-1])
+    assert image.takes_file and image.file_input == "image__file"
+    assert not ids.takes_file and not number.takes_file
+    png = Upload("a.png", "image/png", b"\x89PNG...")
+    assert base64.b64decode(file_value(image, png)) == b"\x89PNG..."
+    assert png.data_url.startswith("data:image/png;base64,")
+    assert Upload("a.txt", "text/plain", b"x").data_url is None
+    # a chosen file wins over the field's text; other fields keep theirs
+    both = instance_from_form(
+        [image, Field("k", "INT32", [-1])], {"image": "typed", "k": "3"}, {"image": png}
+    )
+    assert both == {"image": base64.b64encode(b"\x89PNG...").decode(), "k": 3}
+    with pytest.raises(FormError, match="^image: the file 'e.png' is empty"):
+        file_value(image, Upload("e.png", "image/png", b""))
+    with pytest.raises(FormError, match="^image: the file is over 8 MiB"):
+        file_value(image, Upload("big.png", "image/png", b"0" * (MAX_FILE_BYTES + 1)))
+    with pytest.raises(FormError, match="^x: takes no file"):
+        file_value(number, png)
+    # a text file is its text, as a text model reads it
+    assert file_value(image, Upload("r.txt", "text/plain", "ótimo\n".encode())) == "ótimo"
+    with pytest.raises(FormError, match="^image: the text file 'l.txt' is not UTF-8"):
+        file_value(image, Upload("l.txt", "text/plain", b"\xff\xfe"))
+
+
 def test_promql_label_values_are_escaped():
     assert label_matcher('a"b\\c') == '{model="a\\"b\\\\c"}'
 

@@ -199,15 +199,20 @@ def create_app(config: ConsoleConfig, studio_env: dict[str, str] | None = None) 
 
     @app.post("/predict", response_class=HTMLResponse)
     async def predict_submit(request: Request) -> HTMLResponse:
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        submitted = await request.form(max_part_size=predict.MAX_FILE_BYTES + 1)
+        form = {k: v for k, v in submitted.items() if isinstance(v, str)}
         model = form.pop("model", "")
         served, fields, error = await run_in_threadpool(_form, config, model)
         result = None
         status = 200
         if error is None:
             try:
-                instance = predict.instance_from_form(fields, form)
+                uploads = await _uploads(submitted, fields)
+                instance = predict.instance_from_form(fields, form, uploads)
                 result = await run_in_threadpool(predict.predict, config, model, instance)
+                result["images"] = {
+                    name: upload.data_url for name, upload in uploads.items() if upload.data_url
+                }
             except predict.FormError as exc:
                 error, status = str(exc), 422
             except predict.PredictorError as exc:
@@ -323,6 +328,20 @@ def create_app(config: ConsoleConfig, studio_env: dict[str, str] | None = None) 
 
     app.state.studio = studio
     return app
+
+
+async def _uploads(submitted, fields: list[predict.Field]) -> dict[str, predict.Upload]:  # noqa: ANN001 - Starlette FormData
+    """The files chosen in the form, by field name (an input left empty sends no file)."""
+    uploads = {}
+    for field in fields:
+        item = submitted.get(field.file_input)
+        if isinstance(item, str) or item is None or not item.filename:
+            continue
+        content = await item.read(predict.MAX_FILE_BYTES + 1)
+        uploads[field.name] = predict.Upload(
+            item.filename, item.content_type or "application/octet-stream", content
+        )
+    return uploads
 
 
 def _recent(config: ConsoleConfig, name: str, errors: list[str]) -> list[dict]:

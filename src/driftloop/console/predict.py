@@ -4,10 +4,16 @@ Nothing here knows a blueprint: the fields come from the model's OIP metadata
 (``GET /v2/models/NAME``), a field's text is read as JSON where it parses as the
 tensor's kind (numbers, lists) and as a string otherwise, and the answer is the
 predictor's own (through :class:`driftloop.serving.client.PredictorClient`).
+
+A ``BYTES`` input of one value per instance also takes a file, sent as OIP REST
+carries ``BYTES`` in JSON: a text file as its text, any other file as the base64
+text of its bytes (an image model reads a PNG or JPEG that way, v1 ``{"b64": ...}``
+and v2 alike).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +26,28 @@ class FormError(ValueError):
     """A field the user filled in that the model cannot take; names the field."""
 
 
+# The console reads no bigger upload (the predictor's own body limit may be lower).
+MAX_FILE_BYTES = 8 * 1024 * 1024
+# A field's file input is named after the field with this suffix.
+FILE_SUFFIX = "__file"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file chosen for a field: its bytes and what the browser said they are."""
+
+    filename: str
+    content_type: str
+    content: bytes
+
+    @property
+    def data_url(self) -> str | None:
+        """The file as a data: URL when it is an image the page can show back."""
+        if not self.content_type.startswith("image/"):
+            return None
+        return f"data:{self.content_type};base64,{base64.b64encode(self.content).decode()}"
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -29,6 +57,15 @@ class Field:
     @property
     def is_text(self) -> bool:
         return self.datatype == "BYTES"
+
+    @property
+    def takes_file(self) -> bool:
+        """One BYTES value per instance: a file's base64 text can be that value."""
+        return self.is_text and len(self.shape) <= 1
+
+    @property
+    def file_input(self) -> str:
+        return f"{self.name}{FILE_SUFFIX}"
 
 
 def client(config: ConsoleConfig) -> PredictorClient:
@@ -79,8 +116,37 @@ def field_value(field: Field, text: str) -> Any:
     return parsed
 
 
-def instance_from_form(fields: list[Field], form: dict[str, str]) -> Any:
-    values = {f.name: field_value(f, form.get(f.name, "")) for f in fields}
+def file_value(field: Field, upload: Upload) -> str:
+    """A chosen file as the value of ``field``: a text file's text, else its bytes' base64."""
+    if not field.takes_file:
+        raise FormError(f"{field.name}: takes no file ({field.datatype} {field.shape})")
+    if not upload.content:
+        raise FormError(f"{field.name}: the file {upload.filename!r} is empty")
+    if len(upload.content) > MAX_FILE_BYTES:
+        raise FormError(f"{field.name}: the file is over {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+    if upload.content_type.startswith("text/"):
+        try:
+            return upload.content.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise FormError(
+                f"{field.name}: the text file {upload.filename!r} is not UTF-8"
+            ) from None
+    return base64.b64encode(upload.content).decode("ascii")
+
+
+def instance_from_form(
+    fields: list[Field], form: dict[str, str], uploads: dict[str, Upload] | None = None
+) -> Any:
+    """One instance from the form: a field's file, when one was chosen, wins over its text."""
+    uploads = uploads or {}
+    values = {
+        f.name: (
+            file_value(f, uploads[f.name])
+            if f.name in uploads
+            else field_value(f, form.get(f.name, ""))
+        )
+        for f in fields
+    }
     return next(iter(values.values())) if len(values) == 1 else values
 
 

@@ -1,5 +1,6 @@
 // Feedback buttons post to the console, which forwards to the predictor's feedback API;
-// a running AutoML job's page refreshes itself when the job ends.
+// a chosen image shows before it is sent; a running AutoML job's page refreshes itself
+// when the job ends.
 "use strict";
 
 async function sendFeedback(requestId, body) {
@@ -33,6 +34,19 @@ function wireFeedback() {
   });
 }
 
+function wirePreviews() {
+  for (const input of document.querySelectorAll("input[type=file][data-preview]")) {
+    const preview = document.getElementById(input.dataset.preview);
+    input.addEventListener("change", () => {
+      const file = input.files[0];
+      if (preview.src) URL.revokeObjectURL(preview.src);
+      const isImage = Boolean(file) && file.type.startsWith("image/");
+      preview.hidden = !isImage;
+      if (isImage) preview.src = URL.createObjectURL(file);
+    });
+  }
+}
+
 function followJob() {
   const state = document.getElementById("job-state");
   if (!state || state.textContent !== "running") return;
@@ -48,4 +62,4 @@ function followJob() {
   setTimeout(poll, 1500);
 }
 
-document.addEventListener("DOMContentLoaded", () => { wireFeedback(); followJob(); });
+document.addEventListener("DOMContentLoaded", () => { wireFeedback(); wirePreviews(); followJob(); });
