@@ -3,12 +3,14 @@
 # cluster. `make -n <target>` shows the exact commands.
 #
 #   make kind-up          kind cluster + cert-manager, KServe (RawDeployment),
-#                         KFP standalone, kube-prometheus-stack (pinned below)
+#                         KFP standalone, kube-prometheus-stack with Grafana, whose
+#                         sidecar loads every ConfigMap labelled grafana_dashboard=1
+#                         (driftloop-dashboards) from any namespace (pinned below)
 #   make kind-load        build the images (tag dev) and load them into kind
 #   make deploy           generate secrets, kubectl apply -k manifests/overlays/kind
 #   make helm-install     the same stack from charts/driftloop instead
 #   make port-forward     predictor :8080, MLflow :5000, KFP UI :8088, KFP API :8888, Prometheus :9090,
-#                         console :8089
+#                         console :8089, Grafana :3000
 #   make pipelines-upload / make pipeline-run NAME=training|retraining
 #   make k8s-render       render kustomize overlays and the chart into build/k8s/
 #   make kind-down        delete the kind cluster
@@ -85,7 +87,12 @@ kind-up:
 	  --set prometheus.prometheusSpec.ruleSelectorNilUsesHelmValues=false \
 	  --set-json 'alertmanager.alertmanagerSpec.alertmanagerConfigSelector={}' \
 	  --set-json 'alertmanager.alertmanagerSpec.alertmanagerConfigNamespaceSelector={}' \
-	  --set grafana.enabled=false --wait --timeout 10m
+	  --set grafana.enabled=true \
+	  --set grafana.sidecar.dashboards.enabled=true \
+	  --set grafana.sidecar.dashboards.label=grafana_dashboard \
+	  --set-string grafana.sidecar.dashboards.labelValue=1 \
+	  --set grafana.sidecar.dashboards.searchNamespace=ALL \
+	  --wait --timeout 10m
 
 kind-down:
 	$(KIND) delete cluster --name $(KIND_CLUSTER)
@@ -112,7 +119,7 @@ helm-install:
 
 # Foreground; Ctrl-C stops all forwards.
 port-forward:
-	@echo "predictor http://127.0.0.1:8080  MLflow http://127.0.0.1:5000  KFP UI http://127.0.0.1:8088  KFP API http://127.0.0.1:8888  Prometheus http://127.0.0.1:9090  console http://127.0.0.1:8089 (log in with the driftloop-api-token Secret's token)"
+	@echo "predictor http://127.0.0.1:8080  MLflow http://127.0.0.1:5000  KFP UI http://127.0.0.1:8088  KFP API http://127.0.0.1:8888  Prometheus http://127.0.0.1:9090  console http://127.0.0.1:8089 (log in with the driftloop-api-token Secret's token)  Grafana http://127.0.0.1:3000 (dashboards in folder General: driftloop overview, blueprints)"
 	@trap 'kill $$(jobs -p) 2>/dev/null' INT TERM EXIT; \
 	$(KUBECTL) -n $(K8S_NAMESPACE) port-forward svc/sentiment-predictor 8080:80 & \
 	$(KUBECTL) -n $(K8S_NAMESPACE) port-forward svc/driftloop-mlflow 5000:5000 & \
@@ -120,6 +127,7 @@ port-forward:
 	$(KUBECTL) -n $(KFP_NAMESPACE) port-forward svc/ml-pipeline-ui 8088:80 & \
 	$(KUBECTL) -n $(KFP_NAMESPACE) port-forward svc/ml-pipeline 8888:8888 & \
 	$(KUBECTL) -n $(MONITORING_NAMESPACE) port-forward svc/kube-prometheus-stack-prometheus 9090:9090 & \
+	$(KUBECTL) -n $(MONITORING_NAMESPACE) port-forward svc/kube-prometheus-stack-grafana 3000:80 & \
 	wait
 
 # KFP's API as `make port-forward` exposes it; override for an in-cluster or ingress URL.

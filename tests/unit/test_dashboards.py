@@ -147,3 +147,32 @@ def test_the_chart_provisions_the_dashboards():
     config_map = sidecar_config_map(template())
     assert SIDECAR_LABEL.items() <= config_map["metadata"]["labels"].items()
     assert {k: json.loads(v) for k, v in config_map["data"].items()} == dashboards()
+
+
+def kube_prometheus_stack_settings() -> dict[str, str]:
+    """The --set values `make kind-up` installs kube-prometheus-stack with (make -n: no cluster)."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    printed = subprocess.run(
+        ["make", "-n", "kind-up"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert printed.returncode == 0, printed.stderr
+    command = printed.stdout.replace("\\\n", " ")
+    (line,) = [c for c in command.splitlines() if "kube-prometheus-stack" in c and " --set " in c]
+    return dict(re.findall(r"--set(?:-string)? (grafana\.[\w.]+)=(\S+)", line))
+
+
+def test_kind_up_runs_grafana_whose_sidecar_loads_the_dashboards_config_map(rendered):  # noqa: F811
+    settings = kube_prometheus_stack_settings()
+    assert settings["grafana.enabled"] == "true"
+    assert settings["grafana.sidecar.dashboards.enabled"] == "true"
+    # the ConfigMap lives in the driftloop namespace, Grafana in monitoring
+    assert settings["grafana.sidecar.dashboards.searchNamespace"] == "ALL"
+    sidecar = {
+        settings["grafana.sidecar.dashboards.label"]: settings[
+            "grafana.sidecar.dashboards.labelValue"
+        ]
+    }
+    assert sidecar == SIDECAR_LABEL
+    labels = sidecar_config_map(rendered["kind"])["metadata"]["labels"]
+    assert sidecar.items() <= labels.items()
