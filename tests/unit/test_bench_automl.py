@@ -176,3 +176,17 @@ def test_flaml_adapter_fits_a_tiny_table_with_a_few_second_budget():
     value = metric_value("multiclass", split.y_test, aligned, split.classes)
     assert 0 < value < math.log(len(split.classes))  # better than guessing uniformly
     assert predictor.info["budget"] == "time_budget=2 s"
+
+
+def test_some_tables_alone_by_name_in_the_registry_order(monkeypatch):
+    from bench.automl import TABLES_ENV, main, selected_datasets
+
+    assert [d.name for d in selected_datasets("digits, credit_data")] == ["credit_data", "digits"]
+    assert [d.name for d in selected_datasets("")] == list(DATASETS)
+    monkeypatch.setenv(TABLES_ENV, "ames")
+    assert [d.name for d in selected_datasets()] == ["ames"]
+    with pytest.raises(ValueError, match=r"--tables: unknown table\(s\) iris; known: credit_data"):
+        selected_datasets("iris,ames")
+    with pytest.raises(SystemExit) as stopped:  # one usage line, no traceback
+        main(["--tables", "iris"])
+    assert stopped.value.code == 2
