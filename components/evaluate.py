@@ -15,9 +15,9 @@ def evaluate(
     """Returns the test metrics as JSON ({"macro_f1": ..., ...})."""
     import json
 
-    from driftloop.training.evaluate import evaluate_run
+    from driftloop.step_host import run_step
 
-    scores = evaluate_run(run_id, test.path, blueprint)
+    scores = run_step("driftloop.training.evaluate:evaluate_run", run_id, test.path, blueprint)
     for name, value in scores.items():
         metrics.log_metric(name, float(value))
     return json.dumps(scores)

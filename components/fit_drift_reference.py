@@ -10,6 +10,9 @@ def fit_drift_reference(
     model_name: str, version: str, val: Input[Dataset], test: Input[Dataset]
 ) -> str:
     """Returns the artifact URI of the saved detectors, fitted on both held-out splits."""
-    from driftloop.monitor.reference import fit_reference
+    from driftloop.step_host import run_step
 
-    return str(fit_reference(model_name, version, [val.path, test.path]))
+    uri = run_step(
+        "driftloop.monitor.reference:fit_reference", model_name, version, [val.path, test.path]
+    )
+    return str(uri)

@@ -27,23 +27,20 @@ def gate(
     """
     import json
 
-    from driftloop.blueprints import get_blueprint
-    from driftloop.settings import get_settings
-    from driftloop.training.gate import gate as decide
+    from driftloop.step_host import run_step
 
-    # The run's parameter overrides the deployment-wide default for this gate only.
-    settings = get_settings().model_copy(update={"min_improvement": min_improvement})
-    decision = decide(
+    decision = run_step(
+        "driftloop.steps:gate_decision",
         model_name,
         version,
-        get_blueprint(blueprint),
+        blueprint,
         test.path,
         test_fingerprint,
-        settings,
-        significance=significance,
-        alpha=significance_alpha,
+        min_improvement,
+        significance,
+        significance_alpha,
     )
     with open(report.path, "w", encoding="utf-8") as handle:
-        json.dump(decision.to_dict(), handle, default=str)
-    report.metadata.update({"decision": decision.outcome, "reason": decision.reason})
-    return decision.outcome
+        json.dump(decision, handle, default=str)
+    report.metadata.update({"decision": decision["outcome"], "reason": decision["reason"]})
+    return decision["outcome"]

@@ -16,8 +16,15 @@ def ingest(
     """Returns the ingest summary (rows, columns, fingerprint) as JSON."""
     import json
 
-    from driftloop.training.data_steps import ingest as ingest_rows
+    from driftloop.step_host import run_step
 
-    summary = ingest_rows(data.path, blueprint, dataset, data_source, label_mapping)
+    summary = run_step(
+        "driftloop.training.data_steps:ingest",
+        data.path,
+        blueprint,
+        dataset,
+        data_source,
+        label_mapping,
+    )
     data.metadata.update({"dataset": dataset, "rows": int(summary.get("rows", 0))})
     return json.dumps(summary, default=str)

@@ -24,10 +24,10 @@ def merge_feedback(
     """
     import json
 
-    from driftloop.settings import get_settings
-    from driftloop.training.data_steps import merge_feedback as merge
+    from driftloop.step_host import run_step
 
-    store_url = get_settings().resolved_store_url
-    summary = merge(data.path, merged.path, blueprint, model_name, store_url)
+    summary = run_step(
+        "driftloop.steps:merge_feedback_rows", data.path, merged.path, blueprint, model_name
+    )
     merged.metadata.update(summary)
     return json.dumps(summary)

@@ -6,13 +6,6 @@ from components._base import driftloop_component
 @driftloop_component
 def promote(model_name: str, version: str) -> str:
     """Returns the promotion and rollout report as JSON."""
-    import json
+    from driftloop.step_host import run_step
 
-    from driftloop.deploy import get_deployer
-    from driftloop.registry import promote_version
-    from driftloop.settings import get_settings
-
-    promoted = json.loads(promote_version(model_name, version))
-    rollout = get_deployer(get_settings()).roll_out(model_name, version)
-    promoted["rollout"] = rollout.to_dict() if hasattr(rollout, "to_dict") else str(rollout)
-    return json.dumps(promoted, default=str)
+    return run_step("driftloop.steps:promote_and_roll_out", model_name, version)

@@ -20,10 +20,9 @@ def promote_challenger(
     """
     import json
 
-    from driftloop.blueprints import get_blueprint
-    from driftloop.training.gate import admit_challenger
+    from driftloop.step_host import run_step
 
-    admitted = admit_challenger(model_name, version, get_blueprint(blueprint))
+    admitted = run_step("driftloop.steps:floor_check", model_name, version, blueprint)
     with open(report.path, "w", encoding="utf-8") as handle:
         json.dump(admitted, handle)
     report.metadata.update({"outcome": admitted["outcome"], "reason": admitted["reason"]})

@@ -15,26 +15,16 @@ def register(
     label_mapping: str,
 ) -> str:
     """Returns the new version number (a string, as MLflow has it)."""
-    import json
+    from driftloop.step_host import run_step
 
-    from driftloop.blueprints import get_blueprint
-    from driftloop.lineage import TAG_SPLIT_SCHEME, data_tags, version_tags
-    from driftloop.registry import register_from_run
-
-    instance = get_blueprint(blueprint)
-    primary = instance.primary_metric
-    splits = json.loads(fingerprints)
-    # the blueprint instance and flavour: what the predictor, monitor and gate resolve
-    tags = version_tags(
-        splits.get("dataset", ""),
-        {name: splits[name] for name in ("train", "val", "test") if name in splits},
-        primary,
-        json.loads(test_metrics)[primary],
-        "test",
-        blueprint=instance.spec,
-        flavour=instance.flavour,
-    ) | data_tags(dataset, data_source, label_mapping)
-    if splits.get("scheme"):
-        # lets a later gate tell which of its test rows this version trained on
-        tags[TAG_SPLIT_SCHEME] = splits["scheme"]
-    return json.loads(register_from_run(model_name, run_id, json.dumps(tags)))["version"]
+    return run_step(
+        "driftloop.steps:register_version",
+        model_name,
+        blueprint,
+        run_id,
+        fingerprints,
+        test_metrics,
+        dataset,
+        data_source,
+        label_mapping,
+    )

@@ -15,12 +15,9 @@ def smoke_serve(
     """
     import json
 
-    import pandas as pd
+    from driftloop.step_host import run_step
 
-    from driftloop.blueprints import get_blueprint
-    from driftloop.serving.smoke import smoke_serve as run_smoke
-
-    example = get_blueprint(blueprint).input_example(pd.read_parquet(test.path))
-    samples = json.loads(example.to_json(orient="records", date_format="iso"))
-    report = run_smoke(f"models:/{model_name}/{version}", samples, timeout_s=timeout_s)
+    report = run_step(
+        "driftloop.steps:smoke_serve_samples", model_name, version, blueprint, timeout_s, test.path
+    )
     return json.dumps(report, default=str)

@@ -25,10 +25,14 @@ def split(
     """
     import json
 
-    from driftloop.training.data_steps import split as split_rows
+    from driftloop.step_host import run_step
 
-    fingerprints = split_rows(
-        data.path, {"train": train.path, "val": val.path, "test": test.path}, blueprint, seed=seed
+    fingerprints = run_step(
+        "driftloop.training.data_steps:split",
+        data.path,
+        {"train": train.path, "val": val.path, "test": test.path},
+        blueprint,
+        seed=seed,
     )
     for name, artifact in (("train", train), ("val", val), ("test", test)):
         artifact.metadata["fingerprint"] = fingerprints.get(name, "")

@@ -31,9 +31,10 @@ def train(
     """
     import json
 
-    from driftloop.training.candidates import train_from_files
+    from driftloop.step_host import run_step
 
-    result = train_from_files(
+    result = run_step(
+        "driftloop.training.candidates:train_from_files",
         blueprint,
         train.path,
         val.path,

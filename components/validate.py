@@ -14,6 +14,7 @@ def validate(data: Input[Dataset], blueprint: str) -> str:
     """
     import json
 
-    from driftloop.training.data_steps import validate as validate_rows
+    from driftloop.step_host import run_step
 
-    return json.dumps(validate_rows(data.path, blueprint), default=str)
+    report = run_step("driftloop.training.data_steps:validate", data.path, blueprint)
+    return json.dumps(report, default=str)

@@ -4,6 +4,11 @@ Every task runs as a subprocess of this Python (``SubprocessRunner(use_venv=Fals
 so it sees the same installed driftloop and the same environment: the resolved
 MLflow tracking URI and the settings are exported before the run starts.
 
+A fresh Python per task would import MLflow, pandas, scikit-learn (and
+alibi-detect) again in every step: the steps' work runs instead in children of
+a warm step host (``driftloop.step_host``), the one the environment names (the
+trigger keeps one warm) or one started for this run.
+
 kfp.local reports progress only as log lines on stdout. They are captured into
 the run's ``run.log`` and parsed as they arrive, which gives per-task start/end
 events for a progress display, per-task timings and per-task logs; the task
@@ -15,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import threading
 import time
@@ -29,6 +35,8 @@ from typing import Any
 from driftloop.environ import patched_environ
 from driftloop.security import mask_secrets, open_private, private_dir, secret_values
 from driftloop.settings import Settings
+from driftloop.step_host import ENV_VAR as STEP_HOST_ENV
+from driftloop.step_host import StepHost, host_in_environment, preload_for
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"Executing task '([^']+)'")
@@ -217,6 +225,15 @@ def _read_outputs(task_dir: Path, record: TaskRecord) -> None:
             record.artifacts.setdefault(path.name, str(path))
 
 
+@contextlib.contextmanager
+def _stopping(host: StepHost | None):
+    try:
+        yield
+    finally:
+        if host is not None:
+            host.stop()
+
+
 def _pipeline_name(pipeline_func) -> str:
     spec = getattr(pipeline_func, "pipeline_spec", None)
     if spec is not None:
@@ -232,6 +249,7 @@ def run_pipeline_locally(
     *,
     enable_caching: bool = False,
     cache_root: Path | None = None,
+    warm_steps: bool = True,
 ) -> LocalRunResult:
     """Run ``pipeline_func`` with ``arguments`` through kfp.local and collect what it produced.
 
@@ -241,7 +259,9 @@ def run_pipeline_locally(
     anything runs. Outputs go under ``settings.resolved_pipeline_root``.
     ``enable_caching`` turns kfp.local's task cache on (kept in ``cache_root``,
     by default ``<pipeline root>/.kfp_cache``, so later runs can hit it); tasks
-    that set caching off still run.
+    that set caching off still run. ``warm_steps``: run the steps' work in a warm
+    step host (the environment's, else one for this run, stopped at the end);
+    False: every task imports what it needs itself.
     """
     from kfp import local
 
@@ -261,7 +281,18 @@ def run_pipeline_locally(
         started = time.time()
         error: str | None = None
         pipeline_outputs: dict[str, Any] = {}
-        with patched_environ(_environment(settings)):
+        environment = _environment(settings)
+        host = None
+        if not warm_steps:
+            environment[STEP_HOST_ENV] = ""
+        elif host_in_environment() is None:
+            host = StepHost.start(
+                preload_for(arguments.get("blueprint")),
+                log_path=run_root / "step-host.log",
+                env={**os.environ, **environment},
+            )
+            environment[STEP_HOST_ENV] = host.socket_path
+        with patched_environ(environment), _stopping(host):
             local.init(
                 runner=local.SubprocessRunner(use_venv=False),
                 pipeline_root=str(run_root),

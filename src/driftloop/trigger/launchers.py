@@ -5,7 +5,10 @@ One interface, two implementations, chosen in exactly one place
 
 * :class:`LocalLauncher` runs the retraining pipeline with ``kfp.local`` in a
   separate worker process (``python -m driftloop.trigger.worker``), so the
-  webhook receiver stays responsive while a run trains for minutes.
+  webhook receiver stays responsive while a run trains for minutes. With
+  ``warm_steps`` it keeps a step host (``driftloop.step_host``) warm from the
+  start: the worker and every pipeline step then run in children of a process
+  that imported kfp, the pipelines and the ML stack before the alert came.
 * :class:`KfpLauncher` submits the compiled retraining pipeline to Kubeflow
   Pipelines.
 
@@ -31,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from driftloop.security import private_dir
 from driftloop.settings import Settings
 from driftloop.trigger.ledger import RunRecord, utcnow
 
@@ -224,6 +228,7 @@ class LocalLauncher(Launcher):
         runner: str | None = None,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        warm_steps: bool = False,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline or settings.retrain_pipeline
@@ -233,12 +238,40 @@ class LocalLauncher(Launcher):
         self.env = env
         self.cwd = cwd
         self._processes: dict[str, subprocess.Popen] = {}
+        self.warm_steps = warm_steps
+        self._host = None
+        if warm_steps:
+            self._step_host_environment()  # warm before the first alert, not after it
+
+    def _step_host_environment(self) -> dict[str, str]:
+        """``DRIFTLOOP_STEP_HOST`` for a worker: the warm host, (re)started if it died."""
+        from driftloop.step_host import ENV_VAR, StepHost, StepHostError, preload_for
+
+        if not self.warm_steps:
+            return {}
+        if self._host is None or not self._host.alive():
+            modules = [
+                *(reference.partition(":")[0] for reference in (self.runner, self.pipeline)),
+                "driftloop.trigger.worker",
+                *preload_for(None),
+            ]
+            private_dir(self.runs_dir.parent)
+            try:
+                self._host = StepHost.start(
+                    modules, log_path=self.runs_dir.parent / "step-host.log"
+                )
+            except (OSError, StepHostError) as exc:
+                # slower, not broken: every process imports for itself
+                log.warning("no warm step host (%s); runs import the stack per step", exc)
+                self._host = None
+                return {}
+        return {ENV_VAR: self._host.socket_path}
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / run_id
 
     def launch(self, request: RetrainRequest) -> Launched:
-        from driftloop.security import open_private, private_dir, write_private
+        from driftloop.security import open_private, write_private
 
         # private: a run's files may name the store or the registry
         private_dir(self.runs_dir.parent)
@@ -252,7 +285,7 @@ class LocalLauncher(Launcher):
         }
         spec_path = run_dir / "spec.json"
         write_private(spec_path, json.dumps(spec, indent=2))
-        env = {**os.environ, **(self.env or {})}
+        env = {**os.environ, **self._step_host_environment(), **(self.env or {})}
         env.setdefault("DRIFTLOOP_HOME", str(self.settings.home))
         if self.settings.store_url and "DRIFTLOOP_STORE_URL" not in (self.env or {}):
             # the run's tasks find the trigger's store through the environment they
@@ -315,6 +348,9 @@ class LocalLauncher(Launcher):
         for process in list(self._processes.values()):
             _stop_group(process)
         self._processes.clear()
+        if self._host is not None:
+            self._host.stop()
+            self._host = None
 
 
 class KfpLauncher(Launcher):
@@ -396,11 +432,12 @@ def resolve_package_path(settings: Settings) -> Path:
         return Path("pipelines") / "compiled" / "retraining.yaml"
 
 
-def make_launcher(settings: Settings) -> Launcher:
-    """The one place the target picks a launcher."""
+def make_launcher(settings: Settings, *, warm_steps: bool = False) -> Launcher:
+    """The one place the target picks a launcher. ``warm_steps``: a local launcher keeps a
+    warm step host (the trigger service does; a one-off launch does not need one)."""
     if settings.target == "kubernetes":
         return KfpLauncher(settings)
-    return LocalLauncher(settings)
+    return LocalLauncher(settings, warm_steps=warm_steps)
 
 
 def _pid_alive(pid: int) -> bool:

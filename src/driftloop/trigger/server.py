@@ -40,7 +40,12 @@ def serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from driftloop.trigger.app import create_app
+    from driftloop.trigger.launchers import make_launcher
+    from driftloop.trigger.service import TriggerService
 
     check_exposure(host, settings)
     settings.ensure_home()
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    # the running service keeps a warm step host: a retraining starts with the stack imported
+    service = TriggerService(settings, launcher=make_launcher(settings, warm_steps=True))
+    app = create_app(settings, service)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

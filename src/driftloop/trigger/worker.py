@@ -7,6 +7,11 @@ pipeline runs through the spec's ``runner`` (``settings.retrain_runner``, by
 default ``pipelines.local_run:run_pipeline_locally``, kfp.local), resolved
 like the pipeline itself: the trigger never imports the pipelines package.
 A plain function is called directly.
+
+The process itself imports only the standard library: with a step host in its
+environment (``driftloop.step_host``, kept warm by the trigger) the run is
+executed by a child of that host, which has kfp, the pipelines, MLflow and the
+ML stack imported already; without one, here.
 """
 
 from __future__ import annotations
@@ -19,14 +24,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from driftloop.security import mask_data, mask_secrets, masked_output, secret_values, write_private
-from driftloop.settings import get_settings
-from driftloop.trigger.launchers import (
-    RetrainRequest,
-    accepted_inputs,
-    resolve_reference,
-    select_arguments,
-)
+from driftloop.step_host import run_step
 
 
 def jsonable(value: Any) -> Any:
@@ -55,6 +53,14 @@ def _failed_state(outputs: Any) -> str | None:
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
+    from driftloop.settings import get_settings
+    from driftloop.trigger.launchers import (
+        RetrainRequest,
+        accepted_inputs,
+        resolve_reference,
+        select_arguments,
+    )
+
     request = RetrainRequest(**spec["request"])
     settings = get_settings()
     target = resolve_reference(spec["pipeline"])
@@ -78,7 +84,21 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m driftloop.trigger.worker SPEC.json", file=sys.stderr)
         return 2
-    spec = json.loads(Path(argv[0]).read_text())
+    return run_step("driftloop.trigger.worker:execute", argv[0])
+
+
+def execute(spec_path: str) -> int:
+    """Run the spec at ``spec_path`` and write its result file; the exit status."""
+    from driftloop.security import (
+        mask_data,
+        mask_secrets,
+        masked_output,
+        secret_values,
+        write_private,
+    )
+    from driftloop.settings import get_settings
+
+    spec = json.loads(Path(spec_path).read_text())
     secrets = secret_values(get_settings())
     # worker.log gets everything this process and its children (kfp.local tasks)
     # print: passwords in URLs and tokens are masked on the way
