@@ -48,7 +48,8 @@ def queries(dashboard: dict) -> list[tuple[str, str]]:
 def expand(expr: str) -> str:
     for variable, value in GRAFANA_VARIABLES.items():
         expr = expr.replace(variable, value)
-    assert "$" not in expr, f"unknown Grafana variable in {expr}"
+    # "$1" is label_replace's capture group: Grafana leaves a name no variable has alone
+    assert not re.search(r"\$(?!\d)", expr), f"unknown Grafana variable in {expr}"
     return expr
 
 
@@ -176,3 +177,32 @@ def test_kind_up_runs_grafana_whose_sidecar_loads_the_dashboards_config_map(rend
     assert sidecar == SIDECAR_LABEL
     labels = sidecar_config_map(rendered["kind"])["metadata"]["labels"]
     assert sidecar.items() <= labels.items()
+
+
+def panel_expr(board: dict, title: str) -> str:
+    (panel,) = [p for p in board["panels"] if p["title"] == title]
+    (target,) = panel["targets"]
+    return target["expr"]
+
+
+def test_recsys_segment_panels_read_what_click_feedback_and_the_predictor_export():
+    """The row's metric-label patterns match the names a recommender's feedback exports for
+    every segment, and the segment mix counts exactly the segments the predictor labels."""
+    from driftloop.blueprints.recsys.codec import ClickFeedback
+    from driftloop.blueprints.recsys.segments import SEGMENTS
+
+    outputs = [{"item_ids": ["1", "2"], "segment": segment} for segment in SEGMENTS]
+    exported = ClickFeedback().live_metrics(outputs, [["1"], [], ["2", "9"]])
+    board = dashboards()["driftloop-blueprints.json"]
+    for title in ("Live hit rate per segment", "Live CTR per segment"):
+        expr = panel_expr(board, title)
+        selected = re.search(r'metric=~"([^"]+)"', expr).group(1)
+        relabel = re.search(r'"segment", "\$1", "metric", "([^"]+)"', expr).group(1)
+        assert selected == relabel, title
+        segments = {m.group(1) for name in exported if (m := re.fullmatch(selected, name))}
+        assert segments == set(SEGMENTS), (title, sorted(exported))
+    mix = panel_expr(board, "Segment mix (share of recommendations)")
+    labels = set(re.search(r'label=~"([^"]+)"', mix).group(1).split("|"))
+    assert labels == set(SEGMENTS)
+    # a forecaster's panel keeps to its own live metrics
+    assert 'metric=~"mae|mase"' in panel_expr(board, "Live forecast error (MAE, MASE)")
