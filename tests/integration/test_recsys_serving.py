@@ -240,3 +240,18 @@ def test_unknown_category_is_a_400_naming_category_and_no_match_an_empty_list(se
     response = http.post(f"/v1/models/{NAME}:predict", json=body)
     assert response.status_code == 200, response.text
     assert response.json()["predictions"][0]["item_ids"] == []
+
+
+def test_the_generic_v2_client_sends_what_the_metadata_declares(served):
+    """driftloop's own OIP client (the smoke serve's) sends every declared input: the
+    optional category filter is taken but not declared, so the smoke-serve samples (a user,
+    a session and k) still make a complete request."""
+    from driftloop.serving.client import PredictorClient
+
+    _, train, http, _ = served
+    with PredictorClient(str(http.base_url), token=TOKEN) as client:
+        declared = [i["name"] for i in client.metadata(NAME)["inputs"]]
+        assert declared == ["user_id", "recent_items", "k"]
+        instances = [{"user_id": warm_user(train), "recent_items": [""], "k": 3}]
+        (prediction,) = client.predict_v2(NAME, instances)
+    assert prediction.output["segment"] == "warm" and len(prediction.output["item_ids"]) == 3

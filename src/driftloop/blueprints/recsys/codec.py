@@ -84,7 +84,9 @@ class RecsysCodec(Codec):
             TensorSpec("user_id", "BYTES", (-1,)),
             TensorSpec("recent_items", "BYTES", (-1, -1)),
             TensorSpec("k", "INT32", (-1,)),
-            TensorSpec("category", "BYTES", (-1,)),
+            # ``category`` (BYTES [m] or [n, m]) is taken but not declared: a generic OIP
+            # client (driftloop's own, the smoke serve) sends every declared input, and the
+            # metadata has no way to call one optional
         )
         self.outputs = (
             TensorSpec("item_ids", "BYTES", (-1, -1)),
