@@ -43,7 +43,10 @@ def configure(
     """Secrets, config, resources, pull policy and caching for one driftloop task.
 
     Caching is off by default: most steps write to the registry or read live
-    feedback, so replaying a cached result would skip a side effect.
+    feedback (or a data source whose content may change under the same name), so
+    replaying a cached result would skip a side effect or serve stale rows. Only a
+    step whose outputs are a pure function of its inputs (its input artifacts and
+    parameters, which the cache key holds) sets ``cache=True``.
     """
     cpu_request, cpu_limit, memory_request, memory_limit = HEAVY if heavy else LIGHT
     task.set_cpu_request(cpu_request).set_cpu_limit(cpu_limit)

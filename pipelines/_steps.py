@@ -95,8 +95,10 @@ def train_gate_and_promote(
     ``search``: the search settings' JSON for the train step; ``search_of_champion``:
     a model whose champion's search the train step reuses when ``search`` is empty.
     """
-    validated = named(configure(validate(data=data, blueprint=blueprint)), "validate")
-    splits = named(configure(split(data=data, blueprint=blueprint, seed=seed)), "split")
+    # validate and split read only their input artifact and parameters: cached (a re-run
+    # over the same rows skips them); everything after them writes MLflow or the registry
+    validated = named(configure(validate(data=data, blueprint=blueprint), cache=True), "validate")
+    splits = named(configure(split(data=data, blueprint=blueprint, seed=seed), cache=True), "split")
     splits.after(validated)
     trained = configure(
         train(

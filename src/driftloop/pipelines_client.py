@@ -67,8 +67,10 @@ def submit_run(
 ) -> str:
     """Create a run of a compiled pipeline; returns the KFP run id.
 
-    Caching is off for the run: the steps register versions and move aliases,
-    so a cached step would silently skip a side effect.
+    Caching is what each task says (``enable_caching=None``): the steps that
+    register versions, move aliases or read live feedback are compiled with
+    caching off, so none of them is ever replayed; the pure ones (validate,
+    split) may be.
     """
     package = Path(package_path)
     if not package.is_file():
@@ -78,7 +80,7 @@ def submit_run(
         arguments=dict(arguments),
         run_name=run_name,
         experiment_name=experiment,
-        enable_caching=False,
+        enable_caching=None,
     )
     return run.run_id
 

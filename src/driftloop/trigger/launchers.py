@@ -395,7 +395,7 @@ class KfpLauncher(Launcher):
         from driftloop.pipelines_client import submit_run
 
         try:
-            # caching off (submit_run's rule): a cached register/promote would skip its effect
+            # per-task caching (submit_run's rule): side-effecting steps are compiled uncached
             run_id = submit_run(
                 self.package_path,
                 arguments,
