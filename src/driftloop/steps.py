@@ -88,6 +88,7 @@ def register_version(
     from driftloop.blueprints import get_blueprint
     from driftloop.lineage import TAG_SPLIT_SCHEME, data_tags, version_tags
     from driftloop.registry import register_from_run
+    from driftloop.training.candidate_plot import log_candidate_plot
 
     instance = get_blueprint(blueprint)
     primary = instance.primary_metric
@@ -105,7 +106,10 @@ def register_version(
     if splits.get("scheme"):
         # lets a later gate tell which of its test rows this version trained on
         tags[TAG_SPLIT_SCHEME] = splits["scheme"]
-    return json.loads(register_from_run(model_name, run_id, json.dumps(tags)))["version"]
+    version = json.loads(register_from_run(model_name, run_id, json.dumps(tags)))["version"]
+    # the candidate comparison as a picture, beside the version's model on its run
+    log_candidate_plot(run_id, primary, instance.greater_is_better)
+    return version
 
 
 def smoke_serve_samples(

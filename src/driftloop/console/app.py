@@ -305,7 +305,12 @@ def create_app(config: ConsoleConfig, studio_env: dict[str, str] | None = None) 
         summary = job.summary() if job.state != "running" else None
         scores = automl.candidate_scores(summary) if summary else {}
         svg = (
-            await run_in_threadpool(plots.candidates_plot, scores, summary["primary_metric"])
+            await run_in_threadpool(
+                plots.candidates_plot,
+                scores,
+                summary["primary_metric"],
+                summary.get("best_candidate"),
+            )
             if scores
             else None
         )

@@ -83,15 +83,9 @@ class Job:
 
 def candidate_scores(summary: dict[str, Any]) -> dict[str, float]:
     """candidate -> validation score of the primary metric, as the summary lists them."""
-    metric = summary.get("primary_metric") or ""
-    scores = {}
-    for candidate in summary.get("candidates", []):
-        metrics = candidate.get("metrics") or {}
-        for key in (metric, f"val_{metric}", f"validation_{metric}"):
-            if key in metrics:
-                scores[str(candidate.get("name"))] = float(metrics[key])
-                break
-    return scores
+    from driftloop.training.candidate_plot import candidate_scores as scores_of
+
+    return scores_of(summary, summary.get("primary_metric") or "")
 
 
 def csv_columns(path: Path) -> list[str]:

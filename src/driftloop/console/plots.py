@@ -121,11 +121,9 @@ def score_plot(history: ModelHistory, events: list[dict], model: str, metric: st
     return _svg(figure)
 
 
-def candidates_plot(candidates: dict[str, float], metric: str) -> str:
-    """The AutoML run's candidates, best first, as horizontal bars."""
-    figure, axes = _figure(f"candidates by validation {metric}")
-    names = list(candidates)
-    axes.barh(names[::-1], [candidates[n] for n in names][::-1], color="#1f77b4")
-    axes.set_xlabel(metric)
-    figure.set_size_inches(8.0, 1.2 + 0.35 * max(len(names), 1))
-    return _svg(figure)
+def candidates_plot(candidates: dict[str, float], metric: str, chosen: str | None = None) -> str:
+    """The AutoML run's candidates as horizontal bars, in the order given, the chosen one
+    marked: the figure the training run logs as a PNG with the version."""
+    from driftloop.training.candidate_plot import candidates_figure
+
+    return _svg(candidates_figure(candidates, metric, chosen=chosen))
