@@ -189,9 +189,9 @@ def test_the_incumbent_kept_serves_refit_on_every_row_when_the_budget_runs_out(
 
     monkeypatch.setattr(TimeBudget, "fits", fits_until_the_search_is_done)
     watcher = logging.getLogger("driftloop.training.candidates")
-    handler = SearchDone(level=logging.INFO)
+    handler, level = SearchDone(level=logging.INFO), watcher.level
     watcher.addHandler(handler)
-    monkeypatch.setattr(watcher, "level", logging.INFO)
+    watcher.setLevel(logging.INFO)  # setLevel, not the attribute: it clears the level cache
     blueprint = TabularBlueprint(target="y", task="classification", n_jobs=1)
     frame = _table(1000, seed=1).drop(columns=["amount"])
     train, val = frame.iloc[:800].reset_index(drop=True), frame.iloc[800:].reset_index(drop=True)
@@ -208,6 +208,7 @@ def test_the_incumbent_kept_serves_refit_on_every_row_when_the_budget_runs_out(
         )
     finally:
         watcher.removeHandler(handler)
+        watcher.setLevel(level)
     assert result.best_candidate == "lightgbm" and not result.tuned_params
     # 1,000 rows under preset best: ranked on the holdout, the winner refit on all rows
     assert result.search["validation"]["strategy"] == "holdout-refit"
