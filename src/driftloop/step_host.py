@@ -48,9 +48,10 @@ _STD_FDS = (1, 2)
 log = logging.getLogger(__name__)
 
 # What the steps import, in the order the retraining pipeline first needs them
-# (rollback: the registry; ingest...split: the data steps; train; evaluate;
-# register; smoke-serve; the gate; the drift reference: alibi-detect, ~8 s on
-# its own, last). A module missing here is imported by the child that needs it.
+# (rollback: the registry; ingest...split: the data steps; train; evaluate with
+# its importance plot; register; smoke-serve; the gate; the drift reference:
+# alibi-detect, ~8 s on its own, last). A module missing here is imported by the
+# child that needs it.
 DEFAULT_PRELOAD: tuple[str, ...] = (
     "pandas",
     "mlflow",
@@ -61,7 +62,11 @@ DEFAULT_PRELOAD: tuple[str, ...] = (
     "driftloop.training.data_steps",
     "driftloop.steps",
     "driftloop.training.candidates",
+    "driftloop.training.model_logging",
     "driftloop.training.evaluate",
+    "driftloop.training.explain",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
     "driftloop.training.gate",
     "driftloop.serving.smoke",
     "mlflow.pyfunc",

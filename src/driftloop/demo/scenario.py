@@ -15,6 +15,7 @@ the end whatever happens.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import shutil
@@ -165,7 +166,23 @@ def prepare_state_dir(path: Path) -> Path:
     return path
 
 
+# The quick demo's retraining fits the blueprint's light candidates once each (no
+# trials, no boosting): the loop is about drift -> new champion, and the retraining is
+# most of its time. A plan that names its own search keeps it.
+QUICK_RETRAIN_SEARCH = json.dumps({"preset": "fast", "trials": 0}, sort_keys=True)
+
+
+def retrain_search(plan: DemoPlan, options: DemoOptions) -> dict[str, str]:
+    if not options.quick or "search" in plan.pipeline_arguments:
+        return {}
+    return {"search": QUICK_RETRAIN_SEARCH}
+
+
 def demo_settings(home: Path, plan: DemoPlan, data: DemoData, options: DemoOptions) -> Settings:
+    # quick: the predictor looks for a new champion and the built-in evaluator checks
+    # the rules every second (the embedded stack's own timings; Prometheus already
+    # scrapes and evaluates every second)
+    interval_s = 1.0 if options.quick else 2.0
     return Settings(
         home=home,
         tracking_uri=None,
@@ -173,10 +190,10 @@ def demo_settings(home: Path, plan: DemoPlan, data: DemoData, options: DemoOptio
         api_token=None,
         trigger_token=None,
         seed=options.seed,
-        reload_interval_s=2.0,
+        reload_interval_s=interval_s,
         monitor_window=plan.monitor_window,
         monitor_feedback_poll_s=2.0,
-        evaluator_interval_s=2.0,
+        evaluator_interval_s=interval_s,
         feedback_backlog_threshold=max(600, 3 * plan.monitor_window)
         if options.quick
         else max(1500, 3 * plan.monitor_window),
@@ -193,6 +210,7 @@ def demo_settings(home: Path, plan: DemoPlan, data: DemoData, options: DemoOptio
             "blueprint": plan.blueprint,
             "dataset": plan.dataset,
             "data_source": str(data.retrain_source),
+            **retrain_search(plan, options),
             **plan.pipeline_arguments,
         },
         stack_health_timeout_s=120.0,

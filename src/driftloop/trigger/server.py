@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
+import threading
 
 from driftloop.settings import Settings
 
@@ -45,6 +47,11 @@ def serve(settings: Settings, host: str, port: int) -> None:
 
     check_exposure(host, settings)
     settings.ensure_home()
+    # The first webhook asks the registry whether the model exists: MLflow's import
+    # (seconds) would otherwise sit between the alert and the launch.
+    threading.Thread(
+        target=importlib.import_module, args=("driftloop.registry",), daemon=True
+    ).start()
     # the running service keeps a warm step host: a retraining starts with the stack imported
     service = TriggerService(settings, launcher=make_launcher(settings, warm_steps=True))
     app = create_app(settings, service)
