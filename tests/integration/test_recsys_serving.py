@@ -255,3 +255,24 @@ def test_the_generic_v2_client_sends_what_the_metadata_declares(served):
         instances = [{"user_id": warm_user(train), "recent_items": [""], "k": 3}]
         (prediction,) = client.predict_v2(NAME, instances)
     assert prediction.output["segment"] == "warm" and len(prediction.output["item_ids"]) == 3
+
+
+def test_smoke_serve_answers_the_pipelines_samples(served, monkeypatch):
+    """The training pipeline's smoke-serve step on this version: the blueprint's input
+    example (a training user and an unknown one, each with a one-item session) as samples,
+    sent by the generic client to a predictor in a subprocess."""
+    import json
+
+    from mlflow import MlflowClient
+
+    from driftloop.blueprints import get_blueprint
+    from driftloop.serving.smoke import smoke_serve
+
+    _, train, _, tracking = served
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
+    version = MlflowClient(tracking).get_model_version_by_alias(NAME, "champion").version
+    example = get_blueprint(SPEC).input_example(train)
+    samples = json.loads(example.to_json(orient="records"))
+    result = smoke_serve(f"models:/{NAME}/{version}", samples, timeout_s=120)
+    assert result["ok"] is True and result["model_version"] == str(version)
+    assert [p["segment"] for p in result["predictions"]] == ["warm", "semi"]
