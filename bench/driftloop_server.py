@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-store", action="store_true", help="no prediction store")
     parser.add_argument("--no-logger", action="store_true", help="no payload logging")
     parser.add_argument(
+        "--workers", type=int, default=1, help="REST worker processes (KServe's --workers)"
+    )
+    parser.add_argument(
         "--switch-interval",
         type=float,
         default=None,
@@ -45,7 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     from driftloop.serving.server import serve
     from driftloop.settings import Settings
 
-    serve(args.model, http_port=args.http_port, grpc_port=args.grpc_port, settings=Settings())
+    serve(
+        args.model,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=args.workers,
+        settings=Settings(),
+    )
     return 0
 
 

@@ -67,9 +67,10 @@ BASELINE = KSERVE
 PROTOCOLS = ("rest-v2", "grpc-v2")
 
 
-# Three interleaved on/off rounds, quick run included: with two, the "median" is
-# the lower round, and one slow 2-second round on a shared machine decided the verdict.
-PAIRED_ROUNDS = 3
+# Five interleaved rounds, quick run included: with two, the "median" is the lower
+# round, and one slow 2-second round on a shared machine decided the verdict; with three,
+# on/off rounds of one quick run still spread 82-118 req/s on the same server.
+PAIRED_ROUNDS = 5
 
 
 @contextmanager

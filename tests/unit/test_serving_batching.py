@@ -295,3 +295,33 @@ def test_kserve_timing_log_middleware_only_with_latency_logging(latency_logging)
     assert (TimingMiddleware in classes) is latency_logging
     # request latency is measured either way (driftloop_request_latency_seconds)
     assert RequestMetricsMiddleware in classes and REQUEST_LATENCY is not None
+
+
+@pytest.mark.parametrize("access_log", [False, True])
+def test_uvicorn_access_lines_only_when_asked_for(access_log):
+    import logging
+
+    from fastapi import FastAPI
+    from kserve.model_repository import ModelRepository
+    from kserve.protocol.dataplane import DataPlane
+    from kserve.protocol.model_repository_extension import ModelRepositoryExtension
+
+    from driftloop.serving.server import DriftloopRESTServer
+
+    access = logging.getLogger("uvicorn.access")
+    saved = access.level
+    access.setLevel(logging.INFO)  # KServe's logging config: uvicorn logs one line a request
+    repository = ModelRepository()
+    server = DriftloopRESTServer(
+        "unused:app",
+        DataPlane(model_registry=repository),
+        ModelRepositoryExtension(model_registry=repository),
+        8080,
+        settings=Settings(),
+        access_log=access_log,
+    )
+    try:
+        server._register_endpoints(FastAPI())
+        assert access.isEnabledFor(logging.INFO) is access_log
+    finally:
+        access.setLevel(saved)

@@ -423,3 +423,57 @@ def test_json_items_that_fit_their_datatype():
         True,
         False,
     ]
+
+
+def test_a_plain_json_answer_is_what_kserves_to_rest_writes():
+    """The predictor hands REST JSON answers over prebuilt (``JsonInferResponse``): the body
+    must be what KServe's own ``InferResponse.to_rest`` writes for the same outputs."""
+    tensors = [
+        ("label", "BYTES", np.array(["positive", b"negative"], dtype=object)),
+        ("probabilities", "FP32", np.array([[0.25, 0.75], [0.9, 0.1]], dtype=np.float64)),
+        ("low_confidence", "BOOL", np.array([False, True])),
+        ("count", "INT64", np.array([3, 4], dtype=np.int32)),
+    ]
+    parameters = {"labels": ["negative", "positive"]}
+    request = InferRequest("m", [InferInput("text", [2], "BYTES", ["a", "b"])])
+    assert wire.plain_json_answer(request)
+    kserve_body, json_length = wire.infer_response(
+        request,
+        response_id="r1",
+        model_name="m",
+        model_version="3",
+        outputs=[wire.output_tensor(name, array, dtype, request) for name, dtype, array in tensors],
+        parameters=parameters,
+    ).to_rest()
+    assert json_length is None
+    ours = wire.JsonInferResponse(
+        {
+            "id": "r1",
+            "model_name": "m",
+            "model_version": "3",
+            "outputs": [wire.json_output(name, array, dtype) for name, dtype, array in tensors],
+            "parameters": parameters,
+        }
+    )
+    assert orjson.loads(wire.encode_rest_response(ours)[0]) == orjson.loads(
+        wire.encode_rest_response(kserve_body)[0]
+    )
+    assert ours.id == "r1" and [o.name for o in ours.outputs] == [t[0] for t in tensors]
+    # no parameters: left out, as KServe leaves them out
+    bare = {"id": "r2", "model_name": "m", "model_version": None, "outputs": [], "parameters": {}}
+    assert "parameters" not in wire.JsonInferResponse(bare).to_rest()[0]
+
+
+@pytest.mark.parametrize(
+    "request_for",
+    [
+        lambda r: setattr(r, "from_grpc", True),
+        lambda r: r.parameters.update(binary_data_output=True),
+        lambda r: setattr(r, "request_outputs", [RequestedOutput("label", {})]),
+    ],
+    ids=["grpc", "binary outputs", "requested outputs"],
+)
+def test_answers_that_are_not_plain_json_go_through_kserve(request_for):
+    request = InferRequest("m", [InferInput("text", [1], "BYTES", ["a"])], parameters={})
+    request_for(request)
+    assert not wire.plain_json_answer(request)

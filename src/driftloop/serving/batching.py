@@ -111,6 +111,9 @@ class MicroBatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
+        # the model's series, looked up once: labels() per request is a locked dict lookup
+        self._wait_seconds = metrics.BATCH_WAIT_SECONDS.labels(model=name)
+        self._batch_size = metrics.BATCH_SIZE.labels(model=name)
 
     async def predict(self, codec: Codec, batch: Batch) -> Answer:
         """``codec.predict(batch)``, answered from a model call shared with other requests."""
@@ -190,8 +193,8 @@ class MicroBatcher:
         self._busy = True
         started = time.perf_counter()
         for waiting in taken:
-            metrics.BATCH_WAIT_SECONDS.labels(model=self.name).observe(started - waiting.since)
-        metrics.BATCH_SIZE.labels(model=self.name).observe(sum(len(w.batch) for w in taken))
+            self._wait_seconds.observe(started - waiting.since)
+        self._batch_size.observe(sum(len(w.batch) for w in taken))
         job = self._loop.run_in_executor(self._model_thread(), _run, taken)
         job.add_done_callback(lambda done: self._finished(taken, done))
 

@@ -40,6 +40,20 @@ def classify_path(path: str) -> tuple[str, str]:
 class RequestMetricsMiddleware:
     def __init__(self, app) -> None:  # noqa: ANN001 - ASGI app
         self.app = app
+        # (model, endpoint, status) -> its counter and latency series: labels() per request
+        # is a locked lookup with argument checks; the label sets are few and bounded
+        # (model names this process serves, fixed endpoints, HTTP status codes)
+        self._series: dict[tuple[str, str, int], tuple] = {}
+
+    def _series_for(self, model: str, endpoint: str, status: int) -> tuple:
+        key = (model, endpoint, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (
+                metrics.REQUESTS.labels(model=model, endpoint=endpoint, status=str(status)),
+                metrics.REQUEST_LATENCY.labels(model=model, endpoint=endpoint),
+            )
+        return series
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI
         if scope["type"] != "http":
@@ -58,10 +72,7 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            metrics.REQUESTS.labels(
-                model=model, endpoint=endpoint, status=str(status["code"])
-            ).inc()
+            requests, latency = self._series_for(model, endpoint, status["code"])
+            requests.inc()
             if endpoint != "metrics":
-                metrics.REQUEST_LATENCY.labels(model=model, endpoint=endpoint).observe(
-                    time.perf_counter() - started
-                )
+                latency.observe(time.perf_counter() - started)

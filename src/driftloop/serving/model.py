@@ -293,12 +293,12 @@ class BlueprintModel(kserve.Model):
                 explanations=call.explanations,
             )
         if isinstance(call.payload, InferRequest):
-            response = self._v2_response(call, answer)
+            response_body = self._v2_response_body(call, answer)
+            response = self._v2_response(call, answer, response_body)
             request_body = {
                 "id": call.request_id,
                 "inputs": call.loaded.codec.v2_inputs(call.batch.summaries),
             }
-            response_body = self._v2_response_body(call, answer)
         else:
             response = {
                 "predictions": answer.instances,
@@ -315,8 +315,12 @@ class BlueprintModel(kserve.Model):
         self._record(call, request_body, response_body)
         return response
 
-    def _v2_response(self, call: _Call, answer: Answer) -> InferResponse:
+    def _v2_response(self, call: _Call, answer: Answer, body: dict) -> InferResponse:
         request = call.payload
+        if wire.plain_json_answer(request):
+            # the REST JSON answer is ``body`` itself (what the payload logger sends too):
+            # KServe's to_rest would convert every output from numpy to a list twice more
+            return wire.JsonInferResponse(body)
         # gRPC parameters hold scalars only, so there lists travel as JSON text.
         parameters = {
             key: json.dumps(value) if request.from_grpc and isinstance(value, list) else value
@@ -335,19 +339,14 @@ class BlueprintModel(kserve.Model):
         )
 
     def _v2_response_body(self, call: _Call, answer: Answer) -> dict:
-        """The answer as plain OIP JSON (what the payload logger sends)."""
+        """The answer as plain OIP JSON: what the payload logger sends, and the REST JSON
+        answer itself (keys in the order of KServe's ``InferResponse.to_rest``)."""
         return {
+            "id": call.request_id,
             "model_name": self.name,
             "model_version": call.loaded.version,
-            "id": call.request_id,
             "outputs": [
-                {
-                    "name": name,
-                    "datatype": datatype,
-                    "shape": list(array.shape),
-                    "data": array.reshape(-1).tolist(),
-                }
-                for name, datatype, array in answer.tensors
+                wire.json_output(name, array, datatype) for name, datatype, array in answer.tensors
             ],
             "parameters": _parameters(call, answer),
         }

@@ -83,6 +83,7 @@ class DriftloopRESTServer(RESTServer):
         docs: bool = False,
         host: str | None = None,
         latency_logging: bool = False,
+        access_log: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -91,10 +92,19 @@ class DriftloopRESTServer(RESTServer):
         self.latency_logging = latency_logging
         # KServe hard-codes 0.0.0.0; the multi-process server binds this config's socket too
         self.config.host = host or settings.predictor_host
+        self.access_log = access_log
 
     def _register_endpoints(self, app) -> None:  # noqa: ANN001
         # runs in every REST process: the log hygiene and the model label allow-list
         safety.install_log_escaping()
+        if not self.access_log:
+            # uvicorn's access log writes a formatted, escaped line per request: about a tenth
+            # of the event loop's CPU under batched load (py-spy, 32 conns). Every request is
+            # counted in driftloop_requests_total and every prediction stored with its id, so
+            # the line is off unless asked for (MLServer logs it only in debug mode). uvicorn
+            # logs when the logger has handlers (KServe's logging config gives it one), so
+            # the level is what turns it off.
+            logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
         metrics.register_models(self.dataplane.model_registry.get_models())
         # ours first: the first matching route wins, so these replace KServe's
         rest.install(app, self.dataplane, self.settings, docs=self.docs)
@@ -139,6 +149,7 @@ class DriftloopRESTServerMultiProcess(RESTServerMultiProcess):
         docs: bool = False,
         host: str | None = None,
         latency_logging: bool = False,
+        access_log: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(app, data_plane, extension, http_port, **kwargs)
@@ -156,6 +167,7 @@ class DriftloopRESTServerMultiProcess(RESTServerMultiProcess):
             docs=docs,
             host=host,
             latency_logging=latency_logging,
+            access_log=access_log,
         )
         self._born: dict[int | None, float] = {}
 
@@ -214,12 +226,15 @@ class DriftloopGRPCServer(GRPCServer):
 
 
 class DriftloopModelServer(ModelServer):
-    def __init__(self, settings: Settings, host: str | None = None, **kwargs) -> None:
+    def __init__(
+        self, settings: Settings, host: str | None = None, access_log: bool = False, **kwargs
+    ) -> None:
         kwargs.setdefault("registered_models", ReloadingModelRepository())
         kwargs.setdefault("enable_latency_logging", False)
         super().__init__(**kwargs)
         self.settings = settings
         self.host = host or settings.predictor_host
+        self.access_log = access_log
         self.dataplane = DriftloopDataPlane(model_registry=self.registered_models)
         # pickled into every spawned REST worker with the server object, as KServe's is
         self.model_repository_extension = SingleProcessRepositoryExtension(
@@ -239,6 +254,7 @@ class DriftloopModelServer(ModelServer):
             event_loop=self.event_loop,
             timeout_keep_alive=self.timeout_keep_alive,
             latency_logging=self.enable_latency_logging,
+            access_log=self.access_log,
         )
         if self.workers > 1:
             self._rest_multiprocess_server = DriftloopRESTServerMultiProcess(
@@ -312,6 +328,7 @@ def serve(
     host: str | None = None,
     insecure: bool | None = None,
     settings: Settings | None = None,
+    access_log: bool = False,
 ) -> None:
     """Load the model and serve it until SIGINT/SIGTERM (blocking).
 
@@ -319,7 +336,8 @@ def serve(
     default, as a production predictor should not advertise its API. ``host``
     (default ``settings.predictor_host``, 127.0.0.1) is where REST and gRPC bind;
     a non-loopback one raises ``safety.UnsafeBindError`` without the API token
-    unless ``insecure`` (default ``settings.insecure``).
+    unless ``insecure`` (default ``settings.insecure``). ``access_log`` writes uvicorn's
+    line per request (off: requests are counted in ``driftloop_requests_total``).
     """
     settings = settings or get_settings()
     host = host or settings.predictor_host
@@ -343,5 +361,6 @@ def serve(
         workers=workers,
         enable_grpc=enable_grpc,
         enable_docs_url=docs,
+        access_log=access_log,
     )
     server.start([model])

@@ -49,11 +49,14 @@ __all__ = [
     "infer_response",
     "input_tensor",
     "inputs_by_name",
+    "JsonInferResponse",
+    "json_output",
     "json_tensor",
     "output_tensor",
     "output_tensor_array",
     "parse_rest_body",
     "parse_rest_response",
+    "plain_json_answer",
     "wants_binary_output",
 ]
 
@@ -248,6 +251,65 @@ def output_tensor(
     output = InferOutput(name, list(values.shape), datatype)
     output.set_data_from_numpy(values, binary_data=wants_binary_output(request, name))
     return output
+
+
+def plain_json_answer(request: InferRequest | None) -> bool:
+    """Whether the answer to ``request`` is plain REST JSON: every output as JSON ``data``,
+    none filtered by ``outputs`` (not gRPC, no binary outputs, no requested outputs)."""
+    if request is None or request.from_grpc or request.request_outputs:
+        return False
+    parameters = to_http_parameters(request.parameters) if request.parameters else {}
+    return not parameters.get("binary_data_output", False)
+
+
+def json_output(name: str, array: Any, datatype: str) -> dict:
+    """One output as REST JSON, as KServe's ``set_data_from_numpy(binary_data=False)`` and
+    ``to_rest`` write it: numbers cast to ``datatype``, BYTES items as UTF-8 text."""
+    dtype = to_np_dtype(datatype)
+    if dtype is None:
+        raise InferenceError(f'output {name}: "{datatype}" is not an Open Inference Protocol type')
+    if datatype == "FP16":
+        raise InferenceError(f"output {name}: FP16 cannot travel as JSON; ask for binary data")
+    if dtype is np.object_:
+        values = np.asarray(array, dtype=np.object_)
+        try:
+            data = [
+                str(item, encoding="utf-8") if isinstance(item, bytes) else str(item)
+                for item in values.reshape(-1).tolist()
+            ]
+        except UnicodeDecodeError as exc:
+            raise InferenceError(f"output {name} is not UTF-8 text: {exc.reason}") from None
+    else:
+        values = np.asarray(array).astype(dtype, copy=False)
+        data = values.reshape(-1).tolist()
+    return {"name": name, "shape": list(values.shape), "datatype": datatype, "data": data}
+
+
+class JsonInferResponse(InferResponse):
+    """An ``InferResponse`` whose REST JSON form is already built (``body``, e.g. the one
+    dict the payload logger also sends): ``to_rest`` hands it over instead of converting
+    every output from numpy to a list again. Only for :func:`plain_json_answer` requests."""
+
+    def __init__(self, body: dict) -> None:
+        super().__init__(
+            response_id=body["id"],
+            model_name=body["model_name"],
+            model_version=body.get("model_version"),
+            infer_outputs=[
+                InferOutput(o["name"], o["shape"], o["datatype"], data=o["data"])
+                for o in body["outputs"]
+            ],
+            parameters=body.get("parameters") or None,
+        )
+        # KServe leaves empty parameters out of the answer
+        self._rest_body = body if body.get("parameters") else _without_parameters(body)
+
+    def to_rest(self) -> tuple[dict, None]:
+        return self._rest_body, None
+
+
+def _without_parameters(body: dict) -> dict:
+    return {key: value for key, value in body.items() if key != "parameters"}
 
 
 def infer_response(
