@@ -18,6 +18,7 @@ connections >= 0.95 (medians of interleaved rounds).
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -551,6 +552,19 @@ def emit_figures(
                 better="lower",
                 **params,
             )
+            cpu_ms = server_cpu_ms_per_request(result)
+            base_cpu_ms = server_cpu_ms_per_request(baseline) if baseline else None
+            if cpu_ms is not None:
+                ctx.add(
+                    "server CPU per answered request",
+                    cpu_ms,
+                    "ms",
+                    baseline=f"{BASELINE} same protocol",
+                    baseline_value=base_cpu_ms,
+                    better="lower",
+                    note="process tree CPU over the run / answers; inflated by the machine's load",
+                    **params,
+                )
         acceptance(ctx, model, table, paired.get(model.name, {}))
         for (name, kind), check in logging_checks.items():
             if name != model.name:
@@ -580,6 +594,15 @@ def emit_figures(
                 server=kind,
                 note="the sink shares the 2 cores with the server under test",
             )
+
+
+def server_cpu_ms_per_request(result: LoadResult) -> float | None:
+    """CPU the server's process tree spent per answered request: what it costs whatever
+    share of a shared machine it got (throughput alone moves with that share)."""
+    if result.server_cpu_share is None or result.rps <= 0:
+        return None
+    cores = os.cpu_count() or 1
+    return result.server_cpu_share * cores / result.rps * 1000.0
 
 
 def throughput_vs(

@@ -112,3 +112,11 @@ def test_verdicts_use_the_interleaved_rounds_over_the_sequential_table(tmp_path)
     assert "p99 driftloop 40.0 ms / bare 100.0 ms = 0.40 -> PASS" in notes
     figure = next(f for f in ctx.results.figures if f.name.endswith("bare kserve.Model throughput"))
     assert figure.params["rounds_rps"] == rounds and "interleaved" in figure.params["method"]
+
+
+def test_server_cpu_per_request_is_the_tree_cpu_over_the_answers(monkeypatch):
+    monkeypatch.setattr(serving.os, "cpu_count", lambda: 2)
+    busy = result(400.0, 50.0, 32)
+    busy.server_cpu_share = 0.25  # half a core of two, for 400 answers a second
+    assert abs(serving.server_cpu_ms_per_request(busy) - 1.25) < 1e-9
+    assert serving.server_cpu_ms_per_request(result(400.0, 50.0, 32)) is None
