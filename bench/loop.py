@@ -10,7 +10,8 @@ Phases (seconds): detection (onset → the monitor's gauge says drift, polled
 every second), alert (→ Prometheus reports the alert firing; with the built-in
 evaluator, → the first firing webhook the trigger recorded, so its "trigger"
 phase is ~0), trigger (→ retraining run launched), pipeline (→ run succeeded
-as the trigger reports it; its gate step timed separately from run.log),
+as the trigger reports it; inside it, the worker start -- launch → the first
+task's start in run.log -- and the gate step are timed separately),
 reload (the promote step's start in run.log → the first answer from the new
 version: the predictor's registry poll and model swap; an upper bound, the
 alias moves somewhere inside that step). The baseline of each
@@ -33,6 +34,7 @@ PHASES = (
     "alert",
     "trigger",
     "pipeline",
+    "worker start (run launched → first task started)",
     "gate step",
     "reload (promote step start → first answer of new version)",
     "total",
@@ -112,11 +114,19 @@ def phases(report, timeline, home: Path) -> dict[str, float | None]:
         if log and report.run_launched
         else None
     )
+    first_task_at = (
+        task_started_at(log, next(iter(steps)), report.run_launched)
+        if steps and report.run_launched
+        else None
+    )
     return {
         "detection": between(onset, detected_at),
         "alert": between(detected_at, report.alert_fired),
         "trigger": between(report.alert_fired, report.run_launched),
         "pipeline": between(report.run_launched, succeeded_at),
+        "worker start (run launched → first task started)": between(
+            report.run_launched, first_task_at
+        ),
         "gate step": gate if steps else None,
         "reload (promote step start → first answer of new version)": between(
             promoted_at, report.champion_served

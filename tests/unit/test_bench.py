@@ -266,3 +266,55 @@ def test_task_start_is_placed_on_the_day_of_a_nearby_time(tmp_path):
     near = datetime(2026, 11, 23, 10, 0, 0).timestamp()
     assert task_started_at(log, "promote", near) == pytest.approx(near + 5.25)
     assert task_started_at(log, "gate", near) is None
+
+
+def test_loop_phases_split_the_pipeline_into_worker_start_and_steps(tmp_path):
+    """Phases come from the demo's report and timeline and the retraining's run.log."""
+    from datetime import datetime
+
+    from bench.loop import phases
+    from rich.console import Console
+
+    from driftloop.demo.scenario import DemoReport
+    from driftloop.demo.timeline import Event, Timeline
+
+    onset = datetime(2026, 11, 23, 10, 0, 0).timestamp()
+    report = DemoReport(
+        drift_onset=onset,
+        alert_fired=onset + 6.0,
+        run_launched=onset + 6.5,
+        champion_served=onset + 29.0,
+    )
+    timeline = Timeline(Console(file=None, quiet=True))
+    timeline.events = [
+        Event(onset + 5.0, "drift", "monitor: drift detected (score 0.2)"),
+        Event(onset + 27.0, "run", "retraining r1: succeeded"),
+    ]
+    run_dir = tmp_path / "pipeline-runs" / "driftloop-retraining-r1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.log").write_text(
+        "10:00:08.000 - INFO - Executing task 'rollback'\n"
+        "10:00:09.000 - INFO - Task 'rollback' finished with status SUCCESS\n"
+        "10:00:20.000 - INFO - Executing task 'gate'\n"
+        "10:00:21.500 - INFO - Task 'gate' finished with status SUCCESS\n"
+        "10:00:25.000 - INFO - Executing task 'promote'\n"
+        "10:00:26.000 - INFO - Task 'promote' finished with status SUCCESS\n"
+    )
+
+    measured, steps = phases(report, timeline, tmp_path)
+
+    assert steps == {
+        "rollback": pytest.approx(1.0),
+        "gate": pytest.approx(1.5),
+        "promote": pytest.approx(1.0),
+    }
+    assert measured["detection"] == pytest.approx(5.0)
+    assert measured["alert"] == pytest.approx(1.0)
+    assert measured["trigger"] == pytest.approx(0.5)
+    assert measured["pipeline"] == pytest.approx(20.5)
+    assert measured["worker start (run launched → first task started)"] == pytest.approx(1.5)
+    assert measured["gate step"] == pytest.approx(1.5)
+    assert measured["reload (promote step start → first answer of new version)"] == (
+        pytest.approx(4.0)
+    )
+    assert measured["total"] == pytest.approx(29.0)
