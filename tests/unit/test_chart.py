@@ -7,6 +7,7 @@ it these tests skip with the reason printed in the summary (-ra).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -184,6 +185,19 @@ def test_prometheus_rule_matches_the_rules_file_and_follows_values(charts):
     monitor = isvc["spec"]["predictor"]["containers"][0]
     env = {e["name"]: e.get("value") for e in monitor["env"]}
     assert env["DRIFTLOOP_FEEDBACK_BACKLOG_THRESHOLD"] == "75"
+
+
+@needs_helm
+def test_alertmanager_routes_every_model_alert_to_the_trigger(charts):
+    docs = charts["default"]
+    rule = next(d for d in docs if d["kind"] == "PrometheusRule")
+    alert_names = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    matcher = next(d for d in docs if d["kind"] == "AlertmanagerConfig")["spec"]["route"][
+        "matchers"
+    ][0]
+    # a person, not a retraining, answers dropped prediction rows
+    retraining = alert_names - {"DriftloopStoreDropping"}
+    assert {name for name in alert_names if re.fullmatch(matcher["value"], name)} == retraining
 
 
 @needs_helm
