@@ -23,6 +23,8 @@ losses 1 - AUC, log-loss, RMSE. The full per-table table goes to
 Some tables only (a diagnosis; the headline figures then cover those alone):
 ``python -m bench.automl --tables credit_data,digits [--quick] [--out DIR]``, or
 ``BENCH_AUTOML_TABLES=credit_data,digits`` in the environment of ``make bench-automl*``.
+Some budgets only (the full run's two budgets take ~2 h on 2 cores; each can run on its
+own): ``--budgets 60`` or ``BENCH_AUTOML_BUDGETS=60``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ WIN_TARGET = 0.80  # share of tables won or tied vs default LightGBM
 FLAML_TARGET = 0.03  # mean relative loss vs FLAML
 DRIFTLOOP, FLAML, LIGHTGBM = "driftloop", "flaml", "lightgbm"
 TABLES_ENV = "BENCH_AUTOML_TABLES"  # comma-separated table names: run those alone
+BUDGETS_ENV = "BENCH_AUTOML_BUDGETS"  # comma-separated seconds: run those budgets alone
 
 
 @dataclass
@@ -224,6 +227,21 @@ def selected_datasets(text: str | None = None) -> list[BenchDataset]:
     return [dataset for name, dataset in DATASETS.items() if not names or name in names]
 
 
+def selected_budgets(quick: bool, text: str | None = None) -> tuple[float, ...]:
+    """The budgets named in ``text`` (comma-separated seconds; None: ``$BENCH_AUTOML_BUDGETS``),
+    else the quick or the full run's."""
+    text = os.environ.get(BUDGETS_ENV, "") if text is None else text
+    if not text.strip():
+        return QUICK_BUDGETS if quick else FULL_BUDGETS
+    try:
+        budgets = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        budgets = ()
+    if not budgets or any(budget <= 0 for budget in budgets):
+        raise ValueError(f"--budgets: expected positive seconds separated by commas, got {text!r}")
+    return budgets
+
+
 def run(ctx: Context) -> None:
     datasets = selected_datasets()
     for module, what in (
@@ -232,7 +250,7 @@ def run(ctx: Context) -> None:
         ("driftloop.training.candidates", "driftloop training"),
     ):
         require(module, what)
-    budgets = QUICK_BUDGETS if ctx.budget.quick else FULL_BUDGETS
+    budgets = selected_budgets(ctx.budget.quick)
     systems = {
         DRIFTLOOP: DriftloopTabular(ctx.work / "automl-home"),
         FLAML: Flaml(),
@@ -459,21 +477,24 @@ def plot(ctx: Context, rows: list[Row], budgets: tuple[float, ...]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The AutoML section on the named tables only (``bench.run`` does the rest)."""
+    """The AutoML section on the named tables and budgets only (``bench.run`` does the rest)."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.automl", description="The AutoML benchmark on some tables."
     )
     parser.add_argument(
-        "--tables", required=True, help=f"comma-separated, of: {', '.join(DATASETS)}"
+        "--tables", default="", help=f"comma-separated, of: {', '.join(DATASETS)} (default: all)"
     )
+    parser.add_argument("--budgets", default="", help="comma-separated seconds (default: 60,300)")
     parser.add_argument("--quick", action="store_true", help="one 30 s budget")
     parser.add_argument("--out", default="bench/results/automl-tables", help="results folder")
     args = parser.parse_args(argv)
     try:
         selected_datasets(args.tables)
+        selected_budgets(args.quick, args.budgets)
     except ValueError as exc:
         parser.error(str(exc))
     os.environ[TABLES_ENV] = args.tables
+    os.environ[BUDGETS_ENV] = args.budgets
     from bench.run import main as run_main
 
     return run_main(

@@ -190,3 +190,20 @@ def test_some_tables_alone_by_name_in_the_registry_order(monkeypatch):
     with pytest.raises(SystemExit) as stopped:  # one usage line, no traceback
         main(["--tables", "iris"])
     assert stopped.value.code == 2
+
+
+def test_some_budgets_alone_else_the_runs_own(monkeypatch):
+    from bench.automl import BUDGETS_ENV, FULL_BUDGETS, QUICK_BUDGETS, main, selected_budgets
+
+    monkeypatch.delenv(BUDGETS_ENV, raising=False)
+    assert selected_budgets(quick=False) == FULL_BUDGETS
+    assert selected_budgets(quick=True) == QUICK_BUDGETS
+    assert selected_budgets(quick=False, text="60") == (60.0,)
+    monkeypatch.setenv(BUDGETS_ENV, "300, 60")
+    assert selected_budgets(quick=True) == (300.0, 60.0)
+    for bad in ("sixty", "0", ","):
+        with pytest.raises(ValueError, match="--budgets: expected positive seconds"):
+            selected_budgets(quick=False, text=bad)
+    with pytest.raises(SystemExit) as stopped:
+        main(["--budgets", "-5"])
+    assert stopped.value.code == 2
