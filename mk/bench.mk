@@ -1,8 +1,9 @@
 # Benchmarks (bench/). Included by the Makefile through `-include mk/*.mk`.
 #   make bench            every section, full durations (< 20 min on 2 cores, plus up to
-#                         ~2 h for automl and ~12 min for the soak)
-#   make bench-quick      every section, short (< 3 min plus ~17 min for automl and ~2 min
-#                         for the soak; the loop section is full-only)
+#                         ~2 h for automl, ~12 min for the soak and ~1 h for blueprints)
+#   make bench-quick      every section, short (< 3 min plus ~17 min for automl, ~2 min
+#                         for the soak and ~12 min for blueprints; the loop section is
+#                         full-only)
 #   make bench-SECTION    one section: serving drift loop pipelines scale automl soak vision recsys
 #                         forecast blueprints
 #   make bench-recsys     recsys: driftloop vs MostPop/ItemKNN/EASE/ALS per segment (~1 min)
@@ -13,7 +14,9 @@
 #   make bench-blueprints every blueprint (sentiment, tabular, vision, forecast, recsys):
 #                         driftloop's predictor vs a bare kserve.Model on the same model,
 #                         REST v2 req/s and p50/p99 at 8 and 32 connections, predictor RSS
-#                         at start, after warm-up and after 100k requests (quick: 10k)
+#                         at start, after warm-up and after 100k requests (quick: 10k);
+#                         measured at load average 9-14 on 2 cores: quick ~12 min, full
+#                         ~65 min (110k requests each; tabular at ~100 req/s takes ~20)
 #   make bench-automl     driftloop tabular vs FLAML vs default LightGBM on 10 tables:
 #                         60 s and 300 s budgets per table and system (up to ~2 h on 2 cores)
 #   make bench-automl-quick  the same with one 30 s budget (~17 min on a busy 2-core box; indicative)
