@@ -207,9 +207,11 @@ def measure_training(ctx: Context, noop_step: float) -> None:
     )
     reran = sorted(task for task in warm_tasks if warm_tasks[task] > 0.5 * cold_tasks.get(task, 0))
     ctx.note(
-        "driftloop's pipeline steps set caching off (pipelines/_platform.configure: they write "
-        "to the registry or read live feedback), so kfp.local re-executes them on a warm cache; "
-        "the no-op chain shows what a cache hit costs. "
+        "driftloop's steps that read a data source or live feedback or write MLflow/the "
+        "registry set caching off (pipelines/_platform.configure), so kfp.local re-executes "
+        "them on a warm cache; validate and split are cached, but their input is the ingest "
+        "step's new artifact (kfp.local keys on its URI), so on a re-run they miss too. "
+        "The no-op chain shows what a cache hit costs. "
         f"Cached re-run: {len(warm_tasks)} tasks reported; steps that still did their work: "
         f"{', '.join(reran) or 'none'}"
     )
