@@ -206,11 +206,13 @@ def serve(path: str, modules: Sequence[str], parent_pid: int | None = None) -> N
     ends on SIGTERM/SIGINT or when ``parent_pid`` (whoever started it) is gone.
     """
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    server.bind(path)
-    os.chmod(path, 0o600)
+    # bound and listening under another name first: the path appears (atomically) only
+    # once a connect to it succeeds, so no caller finds it and falls back in between
+    binding = f"{path}.{os.getpid()}"
+    server.bind(binding)
+    os.chmod(binding, 0o600)
     server.listen(16)
+    os.replace(binding, path)
     stopping = False
 
     def stop(signum, frame) -> None:
@@ -309,7 +311,7 @@ def _child(connection: socket.socket) -> None:
             value = resolve(request["target"])(*request["args"], **request["kwargs"])
             answer = {"ok": True, "value": value}
         except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the caller
-            answer = {"ok": False, "error": exc, "traceback": traceback.format_exc()}
+            answer = {"ok": False, "error": _portable(exc), "traceback": traceback.format_exc()}
         finished.set()
         try:
             _send(connection, answer)
@@ -325,6 +327,16 @@ def _child(connection: socket.socket) -> None:
             with contextlib.suppress(Exception):
                 stream.flush()
         os._exit(code)
+
+
+def _portable(error: BaseException) -> BaseException | None:
+    """``error`` if it survives a pickle round trip (an exception whose constructor takes
+    other arguments than it keeps does not), else None: the caller gets its traceback."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:  # noqa: BLE001 - any failure means: send the text only
+        return None
+    return error
 
 
 def _forget_environment_caches() -> None:
@@ -403,7 +415,8 @@ class StepHost:
         return host
 
     def wait_listening(self, timeout_s: float = 30.0) -> None:
-        """Until the socket exists (it listens before the imports), so no step falls back."""
+        """Until the socket exists (it is listening once it does, before any import), so no
+        step falls back."""
         deadline = time.monotonic() + timeout_s
         while not Path(self.socket_path).exists():
             if self.process.poll() is not None or time.monotonic() > deadline:

@@ -41,6 +41,13 @@ def fail(field):
 def unpicklable():
     return lambda: None
 
+class TwoPartError(Exception):
+    def __init__(self, field, why):
+        super().__init__(f"{field}: {why}")
+
+def fail_oddly():
+    raise TwoPartError("--window", "must be positive")
+
 def wait_forever(pid_file):
     Path(pid_file).write_text(str(os.getpid()))
     time.sleep(120)
@@ -145,3 +152,8 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_an_exception_that_does_not_unpickle_still_reaches_the_caller_as_text(host):
+    with pytest.raises(StepHostError, match="--window: must be positive"):
+        run_step("step_targets:fail_oddly")
