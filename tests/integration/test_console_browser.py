@@ -1,10 +1,11 @@
 """The web console in a real browser (headless Debian chromium, Selenium + chromium-driver).
 
 Against a running loop: a registry with a served champion, a real predictor, the
-console as ``driftloop ui`` in its own process. Each page must load without a
-console error; a prediction made through the form must be the predictor's own
-answer; a feedback button must land a row in the store; the AutoML studio must
-launch a training run that finishes. Every page is saved to docs/screenshots/.
+console as ``driftloop ui`` in its own process, both behind the same token (as the
+chart runs them): the browser is sent to the login page and logs in first. Each
+page must load without a console error; a prediction made through the form must
+be the predictor's own answer; a feedback button must land a row in the store; the
+AutoML studio must launch a training run that finishes. Every page is saved to docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 MODEL = "sentiment-ui"
+TOKEN = "browser-test-token-5f1c"  # the predictor's and the console's, as the chart gives both
 # a kfp.local training run: about a minute on an idle 2-core machine, minutes under load
 AUTOML_TIMEOUT_S = 540.0
 
@@ -51,8 +53,9 @@ def loop(tmp_path_factory):
         "MLFLOW_TRACKING_URI": tracking,
         "DRIFTLOOP_RELOAD_INTERVAL_S": "0",
     }
-    for name in ("DRIFTLOOP_API_TOKEN", "DRIFTLOOP_STORE_URL", "DRIFTLOOP_PROMETHEUS_URL"):
+    for name in ("DRIFTLOOP_STORE_URL", "DRIFTLOOP_PROMETHEUS_URL"):
         env.pop(name, None)
+    env["DRIFTLOOP_API_TOKEN"] = TOKEN
     with running_predictor(MODEL, home, env=env) as predictor:
         port = free_port()
         log = open(home / "console.log", "wb")  # noqa: SIM115 - closed below
@@ -157,6 +160,30 @@ def wait_for(predicate, timeout_s: float, what: str):
     raise AssertionError(f"{what} not seen in {timeout_s:.0f} s")
 
 
+def test_the_console_asks_for_the_predictors_token_first(loop, browser):
+    from selenium.webdriver.common.by import By
+
+    url = loop["url"]
+    visit(browser, f"{url}/models")  # sent on to the login form, which loads cleanly
+    assert "/login?next=%2Fmodels" in browser.current_url
+    assert not browser.find_elements(By.ID, "models")
+    browser.find_element(By.ID, "login-token").send_keys("not-the-token")
+    browser.find_element(By.ID, "login-button").click()
+    error = wait_for(lambda: browser.find_elements(By.ID, "login-error"), 30, "the refusal")
+    assert "not the console's token" in error[0].text
+    browser.get_log("browser")  # the refusal is a 401: the browser logs it, as it should
+
+    browser.find_element(By.ID, "login-token").send_keys(TOKEN)
+    browser.find_element(By.ID, "login-button").click()
+    wait_for(lambda: browser.find_elements(By.ID, "models"), 30, "the models page")
+    assert browser.current_url == f"{url}/models"
+    assert MODEL in browser.find_element(By.ID, "models").text
+    assert not console_errors(browser)
+    # the session is a cookie derived from the token, not the token itself
+    (session,) = [c for c in browser.get_cookies() if c["name"] == "driftloop_console_session"]
+    assert session["httpOnly"] and session["value"] != TOKEN
+
+
 def test_every_page_loads_without_console_errors(loop, browser):
     from selenium.webdriver.common.by import By
 
@@ -181,7 +208,7 @@ def test_prediction_through_the_form_is_the_served_answer_and_feedback_is_stored
     from driftloop.store import PredictionStore
 
     text = "terrible product, broke after a day"
-    with PredictorClient(loop["predictor"].url) as client:
+    with PredictorClient(loop["predictor"].url, token=TOKEN) as client:
         expected = client.predict(MODEL, [text])[0].output["label"]
 
     visit(browser, f"{loop['url']}/predict?model={MODEL}")

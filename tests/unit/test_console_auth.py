@@ -1,4 +1,5 @@
-"""The console behind the predictor's token: 401 without it, 200 with a bearer header or a login."""
+"""The console behind the predictor's token: 401 without it (a browser is sent to the login
+page), 200 with a bearer header or after logging in."""
 
 from __future__ import annotations
 
@@ -56,9 +57,13 @@ def test_the_console_answers_401_without_the_token_and_200_with_it(tmp_path):
 
 def test_a_browser_logs_in_once_and_carries_a_cookie_that_is_not_the_token(tmp_path):
     with console(tmp_path, TOKEN) as client:
-        form = client.get("/automl?tab=1", headers=HTML)
-        assert form.status_code == 401 and 'id="login-form"' in form.text
+        sent = client.get("/automl?tab=1", headers=HTML)
+        assert sent.status_code == 303
+        assert sent.headers["location"] == "/login?next=%2Fautoml%3Ftab%3D1"
+        form = client.get(sent.headers["location"], headers=HTML)
+        assert form.status_code == 200 and 'id="login-form"' in form.text
         assert 'name="next" value="/automl?tab=1"' in form.text
+        assert 'id="logout-button"' not in form.text
 
         wrong = client.post("/login", data={"token": "guess", "next": "/automl"})
         assert wrong.status_code == 401 and "token: not the console" in wrong.text

@@ -62,7 +62,7 @@ def create_app(config: ConsoleConfig, studio_env: dict[str, str] | None = None) 
             active="login",
         )
 
-    app.middleware("http")(auth.middleware(config.access_token, login_page))
+    app.middleware("http")(auth.middleware(config.access_token))
 
     def automl_view(
         request: Request,

@@ -18,9 +18,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
+from urllib.parse import quote
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from driftloop.serving.auth import token_matches
 
@@ -76,21 +77,24 @@ def requested_path(request: Request) -> str:
     return request.url.path + (f"?{request.url.query}" if request.url.query else "")
 
 
+def login_url(request: Request) -> str:
+    return f"/login?next={quote(requested_path(request), safe='')}"
+
+
 def middleware(
     token: str | None,
-    login_page: Callable[[Request, int, str | None, str], Response],
 ) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    """An HTTP middleware answering 401 to requests without the token.
+    """An HTTP middleware refusing requests without the token.
 
-    A browser asking for a page gets the login form with the 401 (so the address
-    it asked for comes back after login); anything else a JSON error.
+    A browser asking for a page is sent to the login form (303, the page it asked for
+    comes back after login); anything else gets a 401 with a JSON reason.
     """
 
     async def check(request: Request, call_next) -> Response:  # noqa: ANN001 - Starlette's
         if not token or is_open_path(request.url.path) or is_authenticated(token, request):
             return await call_next(request)
         if wants_html(request):
-            return login_page(request, 401, None, requested_path(request))
+            return RedirectResponse(login_url(request), status_code=303)
         return JSONResponse(
             {"detail": MISSING_TOKEN}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
         )
