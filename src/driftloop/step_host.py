@@ -65,6 +65,7 @@ DEFAULT_PRELOAD: tuple[str, ...] = (
     "driftloop.training.model_logging",
     "driftloop.training.evaluate",
     "driftloop.training.explain",
+    "driftloop.training.candidate_plot",
     "matplotlib.figure",
     "matplotlib.backends.backend_agg",
     "driftloop.training.gate",
