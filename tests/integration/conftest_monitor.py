@@ -9,32 +9,28 @@ from contextlib import contextmanager
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from driftloop.monitor.app import create_app
+from driftloop.monitor.http_server import MonitorServer
 from driftloop.monitor.service import MonitorService
 from tests.conftest import free_port
 
 
 @contextmanager
 def serving(service: MonitorService):
-    import uvicorn
-
+    """The service behind the monitor's own HTTP server (what ``driftloop monitor`` runs),
+    on a free loopback port, in a thread of this process."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(service), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-        )
-    )
+    server = MonitorServer(service, "127.0.0.1", port)
     thread = threading.Thread(target=server.run, name="monitor-under-test", daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + 30
-        while not server.started:
+        while not server.started.is_set():
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("monitor did not start")
             time.sleep(0.05)
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
+        server.stop()
         thread.join(30)
 
 

@@ -16,22 +16,144 @@ logger reach a sidecar monitor on localhost). Bodies are capped at
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from driftloop.monitor.batch_intake import handle_batch
 from driftloop.monitor.events import is_batch
 from driftloop.monitor.service import IntakeResult, MonitorService
-from driftloop.security import BodyTooLarge, bearer_matches, is_loopback_client, read_body
+from driftloop.security import bearer_matches, is_loopback_client
 
 MAX_EVENT_BYTES = 32 * 1024 * 1024
+INTAKE_PATHS = ("/", "/events")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
-def create_app(service: MonitorService) -> FastAPI:
+class IntakeFront:
+    """What an event POST gets, whatever server carries it: who may post, the body cap,
+    validation and pairing (``MonitorService.handle``), the answer as JSON bytes."""
+
+    def __init__(self, service: MonitorService) -> None:
+        self.service = service
+        self._token = getattr(service.settings, "monitor_token", None)
+        self._loopback: dict[str, bool] = {}  # client host -> loopback? (parsing costs)
+
+    def refusal(self, client_host: str | None, headers: Mapping[str, str]) -> IntakeResult | None:
+        if self._token:
+            if bearer_matches(headers.get("authorization"), self._token):
+                return None
+            detail = "missing or wrong bearer token in the Authorization header"
+        else:
+            loopback = self._loopback.get(client_host) if client_host else False
+            if loopback is None:
+                loopback = self._loopback[client_host] = is_loopback_client(client_host)
+            if loopback:
+                return None
+            detail = (
+                "the monitor takes events from loopback clients only; set "
+                "DRIFTLOOP_MONITOR_TOKEN (on the monitor and the payload logger) for others"
+            )
+        service = self.service
+        service.metrics.event(service.model_name, service.engine.version, "unauthorised")
+        return IntakeResult(401, {"detail": detail})
+
+    def too_large(self) -> IntakeResult:
+        return IntakeResult(413, {"detail": f"event body over {max_event_bytes()} bytes"})
+
+    def handle(self, headers: Mapping[str, str], body: bytes) -> IntakeResult:
+        service = self.service
+        try:
+            if is_batch(headers.get("content-type")):
+                return handle_batch(service, body)
+            return service.handle(headers, body)
+        except RecursionError:  # JSON nested deeper than anything an inference sends
+            service.metrics.event(service.model_name, service.engine.version, "invalid")
+            return IntakeResult(400, {"detail": "invalid CloudEvent: JSON nested too deeply"})
+
+
+def max_event_bytes() -> int:
+    return MAX_EVENT_BYTES  # read at call time: tests lower it
+
+
+def answer_body(result: IntakeResult) -> bytes:
+    return json.dumps(result.detail, separators=(",", ":")).encode()
+
+
+class MonitorApp:
+    """The monitor as an ASGI app (tests, embedding): event intake on a short path, the
+    rest FastAPI. ``driftloop monitor`` serves the same front with
+    :mod:`driftloop.monitor.http_server` instead, which costs a fraction per event.
+
+    ``GET /metrics``, ``/status``, ``/healthz`` and the lifespan (starting and stopping
+    the service) go to the FastAPI app.
+    """
+
+    def __init__(self, service: MonitorService, api: FastAPI) -> None:
+        self.service = service
+        self.api = api
+        self.state = api.state
+        self.front = IntakeFront(service)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in INTAKE_PATHS:
+            await self._intake(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
+
+    async def _intake(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        client = scope.get("client")
+        refused = self.front.refusal(client[0] if client else None, headers)
+        if refused is not None:
+            await _answer(send, refused, {"www-authenticate": "Bearer"})
+            return
+        body = await _read_capped(headers, receive, max_event_bytes())
+        if body is None:
+            await _answer(send, self.front.too_large(), {"connection": "close"})
+            return
+        await _answer(send, self.front.handle(headers, body))
+
+
+async def _read_capped(headers: Mapping[str, str], receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None once it is over ``limit`` bytes (declared or counted:
+    a chunked or lying body stops being read at the first byte over the cap)."""
+    declared = headers.get("content-length")
+    if declared and declared.strip().isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _answer(send: Send, result: IntakeResult, extra: dict[str, str] | None = None) -> None:
+    body = answer_body(result)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": result.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(service: MonitorService) -> MonitorApp:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         service.start()
@@ -40,63 +162,19 @@ def create_app(service: MonitorService) -> FastAPI:
         finally:
             await run_in_threadpool(service.close)
 
-    app = FastAPI(title="driftloop monitor", lifespan=lifespan)
-    app.state.service = service
+    api = FastAPI(title="driftloop monitor", lifespan=lifespan)
+    api.state.service = service
 
-    token = getattr(service.settings, "monitor_token", None)
-
-    def refusal(request: Request) -> JSONResponse | None:
-        if token:
-            if bearer_matches(request.headers.get("authorization"), token):
-                return None
-            detail = "missing or wrong bearer token in the Authorization header"
-        elif is_loopback_client(request.client.host if request.client else None):
-            return None
-        else:
-            detail = (
-                "the monitor takes events from loopback clients only; set "
-                "DRIFTLOOP_MONITOR_TOKEN (on the monitor and the payload logger) for others"
-            )
-        service.metrics.event(service.model_name, service.engine.version, "unauthorised")
-        return JSONResponse(
-            status_code=401, content={"detail": detail}, headers={"WWW-Authenticate": "Bearer"}
-        )
-
-    async def receive(request: Request) -> JSONResponse:
-        refused = refusal(request)
-        if refused is not None:
-            return refused
-        try:
-            body = await read_body(request, MAX_EVENT_BYTES)
-        except BodyTooLarge:
-            return JSONResponse(
-                status_code=413,
-                content={"detail": f"event body over {MAX_EVENT_BYTES} bytes"},
-                headers={"Connection": "close"},
-            )
-        try:
-            if is_batch(request.headers.get("content-type")):
-                result = handle_batch(service, body)
-            else:
-                result = service.handle(request.headers, body)
-        except RecursionError:  # JSON nested deeper than anything an inference sends
-            service.metrics.event(service.model_name, service.engine.version, "invalid")
-            result = IntakeResult(400, {"detail": "invalid CloudEvent: JSON nested too deeply"})
-        return JSONResponse(status_code=result.status, content=result.detail)
-
-    app.add_api_route("/", receive, methods=["POST"], name="events-root")
-    app.add_api_route("/events", receive, methods=["POST"], name="events")
-
-    @app.get("/metrics")
+    @api.get("/metrics")
     def metrics() -> Response:
         return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/status")
+    @api.get("/status")
     def status() -> dict:
         return service.status()
 
-    @app.get("/healthz")
+    @api.get("/healthz")
     def healthz() -> dict:
         return {"status": "ok", "model": service.model_name}
 
-    return app
+    return MonitorApp(service, api)

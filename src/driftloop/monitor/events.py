@@ -302,6 +302,103 @@ def pair_samples(request: dict, response: dict, codec: Codec | None) -> list[Sam
     ]
 
 
+def decode_requests(requests: Sequence[dict], codec: Codec) -> list[list | InvalidEvent]:
+    """Each logged request's instances (one-instance model inputs), or why it cannot be decoded.
+
+    Runs of requests of the same form (v1 ``instances``, or v2 ``inputs`` with the same
+    names, datatypes and trailing shapes) are joined and decoded by one codec call: a
+    table's DataFrame or a batch of texts is built once per run, not once per request.
+    A run the codec refuses is decoded again request by request, so one bad request
+    costs only itself.
+    """
+    decoded: list[list | InvalidEvent] = [InvalidEvent("not decoded")] * len(requests)
+    runs: list[tuple[object, list[int], list]] = []  # (form, request indices, their inputs)
+    for index, body in enumerate(requests):
+        try:
+            form, inputs = _request_form(body)
+        except InvalidEvent as exc:
+            decoded[index] = exc
+            continue
+        if runs and runs[-1][0] == form:
+            runs[-1][1].append(index)
+            runs[-1][2].append(inputs)
+        else:
+            runs.append((form, [index], [inputs]))
+    for form, indices, inputs in runs:
+        try:
+            pieces: list = _decode_run(form, inputs, codec)
+        except InvalidEvent as exc:
+            if len(indices) == 1:
+                decoded[indices[0]] = exc
+                continue
+            pieces = []
+            for one in inputs:  # find the bad ones: each request alone
+                try:
+                    pieces.append(_decode_run(form, [one], codec)[0])
+                except InvalidEvent as alone:
+                    pieces.append(alone)
+        for index, request_pieces in zip(indices, pieces, strict=True):
+            decoded[index] = request_pieces
+    return decoded
+
+
+def _request_form(body: dict) -> tuple[object, object]:
+    """What a request's inputs look like (requests of one form decode together), and them."""
+    if "instances" in body:
+        instances = body["instances"]
+        if not isinstance(instances, list):
+            raise InvalidEvent("request field instances must be a list")
+        return "v1", instances
+    if "inputs" in body:
+        tensors = v2_input_tensors(body["inputs"])
+        form = tuple(
+            (t.name, t.datatype, t.array.shape[1:], t.array.dtype.str) for t in tensors.values()
+        )
+        return ("v2", form), tensors
+    raise InvalidEvent("request has neither instances (v1) nor inputs (v2)")
+
+
+def _decode_run(form: object, inputs: list, codec: Codec) -> list[list]:
+    """Decode requests of one form in a single codec call; each request's instance pieces."""
+    counts = [_instance_count(form, one) for one in inputs]
+    try:
+        if form == "v1":
+            batch = codec.decode_v1([instance for one in inputs for instance in one])
+        else:
+            first = inputs[0]
+            joined = {
+                name: InputTensor(
+                    name,
+                    tensor.datatype,
+                    np.concatenate([one[name].array for one in inputs])
+                    if len(inputs) > 1
+                    else tensor.array,
+                )
+                for name, tensor in first.items()
+            }
+            batch = codec.decode_v2(joined)
+    except InputError as exc:
+        raise InvalidEvent(str(exc)) from None
+    total = sum(counts)
+    if len(batch) != total:
+        raise InvalidEvent(f"requests hold {total} instances but decode to {len(batch)}")
+    pieces = split_instances(batch.model_input, total)
+    result, start = [], 0
+    for count in counts:
+        result.append(pieces[start : start + count])
+        start += count
+    return result
+
+
+def _instance_count(form: object, inputs: object) -> int:
+    if form == "v1":
+        return len(inputs)  # type: ignore[arg-type]
+    counts = {len(t.array) for t in inputs.values()}  # type: ignore[union-attr]
+    if len(counts) != 1:
+        raise InvalidEvent(f"inputs have different numbers of rows: {sorted(counts)}")
+    return counts.pop()
+
+
 # --- one instance at a time ---------------------------------------------------------
 # A model input is whatever the codec builds (a list of texts, a table's DataFrame,
 # an array of images); the monitor cuts it into instances and joins a window back.

@@ -56,6 +56,7 @@ class MonitorMetrics:
             ["model", "version", "type"],
             registry=r,
         )
+        self._event_counters: dict[tuple[str, str, str], Counter] = {}
         self.feedback_total = Gauge(
             "driftloop_feedback_total",
             "Feedback rows in the store for the model (all versions)",
@@ -174,7 +175,11 @@ class MonitorMetrics:
 
     def event(self, model: str, version: str | None, kind: str, count: int = 1) -> None:
         if count:
-            self.events.labels(model=model, version=version or "", type=kind).inc(count)
+            key = (model, version or "", kind)
+            child = self._event_counters.get(key)
+            if child is None:  # labels() costs a few microseconds: once per series, not event
+                child = self._event_counters[key] = self.events.labels(*key)
+            child.inc(count)
 
     def set_feedback(
         self,

@@ -1,14 +1,10 @@
-"""Run the monitor under uvicorn in the foreground until SIGTERM or Ctrl-C."""
+"""Run the monitor in the foreground until SIGTERM or Ctrl-C (exit status 0 either way)."""
 
 from __future__ import annotations
 
 import logging
-import signal
 
 from driftloop.settings import Settings
-
-# uvicorn's own limit on waiting for requests in flight once a stop is asked for
-GRACEFUL_SHUTDOWN_S = 5
 
 
 def serve_monitor(
@@ -19,30 +15,16 @@ def serve_monitor(
     port: int | None = None,
     alias: str = "champion",
 ) -> None:
-    """Serve until asked to stop; a stop by SIGTERM ends with exit status 0."""
-    import uvicorn
-
-    from driftloop.monitor.app import create_app
+    """Serve until asked to stop; windows are tested in a child process
+    (:mod:`driftloop.monitor.detection_process`) and events taken by the monitor's own
+    HTTP server (:mod:`driftloop.monitor.http_server`)."""
+    from driftloop.monitor.http_server import MonitorServer
     from driftloop.monitor.service import MonitorService
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # uvicorn handles the signal while it serves, shuts down gracefully, then
-    # re-raises it under the handler found before it started. Left at the
-    # default, that re-raise kills the process (status -15) after a clean stop,
-    # which a supervisor cannot tell from a crash.
-    signal.signal(signal.SIGTERM, _exit_cleanly)
-    service = MonitorService(model_name, settings, alias=alias)
-    uvicorn.run(
-        create_app(service),
-        host=host or settings.monitor_host,
-        port=port or settings.monitor_port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    service = MonitorService(model_name, settings, alias=alias, detection_process=True)
+    MonitorServer(service, host or settings.monitor_host, port or settings.monitor_port).run(
+        handle_signals=True
     )
-
-
-def _exit_cleanly(signum, frame) -> None:  # noqa: ARG001 - the signal handler signature
-    raise SystemExit(0)

@@ -15,12 +15,13 @@ from driftloop.monitor.champion import (
     live_score,
 )
 from driftloop.monitor.config import load_config
+from driftloop.monitor.detection_process import DetectionProcess
 from driftloop.monitor.engine import DriftEngine
 from driftloop.monitor.events import (
     InferenceEvent,
     InvalidEvent,
-    pair_samples,
     parse_event,
+    request_count,
     response_outputs,
 )
 from driftloop.monitor.metrics import MonitorMetrics
@@ -55,7 +56,11 @@ class MonitorService:
         champion_source: ChampionSource | None = None,
         feedback_source: FeedbackSource | None = None,
         watch: bool = True,
+        detection_process: bool = False,
     ) -> None:
+        """``detection_process``: featurise and test windows in a child process
+        (:mod:`driftloop.monitor.detection_process`), as ``driftloop monitor`` does, so
+        detection never holds the GIL the intake needs; off, in a thread of this process."""
         self.model_name = model_name
         self.settings = settings
         self.alias = alias
@@ -70,6 +75,9 @@ class MonitorService:
             window=config.window_size(settings),
             alarm_flagged=config.alarm_flagged,
             alarm_of_last=config.alarm_of_last,
+            evaluator=DetectionProcess(f"{model_name} drift detection")
+            if detection_process
+            else None,
         )
         self.pairer = EventPairer(
             ttl_s=settings.monitor_pending_ttl_s, max_pending=settings.monitor_max_pending
@@ -129,25 +137,21 @@ class MonitorService:
             return IntakeResult(200, {"accepted": False, "duplicate": True, "id": event.event_id})
         if outcome.pair is None:
             return IntakeResult(202, {"accepted": True, "paired": False, "id": event.event_id})
-        bundle = self.engine.bundle
         try:
-            samples = pair_samples(
-                outcome.pair.request, outcome.pair.response, bundle.codec if bundle else None
-            )
+            # cheap checks that answer the sender; decoding waits for the engine's worker
+            outputs = response_outputs(outcome.pair.response)
+            count = request_count(outcome.pair.request)
         except InvalidEvent as exc:
             self.metrics.event(self.model_name, version, "invalid")
             return IntakeResult(400, {"detail": f"invalid inference payload: {exc}"})
+        if count != len(outputs):
+            self.metrics.event(self.model_name, version, "invalid")
+            detail = f"request has {count} instances but response has {len(outputs)} predictions"
+            return IntakeResult(400, {"detail": f"invalid inference payload: {detail}"})
         self.metrics.event(self.model_name, version, "paired")
-        rejected = self.engine.add(samples)
-        self.metrics.event(self.model_name, version, "invalid", rejected)
+        self.engine.submit(outcome.pair.request, outputs)
         return IntakeResult(
-            202,
-            {
-                "accepted": True,
-                "paired": True,
-                "id": event.event_id,
-                "samples": len(samples) if bundle is not None else _count(outcome.pair.response),
-            },
+            202, {"accepted": True, "paired": True, "id": event.event_id, "samples": count}
         )
 
     # --- reference and polling --------------------------------------------------
@@ -316,6 +320,8 @@ class MonitorService:
             "alias": self.alias,
             "version": self.engine.version,
             "reference_loaded": self.engine.bundle is not None,
+            "detection_ready": self.engine.ready,
+            "backlog": self.engine.backlog,
             "window": self.engine.window,
             "pending": len(self.pairer),
             "test_score": watched.test_score if watched else None,
@@ -338,13 +344,6 @@ class MonitorService:
                 for r in self.engine.reports[-5:]
             ],
         }
-
-
-def _count(response: dict) -> int:
-    try:
-        return len(response_outputs(response))
-    except InvalidEvent:
-        return 0
 
 
 def _finite_or_none(value: float) -> float | None:
