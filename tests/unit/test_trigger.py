@@ -273,3 +273,23 @@ def test_bearer_token_is_required_when_configured(home):
         assert outcomes(ok) == ["launched"]
         assert len(client.get("/decisions", headers=auth).json()["decisions"]) == 1
         wait_for_run(client, ok.json()["decisions"][0]["run_id"], "succeeded", headers=auth)
+
+
+def test_a_warm_launcher_runs_the_worker_in_its_step_host(home, monkeypatch):
+    """The worker process only hands its spec to the warm host; a child of it runs the job."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))  # the host imports the jobs module
+    settings = Settings(home=home, retrain_pipeline=f"{JOBS}:quick_job")
+    launcher = LocalLauncher(settings, warm_steps=True, step_host_modules=[JOBS])
+    host = launcher._host
+    try:
+        assert host is not None and host.alive()
+        launcher.launch(RetrainRequest(run_id="r1", model="sentiment", reason="DriftDetected"))
+        worker = launcher._processes["r1"]
+        assert worker.wait(timeout=60) == 0
+        result = json.loads((launcher.run_dir("r1") / "result.json").read_text())
+        assert result["state"] == "succeeded", result
+        assert result["outputs"]["model"] == "sentiment"
+        assert result["outputs"]["pid"] not in (worker.pid, os.getpid(), host.process.pid)
+    finally:
+        launcher.close()
+    assert not host.alive()

@@ -229,6 +229,7 @@ class LocalLauncher(Launcher):
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         warm_steps: bool = False,
+        step_host_modules: list[str] | None = None,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline or settings.retrain_pipeline
@@ -239,6 +240,8 @@ class LocalLauncher(Launcher):
         self.cwd = cwd
         self._processes: dict[str, subprocess.Popen] = {}
         self.warm_steps = warm_steps
+        # what the warm host imports (None: the worker, the pipeline and the ML stack)
+        self.step_host_modules = step_host_modules
         self._host = None
         if warm_steps:
             self._step_host_environment()  # warm before the first alert, not after it
@@ -250,11 +253,13 @@ class LocalLauncher(Launcher):
         if not self.warm_steps:
             return {}
         if self._host is None or not self._host.alive():
-            modules = [
-                *(reference.partition(":")[0] for reference in (self.runner, self.pipeline)),
-                "driftloop.trigger.worker",
-                *preload_for(None),
-            ]
+            modules = self.step_host_modules
+            if modules is None:
+                modules = [
+                    *(reference.partition(":")[0] for reference in (self.runner, self.pipeline)),
+                    "driftloop.trigger.worker",
+                    *preload_for(None),
+                ]
             private_dir(self.runs_dir.parent)
             try:
                 self._host = StepHost.start(
