@@ -362,6 +362,7 @@ MIN_INTAKE_VS_SINK = 0.5
 INTAKE_ROUNDS = 3  # interleaved monitor/sink rounds: one slow round on a shared box decides less
 PEAK_CONNECTIONS = 32  # the predictor's peak: batching on, 32 connections (serving section)
 PACED_MARGIN = 1.2  # the paced run drives the monitor this much above the measured peak
+PACED_CONNECTIONS = 16  # enough that the answers' latency does not cap the paced rate
 
 
 def _status(monitor: Server) -> dict:
@@ -548,7 +549,7 @@ def measure_intake(ctx: Context, model_fixture, pools: Pools, concurrency: int) 
         before = metrics_text(mon)
         port = int(mon.base_url.rsplit(":", 1)[1])
         sent, failed, wall = asyncio.run(
-            _paced_events(port, pairs, rate, seconds * 2, connections=PEAK_CONNECTIONS // 4)
+            _paced_events(port, pairs, rate, seconds * 2, connections=PACED_CONNECTIONS)
         )
         drain_s = _wait_drained(mon)
         after = metrics_text(mon)
@@ -623,7 +624,7 @@ def measure_intake(ctx: Context, model_fixture, pools: Pools, concurrency: int) 
         load_average=round(os.getloadavg()[0], 2),
         verdict=f"{'PASS' if peak_ok else 'FAIL'} (0 dropped, achieved rate >= peak)",
         generator="asyncio, binary-mode events at a fixed rate (open loop), "
-        f"{PEAK_CONNECTIONS // 4} connections",
+        f"{PACED_CONNECTIONS} connections",
     )
     ctx.note(
         f"monitor intake {ratio:.2f}x the sink (median of {INTAKE_ROUNDS}: "

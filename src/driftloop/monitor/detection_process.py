@@ -47,7 +47,8 @@ class DetectionProcess:
         self._process: Any = None  # a multiprocessing (spawn) Process
         self._connection: Connection | None = None
         self._sent_generation: int | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one exchange with the child at a time
+        self._stopping = threading.Event()  # a stop: waits on the child give up at once
 
     @property
     def pid(self) -> int | None:
@@ -71,7 +72,7 @@ class DetectionProcess:
             assert connection is not None
             try:
                 connection.send(("window", pickle.dumps((model_input, outputs), protocol=5)))
-                kind, payload = connection.recv()
+                kind, payload = self._receive(connection)
             except (EOFError, OSError) as exc:
                 self._forget()
                 raise DetectionFailed(f"the detection process exited ({exc!r})") from None
@@ -79,8 +80,13 @@ class DetectionProcess:
             raise DetectionFailed(payload)
         return payload
 
+    def stop_waiting(self) -> None:
+        """Make a wait on the child (a window, a reference loading) give up now."""
+        self._stopping.set()
+
     def close(self, timeout: float = STOP_WAIT_S) -> None:
-        with self._lock:
+        self.stop_waiting()
+        with self._lock:  # any exchange in progress has given up
             process, connection = self._process, self._connection
             self._forget()
         if process is None:
@@ -100,6 +106,8 @@ class DetectionProcess:
 
     # --- under the lock ------------------------------------------------------
     def _ensure_started(self) -> None:
+        if self._stopping.is_set():
+            raise DetectionFailed("the monitor is stopping")
         if self._process is not None and self._process.is_alive():
             return
         if self._process is not None:
@@ -125,13 +133,22 @@ class DetectionProcess:
         assert self._connection is not None
         try:
             self._connection.send(("reference", pickle.dumps(bundle, protocol=5)))
-            _, problem = self._connection.recv()  # unpickling imports the detectors' libraries
+            # unpickling imports the detectors' libraries: seconds on a busy machine
+            _, problem = self._receive(self._connection)
         except (EOFError, OSError) as exc:
             self._forget()
             raise DetectionFailed(f"the detection process exited ({exc!r})") from None
         self._sent_generation = generation
         if problem:
             raise DetectionFailed(problem)
+
+    def _receive(self, connection: Connection) -> tuple:
+        while not connection.poll(0.1):
+            if self._stopping.is_set():
+                raise DetectionFailed("the monitor is stopping")
+            if self._process is not None and not self._process.is_alive():
+                raise EOFError("the detection process died")
+        return connection.recv()
 
     def _forget(self) -> None:
         self._process, self._connection, self._sent_generation = None, None, None

@@ -35,7 +35,13 @@ from dataclasses import dataclass
 
 from driftloop.monitor.detection_process import DetectionFailed
 from driftloop.monitor.detectors import DetectorResult
-from driftloop.monitor.events import InvalidEvent, Sample, decode_requests, join_instances
+from driftloop.monitor.events import (
+    InvalidEvent,
+    Sample,
+    decode_requests,
+    join_instances,
+    response_outputs,
+)
 from driftloop.monitor.metrics import MonitorMetrics
 from driftloop.monitor.reference import ReferenceBundle
 
@@ -82,10 +88,11 @@ class _Job:
 
 @dataclass(frozen=True)
 class _Inference:
-    """A paired inference waiting to be decoded: its logged request and its answers."""
+    """A paired inference waiting to be decoded: its logged request and response bodies."""
 
     request: dict
-    outputs: list[dict]
+    response: dict
+    count: int  # instances, as both bodies declare
 
 
 class DriftEngine:
@@ -178,13 +185,13 @@ class DriftEngine:
             )
 
     # --- intake -------------------------------------------------------------
-    def submit(self, request: dict, outputs: list[dict]) -> None:
-        """Queue one paired inference (its answers already counted against the request)."""
-        if self._bundle is None or not outputs:
+    def submit(self, request: dict, response: dict, count: int) -> None:
+        """Queue one paired inference of ``count`` instances (both bodies declare as many)."""
+        if self._bundle is None or count <= 0:
             return  # no reference: events are counted by the caller, nothing to test
         with self._changed:
-            self._inferences.append((_Inference(request, outputs), len(outputs)))
-            self._queued_samples += len(outputs)
+            self._inferences.append((_Inference(request, response, count), count))
+            self._queued_samples += count
             self._shed()
             if len(self._inferences) == 1 or self._queued_samples >= self.window:
                 # the first starts the worker's decoding round; a window's worth ends it.
@@ -241,6 +248,9 @@ class DriftEngine:
             with self._changed:
                 self._closing = True
                 self._changed.notify_all()
+            stop_waiting = getattr(self._evaluator, "stop_waiting", None)
+            if stop_waiting is not None and not self.ready:
+                stop_waiting()  # still loading the reference: nothing could be tested anyway
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.warning(
@@ -328,18 +338,21 @@ class DriftEngine:
         samples: list[Sample] = []
         invalid: list[str] = []
         for inference, pieces in zip(inferences, decoded, strict=True):
-            if isinstance(pieces, InvalidEvent):
-                invalid.append(str(pieces))
-                continue
-            if len(pieces) != len(inference.outputs):
-                invalid.append(
-                    f"request has {len(pieces)} instances but response has "
-                    f"{len(inference.outputs)} predictions"
-                )
+            try:
+                if isinstance(pieces, InvalidEvent):
+                    raise pieces
+                outputs = response_outputs(inference.response)
+                if not len(pieces) == len(outputs) == inference.count:
+                    raise InvalidEvent(
+                        f"request holds {len(pieces)} instances, response {len(outputs)} "
+                        f"predictions; both declared {inference.count}"
+                    )
+            except InvalidEvent as exc:
+                invalid.append(str(exc))
                 continue
             samples.extend(
                 Sample(model_input=piece, output=output)
-                for piece, output in zip(pieces, inference.outputs, strict=True)
+                for piece, output in zip(pieces, outputs, strict=True)
             )
         with self._changed:
             if generation != self._generation:

@@ -217,6 +217,34 @@ def request_count(body: dict) -> int:
     raise InvalidEvent("request has neither instances (v1) nor inputs (v2)")
 
 
+def declared_count(body: dict, side: Literal["request", "response"]) -> int:
+    """How many instances a logged request or response holds: its v1 list's length, or the
+    first dimension its v2 tensors declare. No tensor is built here (intake calls this for
+    every event; the engine's worker decodes the data and checks it against the shape)."""
+    list_field, tensor_field = (
+        ("instances", "inputs") if side == "request" else ("predictions", "outputs")
+    )
+    if list_field in body:
+        items = body[list_field]
+        if not isinstance(items, list):
+            raise InvalidEvent(f"{side} field {list_field} must be a list")
+        return len(items)
+    if tensor_field in body:
+        rows = set()
+        for tensor in _tensor_list(body[tensor_field], tensor_field):
+            shape = tensor.get("shape")
+            if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+                raise InvalidEvent(
+                    f"{tensor_field}[{tensor['name']}].shape must be a list of non-negative "
+                    f"integers, got {shape!r}"
+                )
+            rows.add(shape[0] if shape else 1)
+        if len(rows) != 1:
+            raise InvalidEvent(f"{tensor_field} have different numbers of rows: {sorted(rows)}")
+        return rows.pop()
+    raise InvalidEvent(f"{side} has neither {list_field} (v1) nor {tensor_field} (v2)")
+
+
 def v2_input_tensors(inputs: object) -> dict[str, InputTensor]:
     """A JSON v2 ``inputs`` list as the named tensors a codec decodes (read by ``serving.wire``)."""
     tensors: dict[str, InputTensor] = {}

@@ -23,6 +23,7 @@ the server stops listening, closes its connections and closes the service
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -228,6 +229,7 @@ class MonitorServer:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 self.loop.add_signal_handler(signum, self._stop.set)
         self.service.start()
+        gc.freeze()  # the imported libraries are long-lived (see MonitorService.refresh_champion)
         try:
             server = await self.loop.create_server(
                 lambda: _Connection(self), self.host, self.port, reuse_address=True

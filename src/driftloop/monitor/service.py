@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import threading
@@ -20,9 +21,8 @@ from driftloop.monitor.engine import DriftEngine
 from driftloop.monitor.events import (
     InferenceEvent,
     InvalidEvent,
+    declared_count,
     parse_event,
-    request_count,
-    response_outputs,
 )
 from driftloop.monitor.metrics import MonitorMetrics
 from driftloop.monitor.pairing import EventPairer
@@ -139,17 +139,17 @@ class MonitorService:
             return IntakeResult(202, {"accepted": True, "paired": False, "id": event.event_id})
         try:
             # cheap checks that answer the sender; decoding waits for the engine's worker
-            outputs = response_outputs(outcome.pair.response)
-            count = request_count(outcome.pair.request)
+            count = declared_count(outcome.pair.request, "request")
+            answers = declared_count(outcome.pair.response, "response")
         except InvalidEvent as exc:
             self.metrics.event(self.model_name, version, "invalid")
             return IntakeResult(400, {"detail": f"invalid inference payload: {exc}"})
-        if count != len(outputs):
+        if count != answers:
             self.metrics.event(self.model_name, version, "invalid")
-            detail = f"request has {count} instances but response has {len(outputs)} predictions"
+            detail = f"request has {count} instances but response has {answers} predictions"
             return IntakeResult(400, {"detail": f"invalid inference payload: {detail}"})
         self.metrics.event(self.model_name, version, "paired")
-        self.engine.submit(outcome.pair.request, outputs)
+        self.engine.submit(outcome.pair.request, outcome.pair.response, count)
         return IntakeResult(
             202, {"accepted": True, "paired": True, "id": event.event_id, "samples": count}
         )
@@ -184,6 +184,10 @@ class MonitorService:
             return
         self.watched = current
         self.use_reference(current.version, self._load(current))
+        # What is loaded now (the detectors' libraries, the reference) lives as long as the
+        # process: frozen, the garbage collector stops walking it on every full collection,
+        # which under a stream of events cost intake more than handling the events did.
+        gc.freeze()
         self._publish_champion(current)  # forget_version may just have cleared it
 
     def _publish_champion(self, current: WatchedVersion) -> None:
