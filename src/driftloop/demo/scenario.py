@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from driftloop.blueprints import get_blueprint
+from driftloop.blueprints.base import LIGHT
 from driftloop.demo.sources import DemoData, DemoPlan, TrafficSource
 from driftloop.demo.timeline import Timeline
 from driftloop.demo.traffic import LiveScore, TrafficReplayer, TrafficStats
@@ -166,16 +167,18 @@ def prepare_state_dir(path: Path) -> Path:
     return path
 
 
-# The quick demo's retraining fits the blueprint's light candidates once each (no
-# trials, no boosting): the loop is about drift -> new champion, and the retraining is
-# most of its time. A plan that names its own search keeps it.
-QUICK_RETRAIN_SEARCH = json.dumps({"preset": "fast", "trials": 0}, sort_keys=True)
-
-
 def retrain_search(plan: DemoPlan, options: DemoOptions) -> dict[str, str]:
+    """The quick demo's retraining fits one candidate, the blueprint's first light one,
+    once (no trials, so no challenger and no selection bootstrap): the loop is about
+    drift -> new champion, and the retraining is most of its time. A plan that names
+    its own search keeps it; the full demo searches as the champion was searched."""
     if not options.quick or "search" in plan.pipeline_arguments:
         return {}
-    return {"search": QUICK_RETRAIN_SEARCH}
+    blueprint = get_blueprint(plan.blueprint)
+    tiers = blueprint.candidate_tiers()
+    names = list(blueprint.candidates(options.seed))
+    light = [name for name in names if tiers.get(name, LIGHT) == LIGHT] or names
+    return {"search": json.dumps({"candidates": light[:1], "trials": 0}, sort_keys=True)}
 
 
 def demo_settings(home: Path, plan: DemoPlan, data: DemoData, options: DemoOptions) -> Settings:
