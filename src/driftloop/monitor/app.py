@@ -12,6 +12,13 @@ needs ``Authorization: Bearer <token>`` (driftloop's payload logger sends it);
 without one, only loopback clients may post (KServe's agent and driftloop's
 logger reach a sidecar monitor on localhost). Bodies are capped at
 :data:`MAX_EVENT_BYTES`, counted as they arrive (chunked bodies included).
+
+An event is answered once it is validated and paired (a request and response
+whose declared instance counts differ is a 400); decoding it with the served
+version's codec happens later on the engine's worker, and what only that finds
+is counted as an invalid event and logged. :class:`IntakeFront` is the one
+implementation of all this; ``driftloop monitor`` serves it with
+:mod:`driftloop.monitor.http_server`, and :func:`create_app` wraps it as an ASGI app.
 """
 
 from __future__ import annotations

@@ -4,10 +4,11 @@ The batch is checked whole before any event is applied: one event that is not
 a usable CloudEvent rejects the batch (400, naming each bad index and field)
 and nothing of it is stored, so a sender can resend the good events without
 creating duplicates or holes. Problems that only show when a request meets its
-response (for example different counts of instances and predictions) can come from an
+response (different declared counts of instances and predictions) can come from an
 earlier message, so they are found while applying; they are listed in the
 answer's ``rejected`` with their index, exactly where a lone event would have
-had its 400, and the rest of the batch still counts.
+had its 400, and the rest of the batch still counts. What only decoding finds
+is counted later by the engine's worker (see ``monitor.app``).
 """
 
 from __future__ import annotations
