@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
 from pathlib import Path
@@ -148,3 +149,27 @@ def test_answers_that_differ_are_named():
     assert disagreements(_answer(scores=[1.0]), _answer(scores=[1.0, 2.0])) == [
         "scores: 1 vs 2 values"
     ]
+
+
+def test_report_names_figures_by_the_nominal_count_and_gives_the_verdict(tmp_path):
+    from bench.blueprints import BARE, DRIFTLOOP, BlueprintModel, report
+    from bench.context import Budget, Context, make_progress
+    from bench.results import Results
+    from rich.console import Console
+
+    console = Console(file=io.StringIO())
+    ctx = Context(out=tmp_path, results=Results(quick=True, machine={"cores": 2}),
+                  budget=Budget(quick=True), console=console,
+                  progress=make_progress(console), work=tmp_path, section="blueprints")  # fmt: skip
+    model = BlueprintModel("forecast", "bp-msft", tmp_path, b"{}", "trained", 1.0)
+    points = {(DRIFTLOOP, 8): _load(400, 20, 48), (BARE, 8): _load(200, 25, 46),
+              (DRIFTLOOP, 32): _load(500, 57, 90), (BARE, 32): _load(250, 78, 120)}  # fmt: skip
+    memory = MemoryRun(300.0, 400.0, 421.0, 1000, 10_050, 0, 40.0, [(10_050, 421.0)])
+    report(ctx, model, points, memory, 1, ["1.00/1.00/1.00"])
+    figures = {(f.name, f.params.get("concurrency")): f for f in ctx.results.figures}
+    rss = figures[("predictor RSS after 10k requests", 32)]
+    assert rss.ratio == pytest.approx(421 / 400) and rss.params["requests"] == 10_050
+    assert figures[("throughput vs bare kserve.Model", 32)].ratio == 2.0
+    assert figures[("p99 latency vs bare kserve.Model", 8)].ratio == pytest.approx(48 / 46)
+    notes = ctx.results.notes["blueprints"]
+    assert "+5.25% -> FAIL (limit 5%)" in notes[0] and "2.00x" in notes[1]
