@@ -214,3 +214,27 @@ def test_a_metric_without_a_row_scorer_is_resampled_through_score():
     verdict = paired_bootstrap(blueprint, [fit("a")], [fit("ab")], [val], seed=0, resamples=20)
     assert verdict.incumbent_score == pytest.approx(blueprint.score(fit("a"), val)["macro_f1"])
     assert verdict.resamples >= 1
+
+
+def test_features_given_as_a_list_of_texts_are_scored_by_the_model_itself():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    blueprint = get_blueprint("sentiment")
+    rng = np.random.default_rng(3)
+    words = {"positive": ["great", "good", "love"], "negative": ["bad", "awful", "hate"]}
+
+    def reviews(rows: int) -> pd.DataFrame:
+        labels = rng.choice(["positive", "negative"], rows)
+        texts = [f"{rng.choice(words[label])} {rng.choice(['film', 'day'])}" for label in labels]
+        texts = [t if rng.random() > 0.2 else f"{rng.choice(words['positive'])} day" for t in texts]
+        return pd.DataFrame({"text": texts, "label": labels})
+
+    train, val = reviews(200), reviews(120)
+    assert isinstance(blueprint.features(val), list)
+    fit = lambda c: Pipeline(  # noqa: E731
+        [("tfidf", TfidfVectorizer()), ("model", LogisticRegression(C=c))]
+    ).fit(blueprint.features(train), blueprint.targets(train))
+    verdict = paired_bootstrap(blueprint, [fit(0.01)], [fit(10.0)], [val], seed=0, resamples=20)
+    primary = blueprint.primary_metric
+    assert verdict.incumbent_score == pytest.approx(blueprint.score(fit(0.01), val)[primary])
+    assert verdict.challenger_score == pytest.approx(blueprint.score(fit(10.0), val)[primary])

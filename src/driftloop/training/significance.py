@@ -137,7 +137,8 @@ class _Recorded:
             return attribute
 
         def recorded(features: Any, *args: Any, **kwargs: Any) -> Any:
-            index = getattr(features, "index", None)
+            # a list (text blueprints) has an ``index`` method, not row labels
+            index = features.index if isinstance(features, (pd.Series, pd.DataFrame)) else None
             expected = self._rows if self._rows is not None else np.arange(len(features))
             if (
                 args
