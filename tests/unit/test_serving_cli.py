@@ -20,6 +20,12 @@ def test_serve_rejects_equal_ports(capsys):
     assert "--grpc-port must differ" in capsys.readouterr().err
 
 
+def test_serve_takes_the_access_log_flag(capsys):
+    # parsed (not "no such option"): the ports check after parsing is what refuses
+    assert main(["serve", "m", "--access-log", "--http-port", "9000", "--grpc-port", "9000"]) == 2
+    assert "--grpc-port must differ" in capsys.readouterr().err
+
+
 @pytest.mark.slow  # imports MLflow and creates its database
 def test_serve_unknown_model_is_a_one_line_error(home, capsys):
     ports = free_ports(2)
