@@ -49,9 +49,9 @@ log = logging.getLogger(__name__)
 
 # What the steps import, in the order the retraining pipeline first needs them
 # (rollback: the registry; ingest...split: the data steps; train; evaluate with
-# its importance plot; register; smoke-serve; the gate; the drift reference:
-# alibi-detect, ~8 s on its own, last). A module missing here is imported by the
-# child that needs it.
+# its importance plot; register; smoke-serve and the predictor it forks; the gate;
+# the drift reference: alibi-detect, ~8 s on its own, last). A module missing here
+# is imported by the child that needs it.
 DEFAULT_PRELOAD: tuple[str, ...] = (
     "pandas",
     "mlflow",
@@ -70,6 +70,10 @@ DEFAULT_PRELOAD: tuple[str, ...] = (
     "matplotlib.backends.backend_agg",
     "driftloop.training.gate",
     "driftloop.serving.smoke",
+    # smoke-serve forks its predictor from the step's child when these are loaded (a
+    # fresh Python spent ~10 s of the step importing kserve)
+    "driftloop.cli.serve",
+    "driftloop.serving.server",
     "mlflow.pyfunc",
     "mlflow.sklearn",
     "driftloop.monitor.reference",

@@ -6,8 +6,10 @@ requirement the model was logged with must be installed at a version it
 accepts, and the model's Python must be this minor version. A mismatch fails
 here, naming the requirement, before any alias moves (a model that merely
 warns at load time would otherwise serve with another library than it was
-trained with). Then it starts ``driftloop serve`` in a subprocess on free loopback ports (its own
-throwaway prediction store, no payload logger, no reload polling), waits for
+trained with). Then it starts ``driftloop serve`` in a separate process on free loopback ports
+(its own throwaway prediction store, no payload logger, no reload polling) -- forked from
+this one when kserve is already imported here (the warm step host's child: a cold Python
+spends most of the step importing kserve), else a fresh Python -- waits for
 readiness (bounded), sends the samples (v1 instances) over REST v2 -- built from
 the served model's own input metadata -- and REST v1, checks both answers are
 well-formed and agree, stops the server and reports latency.
@@ -15,6 +17,7 @@ well-formed and agree, stops the server and reports latency.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -133,6 +136,84 @@ def _stop(process: subprocess.Popen, timeout_s: float = 20.0) -> None:
         process.wait(5)
 
 
+class _ForkedServer:
+    """A ``driftloop serve`` forked from this process, with what :class:`subprocess.Popen`
+    offers that the smoke test uses (poll, returncode, send_signal, wait, kill)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"driftloop serve (pid {self.pid})", timeout)
+            time.sleep(0.05)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def _warm() -> bool:
+    """kserve and driftloop's server are imported here already: forking a server is cheaper
+    than a fresh Python importing them (seconds)."""
+    return hasattr(os, "fork") and "driftloop.serving.server" in sys.modules
+
+
+def _fork_server(arguments: list[str], env: dict[str, str], log_path: Path) -> _ForkedServer:
+    """``driftloop serve arguments`` in a forked child: its own process, environment, log and
+    signal handling, the same code a fresh interpreter would run."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    pid = os.fork()
+    if pid:
+        return _ForkedServer(pid)
+    code = 1
+    try:
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
+        os.environ.clear()
+        os.environ.update(env)
+        # settings read from the environment and cached by this process's parent
+        settings = sys.modules.get("driftloop.settings")
+        if settings is not None:
+            settings.get_settings.cache_clear()
+        from driftloop.cli import main
+
+        code = main(arguments)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # noqa: BLE001 - the log says why; the parent sees the exit status
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+
 def smoke_serve(model_uri: str, samples: list[Any], timeout_s: float = 120.0) -> dict:
     """Serve ``model_uri`` briefly and check its answers; returns {ok, latency_ms, predictions}."""
     if not samples:
@@ -148,10 +229,7 @@ def smoke_serve(model_uri: str, samples: list[Any], timeout_s: float = 120.0) ->
             env.pop(variable, None)
         env["DRIFTLOOP_STORE_URL"] = f"sqlite:///{Path(tmp) / 'smoke-store.db'}"
         env["DRIFTLOOP_RELOAD_INTERVAL_S"] = "0"
-        command = [
-            sys.executable,
-            "-c",
-            SERVE_ENTRY,
+        arguments = [
             "serve",
             name,
             "--model-uri",
@@ -161,11 +239,21 @@ def smoke_serve(model_uri: str, samples: list[Any], timeout_s: float = 120.0) ->
             "--grpc-port",
             str(grpc_port),
         ]
-        with open(log_path, "wb") as log_file:
-            process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+        started_by = "fork" if _warm() else "python"
+        if started_by == "fork":
+            process = _fork_server(arguments, env, log_path)
+        else:
+            with open(log_path, "wb") as log_file:
+                process = subprocess.Popen(
+                    [sys.executable, "-c", SERVE_ENTRY, *arguments],
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
         try:
             _wait_ready(process, name, http_port, deadline, log_path)
-            return _exercise(name, http_port, samples, deadline) | {"runtime": runtime}
+            answers = _exercise(name, http_port, samples, deadline)
+            return answers | {"runtime": runtime, "server_started_by": started_by}
         finally:
             _stop(process)
 
