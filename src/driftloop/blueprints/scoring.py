@@ -9,14 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    f1_score,
-    log_loss,
-    mean_absolute_error,
-    r2_score,
-    roc_auc_score,
-)
+
+# sklearn.metrics is imported inside the functions that score: importing it costs
+# seconds, and every importer of driftloop.blueprints (the monitor, the trigger, each
+# pipeline step) reads GREATER_IS_BETTER without scoring anything
 
 # the direction of every metric a blueprint may rank by
 GREATER_IS_BETTER = {
@@ -41,6 +37,8 @@ def classification_scores(
     y_true: Sequence[str], classes: Sequence[str], probabilities: np.ndarray
 ) -> dict[str, float]:
     """macro-F1 (primary), accuracy, per-class F1, log loss; ROC-AUC for two classes."""
+    from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
+
     y_true = np.asarray(y_true).astype(str)
     classes = np.asarray(classes).astype(str)
     probabilities = np.asarray(probabilities, dtype=float)
@@ -63,6 +61,8 @@ def classification_scores(
 
 
 def macro_f1(y_true: Sequence[str], y_pred: Sequence[str]) -> float:
+    from sklearn.metrics import f1_score
+
     labels = sorted(set(map(str, y_true)) | set(map(str, y_pred)))
     return float(
         f1_score(
@@ -82,6 +82,8 @@ def rmse(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
 
 def regression_scores(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
     """RMSE (primary, lower is better), MAE, R²."""
+    from sklearn.metrics import mean_absolute_error, r2_score
+
     y_true = np.asarray(y_true, dtype=float)
     y_pred = np.asarray(y_pred, dtype=float)
     metrics = {
@@ -118,7 +120,12 @@ def anomaly_scores(
     is_anomaly: Sequence[bool], scores: Sequence[float], flags: Sequence[bool]
 ) -> dict[str, float]:
     """ROC-AUC of the scores (primary), average precision, precision/recall of the flags."""
-    from sklearn.metrics import average_precision_score, precision_score, recall_score
+    from sklearn.metrics import (
+        average_precision_score,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
 
     truth = np.asarray(is_anomaly, dtype=bool)
     scores = np.asarray(scores, dtype=float)

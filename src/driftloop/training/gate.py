@@ -22,12 +22,9 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Protocol
 
 from driftloop.blueprints.base import Metric
-from driftloop.datasets.files import read_frame
 from driftloop.lineage import (
     TAG_CHALLENGER_SCORE,
     TAG_CHAMPION_SCORE,
@@ -58,9 +55,16 @@ from driftloop.promotion import (
     mcnemar,
     require_significance,
 )
-from driftloop.registry import CHAMPION, ModelRegistry, VersionInfo
 from driftloop.settings import Settings, get_settings
 from driftloop.training.split_scheme import SplitSchemeError, parse_scheme
+
+if TYPE_CHECKING:
+    # the registry (MLflow) and the test-set reader (pandera via driftloop.datasets) are
+    # imported by the functions that use them: seconds a caller that only needs the
+    # gate's types or its floor check need not pay
+    import pandas as pd
+
+    from driftloop.registry import ModelRegistry, VersionInfo
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +222,8 @@ def admit_challenger(
     Returns {"outcome": "challenger" | "below-floor", "score", "floor", "reason"}; a
     version below the floor gets no alias and is not judged against the champion.
     """
+    from driftloop.registry import ModelRegistry
+
     settings = settings or get_settings()
     registry = ModelRegistry(settings.resolved_tracking_uri)
     tags = registry.get_version(model_name, version).tags
@@ -272,6 +278,9 @@ def gate(
         raise GateError(
             f"significance: unknown test {significance!r} (known: {', '.join(SIGNIFICANCE_TESTS)})"
         )
+    from driftloop.datasets.files import read_frame
+    from driftloop.registry import CHAMPION, ModelRegistry
+
     registry = ModelRegistry(settings.resolved_tracking_uri)
     challenger = registry.get_version(model_name, challenger_version)
     champion = registry.version_by_alias(model_name, CHAMPION)
@@ -377,6 +386,8 @@ def promote_if(
     """Promote ``version`` when the decision says so; True iff it is now champion."""
     if not decision.promote:
         return False
+    from driftloop.registry import ModelRegistry
+
     settings = settings or get_settings()
     ModelRegistry(settings.resolved_tracking_uri).promote(model_name, version)
     return True
