@@ -24,15 +24,21 @@ BASELINES = ("mostpop", "itemknn", "ease", "als")
 def benchmark(
     frame: pd.DataFrame, blueprint, *, test_share: float = 0.2, seed: int = 0
 ) -> pd.DataFrame:
-    """One row per candidate: overall and per-segment metrics, fit seconds."""
+    """One row per candidate: overall and per-segment metrics, fit seconds; ``attrs["notes"]``
+    says what answered driftloop's warm users (re-ranker or blend) and why."""
     train, test = temporal_split(frame, test_share=test_share)
-    rows = []
+    rows, notes = [], []
     for name, model in blueprint.candidates(seed=seed).items():
         started = time.perf_counter()
         model.fit(blueprint.features(train))
         seconds = time.perf_counter() - started
         rows.append({"model": name, **blueprint.score(model, test), "fit_s": round(seconds, 2)})
-    return pd.DataFrame(rows).set_index("model")
+        if hasattr(model, "warm_model_"):
+            chosen = ", ".join(f"{k} {v:.4f}" for k, v in model.validation_.items() if "ndcg" in k)
+            notes.append(f"{name} warm users: {model.warm_model_} chosen on validation ({chosen})")
+    table = pd.DataFrame(rows).set_index("model")
+    table.attrs["notes"] = notes
+    return table
 
 
 def target_checks(table: pd.DataFrame, k: int = 10) -> list[tuple[str, float, float, bool]]:
@@ -82,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     table, blueprint = run(args.quick, args.test_share, args.warm_min)
     with pd.option_context("display.width", 200, "display.max_columns", 50):
         print(table[report_columns(table, blueprint.k)].T.round(4).to_string())
+    for note in table.attrs.get("notes", ()):
+        print(note)
     for what, value, bound, met in target_checks(table, blueprint.k):
         print(f"{'met' if met else 'MISSED'}: {what}: {value:.4f} vs {bound:.4f}")
 

@@ -23,6 +23,7 @@ matrices); the rest of the catalogue is reached through content and popularity.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +33,8 @@ from scipy import sparse
 from sklearn.base import BaseEstimator
 
 from driftloop.blueprints.recsys.segments import ANONYMOUS, DEFAULT_WARM_MIN, SEMI, WARM, segment_of
+
+logger = logging.getLogger(__name__)
 
 DAY = 86_400.0
 # the popularity half-life when it is not chosen on a validation period (RecentPopular, and
@@ -198,12 +201,14 @@ class _ItemItem(Recommender):
     """An item-item matrix over the ``max_items`` most popular items; users without
     history get popularity."""
 
-    def _item_scores(self, history: np.ndarray) -> np.ndarray:
+    def _item_scores(self, history: np.ndarray, weights: Any = None) -> np.ndarray:
+        """Summed item-item weights (``weights_`` unless others over the same items)."""
+        weights = self.weights_ if weights is None else weights
         scores = np.zeros(len(self.items_))
         local = self.local_index_[history]
         local = local[local >= 0]
         if len(local):
-            scores[self.cf_items_] = np.asarray(self.weights_[local].sum(axis=0)).ravel()
+            scores[self.cf_items_] = np.asarray(weights[local].sum(axis=0)).ravel()
         return scores
 
     def _gram(self, matrix) -> np.ndarray:
@@ -359,6 +364,9 @@ class ALS(Recommender):
         return self.item_factors_ @ user
 
 
+# the warm re-ranker is trained only with at least this many views that have a relevant
+# candidate (fewer queries than this cannot say anything LambdaRank could generalise)
+MIN_RANKER_QUERIES = 20
 # decay half-lives (days) the driftloop recommender chooses among on its validation period
 HALF_LIVES = (90.0, 180.0, 365.0, 730.0, 1460.0)
 # blend weights it chooses among, per segment (0 first: the simpler blend wins a tie)
@@ -402,6 +410,8 @@ class SegmentedRecommender(_ItemItem):
         validation_share: float = 0.2,
         k: int = 10,
         random_state: int = 0,
+        warm_ranker: bool = True,
+        ranker_candidates: int = 50,
     ):
         self.cf = cf
         self.l2 = l2
@@ -418,6 +428,8 @@ class SegmentedRecommender(_ItemItem):
         self.validation_share = validation_share
         self.k = k
         self.random_state = random_state
+        self.warm_ranker = warm_ranker
+        self.ranker_candidates = ranker_candidates
 
     # --- fitting -----------------------------------------------------------------------------
     def _given_blend(self) -> dict[str, dict[str, float]]:
@@ -439,13 +451,23 @@ class SegmentedRecommender(_ItemItem):
     def fit(self, X: pd.DataFrame, y: Any = None) -> SegmentedRecommender:
         self.blend_ = self._given_blend()
         self.validation_ = {}
+        self.ranker_ = None
         if self.tune:
-            self.blend_, self.validation_ = self._tuned_blend(X)
+            self.blend_, self.validation_, self.ranker_ = self._tuned_blend(X)
+        # what answers warm users, chosen on the validation period: "ranker" or "blend"
+        self.warm_model_ = "blend" if self.ranker_ is None else "ranker"
+        if self.tune and self.warm_ranker:
+            logger.info(
+                "recsys warm users: %s chosen on the validation period (%s)",
+                self.warm_model_,
+                {k: round(v, 4) for k, v in self.validation_.items() if "ndcg" in k},
+            )
         return super().fit(X, y)
 
-    def _tuned_blend(self, frame: pd.DataFrame) -> tuple[dict, dict]:
+    def _tuned_blend(self, frame: pd.DataFrame) -> tuple[dict, dict, Any]:
         """The blend of each segment with the best NDCG@k on the validation period (the
-        given one for a segment the period does not ask about, or when it is too short)."""
+        given one for a segment the period does not ask about, or when it is too short),
+        and the warm users' re-ranker when it beats the warm blend there (else None)."""
         from sklearn.base import clone
 
         from driftloop.blueprints.recsys.metrics import evaluation_views
@@ -456,7 +478,7 @@ class SegmentedRecommender(_ItemItem):
         try:
             early, later = temporal_split(frame, test_share=float(self.validation_share))
         except DatasetValidationError:
-            return blend, {}
+            return blend, {}, None
         probe = clone(self).set_params(tune=False).fit(early)
         views = evaluation_views(probe.history_of, later, int(self.warm_min), probe.item_index_)
         decayed = {h: _unit_max(probe.decayed_popularity(h)) for h in HALF_LIVES}
@@ -497,7 +519,90 @@ class SegmentedRecommender(_ItemItem):
             blend[segment] = best
             scores[f"validation_ndcg_at_{k}_{segment}"] = best_score
             scores[f"validation_users_{segment}"] = float(len(asked))
-        return blend, scores
+        ranker = None
+        if self.warm_ranker and by_segment[WARM]:
+            probe.blend_ = blend
+            validation = [(history, relevant) for history, _, relevant in by_segment[WARM]]
+            ranker = self._chosen_ranker(early, probe, validation, scores)
+        return blend, scores, ranker
+
+    def _chosen_ranker(self, early, probe, validation, scores) -> Any:
+        """A LambdaRank re-ranker for warm users, or None when it does not beat the warm
+        blend on the validation period.
+
+        The ranker is trained one period earlier: the interactions before the validation
+        period are split in time once more (the same share), features come from parts
+        fitted on the earlier slice and labels from the later one; it is then judged on the
+        validation period against the blend tuned there (so the blend has the advantage).
+        When it wins, it is retrained on both periods' examples to serve."""
+        from sklearn.base import clone
+
+        from driftloop.blueprints.recsys.metrics import evaluation_views
+        from driftloop.datasets.errors import DatasetValidationError
+        from driftloop.datasets.interactions import temporal_split
+
+        k = int(self.k)
+        try:
+            earlier, middle = temporal_split(early, test_share=float(self.validation_share))
+        except DatasetValidationError:
+            return None
+        first = clone(self).set_params(tune=False).fit(earlier)
+        first.blend_ = probe.blend_
+        views = evaluation_views(first.history_of, middle, int(self.warm_min), first.item_index_)
+        training = [
+            (first.history_codes(v.user, v.session), v.relevant) for v in views if v.segment == WARM
+        ]
+        ranker = self._trained_ranker([(first, training)])
+        if ranker is None:
+            return None
+        total = 0.0
+        for history, relevant in validation:
+            ranked = probe._ranked_scores(ranker, history)
+            total += _ndcg_of_top(ranked, history, probe.items_, relevant, k)
+        ranker_score = total / len(validation)
+        scores[f"validation_ndcg_at_{k}_{WARM}_ranker"] = ranker_score
+        if ranker_score <= scores[f"validation_ndcg_at_{k}_{WARM}"]:
+            return None
+        return self._trained_ranker([(first, training), (probe, validation)])
+
+    def _trained_ranker(self, examples) -> Any:
+        """LightGBM LambdaRank over (model, [(history codes, relevant item ids)]) examples,
+        one query per view; None when too few views have a relevant candidate to learn
+        from."""
+        from lightgbm import LGBMRanker
+
+        blocks, labels, groups = [], [], []
+        for model, asked in examples:
+            for history, relevant in asked:
+                codes, features = model._ranker_features(history)
+                label = np.isin(model.items_[codes], list(relevant)).astype(int)
+                if not label.any():
+                    continue  # nothing to rank above anything else
+                blocks.append(features)
+                labels.append(label)
+                groups.append(len(codes))
+        if len(groups) < MIN_RANKER_QUERIES:
+            return None
+        ranker = LGBMRanker(
+            objective="lambdarank",
+            # small trees, many examples per leaf: a warm validation period holds a
+            # hundred-odd queries (MovieLens: 80 to train on), so depth overfits
+            n_estimators=100,
+            learning_rate=0.05,
+            num_leaves=7,
+            min_child_samples=100,
+            subsample=0.8,
+            subsample_freq=1,
+            colsample_bytree=0.8,
+            reg_lambda=1.0,
+            random_state=int(self.random_state),
+            n_jobs=1,
+            deterministic=True,
+            force_row_wise=True,
+            verbose=-1,
+        )
+        ranker.fit(np.vstack(blocks), np.concatenate(labels), group=groups)
+        return ranker
 
     def _fit_model(self, matrix, frame, item_codes, times, weights):
         from sklearn.cluster import KMeans
@@ -507,6 +612,11 @@ class SegmentedRecommender(_ItemItem):
             raise ValueError(f"cf must be 'ease' or 'itemknn', got {self.cf!r}")
         collaborative = EASE if self.cf == "ease" else ItemKNN
         collaborative._fit_model(self, matrix, frame, item_codes, times, weights)
+        # the re-ranker's other generators and item ages: for the validation probes, and
+        # for the final model when its re-ranker was chosen
+        self.als_ = None
+        if self.warm_ranker and (not self.tune or self.ranker_ is not None):
+            self._fit_ranker_parts(matrix, item_codes, times)
         half_lives = set(HALF_LIVES) | {float(b["half_life_days"]) for b in self.blend_.values()}
         self.decayed_popularity_ = {
             h: decayed_counts(item_codes, times, len(self.items_), self.last_time_, h)
@@ -528,6 +638,17 @@ class SegmentedRecommender(_ItemItem):
             for label, history in zip(labels, users, strict=True):
                 popularity[label, history] += 1.0
             self.cluster_popularity_ = popularity
+
+    def _fit_ranker_parts(self, matrix, item_codes, times) -> None:
+        self.knn_weights_ = item_cosine_neighbours(self._gram(matrix), int(self.neighbours))
+        als = ALS(warm_min=self.warm_min, random_state=self.random_state)
+        als._fit_model(matrix, None, item_codes, times, None)
+        self.als_ = als
+        n_items = len(self.items_)
+        self.item_first_seen_ = np.full(n_items, np.inf)
+        np.minimum.at(self.item_first_seen_, item_codes, times)
+        self.item_last_seen_ = np.full(n_items, -np.inf)
+        np.maximum.at(self.item_last_seen_, item_codes, times)
 
     # --- answering ---------------------------------------------------------------------------
     def decayed_popularity(self, half_life_days: float) -> np.ndarray:
@@ -554,6 +675,77 @@ class SegmentedRecommender(_ItemItem):
         return self.cluster_popularity_[cluster]
 
     def _scores(self, history, segment):
+        # models pickled before the re-ranker existed have no ranker_
+        ranker = getattr(self, "ranker_", None)
+        if segment == WARM and ranker is not None and len(history):
+            return self._ranked_scores(ranker, history)
+        return self._blend_scores(history, segment)
+
+    def _ranked_scores(self, ranker, history: np.ndarray) -> np.ndarray:
+        """The blend's scores with the re-ranked candidates lifted above every other item
+        (so a category filter that removes candidates still falls back to the blend)."""
+        scores = self._blend_scores(history, WARM)
+        codes, features = self._ranker_features(history)
+        if len(codes):
+            predicted = ranker.predict(features)
+            scores[codes] = scores.max() + 1.0 + (predicted - predicted.min())
+        return scores
+
+    def _ranker_features(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(candidate item codes, their features) for a warm user's history.
+
+        Candidates: the top ``ranker_candidates`` unseen items of each generator (the
+        blend, the item-item CF, ItemKNN, ALS, genre content when items have genres, and
+        popularity decayed fast and slowly). Features per candidate: each source's score
+        (scaled to [0, 1] for this user) and rank, all-time popularity, the item's age and
+        time since its last interaction, the user's history length, and how the candidate's
+        age and popularity compare with those of the user's items."""
+        sources = {
+            "blend": self._blend_scores(history, WARM),
+            "cf": self._item_scores(history),
+            "itemknn": self._item_scores(history, self.knn_weights_),
+            "als": self.als_._scores(history, WARM),
+            "popularity": self.popularity_.astype(np.float64),
+        }
+        for half_life in HALF_LIVES:
+            sources[f"popularity_{half_life:g}d"] = self.decayed_popularity(half_life)
+        if self.genre_matrix_.shape[1]:
+            sources["content"] = self._content(history)
+        generators = {"blend", "cf", "itemknn", "als", "content"}
+        generators |= {f"popularity_{HALF_LIVES[0]:g}d", f"popularity_{HALF_LIVES[-1]:g}d"}
+        n_items = len(self.items_)
+        unseen = np.ones(n_items, dtype=bool)
+        unseen[history] = False
+        per_source = min(int(self.ranker_candidates), int(unseen.sum()))
+        if per_source == 0:
+            return np.empty(0, dtype=np.int64), np.empty((0, 0))
+        ranks, chosen = {}, set()
+        for name, values in sources.items():
+            order = np.argsort(-np.where(unseen, values, -np.inf), kind="stable")
+            rank = np.empty(n_items)
+            rank[order] = np.arange(n_items)
+            ranks[name] = rank
+            if name in generators:
+                chosen.update(order[:per_source].tolist())
+        codes = np.array(sorted(chosen), dtype=np.int64)
+        columns = []
+        for name, values in sources.items():
+            columns += [_unit_max(values)[codes], ranks[name][codes]]
+        age = (self.last_time_ - self.item_first_seen_) / DAY
+        idle = (self.last_time_ - self.item_last_seen_) / DAY
+        log_popularity = np.log1p(self.popularity_)
+        user_age = float(age[history].mean()) if len(history) else 0.0
+        user_popularity = float(log_popularity[history].mean()) if len(history) else 0.0
+        columns += [
+            age[codes],
+            idle[codes],
+            np.full(len(codes), float(len(history))),
+            age[codes] - user_age,
+            log_popularity[codes] - user_popularity,
+        ]
+        return codes, np.column_stack(columns)
+
+    def _blend_scores(self, history: np.ndarray, segment: str) -> np.ndarray:
         blend = self.blend_[segment]
         scores = _unit_max(self.decayed_popularity(blend["half_life_days"])).copy()
         if segment == ANONYMOUS:
