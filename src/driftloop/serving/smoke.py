@@ -202,7 +202,7 @@ def _fork_server(arguments: list[str], env: dict[str, str], log_path: Path) -> _
 
         code = main(arguments)
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 - the log says why; the parent sees the exit status
         import traceback
 
