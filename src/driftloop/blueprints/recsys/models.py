@@ -15,7 +15,9 @@ length, ``segments``), so baselines are compared per segment with driftloop's mo
   recency-decayed popularity; warm users add EASE (or ItemKNN) and genre content, semi users
   the popularity of their k-means cluster (PCA of genre profiles) and content, anonymous
   users get the decayed popularity alone; half-lives and weights chosen per segment on a
-  validation period at the end of the training window.
+  validation period at the end of the training window. Warm users may instead be answered
+  by a LightGBM LambdaRank re-ranker over candidates from every generator, kept only when
+  it beats the warm blend on that validation period.
 
 Collaborative parts work on the ``max_items`` most popular items (dense item-item
 matrices); the rest of the catalogue is reached through content and popularity.
@@ -391,6 +393,10 @@ class SegmentedRecommender(_ItemItem):
     parts fitted on the interactions before it; the chosen blend (``blend_``) is then
     refitted on all of them. The test period is never looked at. ``tune=False`` uses the
     given weights (and ``half_life_days``) for every segment.
+
+    ``warm_ranker=True`` (with ``tune``) also trains a re-ranker for warm users
+    (``_chosen_ranker``) and serves it only if it beats the warm blend on the validation
+    period; ``warm_model_`` says which answers warm users.
     """
 
     def __init__(
