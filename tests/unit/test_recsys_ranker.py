@@ -41,11 +41,22 @@ def test_ranker_is_judged_on_the_validation_period_and_kept_only_if_better():
     better = ranker_score > scores["validation_ndcg_at_10_warm"]
     assert model.warm_model_ == ("ranker" if better else "blend")
     assert (model.ranker_ is not None) == better
+    # users who keep to their tastes: CF features carry from one period to the next
+    assert model.warm_model_ == "ranker"
+
+
+@pytest.mark.slow
+def test_ranker_choice_is_seeded_and_can_be_switched_off():
+    frame = three_tastes()
+    model = SegmentedRecommender(warm_min=5, clusters=3, components=2).fit(frame)
     again = SegmentedRecommender(warm_min=5, clusters=3, components=2).fit(frame)
-    assert again.validation_ == scores and again.warm_model_ == model.warm_model_  # seeded
+    assert again.validation_ == model.validation_ and again.warm_model_ == model.warm_model_
+    users = ["a1", "b2", "c3"]
+    assert again.recommend(users, k=10) == model.recommend(users, k=10)
     off = SegmentedRecommender(warm_min=5, clusters=3, components=2, warm_ranker=False)
     off.fit(frame)
-    assert off.ranker_ is None and "validation_ndcg_at_10_warm_ranker" not in off.validation_
+    assert off.ranker_ is None and off.warm_model_ == "blend"
+    assert "validation_ndcg_at_10_warm_ranker" not in off.validation_
 
 
 @pytest.mark.parametrize("genres", [True, False])
