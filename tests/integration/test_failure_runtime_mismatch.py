@@ -24,14 +24,17 @@ missing module of a predictor that died loading).
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
+import time
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 from driftloop.serving.smoke import RuntimeMismatchError, smoke_serve
+from driftloop.step_host import ENV_VAR, StepHost, run_step
 from tests.integration.conftest_serving import train_text_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -103,8 +106,9 @@ def test_a_requirement_the_environment_lacks_is_stopped_before_any_alias_moves(r
     assert _aliases(registry) == before == {"champion": "1"}
 
 
-def test_a_module_the_environment_lacks_is_named(registry, tmp_path, monkeypatch):
-    # a transformer from a package that exists only where the model was trained
+def _trainer_only_model(tmp_path, monkeypatch):
+    """A text model with a transformer from a package that exists only in ``tmp_path``
+    (where the model was trained)."""
     package = tmp_path / "trainer_only"
     package.mkdir()
     (package / "__init__.py").write_text("")
@@ -128,9 +132,13 @@ def test_a_module_the_environment_lacks_is_named(registry, tmp_path, monkeypatch
     from sklearn.pipeline import Pipeline
     from trainer_only.steps import Lowercase
 
-    model = Pipeline(
+    return Pipeline(
         [("lower", Lowercase()), ("tfidf", TfidfVectorizer()), ("clf", LogisticRegression())]
     ).fit(["great", "awful", "good", "bad"], ["positive", "negative", "positive", "negative"])
+
+
+def test_a_module_the_environment_lacks_is_named(registry, tmp_path, monkeypatch):
+    model = _trainer_only_model(tmp_path, monkeypatch)
     version = _register(registry.tracking_uri, model, ["scikit-learn"])
     before = _aliases(registry)
     monkeypatch.delenv("PYTHONPATH", raising=False)
@@ -188,3 +196,39 @@ def _upstream(tasks: dict[str, dict], owner: dict[str, str], name: str) -> set[s
             seen.add(task)
             pending.append(task)
     return seen
+
+
+def test_a_module_only_the_warm_step_host_imported_is_still_missing(
+    registry, tmp_path, monkeypatch
+):
+    """In the warm step host smoke-serve forks its predictor; the host imported
+    ``trainer_only`` from a PYTHONPATH the step's environment does not have, so the forked
+    server must not find it either -- as a pod started with that environment would not."""
+    model = _trainer_only_model(tmp_path, monkeypatch)
+    version = _register(registry.tracking_uri, model, ["scikit-learn"])
+    log_path = tmp_path / "step-host.log"
+    preload = ["driftloop.serving.smoke", "driftloop.serving.server", "trainer_only.steps"]
+    host = StepHost.start(
+        preload, log_path=log_path, env=dict(os.environ, PYTHONPATH=str(tmp_path))
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while "step host ready" not in (log_path.read_text() if log_path.exists() else ""):
+            assert time.monotonic() < deadline, "step host did not finish its imports"
+            time.sleep(0.2)
+        assert "not preloaded" not in log_path.read_text()
+        monkeypatch.delenv("PYTHONPATH", raising=False)
+        monkeypatch.setenv(ENV_VAR, host.socket_path)
+        with pytest.raises(RuntimeMismatchError) as stopped:
+            run_step(
+                "driftloop.serving.smoke:smoke_serve",
+                f"models:/{MODEL}/{version}",
+                ["great product"],
+                timeout_s=120,
+            )
+    finally:
+        host.stop()
+        sys.modules.pop("trainer_only.steps", None)
+        sys.modules.pop("trainer_only", None)
+    assert "runtime mismatch: the model needs module 'trainer_only'" in str(stopped.value)
+    assert _aliases(registry) == {"champion": "1"}

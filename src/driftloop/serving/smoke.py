@@ -18,6 +18,8 @@ well-formed and agree, stops the server and reports latency.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import json
 import os
 import re
 import signal
@@ -173,9 +175,68 @@ def _warm() -> bool:
     return hasattr(os, "fork") and "driftloop.serving.server" in sys.modules
 
 
+# run by a fresh interpreter with the server's environment: its sys.path, and which of
+# the top-level modules given on stdin it would import from the same file as this process
+_FRESH_VIEW = """
+import importlib.util, json, sys
+loaded = json.load(sys.stdin)
+same = []
+for name, origin in loaded.items():
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        continue
+    # frozen/built-in: the interpreter's own (their __file__ is the source they froze)
+    if spec is not None and spec.origin in (origin, "frozen", "built-in"):
+        same.append(name)
+print(json.dumps({"path": sys.path, "same": same}))
+"""
+
+
+def _fresh_view(env: dict[str, str]) -> tuple[list[str], set[str]]:
+    """What a fresh ``python -c`` started with ``env`` here would see: its sys.path, and
+    the top-level modules loaded in this process that it would find at the same file."""
+    origins = {
+        name: module.__file__
+        for name, module in list(sys.modules.items())
+        if "." not in name and getattr(module, "__file__", None)
+    }
+    answer = subprocess.run(
+        [sys.executable, "-c", _FRESH_VIEW],
+        input=json.dumps(origins),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    view = json.loads(answer.stdout)
+    return view["path"], set(view["same"])
+
+
+def _forget_what_a_fresh_python_lacks(fresh_path: list[str], same: set[str]) -> None:
+    """Make this (forked) process import like a fresh interpreter: its sys.path, and no
+    module loaded from somewhere that interpreter would not look (the parent's own
+    sys.path entries, a PYTHONPATH the server's environment does not have) -- a model
+    that needs such a module must fail to load here as it would in a pod."""
+    sys.path[:] = fresh_path
+    for name in list(sys.modules):
+        module = sys.modules[name]
+        top = name.partition(".")[0]
+        if (
+            top in same
+            or top == "__main__"
+            or not getattr(sys.modules.get(top, module), "__file__", None)
+        ):
+            continue  # found at the same file, the running program, or built in
+        del sys.modules[name]
+    importlib.invalidate_caches()
+
+
 def _fork_server(arguments: list[str], env: dict[str, str], log_path: Path) -> _ForkedServer:
-    """``driftloop serve arguments`` in a forked child: its own process, environment, log and
-    signal handling, the same code a fresh interpreter would run."""
+    """``driftloop serve arguments`` in a forked child: its own process, environment, log,
+    signal handling and import view, the same code a fresh interpreter would run."""
+    fresh_path, same = _fresh_view(env)
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     pid = os.fork()
@@ -194,6 +255,7 @@ def _fork_server(arguments: list[str], env: dict[str, str], log_path: Path) -> _
             signal.signal(signum, signal.SIG_DFL)
         os.environ.clear()
         os.environ.update(env)
+        _forget_what_a_fresh_python_lacks(fresh_path, same)
         # settings read from the environment and cached by this process's parent
         settings = sys.modules.get("driftloop.settings")
         if settings is not None:
