@@ -22,6 +22,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,12 @@ from driftloop.stack.services import StackError
 from driftloop.stack.supervisor import Stack
 
 MARKER = ".driftloop-demo"
+# The quick demo replays the shifted traffic over this many connections at once until the
+# retraining starts. What the monitor and the alerts need is a count of requests -- a
+# full drift window, a window's worth of judged rows -- so their time after the onset
+# is that count over the request rate; one blocking client left the predictor idle
+# between its requests.
+QUICK_REPLAY_CONNECTIONS = 4
 PORT_FIELDS = (
     "mlflow_port",
     "predictor_port",
@@ -182,9 +189,10 @@ def retrain_search(plan: DemoPlan, options: DemoOptions) -> dict[str, str]:
 
 
 def demo_settings(home: Path, plan: DemoPlan, data: DemoData, options: DemoOptions) -> Settings:
-    # quick: the predictor looks for a new champion and the built-in evaluator checks
-    # the rules every second (the embedded stack's own timings; Prometheus already
-    # scrapes and evaluates every second)
+    # quick: the predictor looks for a new champion, the monitor reads new feedback (the
+    # live score LiveScoreDrop fires on) and the built-in evaluator checks the rules every
+    # second (the embedded stack's own timings; Prometheus already scrapes and evaluates
+    # every second)
     interval_s = 1.0 if options.quick else 2.0
     return Settings(
         home=home,
@@ -195,7 +203,7 @@ def demo_settings(home: Path, plan: DemoPlan, data: DemoData, options: DemoOptio
         seed=options.seed,
         reload_interval_s=interval_s,
         monitor_window=plan.monitor_window,
-        monitor_feedback_poll_s=2.0,
+        monitor_feedback_poll_s=interval_s,
         evaluator_interval_s=interval_s,
         feedback_backlog_threshold=max(600, 3 * plan.monitor_window)
         if options.quick
@@ -246,6 +254,26 @@ def demo_environment(home: Path) -> Iterator[None]:
         }
     ):
         yield
+
+
+def send_concurrently(
+    pool: ThreadPoolExecutor,
+    replayers: list[TrafficReplayer],
+    examples: list[Any],
+    stats: TrafficStats,
+) -> None:
+    """``examples[i]`` through ``replayers[i]`` (its own connection), all at once; their
+    counts, outputs and first sightings added to ``stats``."""
+    if len(examples) == 1:
+        replayers[0].send(examples[0], stats)
+        return
+    each = [TrafficStats() for _ in examples]
+    list(pool.map(TrafficReplayer.send, replayers, examples, each))
+    for part in each:
+        stats.add(part)
+        for version, seen in part.first_seen.items():
+            stats.first_seen[version] = min(seen, stats.first_seen.get(version, seen))
+        stats.last_version = part.last_version or stats.last_version
 
 
 def describe_drift(gauges: dict[str, float]) -> str:
@@ -426,19 +454,31 @@ class LoopDemo:
         drift_seen = False
         residuals_seen = False
         next_poll = 0.0
-        with self.replayer(share, seed=7) as replayer:
+        connections = QUICK_REPLAY_CONNECTIONS if self.options.quick else 1
+        with contextlib.ExitStack() as resources:
+            replayers = [
+                resources.enter_context(self.replayer(share, seed=7 + index))
+                for index in range(connections)
+            ]
+            replayer = replayers[0]
+            pool = resources.enter_context(ThreadPoolExecutor(connections))
             examples = iter(data.shifted)
             while time.time() < deadline:
-                # keep the traffic flowing: it is what the monitor sees and what answers show
-                example = next(examples, None)
-                if example is None:
-                    # replay again to keep the traffic up, but label each row once:
-                    # repeated feedback would put the same row in train and test
-                    replayer.feedback_fraction = 0.0
-                    examples = iter(data.shifted)
-                    example = next(examples)
+                # keep the traffic flowing: it is what the monitor sees and what answers
+                # show; once the retraining runs, one request at a time (a trickle)
+                burst = []
+                for _ in range(1 if report.run_launched is not None else connections):
+                    example = next(examples, None)
+                    if example is None:
+                        # replay again to keep the traffic up, but label each row once:
+                        # repeated feedback would put the same row in train and test
+                        for each in replayers:
+                            each.feedback_fraction = 0.0
+                        examples = iter(data.shifted)
+                        example = next(examples)
+                    burst.append(example)
                 stats = report.after if report.champion_promoted else report.shifted
-                replayer.send(example, stats)
+                send_concurrently(pool, replayers, burst, stats)
                 new_version = report.champion_after
                 if new_version and new_version in report.shifted.first_seen | stats.first_seen:
                     # the predictor may have reloaded before we saw the alias move
