@@ -85,13 +85,9 @@ def predict_recommendations(estimator: Any, inputs: dict[str, np.ndarray]) -> li
         else [[] for _ in users]
     )
     k = int(inputs["k"].ravel()[0]) if "k" in inputs else 10
-    answers = estimator.recommend(users, sessions, k)
-    width = max((len(items) for items, _, _ in answers), default=0)
-    ids = np.full((len(answers), width), "", dtype=object)
-    scores = np.zeros((len(answers), width), dtype=np.float32)
-    for row, (items, values, _) in enumerate(answers):
-        ids[row, : len(items)] = items
-        scores[row, : len(values)] = values
+    from driftloop.blueprints.recsys.codec import padded_lists
+
+    ids, scores = padded_lists(estimator.recommend(users, sessions, k))
     return [("item_ids", "BYTES", ids), ("scores", "FP32", scores)]
 
 

@@ -38,6 +38,18 @@ MAX_CATEGORIES = 100
 NAMED_IN_ERRORS = 20
 
 
+def padded_lists(answers: Sequence[tuple]) -> tuple[np.ndarray, np.ndarray]:
+    """``recommend``'s (items, scores, segment) per user as two [n, widest k] tensors: item ids
+    (BYTES, "" past a shorter list's end) and scores (FP32, 0 there)."""
+    width = max((len(items) for items, _, _ in answers), default=0)
+    ids = np.full((len(answers), width), "", dtype=object)
+    scores = np.zeros((len(answers), width), dtype=np.float32)
+    for row, (items, values, _) in enumerate(answers):
+        ids[row, : len(items)] = items
+        scores[row, : len(values)] = values
+    return ids, scores
+
+
 def as_requests(frame: Any, default_k: int = 10, model: Any = None) -> Any:
     """Requests from a frame: itself when it holds ``user_id``; from interaction rows (the
     drift reference's held-out rows), the given-N views the offline metrics ask
@@ -233,12 +245,7 @@ class RecsysCodec(Codec):
             frame["k"].tolist(),
             [c if isinstance(c, list) and c else None for c in categories] if categories else None,
         )
-        width = max((len(items) for items, _, _ in answers), default=0)
-        ids = np.full((len(answers), width), "", dtype=object)
-        scores = np.zeros((len(answers), width), dtype=np.float32)
-        for row, (items, values, _) in enumerate(answers):
-            ids[row, : len(items)] = items
-            scores[row, : len(values)] = values
+        ids, scores = padded_lists(answers)
         segments = [segment for _, _, segment in answers]
         return Answer(
             # v1 scores are the FP32 values of the v2 tensor, so both protocols answer alike
