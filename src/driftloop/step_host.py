@@ -46,6 +46,8 @@ _HEADER = struct.Struct("!Q")
 _STD_FDS = (1, 2)
 
 log = logging.getLogger(__name__)
+# set in a host's child: what a step may fork from is then a clean, single-threaded host
+_IN_STEP = False
 
 # What the steps import, in the order the retraining pipeline first needs them
 # (rollback: the registry; ingest...split: the data steps; train; evaluate with
@@ -284,7 +286,21 @@ def _reap(children: set[int], block_s: float = 0.0) -> None:
             children.discard(pid)
 
 
+def in_step() -> bool:
+    """Whether this process is a step host's child running a step (forked from the host)."""
+    return _IN_STEP
+
+
+def _mark_in_step() -> None:
+    global _IN_STEP
+    _IN_STEP = True
+    # the host runs as ``python -m driftloop.step_host`` (module __main__): what steps import
+    # is driftloop.step_host, a second module object
+    importlib.import_module("driftloop.step_host")._IN_STEP = True
+
+
 def _child(connection: socket.socket) -> None:
+    _mark_in_step()
     code = 1
     try:
         # its own process group: when the caller goes away, everything the step started

@@ -170,9 +170,13 @@ class _ForkedServer:
 
 
 def _warm() -> bool:
-    """kserve and driftloop's server are imported here already: forking a server is cheaper
-    than a fresh Python importing them (seconds)."""
-    return hasattr(os, "fork") and "driftloop.serving.server" in sys.modules
+    """A step host's child with kserve and driftloop's server imported already: forking a
+    server is cheaper than a fresh Python importing them (seconds). Anywhere else (a test
+    runner, a notebook) the process may hold threads, an event loop or replaced std streams
+    that a fork would carry into the server, so a fresh Python starts it."""
+    from driftloop.step_host import in_step
+
+    return hasattr(os, "fork") and in_step() and "driftloop.serving.server" in sys.modules
 
 
 # run by a fresh interpreter with the server's environment: its sys.path, and which of
