@@ -9,8 +9,10 @@ reload. The assertions read what the run left behind in its state directory
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
 import time
 
 import httpx
@@ -20,7 +22,14 @@ from driftloop.settings import Settings
 from driftloop.stack.services import alerting_binaries
 from driftloop.stack.supervisor import Stack
 from tests.conftest import free_ports
-from tests.e2e.demo_runs import DEMO_MARKS, DemoRun, assert_loop_closed, run_demo, trigger_ledger
+from tests.e2e.demo_runs import (
+    DEMO_MARKS,
+    DRIFTLOOP,
+    DemoRun,
+    assert_loop_closed,
+    run_demo,
+    trigger_ledger,
+)
 
 STACK_PORTS = (
     "mlflow_port",
@@ -37,7 +46,9 @@ pytestmark = DEMO_MARKS
 def prometheus_demo(tmp_path_factory) -> DemoRun:
     if alerting_binaries() is None:
         pytest.skip("prometheus / prometheus-alertmanager not installed")
-    return run_demo(tmp_path_factory.mktemp("demo") / "prometheus")
+    # where `make demo` puts it, relative to the directory it ran in: the console test
+    # below opens `driftloop ui` there with nothing configured, as a person would
+    return run_demo(tmp_path_factory.mktemp("demo") / ".driftloop" / "demo-sentiment")
 
 
 def test_demo_quick_passes_as_a_subprocess(prometheus_demo):
@@ -73,6 +84,53 @@ def test_loop_closes_with_real_prometheus_and_alertmanager(prometheus_demo):
         d.outcome == "deduplicated" and d.starts_at == launched.starts_at for d in repeats
     ), repeats
     assert "Prometheus: " in prometheus_demo.stdout and "firing" in prometheus_demo.stdout
+
+
+def test_driftloop_ui_after_the_demo_shows_the_whole_loop_on_one_page(prometheus_demo, tmp_path):
+    """`make demo`, then `driftloop ui`: the drift, the alert, the retraining and the new
+    champion on the model's page, with the demo's stack stopped."""
+    workdir = prometheus_demo.state_dir.parent.parent
+    (port,) = free_ports(1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTLOOP_", "MLFLOW_"))}
+    env["HOME"] = str(tmp_path)  # no ~/.driftloop of the person running the tests
+    console = subprocess.Popen(
+        [DRIFTLOOP, "ui", "--port", str(port)],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and console.poll() is None:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.5)
+        page = httpx.get(f"{base}/models/sentiment", timeout=60)
+    finally:
+        console.terminate()
+        said = console.communicate(timeout=15)[0]
+    assert "showing the last demo" in said, said
+    assert page.status_code == 200, page.text[:2000]
+    html = page.text
+    # the drift: the p-values Prometheus scraped during the run, kept when the stack stopped
+    assert "recorded (prometheus)" in html
+    health = html[html.index('id="health"') : html.index('id="score-plot"')]
+    assert " p = <b" in health and "<svg" in health  # each detector's last p-value, the plot
+    # the alert the trigger received and the retraining run it launched
+    decisions = html[html.index('id="decisions"') : html.index('id="model-runs"')]
+    runs_table = html[html.index('id="model-runs"') : html.index('id="recent"')]
+    assert "launched" in decisions
+    assert any(name in decisions for name in ("DriftDetected", "LiveScoreDrop", "FeedbackBacklog"))
+    assert "succeeded" in runs_table
+    # the new champion, with the gate's decision
+    assert "champion → v2" in html
+    versions = html[html.index('id="versions"') : html.index('id="decisions"')]
+    assert "promote" in versions
+    assert "see the whole run in the web console: driftloop ui" in prometheus_demo.stdout
 
 
 def metric(url: str, name: str, **labels: str) -> float:

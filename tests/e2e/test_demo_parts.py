@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from driftloop.demo import sentiment_traffic as demo_data
-from driftloop.demo.scenario import MARKER, DemoReport, DemoSetupError, prepare_state_dir
+from driftloop.demo.scenario import DemoReport
 from driftloop.demo.sources import traffic_source
+from driftloop.demo.state import MARKER, DemoSetupError, prepare_state_dir
 from driftloop.demo.tabular_traffic import UNIT_CHANGE
 
 DRIFTLOOP = str(Path(sys.executable).parent / "driftloop")

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from driftloop.cli import UserError
+from driftloop.demo.state import default_state_dir
 
 
 class LoopNotClosed(click.ClickException):
@@ -73,8 +74,9 @@ def demo(
     that ships demo traffic: sentiment, tabular, forecast, vision)."""
     from rich.console import Console
 
-    from driftloop.demo.scenario import DemoOptions, DemoSetupError, LoopDemo, print_summary
+    from driftloop.demo.scenario import DemoOptions, LoopDemo, print_summary
     from driftloop.demo.sources import traffic_source
+    from driftloop.demo.state import DemoSetupError
 
     given = {key: value for key, value in traffic_options.items() if value is not None}
     try:
@@ -88,8 +90,9 @@ def demo(
         raise UserError(str(exc)) from None
     # bound to the real stdout now: kfp.local redirects sys.stdout while a pipeline runs
     console = Console(file=sys.stdout)
+    state_dir = state_dir or default_state_dir(name)
     options = DemoOptions(
-        state_dir=state_dir or Path(f".driftloop/demo-{name}"),
+        state_dir=state_dir,
         quick=quick,
         alerting="evaluator" if no_prometheus else "auto",
         loop_timeout_s=timeout_s,
@@ -106,3 +109,14 @@ def demo(
         raise LoopNotClosed(report.failure or "the loop did not close")
     if report.onset_to_new_champion_s is not None:
         console.print(f"drift onset -> new champion served: {report.onset_to_new_champion_s:.1f}s")
+    console.print(f"see the whole run in the web console: {console_command(state_dir, name)}")
+
+
+def console_command(state_dir: Path, blueprint: str) -> str:
+    """What shows this demo's run: `driftloop ui` finds the last demo under the working
+    directory by itself; anywhere else it needs the home."""
+    from driftloop.demo.state import HOME
+
+    if state_dir == default_state_dir(blueprint):
+        return "driftloop ui"
+    return f"driftloop ui --home {state_dir.expanduser().resolve() / HOME}"

@@ -79,13 +79,20 @@ def up(model: str, no_prometheus: bool, foreground: bool) -> None:
     "--timeout", "timeout_s", default=15.0, show_default=True, help="Seconds before SIGKILL."
 )
 def down(timeout_s: float) -> None:
-    """Stop every process of the local stack."""
+    """Stop every process of the local stack (first keeping each model's drift and score
+    history under the home, for `driftloop ui` to show once it is stopped)."""
+    from driftloop.console.config import ConsoleConfig
+    from driftloop.console.history import record_stack_history
     from driftloop.settings import get_settings
     from driftloop.stack.supervisor import Stack
 
     stack = Stack(get_settings(), alerting="none")
+    kept = record_stack_history(ConsoleConfig.for_stack(stack), [], stack.uptime_s())
     stopped = stack.down(timeout_s)
-    _console().print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    console = _console()
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    for path in kept:
+        console.print(f"history kept for driftloop ui: {path}")
 
 
 @click.command()
@@ -110,22 +117,10 @@ def model_health(stack) -> list[dict]:
     """Drift p-values and live vs test score per model: from the stack's Prometheus when it
     runs (every model it has samples of), else from the monitor (the model it watches)."""
     from driftloop.console.config import ConsoleConfig
-    from driftloop.console.history import MODELS_QUERY, PrometheusHistory, model_history
+    from driftloop.console.history import model_history, models_seen
 
-    prometheus = stack.url("prometheus") if stack.running_pid("prometheus") else None
-    config = ConsoleConfig.from_settings(
-        stack.settings,
-        prometheus_url=prometheus,
-        monitor_url=stack.url("monitor"),
-        trigger_url=stack.url("trigger"),
-    )
-    models = [stack.model]
-    if prometheus:
-        try:
-            found = PrometheusHistory(prometheus).get("/api/v1/query", {"query": MODELS_QUERY})
-            models = sorted({r["metric"].get("model", "") for r in found} - {""}) or models
-        except Exception:  # Prometheus not answering: the monitor's model only
-            pass
+    config = ConsoleConfig.for_stack(stack)
+    models = models_seen(config, [stack.model])
     health = []
     for name in models:
         history = model_history(config, name, seconds=900.0)

@@ -52,6 +52,17 @@ class ConsoleConfig:
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 
+    @classmethod
+    def for_stack(cls, stack) -> ConsoleConfig:  # noqa: ANN001 - stack.supervisor.Stack
+        """Pointed at a local stack's own processes (its ports, its Prometheus if it runs)."""
+        prometheus = stack.url("prometheus") if stack.running_pid("prometheus") else None
+        return cls.from_settings(
+            stack.settings,
+            prometheus_url=prometheus,
+            monitor_url=stack.url("monitor"),
+            trigger_url=stack.url("trigger"),
+        )
+
 
 def _stack_token(home: Path, name: str) -> str | None:
     """The token ``driftloop up`` generated for its trigger (read, never created here)."""

@@ -4,14 +4,19 @@ From Prometheus (``query_range`` over the monitor's ``driftloop_drift_p_value``,
 ``driftloop_live_score`` and ``driftloop_champion_test_score``) when a Prometheus
 URL is configured, else from the monitor itself (its last windows and current
 gauges): the console shows what the loop acted on, from where the loop read it.
+When neither answers (the stack was stopped: after ``driftloop demo`` or
+``driftloop down``), from the copy :func:`record_history` wrote under the home
+just before the stack stopped.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 
@@ -24,6 +29,10 @@ GREATER_IS_BETTER = "driftloop_score_greater_is_better"
 TIMEOUT_S = 3.0
 # the models Prometheus has drift or live-score samples of
 MODELS_QUERY = f'group by (model) ({{__name__=~"{P_VALUE}|{LIVE_SCORE}"}})'
+RECORDED_DIR = "history"  # under the home: one JSON file per model
+# Prometheus answers at most 11,000 points per series; a recording keeps the loop's
+# seconds-apart steps visible over a demo yet covers a day
+RECORDING_POINTS = 10_000
 
 
 @dataclass
@@ -37,6 +46,20 @@ class Series:
             self.times.append(at)
             self.values.append(value)
 
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "times": [t.isoformat() for t in self.times],
+            "values": self.values,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Series:
+        series = cls(str(data["name"]))
+        for at, value in zip(data["times"], data["values"], strict=True):
+            series.add(datetime.fromisoformat(at), float(value))
+        return series
+
 
 @dataclass
 class ModelHistory:
@@ -48,6 +71,29 @@ class ModelHistory:
     greater_is_better: bool | None = None
     alerts: list[dict] = field(default_factory=list)
     note: str = ""
+
+    def to_json(self) -> dict:
+        return {
+            "source": self.source,
+            "drift": [s.to_json() for s in self.drift],
+            "thresholds": self.thresholds,
+            "live": self.live.to_json() if self.live else None,
+            "test": self.test.to_json() if self.test else None,
+            "greater_is_better": self.greater_is_better,
+            "alerts": self.alerts,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> ModelHistory:
+        return cls(
+            str(data["source"]),
+            drift=[Series.from_json(s) for s in data["drift"]],
+            thresholds={k: float(v) for k, v in data["thresholds"].items()},
+            live=Series.from_json(data["live"]) if data.get("live") else None,
+            test=Series.from_json(data["test"]) if data.get("test") else None,
+            greater_is_better=data.get("greater_is_better"),
+            alerts=list(data.get("alerts") or []),
+        )
 
     @property
     def latest_p_values(self) -> dict[str, float]:
@@ -101,10 +147,10 @@ class PrometheusHistory:
             {"query": query, "start": end - seconds, "end": end, "step": f"{step:.0f}s"},
         )
 
-    def series(self, query: str, by: str, seconds: float) -> list[Series]:
+    def series(self, query: str, by: str, seconds: float, points: int = 240) -> list[Series]:
         """One series per value of label ``by`` (versions of one detector are joined)."""
         merged: dict[str, Series] = {}
-        for result in self.query_range(query, seconds):
+        for result in self.query_range(query, seconds, points):
             name = result["metric"].get(by, by)
             series = merged.setdefault(name, Series(name))
             for stamp, value in result["values"]:
@@ -129,13 +175,19 @@ class PrometheusHistory:
         ]
 
 
-def from_prometheus(config: ConsoleConfig, model: str, seconds: float) -> ModelHistory:
+def from_prometheus(
+    config: ConsoleConfig, model: str, seconds: float, points: int = 240
+) -> ModelHistory:
     prometheus = PrometheusHistory(config.prometheus_url or "")
     match = label_matcher(model)
-    drift = prometheus.series(f"{P_VALUE}{match}", "detector", seconds)
-    live = prometheus.series(f"max({LIVE_SCORE}{match})", "live score", seconds)
-    test = prometheus.series(f"max({TEST_SCORE}{match})", "champion test score", seconds)
-    direction = prometheus.series(f"max({GREATER_IS_BETTER}{match})", "direction", seconds)
+
+    def series(query: str, by: str) -> list[Series]:
+        return prometheus.series(query, by, seconds, points)
+
+    drift = series(f"{P_VALUE}{match}", "detector")
+    live = series(f"max({LIVE_SCORE}{match})", "live score")
+    test = series(f"max({TEST_SCORE}{match})", "champion test score")
+    direction = series(f"max({GREATER_IS_BETTER}{match})", "direction")
     history = ModelHistory(
         "prometheus",
         drift=drift,
@@ -194,12 +246,81 @@ def from_monitor(config: ConsoleConfig, model: str) -> ModelHistory:
     )
 
 
-def model_history(config: ConsoleConfig, model: str, seconds: float = 3600.0) -> ModelHistory:
+def recorded_path(home: Path, model: str) -> Path:
+    # model names are registry names: anything but a path separator may appear
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
+    return Path(home) / RECORDED_DIR / f"{safe}.json"
+
+
+def record_history(config: ConsoleConfig, model: str, seconds: float) -> Path | None:
+    """Keep the last ``seconds`` of ``model``'s history (from Prometheus, else the monitor)
+    under the home, for the console to show once the stack is stopped. None: nothing to keep
+    (neither answered, or they had no samples)."""
+    history = _live_history(config, model, seconds, points=RECORDING_POINTS)
+    if history.source == "none" or not (history.drift or history.latest_live is not None):
+        return None
+    path = recorded_path(config.home, model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"model": model, "recorded_at": datetime.now(UTC).isoformat(), **history.to_json()}
+    staging = path.with_suffix(".tmp")
+    staging.write_text(json.dumps(record))
+    staging.replace(path)  # a console reading meanwhile sees the old copy or the new one
+    return path
+
+
+def models_seen(config: ConsoleConfig, fallback: list[str]) -> list[str]:
+    """Every model the configured Prometheus has drift or live-score samples of, else the
+    model the monitor watches, else ``fallback`` (neither answers)."""
+    if config.prometheus_url:
+        try:
+            found = PrometheusHistory(config.prometheus_url).get(
+                "/api/v1/query", {"query": MODELS_QUERY}
+            )
+            models = sorted({r["metric"].get("model", "") for r in found} - {""})
+            if models:
+                return models
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+    try:
+        status = httpx.get(f"{config.monitor_url.rstrip('/')}/status", timeout=TIMEOUT_S)
+        model = status.json().get("model")
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return fallback
+    return [model] if isinstance(model, str) and model else fallback
+
+
+def record_stack_history(config: ConsoleConfig, fallback: list[str], seconds: float) -> list[Path]:
+    """:func:`record_history` for every model the stack has history of; what was kept."""
+    kept = (record_history(config, model, seconds) for model in models_seen(config, fallback))
+    return [path for path in kept if path is not None]
+
+
+def recorded_history(config: ConsoleConfig, model: str) -> ModelHistory | None:
+    """The copy :func:`record_history` kept, or None if there is none (or it is unreadable)."""
+    path = recorded_path(config.home, model)
+    try:
+        data = json.loads(path.read_text())
+        history = ModelHistory.from_json(data)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return ModelHistory("none", note=f"recorded history {path} unreadable: {exc}")
+    history.note = (
+        f"recorded from {history.source} at {data.get('recorded_at', '?')[:19]} "
+        "when the stack stopped"
+    )
+    history.source = f"recorded ({history.source})"
+    return history
+
+
+def _live_history(
+    config: ConsoleConfig, model: str, seconds: float, points: int = 240
+) -> ModelHistory:
     """Prometheus if configured, else the monitor; a note says why either is missing."""
     problems = []
     if config.prometheus_url:
         try:
-            return from_prometheus(config, model, seconds)
+            return from_prometheus(config, model, seconds, points)
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             problems.append(f"Prometheus at {config.prometheus_url}: {type(exc).__name__}")
     try:
@@ -210,3 +331,16 @@ def model_history(config: ConsoleConfig, model: str, seconds: float = 3600.0) ->
     if problems:
         history.note = "; ".join(problems) + " -- " + history.note
     return history
+
+
+def model_history(config: ConsoleConfig, model: str, seconds: float = 3600.0) -> ModelHistory:
+    """The running stack's history; when nothing of it answers, the copy kept when it
+    stopped (whole: a stopped loop's history does not age out of the page)."""
+    history = _live_history(config, model, seconds)
+    if history.source != "none":
+        return history
+    recorded = recorded_history(config, model)
+    if recorded is None:
+        return history
+    recorded.note = f"{history.note}; {recorded.note}"
+    return recorded

@@ -18,7 +18,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from rich.table import Table
 from driftloop.blueprints import get_blueprint
 from driftloop.blueprints.base import LIGHT
 from driftloop.demo.sources import DemoData, DemoPlan, TrafficSource
+from driftloop.demo.state import HOME, DemoSetupError, prepare_state_dir
 from driftloop.demo.timeline import Timeline
 from driftloop.demo.traffic import LiveScore, TrafficReplayer, TrafficStats
 from driftloop.demo.watch import monitor_gauges, prometheus_alerts, trigger_json
@@ -50,13 +50,14 @@ from driftloop.settings import Settings
 from driftloop.stack.services import StackError
 from driftloop.stack.supervisor import Stack
 
-MARKER = ".driftloop-demo"
 # The quick demo replays the shifted traffic over this many connections at once until the
 # retraining starts. What the monitor and the alerts need is a count of requests -- a
 # full drift window, a window's worth of judged rows -- so their time after the onset
 # is that count over the request rate; one blocking client left the predictor idle
 # between its requests.
 QUICK_REPLAY_CONNECTIONS = 4
+# history kept for the console reaches this far before the demo began (the v1 baseline)
+HISTORY_MARGIN_S = 60.0
 PORT_FIELDS = (
     "mlflow_port",
     "predictor_port",
@@ -71,10 +72,6 @@ PORT_FIELDS = (
 
 class DemoError(RuntimeError):
     """The loop did not close (or could not start); the message says where it stopped."""
-
-
-class DemoSetupError(ValueError):
-    """A demo option the user must change (named in the message)."""
 
 
 @dataclass
@@ -157,23 +154,6 @@ class DemoReport:
 
 
 # --- state directory and settings -------------------------------------------------------
-def prepare_state_dir(path: Path) -> Path:
-    """A fresh demo directory; refuses to wipe a directory the demo did not create."""
-    path = path.expanduser().resolve()
-    if path.exists() and not path.is_dir():
-        raise DemoSetupError(f"--state-dir {path} is a file")
-    if path.is_dir() and any(path.iterdir()):
-        if not (path / MARKER).is_file():
-            raise DemoSetupError(
-                f"--state-dir {path} is not empty and was not created by the demo; "
-                "choose an empty or new directory"
-            )
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / MARKER).write_text("created by `driftloop demo`; deleted by the next run\n")
-    return path
-
-
 def retrain_search(plan: DemoPlan, options: DemoOptions) -> dict[str, str]:
     """The quick demo's retraining fits one candidate, the blueprint's first light one,
     once (no trials, so no challenger and no selection bootstrap): the loop is about
@@ -306,8 +286,9 @@ class LoopDemo:
 
     def run(self) -> DemoReport:
         options = self.options
+        started = time.monotonic()
         state = prepare_state_dir(options.state_dir)
-        home = state / "home"
+        home = state / HOME
         home.mkdir()
         self.note("setup", f"state directory {state} (quick={options.quick})")
         try:
@@ -347,6 +328,7 @@ class LoopDemo:
                 self.note("error", str(exc))
             finally:
                 self.collect_trigger_view()
+                self.keep_history(time.monotonic() - started)
                 stopped = self.stack.down(timeout_s=15)
                 self.note("setup", f"stack stopped ({', '.join(stopped) or 'nothing running'})")
         return self.report
@@ -625,6 +607,20 @@ class LoopDemo:
             return None
         newest = max(versions, key=lambda v: int(v.version))
         return client.get_model_version(self.model, newest.version)
+
+    def keep_history(self, seconds: float) -> None:
+        """What the console shows of the loop (drift p-values, live and test scores) stays
+        readable after the stack stops: ``driftloop ui`` on this home shows the whole run."""
+        from driftloop.console.config import ConsoleConfig
+        from driftloop.console.history import record_stack_history
+
+        if self.stack is None:
+            return
+        kept = record_stack_history(
+            ConsoleConfig.for_stack(self.stack), [self.model], seconds + HISTORY_MARGIN_S
+        )
+        if kept:
+            self.note("setup", f"drift and score history kept for the console: {kept[0]}")
 
     def collect_trigger_view(self) -> None:
         if self.stack is None or self.stack.running_pid("trigger") is None:

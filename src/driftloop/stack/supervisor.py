@@ -287,6 +287,11 @@ class Stack(ServiceCatalogue):
             return process.poll() is None
         return process_start_ticks(pid) is not None
 
+    def uptime_s(self) -> float:
+        """Seconds since the oldest process of the stack still recorded was started (0: none)."""
+        started = [p.stat().st_mtime for p in self.dir.glob("*.pid") if p.is_file()]
+        return max(time.time() - min(started), 0.0) if started else 0.0
+
     def down(self, timeout_s: float = 15.0) -> list[str]:
         stopped = []
         for name in reversed(ORDER):
