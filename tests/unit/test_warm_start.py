@@ -82,6 +82,10 @@ def test_a_retraining_starts_its_search_from_the_champion_and_records_it(setting
     # lineage: on the run, and carried onto the version registered from it
     tag = mlflow.MlflowClient().get_run(result.run_id).data.tags[TAG_WARM_START]
     assert json.loads(tag)["version"] == f"warm/{champion}"
+    # the champion's fitted forest itself, grown on the fresher rows, is one more candidate
+    assert json.loads(tag)["continued"]["candidate"] == "forest+continued"
+    assert "forest+continued" in [candidate.name for candidate in result.candidates]
+    assert forest["candidate"] == "forest" and len(result.search["searches"]) == 2
     uri = settings.resolved_tracking_uri
     version = json.loads(register_from_run("warm", result.run_id, tracking_uri=uri))["version"]
     carried = ModelRegistry(uri).get_version("warm", version).tags[TAG_WARM_START]

@@ -213,6 +213,26 @@ class Blueprint(ABC):
         """Hyperparameters worth searching for ``candidate`` (empty: nothing to tune)."""
         return {}
 
+    def continuation(self, model: Any, frame: pd.DataFrame, source: str = "") -> Any:
+        """An unfitted candidate that continues ``model`` -- a registered version's fitted
+        model (``--warm-start``) -- on the rows it is fitted on, its fitted preprocessing
+        kept (``training.continuation.ContinuedModel``); ``source`` names the version.
+
+        Raise ``training.continuation.CannotContinue`` saying why when it cannot: a learner
+        that cannot be continued, rows with other columns or other classes than the model
+        was fitted on. Default: read from the learner's capabilities, the model's
+        ``feature_names_in_`` and ``classes_`` against ``frame``'s features and targets; a
+        blueprint whose models record their inputs otherwise checks those first.
+        """
+        from driftloop.training.continuation import CannotContinue, continuation_of
+
+        classes = getattr(model, "classes_", None)
+        if (self.class_column is not None) != (classes is not None):
+            what = "a classifier" if classes is not None else "not a classifier"
+            raise CannotContinue(f"the version's model is {what}, this task's is not")
+        targets = self.targets(frame)
+        return continuation_of(model, self.features(frame), targets, source=source)
+
     def candidate_tiers(self) -> dict[str, str]:
         """Candidate name -> cost tier (``LIGHT`` or ``BOOSTING``); presets choose by tier.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import check_is_fitted
 
@@ -55,6 +55,26 @@ class StringLabelXGBClassifier(ClassifierMixin, BaseEstimator):
             eval_metric="logloss" if len(self.classes_) == 2 else "mlogloss",
         )
         self.booster_.fit(X, self._encoder.transform(np.asarray(y)), sample_weight=sample_weight)
+        return self
+
+    def fitted_rounds(self) -> int:
+        """Boosting rounds of the fitted booster (``training.continuation``)."""
+        check_is_fitted(self, "booster_")
+        return int(self.booster_.get_booster().num_boosted_rounds())
+
+    def continue_fit(self, X, y, rounds: int) -> StringLabelXGBClassifier:
+        """``rounds`` more boosting rounds on ``X``/``y``, the fitted ones kept (a warm start
+        from a registered version, ``training.continuation``). ``y`` must hold the fitted
+        classes: their codes are the booster's outputs."""
+        check_is_fitted(self, "booster_")
+        labels = np.asarray(y)
+        unknown = sorted(set(labels.astype(str)) - set(self.classes_.astype(str)))
+        if unknown:
+            raise ValueError(f"classes the fitted model does not know: {unknown[:10]}")
+        booster = self.booster_.get_booster()
+        grown = clone(self.booster_).set_params(n_estimators=rounds)
+        grown.fit(X, self._encoder.transform(labels.astype(self.classes_.dtype)), xgb_model=booster)
+        self.booster_ = grown
         return self
 
     def predict_proba(self, X, iteration_range: tuple[int, int] | None = None) -> np.ndarray:

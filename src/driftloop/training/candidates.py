@@ -59,6 +59,7 @@ from driftloop.training.budget import (
     logging_seconds,
     record_logging_seconds,
 )
+from driftloop.training.continuation import served
 from driftloop.training.presets import SearchPlan, SearchSettings, default_plan
 from driftloop.training.search import masked_storage_url, storage_url
 from driftloop.training.significance import Verdict, paired_bootstrap
@@ -317,6 +318,10 @@ def train_candidates(
     plan = search.plan(blueprint, pool) if search is not None else default_plan(pool, candidates)
     if search is not None and candidates and not search.candidates:
         plan = replace(plan, candidates=[name for name in candidates if name in pool])
+    if plan.warm_start is not None:
+        from driftloop.training.warm_start import continue_version
+
+        plan = continue_version(blueprint, plan, pool, train, settings)
     validation = _validation_choice(blueprint, plan, search, len(train) + len(val))
     folds = folds_of(validation, blueprint, train, val, seed=seed)
 
@@ -389,7 +394,8 @@ def train_candidates(
         # fitted as soon as the incumbent is scored: kept (the usual outcome), it serves
         # refit on every row whatever the search, the selection and the ensembles leave
         secured: Any = None
-        for name in _cheapest_first(plan.candidates, blueprint.candidate_tiers()):
+        searched = [name for name in plan.candidates if name not in plan.continued]
+        for name in _cheapest_first(searched, blueprint.candidate_tiers()):
             room = clock.search_left(reserve.seconds(results))
             # a fit cannot be stopped half-way, and an unscored candidate's cost is unknown:
             # guess the slowest so far (a later tier is seldom cheaper than an earlier one)
@@ -442,6 +448,44 @@ def train_candidates(
                     reserve.secured.add(name)
             if not validation.uses_folds:
                 fitted[name] = _without_cache(models[0])
+
+        # phase 1b: the warm-start version's model continued on the new rows, scored like
+        # the others once they are (never the incumbent: it can only add an option)
+        warm = plan.warm_start
+        for name in plan.continued:
+            room = clock.search_left(reserve.seconds(results))
+            guess = max(costs.values(), default=0.0)
+            if clock.bounded and results and room < guess:
+                note = f"{name} not scored: {max(room, 0.0):.1f} s of search time left"
+                log.warning("time budget: %s", note)
+                budget_notes.append(note)
+                warm = replace(warm, not_continued=f"time budget: {note}")
+                continue
+            try:
+                scored = _score_continued(
+                    blueprint, name, pool[name], folds, experiment_id, primary
+                )
+            except Exception as exc:  # a continuation that fails never fails the training
+                log.warning("warm start: %s failed: %s: %s", name, type(exc).__name__, exc)
+                warm = replace(
+                    warm,
+                    continued={},
+                    not_continued=f"{name} failed: {type(exc).__name__}: {str(exc)[:300]}",
+                )
+                continue
+            result, models, costs[name] = scored
+            runs[name] = result.run_id
+            results.append(result)
+            if not validation.uses_folds:
+                fitted[name] = served(models[0])
+            warm = replace(
+                warm,
+                continued={
+                    **warm.continued,
+                    "fitted": getattr(models[0], "summary_", {}),
+                    f"val_{primary}": result.metrics[primary],
+                },
+            )
 
         # phase 2: the rest of the budget goes to trials spread over the candidates, the
         # most promising first in every round (and twice as many turns for the top half)
@@ -562,6 +606,15 @@ def train_candidates(
                 seed=seed, hpo_trials=hpo_trials, experiment_id=experiment_id,
             )  # fmt: skip
 
+        if warm is not None:
+            from driftloop.training.warm_start import TAG_WARM_START
+
+            if warm.continued:
+                warm = replace(
+                    warm, continued={**warm.continued, "won": best.name in plan.continued}
+                )
+            mlflow.set_tag(TAG_WARM_START, warm.tag())
+        model = served(model)  # a continuation won: its plain continued pipeline is served
         input_example = blueprint.input_example(train)
         mlflow.set_tags({TAG_BEST_CANDIDATE: best.name, TAG_PRIMARY_METRIC: primary})
         mlflow.log_params({f"tuned.{key}": value for key, value in tuned.items()})
@@ -660,7 +713,29 @@ def _without_cache(model: Any) -> Any:
 def _refit(blueprint: Blueprint, template: Any, params: dict[str, Any], rows: pd.DataFrame) -> Any:
     model = clone(template).set_params(**params)
     _fit(model, blueprint, rows)
-    return model
+    return served(model)
+
+
+def _score_continued(
+    blueprint: Blueprint, name: str, estimator: Any, folds: Any, experiment_id: str, primary: str
+) -> tuple[CandidateResult, list[Any], float]:
+    """The continued candidate fitted on each fold's rows and scored, in its own nested run
+    with what it continues as params: (result, fitted models, seconds)."""
+    import mlflow
+
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=name, nested=True, tags={TAG_CANDIDATE: name}
+    ) as child:
+        started = time.perf_counter()
+        metrics, models = fit_and_score(estimator, blueprint, folds)
+        cost = time.perf_counter() - started
+        seconds = cost / len(folds)
+        params = {f"continued.{key}": str(value)[:500] for key, value in estimator.record().items()}
+        mlflow.log_params(params)
+        mlflow.log_metrics(_prefixed(metrics, "val_") | {"fit_seconds": seconds})
+    log.info("candidate %s: %s=%.4f (%.1f s)", name, primary, metrics[primary], cost)
+    result = CandidateResult(name, metrics, params, round(seconds, 4), child.info.run_id)
+    return result, models, cost
 
 
 def _cheapest_first(names: list[str], tiers: dict[str, str]) -> list[str]:

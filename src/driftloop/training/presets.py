@@ -175,6 +175,9 @@ class SearchSettings:
                 if name in names and blueprint.tuning_space(name)
             }
             tags[TAG_WARM_START] = warm.tag()
+            # the version's model itself is continued as one more candidate where its learner
+            # allows (training.warm_start.continue_version, in train_candidates: it loads the
+            # model, which a plan made to check the options does not need)
             # the warm-started candidate gets a trial even where the preset has none
             trials = max(trials, len(first_params))
         return SearchPlan(
@@ -187,6 +190,7 @@ class SearchSettings:
             ensembles=bool(preset and preset.ensembles),
             first_params=first_params,
             tags=tags,
+            warm_start=warm if self.warm_start else None,
         )
 
 
@@ -203,6 +207,11 @@ class SearchPlan:
     # a warm start: {candidate: params} enqueued as that candidate's first trial
     first_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)  # run tags the plan adds
+    # --warm-start: the version read (training.warm_start.WarmStart)
+    warm_start: Any = None
+    # candidates that continue the warm-start version's fitted model: scored once (after
+    # every other candidate's defaults), never searched, so they take no trial share
+    continued: tuple[str, ...] = ()
 
     @property
     def sampler(self) -> str:
@@ -214,11 +223,12 @@ class SearchPlan:
 
     def trials_per_candidate(self) -> dict[str, int]:
         """The trial budget spread over the candidates (earlier-declared ones get the remainder)."""
-        count = len(self.candidates)
+        searched = [name for name in self.candidates if name not in self.continued]
+        count = len(searched)
         if count == 0:
             return {}
         share, rest = divmod(self.trials, count)
-        shares = {name: share + (1 if i < rest else 0) for i, name in enumerate(self.candidates)}
+        shares = {name: share + (1 if i < rest else 0) for i, name in enumerate(searched)}
         for name in self.first_params:  # a warm start's first trial is always run
             if name in shares:
                 shares[name] = max(shares[name], 1)

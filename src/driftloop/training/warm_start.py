@@ -16,6 +16,12 @@ one it started from.
 
 A version whose winner was an ensemble, or whose candidate is not one of this
 blueprint's, warm-starts nothing; that is said in the tag, not failed on.
+
+Where the version's learner allows it, its fitted model itself is continued on
+the new training rows as one more candidate, ``<candidate>+continued``
+(``training.continuation``); the tag then says what was continued
+(``continued``: the learner, its old rounds or trees, the added ones), or why
+nothing was (``not_continued``).
 """
 
 from __future__ import annotations
@@ -23,11 +29,17 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from driftloop.lineage import TAG_BEST_CANDIDATE, TAG_BLUEPRINT, tag_key
 from driftloop.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from driftloop.blueprints.base import Blueprint
+    from driftloop.training.presets import SearchPlan
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +54,9 @@ class WarmStart:
     candidate: str
     params: dict[str, Any] = field(default_factory=dict)
     note: str = ""  # why nothing is warm-started, when nothing is
+    model_uri: str = ""  # models:/NAME/VERSION, the fitted model a continuation starts from
+    continued: dict[str, Any] = field(default_factory=dict)  # what was continued, if any
+    not_continued: str = ""  # why the version's model was not continued
 
     def first_params(self, pool: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """{candidate: params} to enqueue; empty when the candidate is not in ``pool``."""
@@ -53,6 +68,10 @@ class WarmStart:
         what = {"version": self.version, "candidate": self.candidate, "params": self.params}
         if self.note:
             what["note"] = self.note
+        if self.continued:
+            what["continued"] = self.continued
+        if self.not_continued:
+            what["not_continued"] = self.not_continued
         return json.dumps(what, sort_keys=True, default=str)[:5000]
 
 
@@ -98,8 +117,11 @@ def resolve(reference: str, blueprint_name: str, settings: Settings | None = Non
             f"{OPTION}: {label} was trained as blueprint {BlueprintSpec.parse(trained_as).name!r},"
             f" not {blueprint_name!r}"
         )
+    model_uri = f"models:/{version.name}/{version.version}"
     if not version.run_id:
-        return WarmStart(label, "", note="the version has no training run to read")
+        return WarmStart(
+            label, "", note="the version has no training run to read", model_uri=model_uri
+        )
     run = mlflow.MlflowClient(settings.resolved_tracking_uri).get_run(version.run_id)
     candidate = run.data.tags.get(TAG_BEST_CANDIDATE, "")
     params = {
@@ -109,4 +131,56 @@ def resolve(reference: str, blueprint_name: str, settings: Settings | None = Non
     }
     note = "" if params else "its winner ran with its defaults (nothing tuned to start from)"
     log.info("warm start from %s: %s %s", label, candidate, params)
-    return WarmStart(label, candidate, params, note)
+    return WarmStart(label, candidate, params, note, model_uri=model_uri)
+
+
+def continue_version(
+    blueprint: Blueprint,
+    plan: SearchPlan,
+    pool: dict[str, Any],
+    train: pd.DataFrame,
+    settings: Settings | None = None,
+) -> SearchPlan:
+    """``plan`` with the warm-start version's model continued as one more candidate (added
+    to ``pool`` and last in ``plan.candidates``) where the blueprint can continue it on
+    ``train``'s rows; otherwise ``plan`` as it is, its warm-start tag saying why not.
+
+    Never raises for the version's sake: a model that does not load, a learner that
+    cannot be continued, other columns or classes are a ``not_continued`` note.
+    """
+    from driftloop.training.continuation import CannotContinue, continued_name
+    from driftloop.training.model_logging import load_native
+
+    warm: WarmStart | None = plan.warm_start
+    if warm is None or not warm.model_uri:
+        return plan
+    settings = settings or get_settings()
+    name = continued_name(warm.candidate or "model")
+    candidate, reason = None, ""
+    try:
+        with _quiet_store_setup():
+            model = load_native(warm.model_uri, settings.resolved_tracking_uri)
+    except Exception as exc:  # a version whose artifacts are gone or unreadable here
+        reason = f"its model did not load ({type(exc).__name__}: {str(exc)[:300]})"
+    else:
+        try:
+            candidate = blueprint.continuation(model, train, source=warm.version)
+        except CannotContinue as exc:
+            reason = str(exc)
+        except Exception as exc:  # a check the blueprint could not make on these rows
+            reason = f"could not check the model against the new rows ({type(exc).__name__}: "
+            reason += f"{str(exc)[:300]})"
+    if candidate is None:
+        log.info("warm start from %s: its model is not continued: %s", warm.version, reason)
+        warm = replace(warm, not_continued=reason)
+        return replace(plan, warm_start=warm, tags={**plan.tags, TAG_WARM_START: warm.tag()})
+    pool[name] = candidate
+    warm = replace(warm, continued={"candidate": name, **candidate.record()})
+    log.info("warm start from %s: %s continues it (%s)", warm.version, name, warm.continued)
+    return replace(
+        plan,
+        candidates=[*plan.candidates, name],
+        continued=(*plan.continued, name),
+        warm_start=warm,
+        tags={**plan.tags, TAG_WARM_START: warm.tag()},
+    )

@@ -520,6 +520,19 @@ class TabularBlueprint(Blueprint):
             },
         }.get(candidate, {})
 
+    def continuation(self, model: Any, frame: pd.DataFrame, source: str = "") -> Any:
+        """The version's model continued on the new rows (``Blueprint.continuation``), when
+        its ``TableSchema`` holds the same columns as the new rows' features: the fitted
+        preprocessing is kept, so a column added, dropped or renamed stops it."""
+        from driftloop.training.continuation import CannotContinue, column_difference
+
+        first = model.steps[0][1] if isinstance(model, Pipeline) else None
+        if isinstance(first, TableSchema):
+            differ = column_difference(first.columns_, self.features(frame).columns)
+            if differ:
+                raise CannotContinue(f"columns differ: {differ}")
+        return super().continuation(model, frame, source)
+
     def candidate_tiers(self) -> dict[str, str]:
         """Presets pick candidates by cost: the heavier gradient boosting only from preset
         medium on. LightGBM at its defaults (100 rounds of 31 leaves, histogram splits) fits
