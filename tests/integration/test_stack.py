@@ -13,10 +13,18 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from driftloop.settings import Settings
 from driftloop.stack import alerting_config
-from driftloop.stack.services import Service, StackError, alerting_binaries
+from driftloop.stack.services import (
+    LOCAL_GROUP_WAIT,
+    LOCAL_MONITOR_SCRAPE,
+    LOCAL_RULE_EVALUATION,
+    Service,
+    StackError,
+    alerting_binaries,
+)
 from driftloop.stack.supervisor import Stack, process_start_ticks
 from tests.conftest import free_ports
 
@@ -139,7 +147,14 @@ def test_generated_configs_pass_promtool_and_amtool(home):
         pytest.skip("driftloop.monitor alert_rules.yaml not built yet")
     stack.write_alerting_configs({"alertmanager", "prometheus"})
     rules = alerting_config.read_rules(stack.dir / "alert_rules.yaml")
-    assert all(group["interval"] == "1s" for group in rules["groups"])
+    assert all(group["interval"] == LOCAL_RULE_EVALUATION for group in rules["groups"])
+    prometheus = yaml.safe_load((stack.dir / "prometheus.yml").read_text())
+    assert prometheus["global"]["evaluation_interval"] == LOCAL_RULE_EVALUATION
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    assert jobs["driftloop-monitor"]["scrape_interval"] == LOCAL_MONITOR_SCRAPE
+    assert "scrape_interval" not in jobs["driftloop-predictor"]  # the global 1s
+    alertmanager = yaml.safe_load((stack.dir / "alertmanager.yml").read_text())
+    assert alertmanager["route"]["group_wait"] == LOCAL_GROUP_WAIT
     names = {rule.get("alert") for group in rules["groups"] for rule in group["rules"]}
     assert {"DriftDetected", "FeedbackBacklog", "LiveScoreDrop"} <= names
     for command in (
@@ -170,3 +185,29 @@ def test_local_rules_only_shrink_timing():
     assert [r.get("for") for r in group["rules"]] == ["2s", "1s", None]
     assert group["rules"][0]["expr"] == "driftloop_drift_detected > 0"
     assert rules["groups"][0]["rules"][0]["for"] == "5m", "input left untouched"
+
+
+def test_a_job_scrape_interval_must_name_a_target_and_be_a_duration(tmp_path):
+    targets = {"driftloop-monitor": "127.0.0.1:1"}
+    config = alerting_config.prometheus_config(
+        targets,
+        rules_path=tmp_path / "rules.yaml",
+        alertmanager=None,
+        job_scrape_intervals={"driftloop-monitor": "250ms"},
+    )
+    (job,) = config["scrape_configs"]
+    assert (job["scrape_interval"], job["scrape_timeout"]) == ("250ms", "250ms")
+    with pytest.raises(ValueError, match="no target for job.*driftloop-trigger"):
+        alerting_config.prometheus_config(
+            targets,
+            rules_path=tmp_path / "rules.yaml",
+            alertmanager=None,
+            job_scrape_intervals={"driftloop-trigger": "1s"},
+        )
+    with pytest.raises(ValueError, match="not a Prometheus duration: 'half a second'"):
+        alerting_config.prometheus_config(
+            targets,
+            rules_path=tmp_path / "rules.yaml",
+            alertmanager=None,
+            job_scrape_intervals={"driftloop-monitor": "half a second"},
+        )

@@ -5,6 +5,14 @@ driftloop's one rules file (``driftloop/monitor/alert_rules.yaml``) with short
 intervals so a laptop demo fires in seconds, not minutes. Alertmanager sends
 every alert to the trigger's webhook with the trigger's bearer token, read
 from a file so the token never lands in a config file.
+
+What an alert waits for on its way, beyond the rule's own ``for``: the scrape
+that sees the monitor's gauge change, the rule evaluation that reads it and
+Alertmanager's ``group_wait``. Locally those three are sub-second (the monitor
+scraped and the rules evaluated every 500 ms, no group wait), so the webhook
+follows the condition by its ``for`` plus under a second, about what the built-in
+evaluator takes; the cluster's Prometheus and Alertmanager keep their own, longer,
+timings.
 """
 
 from __future__ import annotations
@@ -83,8 +91,24 @@ def prometheus_config(
     alertmanager: str | None,
     scrape_interval: str = "1s",
     evaluation_interval: str = "1s",
+    job_scrape_intervals: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """``targets``: job name -> ``host:port`` serving ``/metrics``."""
+    """``targets``: job name -> ``host:port`` serving ``/metrics``; ``job_scrape_intervals``:
+    job name -> its own scrape interval (and timeout) instead of ``scrape_interval``."""
+    job_scrape_intervals = job_scrape_intervals or {}
+    unknown = sorted(set(job_scrape_intervals) - set(targets))
+    if unknown:
+        raise ValueError(f"job_scrape_intervals: no target for job(s) {', '.join(unknown)}")
+    for value in (scrape_interval, evaluation_interval, *job_scrape_intervals.values()):
+        duration_seconds(value)  # fail here, not when Prometheus loads the file
+
+    def scrape_config(job: str, target: str) -> dict[str, Any]:
+        config = {"job_name": job, "metrics_path": "/metrics"}
+        if job in job_scrape_intervals:
+            interval = job_scrape_intervals[job]
+            config.update(scrape_interval=interval, scrape_timeout=interval)
+        return {**config, "static_configs": [{"targets": [target]}]}
+
     config: dict[str, Any] = {
         "global": {
             "scrape_interval": scrape_interval,
@@ -92,10 +116,7 @@ def prometheus_config(
             "scrape_timeout": scrape_interval,
         },
         "rule_files": [str(rules_path)],
-        "scrape_configs": [
-            {"job_name": job, "metrics_path": "/metrics", "static_configs": [{"targets": [target]}]}
-            for job, target in targets.items()
-        ],
+        "scrape_configs": [scrape_config(job, target) for job, target in targets.items()],
     }
     if alertmanager:
         config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
