@@ -8,6 +8,9 @@ from datetime import datetime
 from driftloop.console.history import ModelHistory, Series
 
 P_FLOOR = 1e-6  # p-values of 0 are drawn here on the log axis
+# beyond this many points a marker per point is a wall of SVG elements that takes seconds
+# to draw and to load (a recorded demo holds one sample a second): the line alone then
+MARKED_POINTS = 200
 EVENT_COLOURS = {"gate": "#7f7f7f", "promoted": "#2ca02c", "alert": "#d62728", "run": "#9467bd"}
 
 
@@ -61,11 +64,17 @@ def _span(series: list[Series]) -> tuple[datetime | None, datetime | None]:
     return (min(times), max(times)) if times else (None, None)
 
 
+def _marker(values: list[float]) -> str | None:
+    return "." if len(values) <= MARKED_POINTS else None
+
+
 def drift_plot(history: ModelHistory, events: list[dict], model: str) -> str:
     figure, axes = _figure(f"{model}: drift p-value per detector (log scale) vs threshold")
     for series in history.drift:
         values = [max(v, P_FLOOR) for v in series.values]
-        (line,) = axes.plot(series.times, values, marker=".", linewidth=1.2, label=series.name)
+        (line,) = axes.plot(
+            series.times, values, marker=_marker(values), linewidth=1.2, label=series.name
+        )
         threshold = history.thresholds.get(series.name)
         if threshold is not None:
             axes.axhline(
@@ -95,13 +104,18 @@ def score_plot(history: ModelHistory, events: list[dict], model: str, metric: st
     figure, axes = _figure(f"{model}: live {name} vs the champion's test {name}")
     drawn = [s for s in (history.live, history.test) if s is not None and s.values]
     if history.live is not None and history.live.values:
-        axes.plot(history.live.times, history.live.values, marker=".", label="live")
+        axes.plot(
+            history.live.times,
+            history.live.values,
+            marker=_marker(history.live.values),
+            label="live",
+        )
     if history.test is not None and history.test.values:
         axes.plot(
             history.test.times,
             history.test.values,
             linestyle="--",
-            marker=".",
+            marker=_marker(history.test.values),
             label="champion test",
         )
     if not drawn:
