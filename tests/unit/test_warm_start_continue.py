@@ -159,6 +159,25 @@ def test_a_forest_grows_more_trees_on_the_new_rows(candidate, count, unit):
     assert model[-1].warm_start is False and old_model[-1].n_estimators == 200
 
 
+def test_xgboost_continues_its_booster_and_keeps_the_string_classes():
+    table = blueprint()
+    old_rows, new_rows = halves()
+    old_model = clone(table.candidates(0)["xgboost"]).set_params(model__n_estimators=20)
+    old_model.fit(table.features(old_rows), table.targets(old_rows))
+    model = served(
+        clone(table.continuation(old_model, new_rows)).fit(
+            table.features(new_rows), table.targets(new_rows)
+        )
+    )
+    assert (old_model[-1].fitted_rounds(), model[-1].fitted_rounds()) == (20, 30)
+    assert list(model.classes_) == list(old_model.classes_) == ["Adelie", "Chinstrap", "Gentoo"]
+    features = table.features(new_rows)
+    prepared = model[:-1].transform(features)
+    first = model[-1].predict_proba(prepared, iteration_range=(0, 20))
+    assert np.allclose(first, old_model.predict_proba(features), atol=1e-6)
+    assert old_model[-1].fitted_rounds() == 20  # the version's own model is untouched
+
+
 def test_a_histogram_booster_is_not_continued_and_says_why():
     table = blueprint()
     old_rows, new_rows = halves()

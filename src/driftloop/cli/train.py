@@ -429,7 +429,10 @@ def render_summary(
 @click.option(
     "--warm-start",
     metavar="NAME[@ALIAS|/VERSION]",
-    help="Start the search from that version's tuned hyperparameters (a bare NAME: @champion).",
+    help=(
+        "Start the search from that version's tuned hyperparameters, and score its fitted "
+        "model continued on the new rows where its learner allows (a bare NAME: @champion)."
+    ),
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def train(

@@ -459,7 +459,7 @@ def train_candidates(
                 note = f"{name} not scored: {max(room, 0.0):.1f} s of search time left"
                 log.warning("time budget: %s", note)
                 budget_notes.append(note)
-                warm = replace(warm, not_continued=f"time budget: {note}")
+                warm = replace(warm, continued={}, not_continued=f"time budget: {note}")
                 continue
             try:
                 scored = _score_continued(
