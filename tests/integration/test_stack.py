@@ -45,6 +45,33 @@ def stack_settings(home: Path, **overrides) -> Settings:
     return Settings(home=home, stack_health_timeout_s=90, **{**ports, **overrides})
 
 
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid ...: comm may hold spaces, so split after its ')'
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def command_lines(pids: list[int]) -> list[str]:
+    lines = []
+    for pid in pids:
+        try:
+            lines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return lines
+
+
 @pytest.mark.slow
 def test_up_status_restart_down(home):
     settings = stack_settings(home)
@@ -62,6 +89,9 @@ def test_up_status_restart_down(home):
         assert not states["predictor"].running  # not asked for
         for name in ("mlflow", "trigger"):
             assert stack.pid_file(name).is_file() and stack.log_file(name).is_file()
+        # MLflow's server-side job runner (8 processes) is not started: nothing submits jobs
+        mlflow_tree = " ".join(command_lines(descendants(stack.running_pid("mlflow"))))
+        assert "uvicorn" in mlflow_tree and "jobs._job_runner" not in mlflow_tree, mlflow_tree
         # the generated token reached the trigger: it refuses reads without it
         env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
         env.update(

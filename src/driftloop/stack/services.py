@@ -190,6 +190,12 @@ class ServiceCatalogue:
         env["DRIFTLOOP_PROMETHEUS_URL"] = self.url("prometheus")
         env["DRIFTLOOP_ALERTMANAGER_URL"] = self.url("alertmanager")
         env["PYTHONUNBUFFERED"] = "1"
+        # MLflow's telemetry fetches its config from the internet in a thread; when that
+        # fails it deletes _MLFLOW_TELEMETRY_SESSION_ID from os.environ, and a REST call
+        # iterating os.environ at that moment fails with KeyError (seen: a retraining's
+        # register step). The stack's processes and the pipelines they launch send none,
+        # unless the person asked for it.
+        env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         return env
 
     def services(self) -> list[Service]:
@@ -216,6 +222,10 @@ class ServiceCatalogue:
                     ],
                     s.mlflow_port,
                     f"{self.url('mlflow')}/health",
+                    # MLflow's server-side jobs (GenAI judges, trace rollups) are a job
+                    # runner and seven huey consumers, ~45 CPU-seconds to start on 2 cores
+                    # while v1 trains; nothing driftloop does submits one
+                    env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
                 )
             )
         services.append(
