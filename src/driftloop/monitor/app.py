@@ -92,8 +92,12 @@ def max_event_bytes() -> int:
     return MAX_EVENT_BYTES  # read at call time: tests lower it
 
 
+# one encoder for every answer: json.dumps with separators builds a new one per call
+_ANSWER_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def answer_body(result: IntakeResult) -> bytes:
-    return json.dumps(result.detail, separators=(",", ":")).encode()
+    return _ANSWER_ENCODER.encode(result.detail).encode()
 
 
 class MonitorApp:

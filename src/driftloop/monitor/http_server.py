@@ -50,6 +50,23 @@ REASONS = {
 }
 GET_PATHS = ("/metrics", "/status", "/healthz")
 IDLE_TIMEOUT_S = 75.0  # a keep-alive connection with nothing to say is closed after this
+CLOCK_TICK_S = 1.0  # how often the server's coarse clock (read per request) advances
+# The headers anything behind the server reads (the intake's CloudEvent attributes, its
+# content type and body cap, the bearer token). The payload logger sends a dozen; decoding
+# and storing the rest cost the intake more per event than pairing it did.
+KEPT_HEADERS = {
+    name.encode(): name
+    for name in (
+        "content-type",
+        "content-length",
+        "authorization",
+        "ce-specversion",
+        "ce-id",
+        "ce-type",
+        "ce-inferenceservicename",
+    )
+}
+INTAKE_URLS = frozenset(path.encode() for path in INTAKE_PATHS)
 
 
 class _Connection(asyncio.Protocol):
@@ -64,6 +81,7 @@ class _Connection(asyncio.Protocol):
         self._closing = False
         self._reset()
         self._idle: asyncio.TimerHandle | None = None
+        self._active = 0.0  # loop time of the last bytes received
 
     # --- asyncio.Protocol -------------------------------------------------------
     def connection_made(self, transport) -> None:  # noqa: ANN001 - asyncio's transport
@@ -71,6 +89,7 @@ class _Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client_host = peer[0] if isinstance(peer, tuple) and peer else None
         self.server.connections.add(self)
+        self._active = self.server.clock
         self._arm_idle_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -82,7 +101,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.transport is None or self._closing:
             return
-        self._arm_idle_timer()
+        self._active = self.server.clock  # the idle timer reads it when it fires
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -99,7 +118,9 @@ class _Connection(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        key = KEPT_HEADERS.get(name.lower())
+        if key is not None:
+            self._headers[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         self._method = self.parser.get_method()
@@ -119,19 +140,23 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self._closing:
             return
-        path = self._url.split(b"?", 1)[0].decode("latin-1")
+        url = self._url
+        if b"?" in url:
+            url = url.split(b"?", 1)[0]
         try:
-            status, content_type, body, extra = self._route(self._method, path)
+            status, content_type, body, extra = self._route(self._method, url)
         except Exception:  # a bug must cost one answer, not the connection's next requests
-            log.exception("monitor: %s %s failed", self._method.decode("latin-1"), path)
+            log.exception(
+                "monitor: %s %s failed", self._method.decode("latin-1"), url.decode("latin-1")
+            )
             status, content_type, body, extra = 500, JSON, b'{"detail":"internal error"}', b""
         self._respond(
             status, content_type, body, close=not self.parser.should_keep_alive(), extra=extra
         )
 
     # --- requests -----------------------------------------------------------------
-    def _route(self, method: bytes, path: str) -> tuple[int, bytes, bytes, bytes]:
-        if path in INTAKE_PATHS:
+    def _route(self, method: bytes, url: bytes) -> tuple[int, bytes, bytes, bytes]:
+        if url in INTAKE_URLS:
             if method != b"POST":
                 return 405, JSON, b'{"detail":"POST events here"}', b"allow: POST\r\n"
             refused = self.front.refusal(self.client_host, self._headers)
@@ -140,6 +165,7 @@ class _Connection(asyncio.Protocol):
             body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
             result = self.front.handle(self._headers, body)
             return result.status, JSON, answer_body(result), b""
+        path = url.decode("latin-1")
         if path in GET_PATHS:
             if method not in (b"GET", b"HEAD"):
                 return 405, JSON, b'{"detail":"GET only"}', b"allow: GET\r\n"
@@ -185,12 +211,20 @@ class _Connection(asyncio.Protocol):
         self._size = 0
         self._method = b""
 
-    def _arm_idle_timer(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
+    def _arm_idle_timer(self, delay: float = IDLE_TIMEOUT_S) -> None:
+        """One timer per idle period, not per request (a timer handle made and cancelled
+        for each event cost intake more than parsing its headers): when it fires it closes
+        the connection only if nothing arrived since, else it waits out the rest."""
         loop = self.server.loop
-        if loop is not None:
-            self._idle = loop.call_later(IDLE_TIMEOUT_S, self.close)
+        if loop is not None and not self._closing:
+            self._idle = loop.call_later(delay, self._idle_check)
+
+    def _idle_check(self) -> None:
+        quiet = self.server.clock - self._active
+        if quiet >= IDLE_TIMEOUT_S - CLOCK_TICK_S:
+            self.close()
+        else:
+            self._arm_idle_timer(IDLE_TIMEOUT_S - quiet)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -208,6 +242,8 @@ class MonitorServer:
         self.port = port
         self.connections: set[_Connection] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.clock = 0.0  # the loop's time, to CLOCK_TICK_S: what connections stamp activity with
+        self._ticking: asyncio.TimerHandle | None = None
         self.started = threading.Event()
         self._stop: asyncio.Event | None = None
 
@@ -228,6 +264,7 @@ class MonitorServer:
         if handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 self.loop.add_signal_handler(signum, self._stop.set)
+        self._tick()
         self.service.start()
         gc.freeze()  # the imported libraries are long-lived (see MonitorService.refresh_champion)
         try:
@@ -244,9 +281,16 @@ class MonitorServer:
                 server.close()
                 for connection in list(self.connections):
                     connection.close()
+                if self._ticking is not None:
+                    self._ticking.cancel()
                 await server.wait_closed()
         finally:
             await self.loop.run_in_executor(None, self.service.close)
+
+    def _tick(self) -> None:
+        assert self.loop is not None
+        self.clock = self.loop.time()
+        self._ticking = self.loop.call_later(CLOCK_TICK_S, self._tick)
 
     def stop(self) -> None:
         """Ask a running server to stop (from any thread)."""

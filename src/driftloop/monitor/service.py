@@ -89,7 +89,8 @@ class MonitorService:
         self._failed_references: set[str] = set()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        self.metrics.pending.labels(model=model_name).set(0)
+        # read when scraped, not set per event: one labels() lookup and a lock per event
+        self.metrics.pending.labels(model=model_name).set_function(self.pairer.__len__)
 
     # --- lifecycle ------------------------------------------------------------
     def start(self) -> None:
@@ -132,7 +133,6 @@ class MonitorService:
         self.metrics.event(self.model_name, version, event.kind)
         outcome = self.pairer.add(event)
         self.metrics.event(self.model_name, version, "unmatched", outcome.dropped)
-        self.metrics.pending.labels(model=self.model_name).set(len(self.pairer))
         if outcome.duplicate:
             return IntakeResult(200, {"accepted": False, "duplicate": True, "id": event.event_id})
         if outcome.pair is None:
@@ -293,7 +293,6 @@ class MonitorService:
     def expire_pending(self) -> None:
         dropped = self.pairer.expire()
         self.metrics.event(self.model_name, self.engine.version, "unmatched", dropped)
-        self.metrics.pending.labels(model=self.model_name).set(len(self.pairer))
 
     def _poll_loop(self) -> None:
         next_feedback = 0.0
