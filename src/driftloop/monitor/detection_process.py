@@ -32,12 +32,6 @@ from driftloop.monitor.detectors import DetectorResult
 log = logging.getLogger(__name__)
 
 STOP_WAIT_S = 2.0  # within the monitor's own stop budget (a supervisor's SIGKILL)
-# The child's CPU priority below the monitor's (nice increment). Detection works through a
-# bounded backlog and catches up whenever intake leaves CPU free; intake answers the
-# predictor's logger, which must not wait on it. At equal priority, a burst of events had
-# the child take half of the pod's CPU while the event loop waited for it, and intake fell
-# to a quarter of a do-nothing sink's; at the predictor's peak rate there is CPU for both.
-DETECTION_NICE = 10
 
 
 class DetectionFailed(RuntimeError):
@@ -163,10 +157,6 @@ class DetectionProcess:
 def serve(connection: Connection) -> None:
     """The child: take a bundle, then windows, answer each with the detectors' results."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the monitor stops this process itself
-    try:
-        os.nice(DETECTION_NICE)
-    except OSError:  # not allowed here: detection runs at the monitor's priority
-        pass
     from driftloop.monitor.engine import evaluate_here
 
     bundle = None
