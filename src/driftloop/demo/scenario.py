@@ -231,6 +231,9 @@ def demo_environment(home: Path) -> Iterator[None]:
             "DRIFTLOOP_HOME": str(home),
             "DRIFTLOOP_TRACKING_URI": None,
             "DRIFTLOOP_STORE_URL": None,
+            # as in the stack's processes (stack.services): offline, MLflow's telemetry
+            # thread deletes a variable while a REST call iterates os.environ (KeyError)
+            "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true"),
         }
     ):
         yield
