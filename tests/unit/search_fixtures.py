@@ -8,6 +8,9 @@ capabilities on its own.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 from sklearn.datasets import make_classification
@@ -59,3 +62,19 @@ def small_table(rows: int = 200, seed: int = 0) -> pd.DataFrame:
 def train_val(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     cut = int(len(frame) * 0.75)
     return frame.iloc[:cut].reset_index(drop=True), frame.iloc[cut:].reset_index(drop=True)
+
+
+@contextlib.contextmanager
+def own_registry_settings(tmp_path_factory, name: str) -> Iterator:  # noqa: ANN001
+    """Settings whose registry and Optuna studies live in a fresh home (MLFLOW_TRACKING_URI
+    pointed there for the block), for a module that registers versions."""
+    import pytest
+
+    from driftloop.settings import Settings
+
+    home = tmp_path_factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+        patch.delenv("DRIFTLOOP_TRACKING_URI", raising=False)
+        patch.delenv("DRIFTLOOP_OPTUNA_STORAGE", raising=False)
+        yield Settings(home=home)

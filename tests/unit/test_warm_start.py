@@ -17,19 +17,13 @@ from driftloop.training.candidates import train_candidates
 from driftloop.training.presets import SearchSettings
 from driftloop.training.search import storage_url, warm_params
 from driftloop.training.warm_start import TAG_WARM_START, resolve
-from tests.unit.search_fixtures import SmallTable, small_table, train_val
+from tests.unit.search_fixtures import SmallTable, own_registry_settings, small_table, train_val
 
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
-    from driftloop.settings import Settings
-
-    home = tmp_path_factory.mktemp("warm-home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
-        patch.delenv("DRIFTLOOP_TRACKING_URI", raising=False)
-        patch.delenv("DRIFTLOOP_OPTUNA_STORAGE", raising=False)
-        yield Settings(home=home)
+    with own_registry_settings(tmp_path_factory, "warm-home") as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from driftloop.training.candidates import _refit, train_candidates
 from driftloop.training.continuation import CannotContinue, ContinuedModel, served
 from driftloop.training.model_logging import load_native
 from driftloop.training.warm_start import TAG_WARM_START
+from tests.unit.search_fixtures import own_registry_settings
 
 pytestmark = pytest.mark.slow
 
@@ -52,14 +53,8 @@ def blueprint() -> TabularBlueprint:
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
-    from driftloop.settings import Settings
-
-    home = tmp_path_factory.mktemp("continue-home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
-        patch.delenv("DRIFTLOOP_TRACKING_URI", raising=False)
-        patch.delenv("DRIFTLOOP_OPTUNA_STORAGE", raising=False)
-        yield Settings(home=home)
+    with own_registry_settings(tmp_path_factory, "continue-home") as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")
