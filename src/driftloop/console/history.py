@@ -29,6 +29,7 @@ GREATER_IS_BETTER = "driftloop_score_greater_is_better"
 TIMEOUT_S = 3.0
 # the models Prometheus has drift or live-score samples of
 MODELS_QUERY = f'group by (model) ({{__name__=~"{P_VALUE}|{LIVE_SCORE}"}})'
+PAGE_POINTS = 240  # samples per series a page's plot asks Prometheus for
 RECORDED_DIR = "history"  # under the home: one JSON file per model
 # Prometheus answers at most 11,000 points per series; a recording keeps the loop's
 # seconds-apart steps visible over a demo yet covers a day
@@ -139,7 +140,7 @@ class PrometheusHistory:
             raise ValueError(body.get("error", "Prometheus refused the query"))
         return body["data"]["result"] if "result" in body["data"] else body["data"]
 
-    def query_range(self, query: str, seconds: float, points: int = 240) -> list[dict]:
+    def query_range(self, query: str, seconds: float, points: int = PAGE_POINTS) -> list[dict]:
         end = time.time()
         step = max(seconds / points, 1.0)
         return self.get(
@@ -147,7 +148,9 @@ class PrometheusHistory:
             {"query": query, "start": end - seconds, "end": end, "step": f"{step:.0f}s"},
         )
 
-    def series(self, query: str, by: str, seconds: float, points: int = 240) -> list[Series]:
+    def series(
+        self, query: str, by: str, seconds: float, points: int = PAGE_POINTS
+    ) -> list[Series]:
         """One series per value of label ``by`` (versions of one detector are joined)."""
         merged: dict[str, Series] = {}
         for result in self.query_range(query, seconds, points):
@@ -176,7 +179,7 @@ class PrometheusHistory:
 
 
 def from_prometheus(
-    config: ConsoleConfig, model: str, seconds: float, points: int = 240
+    config: ConsoleConfig, model: str, seconds: float, points: int = PAGE_POINTS
 ) -> ModelHistory:
     prometheus = PrometheusHistory(config.prometheus_url or "")
     match = label_matcher(model)
@@ -314,7 +317,7 @@ def recorded_history(config: ConsoleConfig, model: str) -> ModelHistory | None:
 
 
 def _live_history(
-    config: ConsoleConfig, model: str, seconds: float, points: int = 240
+    config: ConsoleConfig, model: str, seconds: float, points: int = PAGE_POINTS
 ) -> ModelHistory:
     """Prometheus if configured, else the monitor; a note says why either is missing."""
     problems = []
