@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -409,28 +410,20 @@ def train_candidates(
                 budget_notes.append(note)
                 continue
             estimator = pool[name]
-            with mlflow.start_run(
-                experiment_id=experiment_id,
-                run_name=name,
-                nested=True,
-                tags={TAG_CANDIDATE: name},
-            ) as child:
-                fit_started = time.perf_counter()
-                metrics, models = fit_and_score(prepare(estimator), blueprint, folds)
-                costs[name] = time.perf_counter() - fit_started
-                seconds = costs[name] / len(folds)
+
+            def one_trial_fits(cost: float, name: str = name) -> None:
                 if clock.spent() and not results:
                     raise ValueError(
                         f"--time-budget: {plan.time_budget_s:g} s is too small for one trial "
-                        f"(scoring {name} once took {costs[name]:.1f} s)"
+                        f"(scoring {name} once took {cost:.1f} s)"
                     )
-                params = loggable_params(estimator)
-                mlflow.log_params(params)
-                mlflow.log_metrics(_prefixed(metrics, "val_") | {"fit_seconds": seconds})
-                result = CandidateResult(
-                    name, metrics, params, round(seconds, 4), child.info.run_id
-                )
-            runs[name] = child.info.run_id
+
+            result, models, costs[name] = _score_in_child_run(
+                blueprint, name, prepare(estimator), loggable_params(estimator),
+                folds, experiment_id, check=one_trial_fits,
+            )  # fmt: skip
+            metrics, seconds = result.metrics, costs[name] / len(folds)
+            runs[name] = result.run_id
             log.info(
                 "candidate %s: %s %s=%.4f (defaults, %.1f s)",
                 name, validation.strategy, primary, metrics[primary], costs[name],
@@ -721,6 +714,24 @@ def _score_continued(
 ) -> tuple[CandidateResult, list[Any], float]:
     """The continued candidate fitted on each fold's rows and scored, in its own nested run
     with what it continues as params: (result, fitted models, seconds)."""
+    params = {f"continued.{key}": str(value)[:500] for key, value in estimator.record().items()}
+    scored = _score_in_child_run(blueprint, name, estimator, params, folds, experiment_id)
+    log.info("candidate %s: %s=%.4f (%.1f s)", name, primary, scored[0].metrics[primary], scored[2])
+    return scored
+
+
+def _score_in_child_run(
+    blueprint: Blueprint,
+    name: str,
+    estimator: Any,
+    params: dict[str, Any],
+    folds: Any,
+    experiment_id: str,
+    check: Callable[[float], None] | None = None,
+) -> tuple[CandidateResult, list[Any], float]:
+    """``estimator`` fitted on each fold's rows and scored in its own nested run, its
+    ``params`` and validation metrics logged: (result, fitted models, seconds in all).
+    ``check(seconds)`` runs inside the run once the cost is known (it may raise)."""
     import mlflow
 
     with mlflow.start_run(
@@ -729,11 +740,11 @@ def _score_continued(
         started = time.perf_counter()
         metrics, models = fit_and_score(estimator, blueprint, folds)
         cost = time.perf_counter() - started
+        if check is not None:
+            check(cost)
         seconds = cost / len(folds)
-        params = {f"continued.{key}": str(value)[:500] for key, value in estimator.record().items()}
         mlflow.log_params(params)
         mlflow.log_metrics(_prefixed(metrics, "val_") | {"fit_seconds": seconds})
-    log.info("candidate %s: %s=%.4f (%.1f s)", name, primary, metrics[primary], cost)
     result = CandidateResult(name, metrics, params, round(seconds, 4), child.info.run_id)
     return result, models, cost
 
